@@ -1,0 +1,457 @@
+//! Wire protocol v1: JSON text frames over WebSocket (see `docs/PROTOCOL.md`).
+//!
+//! Both directions are decoded through one flat envelope (`{"op": ..., ...}`) so that the payload
+//! and meta can stay borrowed raw JSON, then checked into a typed frame whose errors name the
+//! missing or mistyped field. Encoders build each frame from borrowed parts.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+
+/// The protocol version this crate speaks, announced in `hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The WebSocket subprotocol a v1 client offers.
+pub const SUBPROTOCOL: &str = "wlp.v1";
+
+/// The error codes of `error` frames and of HTTP error bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Not JSON, not an object, unknown `op`, or a field missing or of the wrong type.
+    BadFrame,
+    /// A frame or body over the configured size limit.
+    TooLarge,
+    /// A channel name that is empty or too long.
+    BadChannel,
+    /// A publish whose event is invalid (type, payload.ids, date, meta).
+    BadEvent,
+    /// More channels on one connection than the relay allows.
+    TooManyChannels,
+    /// The connection could not keep up and is being closed.
+    SlowConsumer,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::BadChannel => "bad_channel",
+            ErrorCode::BadEvent => "bad_event",
+            ErrorCode::TooManyChannels => "too_many_channels",
+            ErrorCode::SlowConsumer => "slow_consumer",
+        }
+    }
+}
+
+/// A frame that could not be decoded, with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The request id of the frame, when it could be read (so a publish can be failed).
+    pub id: Option<u64>,
+}
+
+impl FrameError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        FrameError { code, message: message.into(), id: None }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadFrame, message)
+    }
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// One entry of a `subscribe` / `unsubscribe` / `subscribed` channel list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ChannelEntry<'a> {
+    #[serde(borrow)]
+    pub channel: Cow<'a, str>,
+    /// In `subscribed`: the channel's last sequence number at the time of subscribing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// A date as a publisher may give it: milliseconds since the epoch, or an RFC 3339 string.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum DateInput<'a> {
+    Millis(f64),
+    Text(#[serde(borrow)] Cow<'a, str>),
+}
+
+/// An event being published (a client's `publish` frame, or the relay's `POST /publish` body).
+#[derive(Debug, Clone)]
+pub struct Publish<'a> {
+    pub channel: Cow<'a, str>,
+    pub kind: Cow<'a, str>,
+    pub payload: Option<&'a RawValue>,
+    pub date: Option<DateInput<'a>>,
+    pub meta: Option<&'a RawValue>,
+}
+
+/// Frames a client sends.
+#[derive(Debug, Clone)]
+pub enum ClientFrame<'a> {
+    Subscribe { channels: Vec<ChannelEntry<'a>> },
+    Unsubscribe { channels: Vec<ChannelEntry<'a>> },
+    Publish { id: u64, event: Publish<'a> },
+    Ping,
+    Pong,
+}
+
+/// An event as the relay delivers it.
+#[derive(Debug, Clone)]
+pub struct EventFrame<'a> {
+    pub channel: Cow<'a, str>,
+    pub seq: u64,
+    pub kind: Cow<'a, str>,
+    pub payload: &'a RawValue,
+    /// Milliseconds since the Unix epoch.
+    pub date: f64,
+    pub meta: Option<&'a RawValue>,
+}
+
+/// Frames the relay sends.
+#[derive(Debug, Clone)]
+pub enum ServerFrame<'a> {
+    Hello { version: u32, epoch: Cow<'a, str>, ping_ms: u64 },
+    Subscribed { channels: Vec<ChannelEntry<'a>> },
+    Event(EventFrame<'a>),
+    Ack { id: u64, seq: u64 },
+    Error { code: Cow<'a, str>, message: Cow<'a, str>, id: Option<u64> },
+    Ping,
+    Pong,
+}
+
+/// Every field any frame may carry; which ones are required depends on `op`.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(borrow, default)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    channels: Option<Vec<ChannelEntry<'a>>>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    date: Option<DateInput<'a>>,
+    #[serde(borrow, default)]
+    meta: Option<&'a RawValue>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    version: Option<u32>,
+    #[serde(borrow, default)]
+    epoch: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ping_ms: Option<u64>,
+    #[serde(borrow, default)]
+    code: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
+}
+
+fn envelope(text: &str) -> Result<Envelope<'_>, FrameError> {
+    serde_json::from_str(text).map_err(|e| FrameError::bad(format!("not a valid frame: {}", describe(text, e))))
+}
+
+/// The decoding error, with the path of the offending field when the `field-paths` feature is on.
+#[cfg(feature = "field-paths")]
+fn describe(text: &str, e: serde_json::Error) -> String {
+    let mut de = serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, Envelope<'_>>(&mut de) {
+        Err(pe) if pe.path().iter().next().is_some() => format!("`{}`: {}", pe.path(), pe.inner()),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(not(feature = "field-paths"))]
+fn describe(_text: &str, e: serde_json::Error) -> String {
+    e.to_string()
+}
+
+fn required<T>(value: Option<T>, op: &str, field: &str) -> Result<T, FrameError> {
+    value.ok_or_else(|| FrameError::bad(format!("`{op}` frame without `{field}`")))
+}
+
+/// Reads a frame sent by a client.
+pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
+    let e = envelope(text)?;
+    let op = e.op.as_ref();
+    let frame = match op {
+        "subscribe" => ClientFrame::Subscribe { channels: required(e.channels, op, "channels")? },
+        "unsubscribe" => ClientFrame::Unsubscribe { channels: required(e.channels, op, "channels")? },
+        "publish" => {
+            let id = required(e.id, op, "id")?;
+            let with_id = |err: FrameError| FrameError { id: Some(id), ..err };
+            ClientFrame::Publish {
+                id,
+                event: Publish {
+                    channel: required(e.channel, op, "channel").map_err(with_id)?,
+                    kind: required(e.kind, op, "type").map_err(with_id)?,
+                    payload: e.payload,
+                    date: e.date,
+                    meta: e.meta,
+                },
+            }
+        }
+        "ping" => ClientFrame::Ping,
+        "pong" => ClientFrame::Pong,
+        other => return Err(FrameError::bad(format!("unknown op `{other}`"))),
+    };
+    Ok(frame)
+}
+
+/// Reads a frame sent by the relay.
+pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
+    let e = envelope(text)?;
+    let op = e.op.as_ref();
+    let frame = match op {
+        "event" => {
+            let date = match e.date {
+                Some(DateInput::Millis(ms)) => ms,
+                Some(DateInput::Text(_)) => {
+                    return Err(FrameError::bad("`event` frame whose `date` is not a number"))
+                }
+                None => return Err(FrameError::bad("`event` frame without `date`")),
+            };
+            ServerFrame::Event(EventFrame {
+                channel: required(e.channel, op, "channel")?,
+                seq: required(e.seq, op, "seq")?,
+                kind: required(e.kind, op, "type")?,
+                payload: required(e.payload, op, "payload")?,
+                date,
+                meta: e.meta,
+            })
+        }
+        "hello" => ServerFrame::Hello {
+            version: required(e.version, op, "version")?,
+            epoch: required(e.epoch, op, "epoch")?,
+            ping_ms: required(e.ping_ms, op, "ping_ms")?,
+        },
+        "subscribed" => ServerFrame::Subscribed { channels: required(e.channels, op, "channels")? },
+        "ack" => ServerFrame::Ack { id: required(e.id, op, "id")?, seq: required(e.seq, op, "seq")? },
+        "error" => ServerFrame::Error {
+            code: required(e.code, op, "code")?,
+            message: required(e.message, op, "message")?,
+            id: e.id,
+        },
+        "ping" => ServerFrame::Ping,
+        "pong" => ServerFrame::Pong,
+        other => return Err(FrameError::bad(format!("unknown op `{other}`"))),
+    };
+    Ok(frame)
+}
+
+#[derive(Serialize)]
+struct OpOnly {
+    op: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChannelsOut<'a> {
+    op: &'static str,
+    channels: &'a [ChannelEntry<'a>],
+}
+
+#[derive(Serialize)]
+struct PublishOut<'a> {
+    op: &'static str,
+    id: u64,
+    channel: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    payload: &'a RawValue,
+    date: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct EventOut<'a> {
+    op: &'static str,
+    channel: &'a str,
+    seq: u64,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    payload: &'a RawValue,
+    date: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct HelloOut<'a> {
+    op: &'static str,
+    version: u32,
+    epoch: &'a str,
+    ping_ms: u64,
+}
+
+#[derive(Serialize)]
+struct AckOut {
+    op: &'static str,
+    id: u64,
+    seq: u64,
+}
+
+#[derive(Serialize)]
+struct ErrorOut<'a> {
+    op: &'static str,
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Serializing these plain structs (strings, numbers, already-valid raw JSON) cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+pub fn encode_ping() -> String {
+    to_json(&OpOnly { op: "ping" })
+}
+
+pub fn encode_pong() -> String {
+    to_json(&OpOnly { op: "pong" })
+}
+
+pub fn encode_subscribe(channels: &[ChannelEntry<'_>]) -> String {
+    to_json(&ChannelsOut { op: "subscribe", channels })
+}
+
+pub fn encode_unsubscribe(channels: &[ChannelEntry<'_>]) -> String {
+    to_json(&ChannelsOut { op: "unsubscribe", channels })
+}
+
+pub fn encode_subscribed(channels: &[ChannelEntry<'_>]) -> String {
+    to_json(&ChannelsOut { op: "subscribed", channels })
+}
+
+pub fn encode_publish(
+    id: u64,
+    channel: &str,
+    kind: &str,
+    payload: &RawValue,
+    date: f64,
+    meta: Option<&RawValue>,
+) -> String {
+    to_json(&PublishOut { op: "publish", id, channel, kind, payload, date, meta })
+}
+
+pub fn encode_event(
+    channel: &str,
+    seq: u64,
+    kind: &str,
+    payload: &RawValue,
+    date: f64,
+    meta: Option<&RawValue>,
+) -> String {
+    to_json(&EventOut { op: "event", channel, seq, kind, payload, date, meta })
+}
+
+pub fn encode_hello(epoch: &str, ping_ms: u64) -> String {
+    to_json(&HelloOut { op: "hello", version: PROTOCOL_VERSION, epoch, ping_ms })
+}
+
+pub fn encode_ack(id: u64, seq: u64) -> String {
+    to_json(&AckOut { op: "ack", id, seq })
+}
+
+pub fn encode_error(code: ErrorCode, message: &str, id: Option<u64>) -> String {
+    to_json(&ErrorOut { op: "error", code: code.as_str(), message, id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).expect("test JSON")
+    }
+
+    #[test]
+    fn event_round_trips_with_raw_payload() {
+        let payload = raw(r#"{"ids":[1,"2"],"title":"a \"quoted\" title"}"#);
+        let meta = raw(r#"{"dataProviderName":"default"}"#);
+        let text = encode_event("resources/posts", 42, "updated", &payload, 1.7e12, Some(&meta));
+        let ServerFrame::Event(ev) = decode_server(&text).expect("decodes") else {
+            panic!("not an event: {text}");
+        };
+        assert_eq!(ev.channel, "resources/posts");
+        assert_eq!(ev.seq, 42);
+        assert_eq!(ev.kind, "updated");
+        assert_eq!(ev.payload.get(), payload.get());
+        assert_eq!(ev.meta.map(RawValue::get), Some(meta.get()));
+        assert_eq!(ev.date, 1.7e12);
+    }
+
+    #[test]
+    fn client_frames_round_trip() {
+        let chans = [ChannelEntry { channel: "a".into(), seq: None }];
+        let text = encode_subscribe(&chans);
+        let frame = decode_client(&text).expect("decodes");
+        assert!(matches!(&frame, ClientFrame::Subscribe { channels } if channels == &chans), "{frame:?}");
+        let p = raw("{}");
+        let text = encode_publish(7, "a", "created", &p, 5.0, None);
+        let ClientFrame::Publish { id, event } = decode_client(&text).expect("decodes")
+        else {
+            panic!("not a publish")
+        };
+        assert_eq!((id, event.channel.as_ref(), event.kind.as_ref()), (7, "a", "created"));
+        assert_eq!(event.date, Some(DateInput::Millis(5.0)));
+        assert!(matches!(decode_client(r#"{"op":"ping"}"#), Ok(ClientFrame::Ping)));
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let e = decode_client("not json").unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadFrame);
+        assert!(e.message.contains("not a valid frame"), "{e}");
+
+        let e = decode_client(r#"{"op":"dance"}"#).unwrap_err();
+        assert!(e.message.contains("unknown op `dance`"), "{e}");
+
+        let e = decode_client(r#"{"op":"publish","id":3,"type":"x"}"#).unwrap_err();
+        assert!(e.message.contains("`channel`"), "{e}");
+        assert_eq!(e.id, Some(3), "the publish id is kept so the publisher can be told");
+
+        let e = decode_client(r#"{"op":"subscribe","channels":"a"}"#).unwrap_err();
+        assert!(e.message.contains("expected a sequence"), "{e}");
+        #[cfg(feature = "field-paths")]
+        assert!(e.message.contains("`channels`"), "{e}");
+
+        let e = decode_server(r#"{"op":"event","channel":"a","seq":1,"type":"x","payload":{}}"#)
+            .unwrap_err();
+        assert!(e.message.contains("`date`"), "{e}");
+    }
+
+    #[test]
+    fn hello_and_errors_decode() {
+        let hello = encode_hello("e1", 25_000);
+        assert!(matches!(
+            decode_server(&hello),
+            Ok(ServerFrame::Hello { version: 1, epoch, ping_ms: 25_000 }) if epoch == "e1"
+        ));
+        let error = encode_error(ErrorCode::BadChannel, "empty", Some(4));
+        assert!(matches!(
+            decode_server(&error),
+            Ok(ServerFrame::Error { code, message, id: Some(4) }) if code == "bad_channel" && message == "empty"
+        ));
+    }
+}

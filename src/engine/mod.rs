@@ -1,0 +1,14 @@
+//! The sans-IO core: everything that can be wrong lives here and is tested natively.
+
+pub mod backoff;
+pub mod event;
+pub mod filter;
+pub mod frame;
+pub mod registry;
+pub mod session;
+
+pub use backoff::Backoff;
+pub use event::{payload_ids, Event, RecordId};
+pub use filter::{Filter, TypeFilter};
+pub use registry::{Registry, SubId};
+pub use session::{ConnectionState, Output, PublishError, PublishId, Session, SessionConfig};

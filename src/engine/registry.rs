@@ -1,0 +1,267 @@
+//! Subscriptions indexed by channel and by record id.
+//!
+//! Routing an event costs O(matching subscriptions): subscriptions without ids are kept apart
+//! from those with ids, and the latter are reached through an index keyed by record id. Identical
+//! channels share one server-side subscription: the registry reports when a channel gains its
+//! first subscription and loses its last.
+
+use super::event::RecordId;
+use super::filter::Filter;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A subscription's handle. Handles grow monotonically, so their order is subscription order.
+pub type SubId = u32;
+
+#[derive(Debug)]
+struct Subscription {
+    channel: String,
+    filter: Filter,
+}
+
+#[derive(Debug, Default)]
+struct ChannelIndex {
+    /// Subscriptions without ids: every event is a candidate.
+    without_ids: BTreeSet<SubId>,
+    /// Subscriptions with ids, by each of their ids.
+    by_id: HashMap<RecordId, Vec<SubId>>,
+    /// Every subscription of the channel that has ids (for events that carry none, or "created").
+    with_ids: BTreeSet<SubId>,
+}
+
+impl ChannelIndex {
+    fn is_empty(&self) -> bool {
+        self.without_ids.is_empty() && self.with_ids.is_empty()
+    }
+}
+
+/// What a change to the registry means for the server-side subscription of its channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelChange {
+    /// The channel got its first subscription: subscribe on the server.
+    Added,
+    /// The channel lost its last subscription: unsubscribe on the server.
+    Removed,
+    /// Other subscriptions share the channel: nothing to tell the server.
+    Shared,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    next: SubId,
+    subs: HashMap<SubId, Subscription>,
+    channels: BTreeMap<String, ChannelIndex>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, channel: &str, filter: Filter) -> (SubId, ChannelChange) {
+        self.next = self.next.wrapping_add(1);
+        let id = self.next;
+        let change = if self.channels.contains_key(channel) {
+            ChannelChange::Shared
+        } else {
+            ChannelChange::Added
+        };
+        let index = self.channels.entry(channel.to_owned()).or_default();
+        match &filter.ids {
+            None => {
+                index.without_ids.insert(id);
+            }
+            Some(ids) => {
+                index.with_ids.insert(id);
+                for rid in ids {
+                    index.by_id.entry(rid.clone()).or_default().push(id);
+                }
+            }
+        }
+        self.subs.insert(id, Subscription { channel: channel.to_owned(), filter });
+        (id, change)
+    }
+
+    /// Removes a subscription; `None` when it was not there (already removed).
+    pub fn remove(&mut self, id: SubId) -> Option<(String, ChannelChange)> {
+        let sub = self.subs.remove(&id)?;
+        let Some(index) = self.channels.get_mut(&sub.channel) else {
+            return Some((sub.channel, ChannelChange::Removed));
+        };
+        match &sub.filter.ids {
+            None => {
+                index.without_ids.remove(&id);
+            }
+            Some(ids) => {
+                index.with_ids.remove(&id);
+                for rid in ids {
+                    if let Some(list) = index.by_id.get_mut(rid) {
+                        list.retain(|s| *s != id);
+                        if list.is_empty() {
+                            index.by_id.remove(rid);
+                        }
+                    }
+                }
+            }
+        }
+        let change = if index.is_empty() {
+            self.channels.remove(&sub.channel);
+            ChannelChange::Removed
+        } else {
+            ChannelChange::Shared
+        };
+        Some((sub.channel, change))
+    }
+
+    /// The subscriptions an event reaches, in subscription order.
+    pub fn route(&self, channel: &str, kind: &str, ids: Option<&[RecordId]>) -> Vec<SubId> {
+        let Some(index) = self.channels.get(channel) else {
+            return Vec::new();
+        };
+        let mut out: Vec<SubId> = Vec::new();
+        let accepts = |id: &SubId| {
+            self.subs
+                .get(id)
+                .is_some_and(|s| s.filter.types.accepts(kind))
+        };
+        match ids {
+            // The id check narrows the candidates: subscriptions without ids, and those indexed
+            // under one of the event's ids.
+            Some(event_ids) if kind != "created" => {
+                out.extend(index.without_ids.iter().filter(|i| accepts(i)));
+                for rid in event_ids {
+                    if let Some(list) = index.by_id.get(rid) {
+                        out.extend(list.iter().filter(|i| accepts(i)));
+                    }
+                }
+                out.sort_unstable();
+                out.dedup();
+            }
+            // No ids on the event, or "created": every subscription passes the id check.
+            _ => {
+                out.extend(index.without_ids.iter().filter(|i| accepts(i)));
+                out.extend(index.with_ids.iter().filter(|i| accepts(i)));
+                out.sort_unstable();
+            }
+        }
+        out
+    }
+
+    /// The channels that have at least one subscription.
+    pub fn channels(&self) -> impl Iterator<Item = &str> {
+        self.channels.keys().map(String::as_str)
+    }
+
+    pub fn has_channel(&self, channel: &str) -> bool {
+        self.channels.contains_key(channel)
+    }
+
+    pub fn contains(&self, id: SubId) -> bool {
+        self.subs.contains_key(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::filter::TypeFilter;
+
+    fn filter(types: &[&str], ids: Option<&[&str]>) -> Filter {
+        Filter::new(
+            TypeFilter::from_types(types.iter().copied()),
+            ids.map(|v| v.iter().map(|s| s.to_string()).collect()),
+        )
+    }
+
+    fn evids(v: &[&str]) -> Vec<RecordId> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn identical_channels_share_one_server_subscription() {
+        let mut r = Registry::new();
+        let (a, ca) = r.insert("resources/posts", filter(&["*"], None));
+        let (b, cb) = r.insert("resources/posts", filter(&["*"], Some(&["1"])));
+        assert_eq!((ca, cb), (ChannelChange::Added, ChannelChange::Shared));
+        assert_eq!(r.remove(a), Some(("resources/posts".into(), ChannelChange::Shared)));
+        assert_eq!(r.remove(a), None, "a second unsubscribe is a no-op");
+        assert_eq!(r.remove(b), Some(("resources/posts".into(), ChannelChange::Removed)));
+        assert!(r.is_empty());
+        assert_eq!(r.channels().count(), 0);
+    }
+
+    #[test]
+    fn routes_only_to_matching_subscriptions_in_order() {
+        let mut r = Registry::new();
+        let (list, _) = r.insert("c", filter(&["*"], None));
+        let (one2, _) = r.insert("c", filter(&["*"], Some(&["2"])));
+        let (many, _) = r.insert("c", filter(&["updated"], Some(&["2", "3"])));
+        let (deletes, _) = r.insert("c", filter(&["deleted"], None));
+        let (_other, _) = r.insert("other", filter(&["*"], None));
+
+        assert_eq!(r.route("c", "updated", Some(&evids(&["3"]))), vec![list, many]);
+        assert_eq!(r.route("c", "updated", Some(&evids(&["2", "3"]))), vec![list, one2, many]);
+        assert_eq!(r.route("c", "created", Some(&evids(&["9"]))), vec![list, one2]);
+        assert_eq!(r.route("c", "deleted", None), vec![list, one2, deletes]);
+        assert_eq!(r.route("c", "updated", Some(&evids(&["4"]))), vec![list]);
+        assert!(r.route("nobody", "updated", None).is_empty());
+    }
+
+    #[test]
+    fn unsubscribe_stops_routing() {
+        let mut r = Registry::new();
+        let (a, _) = r.insert("c", filter(&["*"], Some(&["1"])));
+        let (b, _) = r.insert("c", filter(&["*"], Some(&["1"])));
+        r.remove(a);
+        assert_eq!(r.route("c", "updated", Some(&evids(&["1"]))), vec![b]);
+        r.remove(b);
+        assert!(r.route("c", "updated", Some(&evids(&["1"]))).is_empty());
+    }
+
+    #[test]
+    fn many_subscriptions_on_one_channel_route_by_id() {
+        let mut r = Registry::new();
+        let subs: Vec<SubId> = (0..10_000)
+            .map(|i| r.insert("rows", filter(&["*"], Some(&[&i.to_string()]))).0)
+            .collect();
+        assert_eq!(r.route("rows", "updated", Some(&evids(&["4242"]))), vec![subs[4242]]);
+        assert_eq!(r.route("rows", "updated", None).len(), 10_000);
+        for s in &subs {
+            r.remove(*s);
+        }
+        assert!(r.is_empty());
+    }
+
+    /// The index must agree with the plain filter, whatever the mix.
+    #[test]
+    fn index_agrees_with_filter_by_brute_force() {
+        let types: &[&[&str]] = &[&["*"], &["updated"], &["created", "deleted"], &[]];
+        let idsets: &[Option<&[&str]>] = &[None, Some(&["1"]), Some(&["1", "2"]), Some(&[])];
+        let mut r = Registry::new();
+        let mut all = Vec::new();
+        for t in types {
+            for i in idsets {
+                let f = filter(t, *i);
+                let (id, _) = r.insert("c", f.clone());
+                all.push((id, f));
+            }
+        }
+        for kind in ["created", "updated", "deleted", "other"] {
+            for ev in [None, Some(evids(&["1"])), Some(evids(&["2", "3"])), Some(evids(&[]))] {
+                let expected: Vec<SubId> = all
+                    .iter()
+                    .filter(|(_, f)| f.accepts(kind, ev.as_deref()))
+                    .map(|(id, _)| *id)
+                    .collect();
+                assert_eq!(r.route("c", kind, ev.as_deref()), expected, "{kind} {ev:?}");
+            }
+        }
+    }
+}
