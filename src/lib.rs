@@ -13,3 +13,6 @@ pub mod engine;
 
 #[cfg(target_arch = "wasm32")]
 mod browser;
+
+#[cfg(target_arch = "wasm32")]
+pub use browser::LiveClient;

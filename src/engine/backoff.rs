@@ -13,7 +13,12 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(min_ms: u64, max_ms: u64, seed: u64) -> Self {
-        Backoff { min_ms: min_ms.max(1), max_ms: max_ms.max(min_ms.max(1)), attempt: 0, rng: XorShift::new(seed) }
+        Backoff {
+            min_ms: min_ms.max(1),
+            max_ms: max_ms.max(min_ms.max(1)),
+            attempt: 0,
+            rng: XorShift::new(seed),
+        }
     }
 
     /// The delay before the next attempt; each call counts one more attempt.

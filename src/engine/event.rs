@@ -148,7 +148,13 @@ mod tests {
     fn numbers_and_strings_normalise_to_strings() {
         assert_eq!(
             ids(r#"{"ids":[1,"2",3.0,-4,2.5]}"#),
-            Ok(Some(vec!["1".into(), "2".into(), "3".into(), "-4".into(), "2.5".into()]))
+            Ok(Some(vec![
+                "1".into(),
+                "2".into(),
+                "3".into(),
+                "-4".into(),
+                "2.5".into()
+            ]))
         );
     }
 

@@ -89,7 +89,13 @@ mod tests {
     /// The filter table: (subscription types, subscription ids, event type, event ids, passes).
     #[test]
     fn ably_semantics_table() {
-        type Row<'a> = (&'a [&'a str], Option<&'a [&'a str]>, &'a str, Option<&'a [&'a str]>, bool);
+        type Row<'a> = (
+            &'a [&'a str],
+            Option<&'a [&'a str]>,
+            &'a str,
+            Option<&'a [&'a str]>,
+            bool,
+        );
         let table: &[Row] = &[
             // types
             (&["*"], None, "updated", None, true),
@@ -102,7 +108,13 @@ mod tests {
             (&["*"], Some(&["2"]), "updated", Some(&["2"]), true),
             (&["*"], Some(&["2"]), "updated", Some(&["3"]), false),
             (&["*"], Some(&["2"]), "deleted", Some(&["3", "2"]), true),
-            (&["*"], Some(&["1", "2"]), "updated", Some(&["3", "4"]), false),
+            (
+                &["*"],
+                Some(&["1", "2"]),
+                "updated",
+                Some(&["3", "4"]),
+                false,
+            ),
             // "created" always passes the id check
             (&["*"], Some(&["2"]), "created", Some(&["3"]), true),
             (&["*"], Some(&["2"]), "created", None, true),
@@ -117,7 +129,10 @@ mod tests {
             (&["*"], Some(&["1"]), "updated", Some(&[]), false),
         ];
         for (i, (types, sub_ids, kind, ev_ids, expected)) in table.iter().enumerate() {
-            let f = Filter::new(TypeFilter::from_types(types.iter().copied()), sub_ids.map(ids));
+            let f = Filter::new(
+                TypeFilter::from_types(types.iter().copied()),
+                sub_ids.map(ids),
+            );
             let ev = ev_ids.map(ids);
             assert_eq!(
                 f.accepts(kind, ev.as_deref()),

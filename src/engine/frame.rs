@@ -55,7 +55,11 @@ pub struct FrameError {
 
 impl FrameError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        FrameError { code, message: message.into(), id: None }
+        FrameError {
+            code,
+            message: message.into(),
+            id: None,
+        }
     }
     fn bad(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadFrame, message)
@@ -123,11 +127,24 @@ pub struct EventFrame<'a> {
 /// Frames the relay sends.
 #[derive(Debug, Clone)]
 pub enum ServerFrame<'a> {
-    Hello { version: u32, epoch: Cow<'a, str>, ping_ms: u64 },
-    Subscribed { channels: Vec<ChannelEntry<'a>> },
+    Hello {
+        version: u32,
+        epoch: Cow<'a, str>,
+        ping_ms: u64,
+    },
+    Subscribed {
+        channels: Vec<ChannelEntry<'a>>,
+    },
     Event(EventFrame<'a>),
-    Ack { id: u64, seq: u64 },
-    Error { code: Cow<'a, str>, message: Cow<'a, str>, id: Option<u64> },
+    Ack {
+        id: u64,
+        seq: u64,
+    },
+    Error {
+        code: Cow<'a, str>,
+        message: Cow<'a, str>,
+        id: Option<u64>,
+    },
     Ping,
     Pong,
 }
@@ -166,7 +183,8 @@ struct Envelope<'a> {
 }
 
 fn envelope(text: &str) -> Result<Envelope<'_>, FrameError> {
-    serde_json::from_str(text).map_err(|e| FrameError::bad(format!("not a valid frame: {}", describe(text, e))))
+    serde_json::from_str(text)
+        .map_err(|e| FrameError::bad(format!("not a valid frame: {}", describe(text, e))))
 }
 
 /// The decoding error, with the path of the offending field when the `field-paths` feature is on.
@@ -193,11 +211,18 @@ pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
     let e = envelope(text)?;
     let op = e.op.as_ref();
     let frame = match op {
-        "subscribe" => ClientFrame::Subscribe { channels: required(e.channels, op, "channels")? },
-        "unsubscribe" => ClientFrame::Unsubscribe { channels: required(e.channels, op, "channels")? },
+        "subscribe" => ClientFrame::Subscribe {
+            channels: required(e.channels, op, "channels")?,
+        },
+        "unsubscribe" => ClientFrame::Unsubscribe {
+            channels: required(e.channels, op, "channels")?,
+        },
         "publish" => {
             let id = required(e.id, op, "id")?;
-            let with_id = |err: FrameError| FrameError { id: Some(id), ..err };
+            let with_id = |err: FrameError| FrameError {
+                id: Some(id),
+                ..err
+            };
             ClientFrame::Publish {
                 id,
                 event: Publish {
@@ -225,7 +250,9 @@ pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
             let date = match e.date {
                 Some(DateInput::Millis(ms)) => ms,
                 Some(DateInput::Text(_)) => {
-                    return Err(FrameError::bad("`event` frame whose `date` is not a number"))
+                    return Err(FrameError::bad(
+                        "`event` frame whose `date` is not a number",
+                    ))
                 }
                 None => return Err(FrameError::bad("`event` frame without `date`")),
             };
@@ -243,8 +270,13 @@ pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
             epoch: required(e.epoch, op, "epoch")?,
             ping_ms: required(e.ping_ms, op, "ping_ms")?,
         },
-        "subscribed" => ServerFrame::Subscribed { channels: required(e.channels, op, "channels")? },
-        "ack" => ServerFrame::Ack { id: required(e.id, op, "id")?, seq: required(e.seq, op, "seq")? },
+        "subscribed" => ServerFrame::Subscribed {
+            channels: required(e.channels, op, "channels")?,
+        },
+        "ack" => ServerFrame::Ack {
+            id: required(e.id, op, "id")?,
+            seq: required(e.seq, op, "seq")?,
+        },
         "error" => ServerFrame::Error {
             code: required(e.code, op, "code")?,
             message: required(e.message, op, "message")?,
@@ -332,15 +364,24 @@ pub fn encode_pong() -> String {
 }
 
 pub fn encode_subscribe(channels: &[ChannelEntry<'_>]) -> String {
-    to_json(&ChannelsOut { op: "subscribe", channels })
+    to_json(&ChannelsOut {
+        op: "subscribe",
+        channels,
+    })
 }
 
 pub fn encode_unsubscribe(channels: &[ChannelEntry<'_>]) -> String {
-    to_json(&ChannelsOut { op: "unsubscribe", channels })
+    to_json(&ChannelsOut {
+        op: "unsubscribe",
+        channels,
+    })
 }
 
 pub fn encode_subscribed(channels: &[ChannelEntry<'_>]) -> String {
-    to_json(&ChannelsOut { op: "subscribed", channels })
+    to_json(&ChannelsOut {
+        op: "subscribed",
+        channels,
+    })
 }
 
 pub fn encode_publish(
@@ -351,7 +392,15 @@ pub fn encode_publish(
     date: f64,
     meta: Option<&RawValue>,
 ) -> String {
-    to_json(&PublishOut { op: "publish", id, channel, kind, payload, date, meta })
+    to_json(&PublishOut {
+        op: "publish",
+        id,
+        channel,
+        kind,
+        payload,
+        date,
+        meta,
+    })
 }
 
 pub fn encode_event(
@@ -362,11 +411,24 @@ pub fn encode_event(
     date: f64,
     meta: Option<&RawValue>,
 ) -> String {
-    to_json(&EventOut { op: "event", channel, seq, kind, payload, date, meta })
+    to_json(&EventOut {
+        op: "event",
+        channel,
+        seq,
+        kind,
+        payload,
+        date,
+        meta,
+    })
 }
 
 pub fn encode_hello(epoch: &str, ping_ms: u64) -> String {
-    to_json(&HelloOut { op: "hello", version: PROTOCOL_VERSION, epoch, ping_ms })
+    to_json(&HelloOut {
+        op: "hello",
+        version: PROTOCOL_VERSION,
+        epoch,
+        ping_ms,
+    })
 }
 
 pub fn encode_ack(id: u64, seq: u64) -> String {
@@ -374,7 +436,12 @@ pub fn encode_ack(id: u64, seq: u64) -> String {
 }
 
 pub fn encode_error(code: ErrorCode, message: &str, id: Option<u64>) -> String {
-    to_json(&ErrorOut { op: "error", code: code.as_str(), message, id })
+    to_json(&ErrorOut {
+        op: "error",
+        code: code.as_str(),
+        message,
+        id,
+    })
 }
 
 #[cfg(test)]
@@ -389,7 +456,14 @@ mod tests {
     fn event_round_trips_with_raw_payload() {
         let payload = raw(r#"{"ids":[1,"2"],"title":"a \"quoted\" title"}"#);
         let meta = raw(r#"{"dataProviderName":"default"}"#);
-        let text = encode_event("resources/posts", 42, "updated", &payload, 1.7e12, Some(&meta));
+        let text = encode_event(
+            "resources/posts",
+            42,
+            "updated",
+            &payload,
+            1.7e12,
+            Some(&meta),
+        );
         let ServerFrame::Event(ev) = decode_server(&text).expect("decodes") else {
             panic!("not an event: {text}");
         };
@@ -403,19 +477,30 @@ mod tests {
 
     #[test]
     fn client_frames_round_trip() {
-        let chans = [ChannelEntry { channel: "a".into(), seq: None }];
+        let chans = [ChannelEntry {
+            channel: "a".into(),
+            seq: None,
+        }];
         let text = encode_subscribe(&chans);
         let frame = decode_client(&text).expect("decodes");
-        assert!(matches!(&frame, ClientFrame::Subscribe { channels } if channels == &chans), "{frame:?}");
+        assert!(
+            matches!(&frame, ClientFrame::Subscribe { channels } if channels == &chans),
+            "{frame:?}"
+        );
         let p = raw("{}");
         let text = encode_publish(7, "a", "created", &p, 5.0, None);
-        let ClientFrame::Publish { id, event } = decode_client(&text).expect("decodes")
-        else {
+        let ClientFrame::Publish { id, event } = decode_client(&text).expect("decodes") else {
             panic!("not a publish")
         };
-        assert_eq!((id, event.channel.as_ref(), event.kind.as_ref()), (7, "a", "created"));
+        assert_eq!(
+            (id, event.channel.as_ref(), event.kind.as_ref()),
+            (7, "a", "created")
+        );
         assert_eq!(event.date, Some(DateInput::Millis(5.0)));
-        assert!(matches!(decode_client(r#"{"op":"ping"}"#), Ok(ClientFrame::Ping)));
+        assert!(matches!(
+            decode_client(r#"{"op":"ping"}"#),
+            Ok(ClientFrame::Ping)
+        ));
     }
 
     #[test]
@@ -429,7 +514,11 @@ mod tests {
 
         let e = decode_client(r#"{"op":"publish","id":3,"type":"x"}"#).unwrap_err();
         assert!(e.message.contains("`channel`"), "{e}");
-        assert_eq!(e.id, Some(3), "the publish id is kept so the publisher can be told");
+        assert_eq!(
+            e.id,
+            Some(3),
+            "the publish id is kept so the publisher can be told"
+        );
 
         let e = decode_client(r#"{"op":"subscribe","channels":"a"}"#).unwrap_err();
         assert!(e.message.contains("expected a sequence"), "{e}");

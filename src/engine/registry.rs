@@ -77,7 +77,13 @@ impl Registry {
                 }
             }
         }
-        self.subs.insert(id, Subscription { channel: channel.to_owned(), filter });
+        self.subs.insert(
+            id,
+            Subscription {
+                channel: channel.to_owned(),
+                filter,
+            },
+        );
         (id, change)
     }
 
@@ -190,9 +196,15 @@ mod tests {
         let (a, ca) = r.insert("resources/posts", filter(&["*"], None));
         let (b, cb) = r.insert("resources/posts", filter(&["*"], Some(&["1"])));
         assert_eq!((ca, cb), (ChannelChange::Added, ChannelChange::Shared));
-        assert_eq!(r.remove(a), Some(("resources/posts".into(), ChannelChange::Shared)));
+        assert_eq!(
+            r.remove(a),
+            Some(("resources/posts".into(), ChannelChange::Shared))
+        );
         assert_eq!(r.remove(a), None, "a second unsubscribe is a no-op");
-        assert_eq!(r.remove(b), Some(("resources/posts".into(), ChannelChange::Removed)));
+        assert_eq!(
+            r.remove(b),
+            Some(("resources/posts".into(), ChannelChange::Removed))
+        );
         assert!(r.is_empty());
         assert_eq!(r.channels().count(), 0);
     }
@@ -206,9 +218,18 @@ mod tests {
         let (deletes, _) = r.insert("c", filter(&["deleted"], None));
         let (_other, _) = r.insert("other", filter(&["*"], None));
 
-        assert_eq!(r.route("c", "updated", Some(&evids(&["3"]))), vec![list, many]);
-        assert_eq!(r.route("c", "updated", Some(&evids(&["2", "3"]))), vec![list, one2, many]);
-        assert_eq!(r.route("c", "created", Some(&evids(&["9"]))), vec![list, one2]);
+        assert_eq!(
+            r.route("c", "updated", Some(&evids(&["3"]))),
+            vec![list, many]
+        );
+        assert_eq!(
+            r.route("c", "updated", Some(&evids(&["2", "3"]))),
+            vec![list, one2, many]
+        );
+        assert_eq!(
+            r.route("c", "created", Some(&evids(&["9"]))),
+            vec![list, one2]
+        );
         assert_eq!(r.route("c", "deleted", None), vec![list, one2, deletes]);
         assert_eq!(r.route("c", "updated", Some(&evids(&["4"]))), vec![list]);
         assert!(r.route("nobody", "updated", None).is_empty());
@@ -231,7 +252,10 @@ mod tests {
         let subs: Vec<SubId> = (0..10_000)
             .map(|i| r.insert("rows", filter(&["*"], Some(&[&i.to_string()]))).0)
             .collect();
-        assert_eq!(r.route("rows", "updated", Some(&evids(&["4242"]))), vec![subs[4242]]);
+        assert_eq!(
+            r.route("rows", "updated", Some(&evids(&["4242"]))),
+            vec![subs[4242]]
+        );
         assert_eq!(r.route("rows", "updated", None).len(), 10_000);
         for s in &subs {
             r.remove(*s);
@@ -254,7 +278,12 @@ mod tests {
             }
         }
         for kind in ["created", "updated", "deleted", "other"] {
-            for ev in [None, Some(evids(&["1"])), Some(evids(&["2", "3"])), Some(evids(&[]))] {
+            for ev in [
+                None,
+                Some(evids(&["1"])),
+                Some(evids(&["2", "3"])),
+                Some(evids(&[])),
+            ] {
                 let expected: Vec<SubId> = all
                     .iter()
                     .filter(|(_, f)| f.accepts(kind, ev.as_deref()))

@@ -68,7 +68,11 @@ pub enum ConnectionState {
     /// Connected; subscriptions are live.
     Open,
     /// Lost the connection; the next attempt starts after `delay_ms`.
-    Reconnecting { attempt: u32, delay_ms: Millis, reason: String },
+    Reconnecting {
+        attempt: u32,
+        delay_ms: Millis,
+        reason: String,
+    },
     /// Closed for good (by the app, or the relay speaks another protocol version).
     Closed { reason: String },
 }
@@ -226,7 +230,10 @@ impl Session {
         if change == ChannelChange::Added {
             match self.link {
                 Link::Open { .. } => {
-                    let entry = [ChannelEntry { channel: channel.into(), seq: None }];
+                    let entry = [ChannelEntry {
+                        channel: channel.into(),
+                        seq: None,
+                    }];
                     self.send(frame::encode_subscribe(&entry));
                 }
                 Link::Idle => self.connect(now),
@@ -243,7 +250,10 @@ impl Session {
         };
         if change == ChannelChange::Removed {
             if let Link::Open { .. } = self.link {
-                let entry = [ChannelEntry { channel: channel.as_str().into(), seq: None }];
+                let entry = [ChannelEntry {
+                    channel: channel.as_str().into(),
+                    seq: None,
+                }];
                 self.send(frame::encode_unsubscribe(&entry));
             }
         }
@@ -262,12 +272,17 @@ impl Session {
         date_ms: f64,
         meta: Option<&str>,
     ) -> Result<PublishId, PublishError> {
-        let payload: &RawValue = serde_json::from_str(payload)
-            .map_err(|e| PublishError::InvalidJson { field: "payload", reason: e.to_string() })?;
+        let payload: &RawValue =
+            serde_json::from_str(payload).map_err(|e| PublishError::InvalidJson {
+                field: "payload",
+                reason: e.to_string(),
+            })?;
         let meta: Option<&RawValue> = match meta {
             Some(m) => Some(
-                serde_json::from_str(m)
-                    .map_err(|e| PublishError::InvalidJson { field: "meta", reason: e.to_string() })?,
+                serde_json::from_str(m).map_err(|e| PublishError::InvalidJson {
+                    field: "meta",
+                    reason: e.to_string(),
+                })?,
             ),
             None => None,
         };
@@ -279,11 +294,23 @@ impl Session {
             Link::Open { .. } => {
                 self.send(text.clone());
                 let deadline = Some(now + self.cfg.publish_timeout_ms);
-                self.publishes.insert(id, PendingPublish { frame: text, deadline });
+                self.publishes.insert(
+                    id,
+                    PendingPublish {
+                        frame: text,
+                        deadline,
+                    },
+                );
             }
             Link::Closed => return Err(PublishError::Closed),
             Link::Idle | Link::Connecting { .. } | Link::Waiting { .. } => {
-                self.publishes.insert(id, PendingPublish { frame: text, deadline: None });
+                self.publishes.insert(
+                    id,
+                    PendingPublish {
+                        frame: text,
+                        deadline: None,
+                    },
+                );
                 self.trim_publish_queue();
                 if self.link == Link::Idle {
                     self.connect(now);
@@ -304,9 +331,14 @@ impl Session {
         self.link = Link::Closed;
         self.idle_deadline = None;
         for (id, _) in std::mem::take(&mut self.publishes) {
-            self.outputs.push_back(Output::PublishFailed { id, error: PublishError::Closed });
+            self.outputs.push_back(Output::PublishFailed {
+                id,
+                error: PublishError::Closed,
+            });
         }
-        self.set_state(ConnectionState::Closed { reason: reason.to_owned() });
+        self.set_state(ConnectionState::Closed {
+            reason: reason.to_owned(),
+        });
     }
 
     /// The transport opened. The session waits for the relay's `hello` before it counts as open.
@@ -325,13 +357,18 @@ impl Session {
             Err(e) => return self.problem(format!("malformed frame from the relay: {e}")),
         };
         match frame {
-            ServerFrame::Hello { version, ping_ms, .. } => self.on_hello(now, version, ping_ms),
+            ServerFrame::Hello {
+                version, ping_ms, ..
+            } => self.on_hello(now, version, ping_ms),
             ServerFrame::Event(ev) => {
                 let ids = match payload_ids(ev.payload) {
                     Ok(ids) => ids,
                     Err(e) => {
                         // Deliver as if the event had no ids: a needless refetch beats a lost update.
-                        self.problem(format!("event on `{}`: {e}; delivered without id filtering", ev.channel));
+                        self.problem(format!(
+                            "event on `{}`: {e}; delivered without id filtering",
+                            ev.channel
+                        ));
                         None
                     }
                 };
@@ -356,9 +393,16 @@ impl Session {
                     self.check_idle(now);
                 }
             }
-            ServerFrame::Error { code, message, id: Some(id) } if self.publishes.contains_key(&id) => {
+            ServerFrame::Error {
+                code,
+                message,
+                id: Some(id),
+            } if self.publishes.contains_key(&id) => {
                 self.publishes.remove(&id);
-                let error = PublishError::Rejected { code: code.into_owned(), message: message.into_owned() };
+                let error = PublishError::Rejected {
+                    code: code.into_owned(),
+                    message: message.into_owned(),
+                };
                 self.outputs.push_back(Output::PublishFailed { id, error });
                 self.check_idle(now);
             }
@@ -387,7 +431,10 @@ impl Session {
             Link::Idle | Link::Closed => None,
         };
         let publish = self.publishes.values().filter_map(|p| p.deadline).min();
-        [link, publish, self.idle_deadline].into_iter().flatten().min()
+        [link, publish, self.idle_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Time passed: fire whatever deadline is due.
@@ -400,16 +447,23 @@ impl Session {
             .collect();
         for id in expired {
             self.publishes.remove(&id);
-            let error = PublishError::Timeout { after_ms: self.cfg.publish_timeout_ms };
+            let error = PublishError::Timeout {
+                after_ms: self.cfg.publish_timeout_ms,
+            };
             self.outputs.push_back(Output::PublishFailed { id, error });
         }
         match self.link {
             Link::Connecting { since } if now >= since + self.cfg.connect_timeout_ms => {
                 self.outputs.push_back(Output::Disconnect);
-                let reason = format!("no hello from the relay within {} ms", self.cfg.connect_timeout_ms);
+                let reason = format!(
+                    "no hello from the relay within {} ms",
+                    self.cfg.connect_timeout_ms
+                );
                 self.lose_link(now, &reason);
             }
-            Link::Open { last_rx, ping_ms } if now >= last_rx + ping_ms + self.cfg.ping_grace_ms => {
+            Link::Open { last_rx, ping_ms }
+                if now >= last_rx + ping_ms + self.cfg.ping_grace_ms =>
+            {
                 self.outputs.push_back(Output::Disconnect);
                 let reason = format!("nothing heard from the relay for {} ms", now - last_rx);
                 self.lose_link(now, &reason);
@@ -439,11 +493,20 @@ impl Session {
             self.close(&format!("incompatible relay (protocol {version})"));
             return;
         }
-        self.link = Link::Open { last_rx: now, ping_ms };
+        self.link = Link::Open {
+            last_rx: now,
+            ping_ms,
+        };
         self.backoff.reset();
         self.set_state(ConnectionState::Open);
-        let channels: Vec<ChannelEntry> =
-            self.registry.channels().map(|c| ChannelEntry { channel: c.into(), seq: None }).collect();
+        let channels: Vec<ChannelEntry> = self
+            .registry
+            .channels()
+            .map(|c| ChannelEntry {
+                channel: c.into(),
+                seq: None,
+            })
+            .collect();
         if !channels.is_empty() {
             let text = frame::encode_subscribe(&channels);
             self.send(text);
@@ -467,11 +530,18 @@ impl Session {
     }
 
     fn lose_link(&mut self, now: Millis, reason: &str) {
-        let sent: Vec<PublishId> =
-            self.publishes.iter().filter(|(_, p)| p.deadline.is_some()).map(|(id, _)| *id).collect();
+        let sent: Vec<PublishId> = self
+            .publishes
+            .iter()
+            .filter(|(_, p)| p.deadline.is_some())
+            .map(|(id, _)| *id)
+            .collect();
         for id in sent {
             self.publishes.remove(&id);
-            self.outputs.push_back(Output::PublishFailed { id, error: PublishError::ConnectionLost });
+            self.outputs.push_back(Output::PublishFailed {
+                id,
+                error: PublishError::ConnectionLost,
+            });
         }
         if !self.has_work() {
             self.link = Link::Idle;
@@ -480,7 +550,9 @@ impl Session {
             return;
         }
         let delay_ms = self.backoff.next_delay();
-        self.link = Link::Waiting { until: now + delay_ms };
+        self.link = Link::Waiting {
+            until: now + delay_ms,
+        };
         self.set_state(ConnectionState::Reconnecting {
             attempt: self.backoff.attempt(),
             delay_ms,
@@ -514,12 +586,18 @@ impl Session {
     }
 
     fn trim_publish_queue(&mut self) {
-        let waiting: Vec<PublishId> =
-            self.publishes.iter().filter(|(_, p)| p.deadline.is_none()).map(|(id, _)| *id).collect();
+        let waiting: Vec<PublishId> = self
+            .publishes
+            .iter()
+            .filter(|(_, p)| p.deadline.is_none())
+            .map(|(id, _)| *id)
+            .collect();
         let over = waiting.len().saturating_sub(self.cfg.publish_queue);
         for id in waiting.into_iter().take(over) {
             self.publishes.remove(&id);
-            let error = PublishError::QueueFull { capacity: self.cfg.publish_queue };
+            let error = PublishError::QueueFull {
+                capacity: self.cfg.publish_queue,
+            };
             self.outputs.push_back(Output::PublishFailed { id, error });
         }
     }

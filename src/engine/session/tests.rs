@@ -9,7 +9,10 @@ fn all() -> Filter {
 }
 
 fn ids(v: &[&str]) -> Filter {
-    Filter::new(TypeFilter::All, Some(v.iter().map(|s| s.to_string()).collect()))
+    Filter::new(
+        TypeFilter::All,
+        Some(v.iter().map(|s| s.to_string()).collect()),
+    )
 }
 
 fn drain(s: &mut Session) -> Vec<Output> {
@@ -43,7 +46,10 @@ fn event(channel: &str, seq: u64, kind: &str, payload: &str) -> String {
 /// A session that has connected and received `hello`, with outputs drained.
 fn open_session(subs: &[(&str, Filter)]) -> (Session, Vec<SubId>) {
     let mut s = Session::new(SessionConfig::default());
-    let ids = subs.iter().map(|(c, f)| s.subscribe(0, c, f.clone())).collect();
+    let ids = subs
+        .iter()
+        .map(|(c, f)| s.subscribe(0, c, f.clone()))
+        .collect();
     s.handle_open(1);
     s.handle_text(2, &encode_hello("e1", 25_000));
     drain(&mut s);
@@ -53,12 +59,18 @@ fn open_session(subs: &[(&str, Filter)]) -> (Session, Vec<SubId>) {
 #[test]
 fn connects_lazily_and_subscribes_every_channel_in_one_frame() {
     let mut s = Session::new(SessionConfig::default());
-    assert!(drain(&mut s).is_empty(), "no connection before there is something to do");
+    assert!(
+        drain(&mut s).is_empty(),
+        "no connection before there is something to do"
+    );
     s.subscribe(0, "a", all());
     s.subscribe(0, "b", all());
     s.subscribe(0, "a", ids(&["1"]));
     let out = drain(&mut s);
-    assert_eq!(out, vec![Output::Connect, Output::State(ConnectionState::Connecting)]);
+    assert_eq!(
+        out,
+        vec![Output::Connect, Output::State(ConnectionState::Connecting)]
+    );
 
     s.handle_open(5);
     s.handle_text(6, &encode_hello("e1", 25_000));
@@ -73,7 +85,10 @@ fn connects_lazily_and_subscribes_every_channel_in_one_frame() {
 fn identical_channels_share_one_server_subscription() {
     let (mut s, _) = open_session(&[("a", all())]);
     let x = s.subscribe(10, "a", ids(&["1"]));
-    assert!(drain(&mut s).is_empty(), "a second subscription on `a` sends nothing");
+    assert!(
+        drain(&mut s).is_empty(),
+        "a second subscription on `a` sends nothing"
+    );
     let y = s.subscribe(10, "b", all());
     assert_eq!(channels_of(&sent(&drain(&mut s))[0]), vec!["b"]);
     assert!(s.unsubscribe(11, x));
@@ -89,7 +104,10 @@ fn routes_events_by_type_and_id() {
     let (mut s, subs) = open_session(&[
         ("posts", all()),
         ("posts", ids(&["2"])),
-        ("posts", Filter::new(TypeFilter::from_types(["deleted"]), None)),
+        (
+            "posts",
+            Filter::new(TypeFilter::from_types(["deleted"]), None),
+        ),
         ("users", all()),
     ]);
     s.handle_text(10, &event("posts", 1, "updated", r#"{"ids":[3]}"#));
@@ -105,7 +123,11 @@ fn routes_events_by_type_and_id() {
         .collect();
     assert_eq!(
         delivered,
-        vec![(vec![subs[0]], 1), (vec![subs[0], subs[1]], 2), (vec![subs[0], subs[1]], 3)]
+        vec![
+            (vec![subs[0]], 1),
+            (vec![subs[0], subs[1]], 2),
+            (vec![subs[0], subs[1]], 3)
+        ]
     );
 }
 
@@ -114,8 +136,13 @@ fn delivered_event_keeps_payload_and_meta_raw() {
     let (mut s, _) = open_session(&[("c", all())]);
     let payload = RawValue::from_string(r#"{"ids":[1],"title":"é \"q\""}"#.into()).expect("json");
     let meta = RawValue::from_string(r#"{"dataProviderName":"x"}"#.into()).expect("json");
-    s.handle_text(3, &encode_event("c", 7, "updated", &payload, 12.0, Some(&meta)));
-    let Some(Output::Deliver { event, .. }) = s.poll_output() else { panic!("no delivery") };
+    s.handle_text(
+        3,
+        &encode_event("c", 7, "updated", &payload, 12.0, Some(&meta)),
+    );
+    let Some(Output::Deliver { event, .. }) = s.poll_output() else {
+        panic!("no delivery")
+    };
     assert_eq!(event.payload, payload.get());
     assert_eq!(event.meta.as_deref(), Some(meta.get()));
     assert_eq!(event.ids, Some(vec!["1".to_string()]));
@@ -129,11 +156,16 @@ fn malformed_frames_are_reported_not_fatal() {
     s.handle_text(3, r#"{"op":"event","channel":"c"}"#);
     s.handle_text(3, &event("c", 1, "updated", r#"{"ids":"oops"}"#));
     let out = drain(&mut s);
-    let problems = out.iter().filter(|o| matches!(o, Output::Problem(_))).count();
+    let problems = out
+        .iter()
+        .filter(|o| matches!(o, Output::Problem(_)))
+        .count();
     assert_eq!(problems, 3, "{out:?}");
     assert_eq!(s.problems(), 3);
     // Malformed ids: delivered without id filtering rather than lost.
-    assert!(out.iter().any(|o| matches!(o, Output::Deliver { subs: d, .. } if d == &subs)));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Deliver { subs: d, .. } if d == &subs)));
     assert_eq!(s.state(), &ConnectionState::Open);
 }
 
@@ -142,7 +174,12 @@ fn reconnects_with_backoff_and_resubscribes() {
     let (mut s, _) = open_session(&[("a", all()), ("b", all())]);
     s.handle_close(100, "network down");
     let out = drain(&mut s);
-    let Some(Output::State(ConnectionState::Reconnecting { attempt, delay_ms, reason })) = out.last() else {
+    let Some(Output::State(ConnectionState::Reconnecting {
+        attempt,
+        delay_ms,
+        reason,
+    })) = out.last()
+    else {
         panic!("{out:?}")
     };
     assert_eq!((*attempt, reason.as_str()), (1, "network down"));
@@ -152,10 +189,18 @@ fn reconnects_with_backoff_and_resubscribes() {
 
     // The retry fails too: the next delay may be longer.
     s.handle_timeout(wake);
-    assert_eq!(drain(&mut s), vec![Output::Connect, Output::State(ConnectionState::Connecting)]);
+    assert_eq!(
+        drain(&mut s),
+        vec![Output::Connect, Output::State(ConnectionState::Connecting)]
+    );
     s.handle_close(wake + 1, "refused");
     let out = drain(&mut s);
-    let Some(Output::State(ConnectionState::Reconnecting { attempt: 2, delay_ms, .. })) = out.last() else {
+    let Some(Output::State(ConnectionState::Reconnecting {
+        attempt: 2,
+        delay_ms,
+        ..
+    })) = out.last()
+    else {
         panic!("{out:?}")
     };
     assert!(*delay_ms <= 1000);
@@ -181,7 +226,10 @@ fn answers_pings_and_detects_a_dead_link() {
     s.handle_timeout(deadline);
     let out = drain(&mut s);
     assert_eq!(out[0], Output::Disconnect);
-    assert!(matches!(out.last(), Some(Output::State(ConnectionState::Reconnecting { .. }))));
+    assert!(matches!(
+        out.last(),
+        Some(Output::State(ConnectionState::Reconnecting { .. }))
+    ));
 }
 
 #[test]
@@ -194,24 +242,38 @@ fn gives_up_on_a_connection_that_never_says_hello() {
     s.handle_timeout(10_000);
     let out = drain(&mut s);
     assert_eq!(out[0], Output::Disconnect);
-    assert!(matches!(out.last(), Some(Output::State(ConnectionState::Reconnecting { .. }))));
+    assert!(matches!(
+        out.last(),
+        Some(Output::State(ConnectionState::Reconnecting { .. }))
+    ));
 }
 
 #[test]
 fn publish_waits_for_the_connection_and_settles_on_ack() {
     let mut s = Session::new(SessionConfig::default());
-    let id = s.publish(0, "c", "created", r#"{"ids":[1]}"#, 5.0, None).expect("valid");
-    assert_eq!(drain(&mut s), vec![Output::Connect, Output::State(ConnectionState::Connecting)]);
+    let id = s
+        .publish(0, "c", "created", r#"{"ids":[1]}"#, 5.0, None)
+        .expect("valid");
+    assert_eq!(
+        drain(&mut s),
+        vec![Output::Connect, Output::State(ConnectionState::Connecting)]
+    );
     s.handle_text(1, &encode_hello("e", 25_000));
     let out = drain(&mut s);
     let frames = sent(&out);
-    assert!(matches!(&frames[..], [ClientFrame::Publish { id: i, .. }] if *i == id), "{frames:?}");
+    assert!(
+        matches!(&frames[..], [ClientFrame::Publish { id: i, .. }] if *i == id),
+        "{frames:?}"
+    );
     s.handle_text(2, &format!(r#"{{"op":"ack","id":{id},"seq":9}}"#));
     assert_eq!(drain(&mut s), vec![Output::PublishAcked { id, seq: 9 }]);
     // Nothing left to do: the connection closes after the idle delay.
     assert_eq!(s.poll_timeout(), Some(2 + 5_000));
     s.handle_timeout(5_002);
-    assert_eq!(drain(&mut s), vec![Output::Disconnect, Output::State(ConnectionState::Idle)]);
+    assert_eq!(
+        drain(&mut s),
+        vec![Output::Disconnect, Output::State(ConnectionState::Idle)]
+    );
 }
 
 #[test]
@@ -219,17 +281,27 @@ fn publish_failures_are_settled_with_a_reason() {
     let (mut s, _) = open_session(&[("c", all())]);
     assert!(matches!(
         s.publish(0, "c", "x", "{oops", 0.0, None),
-        Err(PublishError::InvalidJson { field: "payload", .. })
+        Err(PublishError::InvalidJson {
+            field: "payload",
+            ..
+        })
     ));
-    let timed = s.publish(10, "c", "updated", "{}", 0.0, None).expect("valid");
+    let timed = s
+        .publish(10, "c", "updated", "{}", 0.0, None)
+        .expect("valid");
     drain(&mut s);
     s.handle_timeout(10 + 10_000);
     assert_eq!(
         drain(&mut s),
-        vec![Output::PublishFailed { id: timed, error: PublishError::Timeout { after_ms: 10_000 } }]
+        vec![Output::PublishFailed {
+            id: timed,
+            error: PublishError::Timeout { after_ms: 10_000 }
+        }]
     );
 
-    let rejected = s.publish(20_000, "c", "updated", "{}", 0.0, None).expect("valid");
+    let rejected = s
+        .publish(20_000, "c", "updated", "{}", 0.0, None)
+        .expect("valid");
     drain(&mut s);
     s.handle_text(
         20_001,
@@ -242,22 +314,36 @@ fn publish_failures_are_settled_with_a_reason() {
         "{out:?}"
     );
 
-    let lost = s.publish(20_002, "c", "updated", "{}", 0.0, None).expect("valid");
+    let lost = s
+        .publish(20_002, "c", "updated", "{}", 0.0, None)
+        .expect("valid");
     drain(&mut s);
     s.handle_close(20_003, "gone");
     let out = drain(&mut s);
-    assert_eq!(out[0], Output::PublishFailed { id: lost, error: PublishError::ConnectionLost });
+    assert_eq!(
+        out[0],
+        Output::PublishFailed {
+            id: lost,
+            error: PublishError::ConnectionLost
+        }
+    );
 }
 
 #[test]
 fn the_offline_publish_queue_is_bounded_and_drops_the_oldest() {
-    let cfg = SessionConfig { publish_queue: 2, ..SessionConfig::default() };
+    let cfg = SessionConfig {
+        publish_queue: 2,
+        ..SessionConfig::default()
+    };
     let mut s = Session::new(cfg);
     let a = s.publish(0, "c", "x", "{}", 0.0, None).expect("valid");
     let b = s.publish(0, "c", "x", "{}", 0.0, None).expect("valid");
     let c = s.publish(0, "c", "x", "{}", 0.0, None).expect("valid");
     let out = drain(&mut s);
-    assert!(out.contains(&Output::PublishFailed { id: a, error: PublishError::QueueFull { capacity: 2 } }));
+    assert!(out.contains(&Output::PublishFailed {
+        id: a,
+        error: PublishError::QueueFull { capacity: 2 }
+    }));
     s.handle_text(1, &encode_hello("e", 25_000));
     let ids: Vec<u64> = sent(&drain(&mut s))
         .iter()
@@ -277,21 +363,32 @@ fn close_settles_everything_and_stops_delivery() {
     s.close("app closed it");
     let out = drain(&mut s);
     assert_eq!(out[0], Output::Disconnect);
-    assert!(out.contains(&Output::PublishFailed { id: p, error: PublishError::Closed }));
+    assert!(out.contains(&Output::PublishFailed {
+        id: p,
+        error: PublishError::Closed
+    }));
     s.handle_text(2, &event("c", 1, "updated", "{}"));
     s.handle_close(3, "bye");
     assert!(drain(&mut s).is_empty());
     assert_eq!(s.poll_timeout(), None);
-    assert_eq!(s.publish(4, "c", "x", "{}", 0.0, None), Err(PublishError::Closed));
+    assert_eq!(
+        s.publish(4, "c", "x", "{}", 0.0, None),
+        Err(PublishError::Closed)
+    );
 }
 
 #[test]
 fn a_relay_of_another_protocol_version_closes_the_session() {
     let mut s = Session::new(SessionConfig::default());
     s.subscribe(0, "a", all());
-    s.handle_text(1, r#"{"op":"hello","version":2,"epoch":"e","ping_ms":1000}"#);
+    s.handle_text(
+        1,
+        r#"{"op":"hello","version":2,"epoch":"e","ping_ms":1000}"#,
+    );
     let out = drain(&mut s);
-    assert!(out.iter().any(|o| matches!(o, Output::Problem(m) if m.contains("version 2"))));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Problem(m) if m.contains("version 2"))));
     assert!(matches!(s.state(), ConnectionState::Closed { .. }));
 }
 

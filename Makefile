@@ -1,0 +1,60 @@
+# The two commands that matter:
+#   make demo   build everything and serve the demo at http://127.0.0.1:8787
+#   make test   install what is missing, then run every test
+# Both install what they need on a fresh Debian machine (scripts/setup.sh, idempotent).
+
+SHELL := /bin/bash
+DEMO_ADDR ?= 127.0.0.1:8787
+SAY = @printf '\033[1m[make]\033[0m %s\n'
+
+.PHONY: demo test setup setup-browsers pkg relay lint test-native test-browser test-packed test-types clean
+
+setup:
+	$(SAY) "checking the toolchain (installs only what is missing)"
+	@bash scripts/setup.sh
+
+setup-browsers:
+	$(SAY) "checking the toolchain and the browsers (installs only what is missing)"
+	@bash scripts/setup.sh --browsers
+
+pkg: setup
+	$(SAY) "building the npm package into pkg/"
+	@bash scripts/build-pkg.sh
+
+relay:
+	$(SAY) "building the relay (cargo build --release -p live-relay)"
+	@cargo build -q --release -p live-relay
+
+demo: pkg relay
+	$(SAY) "assembling the demo page into www/dist/"
+	@rm -rf www/dist && mkdir -p www/dist && cp www/index.html www/main.js www/dist/ && cp -r pkg www/dist/pkg
+	$(SAY) "open http://$(DEMO_ADDR)/ in two tabs (Ctrl-C stops the relay)"
+	@./target/release/live-relay --addr $(DEMO_ADDR) --static-dir www/dist
+
+lint:
+	$(SAY) "cargo fmt --check and clippy -D warnings (native and wasm32)"
+	@cargo fmt --all -- --check
+	@cargo clippy -q --workspace --all-targets -- -D warnings
+	@cargo clippy -q --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+test-native:
+	$(SAY) "native tests: engine unit tests and relay integration tests"
+	@cargo test -q --workspace
+
+test-browser: relay
+	$(SAY) "wasm-bindgen tests in headless Chromium and Firefox against a real relay"
+	@bash scripts/test-browser.sh chrome firefox
+
+test-types: pkg
+	$(SAY) "type definitions under tsc --strict"
+	@node_modules/.bin/tsc -p tests/types/tsconfig.json
+
+test-packed: pkg relay
+	$(SAY) "the packed npm package in a fresh Vite app, in headless Chromium"
+	@node --test tests/packed/
+
+test: setup-browsers lint test-native pkg test-types test-browser test-packed
+	$(SAY) "all tests passed"
+
+clean:
+	rm -rf pkg www/dist target

@@ -1,0 +1,106 @@
+/** A record id as Refine and Ginjou use them. Ids compare as strings: `1` matches `"1"`. */
+export type RecordKey = string | number;
+
+/** Refine's `LiveEvent`. */
+export interface LiveEvent {
+  channel: string;
+  type: "deleted" | "updated" | "created" | "*" | (string & {});
+  payload: { ids?: RecordKey[]; [key: string]: any };
+  date: Date;
+  meta?: Record<string, any> & { dataProviderName?: string };
+}
+
+export type ConnectionStateName = "loading" | "idle" | "connecting" | "open" | "reconnecting" | "closed" | "failed";
+
+/** Passed to `onStateChange`. */
+export interface ConnectionStateChange {
+  state: Exclude<ConnectionStateName, "loading" | "failed">;
+  /** `reconnecting`: how many attempts in a row have failed. */
+  attempt?: number;
+  /** `reconnecting`: how long until the next attempt. */
+  delayMs?: number;
+  /** `reconnecting` and `closed`: why. */
+  reason?: string;
+}
+
+/** An error thrown by a publish: `code` says which kind. */
+export interface LivePublishError extends Error {
+  name: "LivePublishError";
+  code: "invalid_json" | "timeout" | "connection_lost" | "queue_full" | "rejected" | "closed";
+}
+
+export interface LiveProviderOptions {
+  /** The relay's WebSocket endpoint, e.g. `ws://127.0.0.1:8787/ws`. */
+  url: string;
+  /** Where to load the `.wasm` from, when the bundler's default (next to the JS) does not fit. */
+  wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
+  /** Smallest reconnect delay cap, ms (default 500). */
+  backoffMinMs?: number;
+  /** Largest reconnect delay, ms (default 20000). */
+  backoffMaxMs?: number;
+  /** How long past the relay's ping interval the link counts as dead, ms (default 10000). */
+  pingGraceMs?: number;
+  /** How long opening a connection may take, ms (default 10000). */
+  connectTimeoutMs?: number;
+  /** How long a publish waits for the relay's ack, ms (default 10000). */
+  publishTimeoutMs?: number;
+  /** How many publishes may wait for a connection (default 100); past that the oldest is rejected. */
+  publishQueue?: number;
+  /** How long the connection stays open after the last subscription ends, ms (default 5000). */
+  idleCloseMs?: number;
+  /** Problems that are not thrown: malformed frames, callback errors, failed publishes nobody awaited. */
+  onError?: (error: Error) => void;
+  /** Connection state changes, e.g. to show a banner. */
+  onStateChange?: (change: ConnectionStateChange) => void;
+}
+
+/** A subscription handle: pass it to `unsubscribe`, or call it. */
+export type SubscriptionHandle = () => void;
+
+export interface LiveClient {
+  subscribe(
+    channel: string,
+    types: string[],
+    ids: RecordKey[] | undefined,
+    callback: (event: LiveEvent) => void,
+  ): SubscriptionHandle;
+  unsubscribe(handle: SubscriptionHandle): void;
+  publish(event: {
+    channel: string;
+    type: string;
+    payload?: unknown;
+    date?: Date | string | number;
+    meta?: Record<string, unknown>;
+  }): Promise<{ seq: number }>;
+  close(): void;
+  readonly state: ConnectionStateName;
+  readonly subscriptionCount: number;
+}
+
+export function createLiveClient(options: LiveProviderOptions): LiveClient;
+
+/** What Refine passes to `subscribe`. */
+export interface LiveSubscribeOptions {
+  channel: string;
+  types: Array<LiveEvent["type"]>;
+  callback: (event: LiveEvent) => void;
+  params?: {
+    ids?: RecordKey[];
+    id?: RecordKey;
+    resource?: string;
+    subscriptionType?: "useList" | "useOne" | "useMany";
+    [key: string]: unknown;
+  };
+  meta?: Record<string, any> & { dataProviderName?: string };
+}
+
+/** Refine's `LiveProvider` shape, plus `close` and `state`. */
+export interface WasmLiveProvider {
+  subscribe(options: LiveSubscribeOptions): SubscriptionHandle;
+  unsubscribe(subscription: SubscriptionHandle): void;
+  publish(event: LiveEvent): Promise<{ seq: number }>;
+  close(): void;
+  readonly state: ConnectionStateName;
+}
+
+export function liveProvider(options: LiveProviderOptions): WasmLiveProvider;

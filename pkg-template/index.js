@@ -1,0 +1,238 @@
+// wasm-live-provider: the JS entry. It validates arguments (throwing TypeErrors that name the field),
+// loads the WebAssembly module lazily on first use, and queues work until it is ready, so that
+// `subscribe` is synchronous and returns at once even before the module has loaded.
+import init, { LiveClient } from "./wasm_live_provider.js";
+
+let loading;
+
+/** Loads the wasm module once; every client shares it. */
+function loadModule(source) {
+  if (!loading) {
+    loading = source === undefined ? init() : init({ module_or_path: source });
+  }
+  return loading;
+}
+
+const MS_OPTIONS = ["backoffMinMs", "backoffMaxMs", "pingGraceMs", "connectTimeoutMs", "publishTimeoutMs", "publishQueue", "idleCloseMs"];
+
+function describe(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "string" ? `the string "${value}"` : `${typeof value} ${String(value)}`;
+}
+
+function checkOptions(options, where) {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`${where}: options must be an object like { url: "ws://127.0.0.1:8787/ws" }, got ${describe(options)}`);
+  }
+  const { url } = options;
+  if (typeof url !== "string") {
+    throw new TypeError(`${where}: \`url\` must be a string, got ${describe(url)}`);
+  }
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new TypeError(`${where}: \`url\` is not a valid URL: "${url}"`, { cause });
+  }
+  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
+    throw new TypeError(`${where}: \`url\` must start with ws:// or wss://, got "${url}"`);
+  }
+  for (const key of MS_OPTIONS) {
+    const v = options[key];
+    if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
+      throw new TypeError(`${where}: \`${key}\` must be a non-negative number, got ${describe(v)}`);
+    }
+  }
+  for (const key of ["onError", "onStateChange"]) {
+    const v = options[key];
+    if (v !== undefined && typeof v !== "function") {
+      throw new TypeError(`${where}: \`${key}\` must be a function, got ${describe(v)}`);
+    }
+  }
+}
+
+function checkChannel(channel, where) {
+  if (typeof channel !== "string" || channel.length === 0) {
+    throw new TypeError(`${where}: \`channel\` must be a non-empty string, got ${describe(channel)}`);
+  }
+}
+
+function idsToStrings(ids, where, field) {
+  if (!Array.isArray(ids)) {
+    throw new TypeError(`${where}: \`${field}\` must be an array of strings or numbers, got ${describe(ids)}`);
+  }
+  return ids.map((id, i) => {
+    if (typeof id !== "string" && typeof id !== "number") {
+      throw new TypeError(`${where}: \`${field}[${i}]\` must be a string or a number, got ${describe(id)}`);
+    }
+    return String(id);
+  });
+}
+
+function toMillis(date, where) {
+  if (date === undefined || date === null) return Date.now();
+  const ms = date instanceof Date ? date.getTime() : typeof date === "string" ? Date.parse(date) : date;
+  if (typeof ms !== "number" || !Number.isFinite(ms)) {
+    throw new TypeError(`${where}: \`date\` must be a Date, a date string or a number of milliseconds, got ${describe(date)}`);
+  }
+  return ms;
+}
+
+function toJson(value, where, field) {
+  let text;
+  try {
+    text = JSON.stringify(value);
+  } catch (cause) {
+    throw new TypeError(`${where}: \`${field}\` cannot be sent as JSON: ${cause.message}`, { cause });
+  }
+  if (text === undefined) {
+    throw new TypeError(`${where}: \`${field}\` cannot be sent as JSON, got ${describe(value)}`);
+  }
+  return text;
+}
+
+function reportError(onError, error) {
+  if (onError) onError(error);
+  else console.error("wasm-live-provider:", error);
+}
+
+/**
+ * A connection to a wasm-live-provider relay, usable before the wasm module has loaded.
+ * Framework adapters (`liveProvider`) are built on it.
+ */
+export function createLiveClient(options) {
+  const where = "createLiveClient";
+  checkOptions(options, where);
+  const { url, wasm, ...clientOptions } = options;
+  let client = null;
+  let failed = null;
+  let closed = false;
+  const pending = [];
+  const ids = new Map(); // handle -> id in the wasm client
+
+  loadModule(wasm).then(
+    () => {
+      if (closed) return;
+      client = new LiveClient(url, clientOptions);
+      for (const op of pending.splice(0)) op(client);
+    },
+    (cause) => {
+      failed = new Error(`wasm-live-provider: the WebAssembly module failed to load: ${cause?.message ?? cause}`, { cause });
+      for (const op of pending.splice(0)) op(null);
+      reportError(options.onError, failed);
+    },
+  );
+
+  const whenReady = (op) => {
+    if (client) return op(client);
+    if (failed || closed) return op(null);
+    pending.push(op);
+    return undefined;
+  };
+
+  /** Ends a subscription; unknown or already-ended handles are ignored. */
+  function unsubscribe(handle) {
+    if (!ids.has(handle)) return;
+    const id = ids.get(handle);
+    ids.delete(handle);
+    if (id !== undefined && client) client.unsubscribe(id);
+  }
+
+  return {
+    /** Subscribes; returns a handle that is also a function ending the subscription. */
+    subscribe(channel, types, recordIds, callback) {
+      const w = "subscribe";
+      checkChannel(channel, w);
+      if (!Array.isArray(types) || types.some((t) => typeof t !== "string")) {
+        throw new TypeError(`${w}: \`types\` must be an array of strings, got ${describe(types)}`);
+      }
+      const idStrings = recordIds === undefined ? undefined : idsToStrings(recordIds, w, "ids");
+      if (typeof callback !== "function") {
+        throw new TypeError(`${w}: \`callback\` must be a function, got ${describe(callback)}`);
+      }
+      const handle = () => unsubscribe(handle);
+      ids.set(handle, undefined);
+      whenReady((c) => {
+        if (c && ids.has(handle)) ids.set(handle, c.subscribe(channel, types, idStrings, callback));
+      });
+      return handle;
+    },
+    unsubscribe,
+    /** Publishes `{ channel, type, payload, date, meta }`; resolves with `{ seq }` on the relay's ack. */
+    publish(event) {
+      const w = "publish";
+      if (event === null || typeof event !== "object") {
+        throw new TypeError(`${w}: the event must be an object, got ${describe(event)}`);
+      }
+      checkChannel(event.channel, w);
+      if (typeof event.type !== "string" || event.type.length === 0) {
+        throw new TypeError(`${w}: \`type\` must be a non-empty string, got ${describe(event.type)}`);
+      }
+      const payload = toJson(event.payload ?? {}, w, "payload");
+      const meta = event.meta === undefined ? undefined : toJson(event.meta, w, "meta");
+      const date = toMillis(event.date, w);
+      return new Promise((resolve, reject) => {
+        whenReady((c) => {
+          if (!c) reject(failed ?? new Error("wasm-live-provider: the client is closed"));
+          else c.publish(event.channel, event.type, payload, date, meta).then(resolve, reject);
+        });
+      });
+    },
+    /** Closes the connection for good. */
+    close() {
+      closed = true;
+      ids.clear();
+      if (client) {
+        client.close();
+        client.free();
+        client = null;
+      }
+    },
+    /** `loading`, `idle`, `connecting`, `open`, `reconnecting`, `closed` or `failed`. */
+    get state() {
+      if (client) return client.state;
+      if (failed) return "failed";
+      return closed ? "closed" : "loading";
+    },
+    /** The number of live subscriptions (including those queued while loading). */
+    get subscriptionCount() {
+      return ids.size;
+    },
+  };
+}
+
+function subscriptionIds(params) {
+  if (!params) return undefined;
+  if (params.ids !== undefined && params.ids !== null) return params.ids;
+  if (params.id !== undefined && params.id !== null) return [params.id];
+  return undefined;
+}
+
+/**
+ * Refine's `LiveProvider`: `<Refine liveProvider={liveProvider({ url })} />`.
+ * Events are filtered by `types` and by `params.ids` (falling back to `params.id`) with the
+ * semantics of Refine's Ably provider.
+ */
+export function liveProvider(options) {
+  const live = createLiveClient(options);
+  return {
+    subscribe({ channel, types, params, callback }) {
+      return live.subscribe(channel, types ?? ["*"], subscriptionIds(params), callback);
+    },
+    unsubscribe(subscription) {
+      live.unsubscribe(subscription);
+    },
+    publish(event) {
+      const sent = live.publish(event);
+      // Refine ignores publish's result: failures still reach onError (or the console), while a
+      // caller that awaits the promise sees the rejection itself.
+      sent.catch((error) => reportError(options.onError, error));
+      return sent;
+    },
+    close: () => live.close(),
+    get state() {
+      return live.state;
+    },
+  };
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Prints raw / gzip / brotli sizes of what a user ships from pkg/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+gz() { gzip -9 -c "$1" | wc -c; }
+br() { if command -v brotli >/dev/null; then brotli -q 11 -c "$1" | wc -c; else echo "-"; fi; }
+printf '%-34s %9s %9s %9s\n' "file" "raw" "gzip -9" "brotli"
+total_raw=0; total_gz=0
+for f in pkg/wasm_live_provider_bg.wasm pkg/wasm_live_provider.js pkg/index.js pkg/snippets/*/*.js; do
+  [ -f "$f" ] || continue
+  r=$(wc -c <"$f"); g=$(gz "$f")
+  total_raw=$((total_raw + r)); total_gz=$((total_gz + g))
+  printf '%-34s %9d %9d %9s\n' "${f#pkg/}" "$r" "$g" "$(br "$f")"
+done
+printf '%-34s %9d %9d\n' "total (what a Refine user ships)" "$total_raw" "$total_gz"

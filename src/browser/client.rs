@@ -1,0 +1,440 @@
+//! `LiveClient`, the `#[wasm_bindgen]` surface: one connection, many subscriptions.
+//!
+//! Every entry point (a call from the app, a socket event, a timer) feeds the session, drains its
+//! outputs while holding the shell, then releases it and only then calls into app code. A callback
+//! may therefore subscribe, unsubscribe, publish or close without tripping over a borrow.
+
+use super::js::{console_error, live_event, now_ms, random_seed};
+use super::socket::{Socket, SocketEvent};
+use super::timer::Timer;
+use crate::engine::{
+    ConnectionState, Filter, Output, PublishError, PublishId, Session, SessionConfig, SubId,
+    TypeFilter,
+};
+use js_sys::{Function, Object, Promise, Reflect};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+
+/// App code to run once the shell is released.
+enum Call {
+    Deliver { subs: Vec<SubId>, event: JsValue },
+    Settle { callback: Function, value: JsValue },
+    State(JsValue),
+    Problem(JsValue),
+}
+
+struct Shell {
+    url: String,
+    session: Session,
+    socket: Option<Socket>,
+    timer: Option<Timer>,
+    callbacks: HashMap<SubId, Function>,
+    publishes: HashMap<PublishId, (Function, Function)>,
+    on_error: Option<Function>,
+    on_state: Option<Function>,
+    calls: Vec<Call>,
+    me: Weak<RefCell<Shell>>,
+}
+
+/// A live connection to a relay. Created by the JS entry (`liveProvider`), not by apps directly.
+#[wasm_bindgen]
+pub struct LiveClient {
+    shell: Rc<RefCell<Shell>>,
+}
+
+#[wasm_bindgen]
+impl LiveClient {
+    /// `options` (all optional): `backoffMinMs`, `backoffMaxMs`, `pingGraceMs`, `connectTimeoutMs`,
+    /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs` (numbers), `onError(error)`,
+    /// `onStateChange(state)` (functions).
+    #[wasm_bindgen(constructor)]
+    pub fn new(url: String, options: &JsValue) -> Result<LiveClient, JsValue> {
+        let defaults = SessionConfig::default();
+        let cfg = SessionConfig {
+            backoff_min_ms: number(options, "backoffMinMs", defaults.backoff_min_ms)?,
+            backoff_max_ms: number(options, "backoffMaxMs", defaults.backoff_max_ms)?,
+            ping_grace_ms: number(options, "pingGraceMs", defaults.ping_grace_ms)?,
+            connect_timeout_ms: number(options, "connectTimeoutMs", defaults.connect_timeout_ms)?,
+            publish_timeout_ms: number(options, "publishTimeoutMs", defaults.publish_timeout_ms)?,
+            publish_queue: number(options, "publishQueue", defaults.publish_queue as u64)? as usize,
+            idle_close_ms: number(options, "idleCloseMs", defaults.idle_close_ms)?,
+            seed: random_seed(),
+        };
+        let on_error = function(options, "onError")?;
+        let on_state = function(options, "onStateChange")?;
+        let shell = Rc::new_cyclic(|me: &Weak<RefCell<Shell>>| {
+            let weak = me.clone();
+            let timer = Timer::new(move || {
+                if let Some(shell) = weak.upgrade() {
+                    Shell::on_timer(&shell);
+                }
+            });
+            RefCell::new(Shell {
+                url,
+                session: Session::new(cfg),
+                socket: None,
+                timer: Some(timer),
+                callbacks: HashMap::new(),
+                publishes: HashMap::new(),
+                on_error,
+                on_state,
+                calls: Vec::new(),
+                me: me.clone(),
+            })
+        });
+        Ok(LiveClient { shell })
+    }
+
+    /// Subscribes `callback` to `channel`, filtered by event `types` (`"*"` for all) and, when
+    /// given, record `ids` (as strings). Returns the subscription's id.
+    pub fn subscribe(
+        &self,
+        channel: String,
+        types: Vec<String>,
+        ids: Option<Vec<String>>,
+        callback: Function,
+    ) -> u32 {
+        let filter = Filter::new(TypeFilter::from_types(types), ids);
+        Shell::with(&self.shell, |sh| {
+            let id = sh.session.subscribe(now_ms(), &channel, filter);
+            sh.callbacks.insert(id, callback);
+            id
+        })
+    }
+
+    /// Ends a subscription; `false` when it had already ended.
+    pub fn unsubscribe(&self, id: u32) -> bool {
+        Shell::with(&self.shell, |sh| {
+            sh.callbacks.remove(&id);
+            sh.session.unsubscribe(now_ms(), id)
+        })
+    }
+
+    /// Publishes an event through the relay. `payload` and `meta` are JSON texts, `date` is in
+    /// milliseconds. Resolves with `{ seq }` on the relay's ack; rejects with a `LivePublishError`.
+    pub fn publish(
+        &self,
+        channel: String,
+        kind: String,
+        payload: String,
+        date: f64,
+        meta: Option<String>,
+    ) -> Promise {
+        let mut settle = None;
+        let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+        let Some((resolve, reject)) = settle else {
+            return promise;
+        };
+        Shell::with(&self.shell, |sh| {
+            match sh
+                .session
+                .publish(now_ms(), &channel, &kind, &payload, date, meta.as_deref())
+            {
+                Ok(id) => {
+                    sh.publishes.insert(id, (resolve, reject));
+                }
+                Err(error) => sh.calls.push(Call::Settle {
+                    callback: reject,
+                    value: publish_error(&error),
+                }),
+            }
+        });
+        promise
+    }
+
+    /// Closes the connection for good; pending publishes reject, callbacks stop.
+    pub fn close(&self) {
+        Shell::with(&self.shell, |sh| sh.session.close("closed by the app"));
+    }
+
+    /// `idle`, `connecting`, `open`, `reconnecting` or `closed`.
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> String {
+        self.shell.borrow().session.state().name().to_owned()
+    }
+
+    /// How many malformed or unexpected frames came from the relay.
+    #[wasm_bindgen(getter)]
+    pub fn problems(&self) -> f64 {
+        self.shell.borrow().session.problems() as f64
+    }
+
+    /// How many subscriptions are live.
+    #[wasm_bindgen(getter, js_name = subscriptionCount)]
+    pub fn subscription_count(&self) -> u32 {
+        self.shell.borrow().session.registry().len() as u32
+    }
+}
+
+impl Drop for LiveClient {
+    fn drop(&mut self) {
+        if let Ok(mut sh) = self.shell.try_borrow_mut() {
+            sh.session.close("the client was freed");
+            sh.socket = None;
+            sh.timer = None;
+        }
+    }
+}
+
+impl Shell {
+    /// Runs `f` on the shell, processes the session's outputs, then runs app code with the shell
+    /// released.
+    fn with<R>(shell: &Rc<RefCell<Shell>>, f: impl FnOnce(&mut Shell) -> R) -> R {
+        let (result, calls) = {
+            let mut sh = shell.borrow_mut();
+            let result = f(&mut sh);
+            sh.process();
+            (result, std::mem::take(&mut sh.calls))
+        };
+        Shell::run(shell, calls);
+        result
+    }
+
+    fn on_socket(shell: &Rc<RefCell<Shell>>, event: SocketEvent) {
+        Shell::with(shell, |sh| {
+            let now = now_ms();
+            match event {
+                SocketEvent::Open => sh.session.handle_open(now),
+                SocketEvent::Text(text) => sh.session.handle_text(now, &text),
+                SocketEvent::Binary => sh
+                    .report("the relay sent a binary frame, which protocol v1 does not use".into()),
+                SocketEvent::Closed { code, reason } => {
+                    sh.socket = None;
+                    let reason = if reason.is_empty() {
+                        format!("connection closed (code {code})")
+                    } else {
+                        format!("connection closed (code {code}): {reason}")
+                    };
+                    sh.session.handle_close(now, &reason);
+                }
+            }
+        });
+    }
+
+    fn on_timer(shell: &Rc<RefCell<Shell>>) {
+        Shell::with(shell, |sh| {
+            if let Some(timer) = sh.timer.as_mut() {
+                timer.fired();
+            }
+            sh.session.handle_timeout(now_ms());
+        });
+    }
+
+    /// Carries out the session's outputs, then arms the timer for its next deadline.
+    fn process(&mut self) {
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                Output::Connect => self.connect(),
+                Output::Send(text) => {
+                    let failed = match &self.socket {
+                        Some(socket) => socket.send(&text).err(),
+                        None => None,
+                    };
+                    if let Some(e) = failed {
+                        let reason = describe(&e);
+                        self.socket = None;
+                        self.session
+                            .handle_close(now_ms(), &format!("send failed: {reason}"));
+                    }
+                }
+                Output::Disconnect => self.socket = None,
+                Output::Deliver { subs, event } => {
+                    match live_event(
+                        &event.channel,
+                        &event.kind,
+                        &event.payload,
+                        event.date,
+                        event.meta,
+                    ) {
+                        Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
+                        Err(e) => self.report(format!(
+                            "could not build the event object: {}",
+                            describe(&e)
+                        )),
+                    }
+                }
+                Output::PublishAcked { id, seq } => {
+                    if let Some((resolve, _)) = self.publishes.remove(&id) {
+                        let value = Object::new();
+                        set(&value, "seq", &JsValue::from_f64(seq as f64));
+                        self.calls.push(Call::Settle {
+                            callback: resolve,
+                            value: value.into(),
+                        });
+                    }
+                }
+                Output::PublishFailed { id, error } => {
+                    if let Some((_, reject)) = self.publishes.remove(&id) {
+                        self.calls.push(Call::Settle {
+                            callback: reject,
+                            value: publish_error(&error),
+                        });
+                    }
+                }
+                Output::State(state) => {
+                    if self.on_state.is_some() {
+                        self.calls.push(Call::State(state_object(&state)));
+                    }
+                }
+                Output::Problem(message) => self.report(message),
+            }
+        }
+        let deadline = self.session.poll_timeout();
+        if let Some(timer) = self.timer.as_mut() {
+            timer.set(deadline, now_ms());
+        }
+    }
+
+    fn connect(&mut self) {
+        let weak = self.me.clone();
+        let opened = Socket::open(&self.url, move |event| {
+            if let Some(shell) = weak.upgrade() {
+                Shell::on_socket(&shell, event);
+            }
+        });
+        match opened {
+            Ok(socket) => self.socket = Some(socket),
+            Err(e) => {
+                let reason = format!(
+                    "could not open a WebSocket to {}: {}",
+                    self.url,
+                    describe(&e)
+                );
+                self.report(reason.clone());
+                self.session.handle_close(now_ms(), &reason);
+            }
+        }
+    }
+
+    fn report(&mut self, message: String) {
+        let error = js_sys::Error::new(&message);
+        error.set_name("LiveProviderError");
+        self.calls.push(Call::Problem(error.into()));
+    }
+
+    /// Runs app code. The shell is not borrowed here.
+    fn run(shell: &Rc<RefCell<Shell>>, calls: Vec<Call>) {
+        for call in calls {
+            match call {
+                Call::Deliver { subs, event } => {
+                    for sub in subs {
+                        // Looked up at call time: an earlier callback may have unsubscribed this one.
+                        let callback = shell.borrow().callbacks.get(&sub).cloned();
+                        if let Some(callback) = callback {
+                            if let Err(e) = callback.call1(&JsValue::NULL, &event) {
+                                Shell::hook(shell, "a live event callback threw", &e);
+                            }
+                        }
+                    }
+                }
+                Call::Settle { callback, value } => {
+                    if let Err(e) = callback.call1(&JsValue::NULL, &value) {
+                        Shell::hook(shell, "settling a publish promise threw", &e);
+                    }
+                }
+                Call::State(state) => {
+                    let hook = shell.borrow().on_state.clone();
+                    if let Some(hook) = hook {
+                        if let Err(e) = hook.call1(&JsValue::NULL, &state) {
+                            Shell::hook(shell, "onStateChange threw", &e);
+                        }
+                    }
+                }
+                Call::Problem(error) => Shell::hook(shell, "live provider problem", &error),
+            }
+        }
+    }
+
+    /// Hands an error to the app's `onError`, or to `console.error` when there is none (or it threw).
+    fn hook(shell: &Rc<RefCell<Shell>>, context: &str, error: &JsValue) {
+        let hook = shell.borrow().on_error.clone();
+        match hook {
+            Some(hook) => {
+                if let Err(thrown) = hook.call1(&JsValue::NULL, error) {
+                    console_error("wasm-live-provider: onError threw", &thrown);
+                    console_error(&format!("wasm-live-provider: {context}"), error);
+                }
+            }
+            None => console_error(&format!("wasm-live-provider: {context}"), error),
+        }
+    }
+}
+
+fn number(options: &JsValue, field: &str, default: u64) -> Result<u64, JsValue> {
+    if !options.is_object() {
+        return Ok(default);
+    }
+    let value = Reflect::get(options, &JsValue::from_str(field))?;
+    if value.is_undefined() {
+        return Ok(default);
+    }
+    match value.as_f64() {
+        Some(n) if n.is_finite() && n >= 0.0 => Ok(n as u64),
+        _ => Err(js_sys::TypeError::new(&format!(
+            "option `{field}` must be a non-negative number of milliseconds"
+        ))
+        .into()),
+    }
+}
+
+fn function(options: &JsValue, field: &str) -> Result<Option<Function>, JsValue> {
+    if !options.is_object() {
+        return Ok(None);
+    }
+    let value = Reflect::get(options, &JsValue::from_str(field))?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .dyn_into::<Function>()
+        .map(Some)
+        .map_err(|_| js_sys::TypeError::new(&format!("option `{field}` must be a function")).into())
+}
+
+fn set(target: &Object, key: &str, value: &JsValue) {
+    // Setting a plain data property on a fresh object cannot fail.
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+}
+
+fn publish_error(error: &PublishError) -> JsValue {
+    let js = js_sys::Error::new(&error.to_string());
+    js.set_name("LivePublishError");
+    let code = match error {
+        PublishError::InvalidJson { .. } => "invalid_json",
+        PublishError::Timeout { .. } => "timeout",
+        PublishError::ConnectionLost => "connection_lost",
+        PublishError::QueueFull { .. } => "queue_full",
+        PublishError::Rejected { .. } => "rejected",
+        PublishError::Closed => "closed",
+    };
+    set(&js, "code", &JsValue::from_str(code));
+    js.into()
+}
+
+fn state_object(state: &ConnectionState) -> JsValue {
+    let obj = Object::new();
+    set(&obj, "state", &JsValue::from_str(state.name()));
+    match state {
+        ConnectionState::Reconnecting {
+            attempt,
+            delay_ms,
+            reason,
+        } => {
+            set(&obj, "attempt", &JsValue::from_f64(*attempt as f64));
+            set(&obj, "delayMs", &JsValue::from_f64(*delay_ms as f64));
+            set(&obj, "reason", &JsValue::from_str(reason));
+        }
+        ConnectionState::Closed { reason } => set(&obj, "reason", &JsValue::from_str(reason)),
+        ConnectionState::Idle | ConnectionState::Connecting | ConnectionState::Open => {}
+    }
+    obj.into()
+}
+
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}

@@ -1,0 +1,52 @@
+//! The few JS globals the shells use, bound directly so that they work in windows, workers and
+//! Node alike (no `window` needed).
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(inline_js = r#"
+export function liveEvent(channel, type, payload, date, meta) {
+  const event = { channel, type, payload: JSON.parse(payload), date: new Date(date) };
+  if (meta !== undefined) event.meta = JSON.parse(meta);
+  return event;
+}
+"#)]
+extern "C" {
+    /// Builds the `LiveEvent` handed to callbacks: the payload becomes a JS object here, once per
+    /// event whatever the number of callbacks.
+    #[wasm_bindgen(js_name = liveEvent, catch)]
+    pub fn live_event(
+        channel: &str,
+        kind: &str,
+        payload: &str,
+        date: f64,
+        meta: Option<String>,
+    ) -> Result<JsValue, JsValue>;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    pub fn set_timeout(handler: &js_sys::Function, ms: f64) -> JsValue;
+
+    #[wasm_bindgen(js_name = clearTimeout)]
+    pub fn clear_timeout(handle: &JsValue);
+
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    pub fn console_error(message: &str, error: &JsValue);
+
+    #[wasm_bindgen(js_namespace = Math, js_name = random)]
+    fn math_random() -> f64;
+}
+
+/// Milliseconds on the monotonic clock, for the session.
+pub fn now_ms() -> u64 {
+    performance_now().max(0.0) as u64
+}
+
+/// A seed for the reconnect jitter, so that many tabs do not retry in lockstep.
+pub fn random_seed() -> u64 {
+    (math_random() * (u64::MAX as f64)) as u64
+}

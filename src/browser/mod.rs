@@ -1,0 +1,9 @@
+//! The browser shells (wasm32 only): they move bytes and time between the JS world and the
+//! sans-IO [`crate::engine::Session`], and call JS callbacks. No protocol logic lives here.
+
+mod client;
+mod js;
+mod socket;
+mod timer;
+
+pub use client::LiveClient;

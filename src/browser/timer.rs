@@ -1,0 +1,54 @@
+//! One re-armable `setTimeout`, owning its closure; dropping it clears the pending timeout.
+
+use super::js::{clear_timeout, set_timeout};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+pub struct Timer {
+    closure: Closure<dyn FnMut()>,
+    handle: Option<JsValue>,
+    /// The deadline (session clock) the pending timeout is for.
+    deadline: Option<u64>,
+}
+
+impl Timer {
+    pub fn new(on_fire: impl FnMut() + 'static) -> Self {
+        Timer {
+            closure: Closure::new(on_fire),
+            handle: None,
+            deadline: None,
+        }
+    }
+
+    /// Makes the timer fire at `deadline` (or never, with `None`), replacing any earlier arming.
+    pub fn set(&mut self, deadline: Option<u64>, now: u64) {
+        if deadline == self.deadline && (deadline.is_none() || self.handle.is_some()) {
+            return;
+        }
+        self.cancel();
+        if let Some(at) = deadline {
+            let ms = at.saturating_sub(now) as f64;
+            self.handle = Some(set_timeout(self.closure.as_ref().unchecked_ref(), ms));
+            self.deadline = Some(at);
+        }
+    }
+
+    /// The timeout fired: nothing is pending any more.
+    pub fn fired(&mut self) {
+        self.handle = None;
+        self.deadline = None;
+    }
+
+    fn cancel(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            clear_timeout(&handle);
+        }
+        self.deadline = None;
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}

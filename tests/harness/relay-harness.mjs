@@ -1,0 +1,115 @@
+// Runs a command against a real live-relay process, and lets that command's tests restart the relay.
+//
+//   node tests/harness/relay-harness.mjs [--relay PATH] [relay flags...] -- COMMAND [ARGS...]
+//
+// Starts `live-relay` on a free loopback port and a control server on another, then runs COMMAND with
+//   LIVE_RELAY_WS     ws://127.0.0.1:PORT/ws
+//   LIVE_RELAY_HTTP   http://127.0.0.1:PORT
+//   LIVE_HARNESS_URL  http://127.0.0.1:CTRL   (POST /restart kills the relay and starts it again on the same port)
+// and exits with COMMAND's status, stopping the relay.
+import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import { once } from "node:events";
+
+const argv = process.argv.slice(2);
+const split = argv.indexOf("--");
+if (split < 0 || split === argv.length - 1) {
+  console.error("usage: relay-harness.mjs [--relay PATH] [relay flags...] -- COMMAND [ARGS...]");
+  process.exit(2);
+}
+let ours = argv.slice(0, split);
+const command = argv.slice(split + 1);
+let relayPath = "target/release/live-relay";
+const r = ours.indexOf("--relay");
+if (r >= 0) {
+  relayPath = ours[r + 1];
+  ours = ours.filter((_, i) => i !== r && i !== r + 1);
+}
+const relayFlags = ours;
+
+async function freePort() {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address();
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+const log = (msg) => console.error(`[relay-harness] ${msg}`);
+const port = await freePort();
+let relay = null;
+let restarts = 0;
+
+function startRelay() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(relayPath, ["--addr", `127.0.0.1:${port}`, ...relayFlags], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`live-relay did not say it was listening within 10 s: ${out}`)), 10_000);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new Error(`could not start ${relayPath}: ${e.message}`));
+    });
+    child.on("exit", (code, signal) => {
+      if (child === relay && !child.expectedExit) log(`relay exited unexpectedly (code ${code}, signal ${signal})`);
+    });
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      if (out.includes("listening on")) {
+        clearTimeout(timer);
+        relay = child;
+        resolve(child);
+      }
+    });
+  });
+}
+
+async function stopRelay(signal) {
+  if (!relay || relay.exitCode !== null) return;
+  relay.expectedExit = true;
+  const exited = once(relay, "exit");
+  relay.kill(signal);
+  await exited;
+}
+
+await startRelay();
+log(`relay on 127.0.0.1:${port}`);
+
+const control = createServer(async (req, res) => {
+  res.setHeader("Access-Control-Allow-Origin", "*");
+  res.setHeader("Access-Control-Allow-Methods", "POST, OPTIONS");
+  if (req.method === "OPTIONS") return res.end();
+  try {
+    if (req.method === "POST" && req.url === "/restart") {
+      await stopRelay("SIGKILL");
+      await startRelay();
+      restarts += 1;
+      log(`relay restarted (${restarts})`);
+      res.setHeader("Content-Type", "application/json");
+      return res.end(JSON.stringify({ restarted: restarts }));
+    }
+    res.statusCode = 404;
+    res.end(`unknown control request ${req.method} ${req.url}`);
+  } catch (e) {
+    log(`control request failed: ${e.message}`);
+    res.statusCode = 500;
+    res.end(e.message);
+  }
+});
+control.listen(0, "127.0.0.1");
+await once(control, "listening");
+
+const env = {
+  ...process.env,
+  LIVE_RELAY_WS: `ws://127.0.0.1:${port}/ws`,
+  LIVE_RELAY_HTTP: `http://127.0.0.1:${port}`,
+  LIVE_HARNESS_URL: `http://127.0.0.1:${control.address().port}`,
+};
+const child = spawn(command[0], command.slice(1), { stdio: "inherit", env });
+const [code, signal] = await once(child, "exit");
+await stopRelay("SIGTERM");
+control.close();
+process.exit(code ?? (signal ? 1 : 0));

@@ -1,0 +1,99 @@
+// A fresh Vite app that installed the packed tarball. It drives `liveProvider` exactly the way
+// Refine's hooks do (see ../../../../shared/reference/contracts.md §1), and reports what happened.
+import { liveProvider } from "wasm-live-provider";
+
+const url = `ws://${location.host}/ws`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, cond, ms = 5000) {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function thrown(fn) {
+  try {
+    fn();
+    return null;
+  } catch (e) {
+    return { name: e.name, message: e.message };
+  }
+}
+
+window.runScenario = async () => {
+  const report = {};
+  const channel = `resources/posts-${Math.random().toString(36).slice(2)}`;
+  const editor = liveProvider({ url });
+  const viewer = liveProvider({ url });
+  report.stateBeforeLoad = viewer.state;
+
+  const seen = { list: [], one2: [], many: [], removed: [] };
+  // useList: no ids.
+  const list = viewer.subscribe({
+    channel,
+    types: ["*"],
+    params: { resource: "posts", pagination: { current: 1, pageSize: 10 }, subscriptionType: "useList" },
+    callback: (e) => seen.list.push(e),
+  });
+  // useOne: ids: [id] and id.
+  const one2 = viewer.subscribe({
+    channel,
+    types: ["*"],
+    params: { resource: "posts", ids: [2], id: 2, subscriptionType: "useOne" },
+    callback: (e) => seen.one2.push(e),
+  });
+  // useMany with string ids.
+  const many = viewer.subscribe({
+    channel,
+    types: ["*"],
+    params: { resource: "posts", ids: ["5", "6"], subscriptionType: "useMany" },
+    callback: (e) => seen.many.push(e),
+  });
+  const removed = viewer.subscribe({ channel, types: ["*"], callback: (e) => seen.removed.push(e) });
+  report.handleIsFunction = typeof list === "function";
+  report.subscribedBeforeLoad = report.stateBeforeLoad === "loading";
+
+  await until("the viewer to connect", () => viewer.state === "open");
+  viewer.unsubscribe(removed);
+  await sleep(100);
+
+  // What Refine's mutation hooks publish.
+  const meta = { dataProviderName: "default" };
+  const acks = [];
+  acks.push(await editor.publish({ channel, type: "created", payload: { ids: [9] }, date: new Date(), meta }));
+  acks.push(await editor.publish({ channel, type: "updated", payload: { ids: [3] }, date: new Date(), meta }));
+  acks.push(await editor.publish({ channel, type: "updated", payload: { ids: ["2"] }, date: new Date(), meta }));
+  acks.push(await editor.publish({ channel, type: "deleted", payload: { ids: ["6", "7"] }, date: new Date(), meta }));
+  report.acks = acks.map((a) => a.seq);
+
+  await until("the list to see all four events", () => seen.list.length === 4);
+  await sleep(100);
+  const kinds = (events) => events.map((e) => `${e.type}:${e.payload.ids.join(",")}`);
+  report.list = kinds(seen.list);
+  report.one2 = kinds(seen.one2);
+  report.many = kinds(seen.many);
+  report.removed = seen.removed.length;
+  report.dateIsDate = seen.list.every((e) => e.date instanceof Date);
+  report.meta = seen.list[0].meta;
+
+  // Refine hands subscribe's return value back to unsubscribe.
+  viewer.unsubscribe(list);
+  viewer.unsubscribe(one2);
+  many();
+  await editor.publish({ channel, type: "updated", payload: { ids: [2] } });
+  await sleep(100);
+  report.afterUnsubscribe = seen.list.length + seen.one2.length + seen.many.length;
+
+  report.errors = {
+    url: thrown(() => liveProvider({ url: "http://example.test" })),
+    channel: thrown(() => viewer.subscribe({ channel: "", types: ["*"], callback() {} })),
+    ids: thrown(() => viewer.subscribe({ channel, types: ["*"], params: { ids: [{}] }, callback() {} })),
+    callback: thrown(() => viewer.subscribe({ channel, types: ["*"] })),
+    payload: thrown(() => editor.publish({ channel, type: "x", payload: { big: 1n } })),
+  };
+  editor.close();
+  viewer.close();
+  document.getElementById("status").textContent = "done";
+  return report;
+};

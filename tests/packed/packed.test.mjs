@@ -1,0 +1,76 @@
+// Installs the *packed* npm package (npm pack of pkg/) into a fresh Vite project, builds it, serves
+// it from a real live-relay, and drives it in headless Chromium the way Refine uses a LiveProvider.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, cpSync, writeFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { once } from "node:events";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ["ignore", "pipe", "inherit"] }).toString();
+let work, relay, browser, base;
+
+before(async () => {
+  work = mkdtempSync(join(tmpdir(), "wlp-packed-"));
+  run("npm", ["pack", "--silent", "--pack-destination", work, join(root, "pkg")], root);
+  const tarball = readdirSync(work).find((f) => f.endsWith(".tgz"));
+  assert.ok(tarball, "npm pack produced a tarball");
+  cpSync(join(import.meta.dirname, "app"), join(work, "app"), { recursive: true });
+  const vite = JSON.parse(run("node", ["-p", "JSON.stringify(require('vite/package.json').version)"], root));
+  writeFileSync(
+    join(work, "app", "package.json"),
+    JSON.stringify({ name: "packed-app", private: true, type: "module", dependencies: { "wasm-live-provider": `file:../${tarball}` }, devDependencies: { vite } }),
+  );
+  run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], join(work, "app"));
+  run("npx", ["vite", "build", "--logLevel", "error"], join(work, "app"));
+
+  relay = spawn(join(root, "target/release/live-relay"), ["--addr", "127.0.0.1:0", "--static-dir", join(work, "app", "dist")], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  relay.stdout.on("data", (c) => (out += c));
+  while (!/listening on (http:\/\/\S+)/.test(out)) await once(relay.stdout, "data");
+  base = out.match(/listening on (http:\/\/\S+)/)[1];
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  relay?.kill();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test("the packed package works in a fresh Vite app, called the way Refine calls it", async () => {
+  const page = await browser.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
+  await page.goto(base + "/");
+  const r = await page.evaluate(() => window.runScenario());
+
+  assert.equal(r.stateBeforeLoad, "loading", "subscribe was called before the wasm module loaded");
+  assert.equal(r.handleIsFunction, true);
+  assert.equal(r.acks.length, 4);
+  assert.ok(r.acks.every((s, i) => i === 0 || s === r.acks[i - 1] + 1), `seqs grow by one: ${r.acks}`);
+  assert.deepEqual(r.list, ["created:9", "updated:3", "updated:2", "deleted:6,7"]);
+  assert.deepEqual(r.one2, ["created:9", "updated:2"], "useOne(2) gets created and its own update only");
+  assert.deepEqual(r.many, ["created:9", "deleted:6,7"], "useMany(5,6) matches string ids");
+  assert.equal(r.removed, 0, "an unsubscribed callback gets nothing");
+  assert.equal(r.dateIsDate, true);
+  assert.deepEqual(r.meta, { dataProviderName: "default" });
+  assert.equal(r.afterUnsubscribe, 4, "nothing arrives after unsubscribe");
+
+  assert.equal(r.errors.url?.name, "TypeError");
+  assert.match(r.errors.url.message, /`url` must start with ws:\/\/ or wss:\/\//);
+  assert.match(r.errors.channel?.message ?? "", /`channel` must be a non-empty string/);
+  assert.match(r.errors.ids?.message ?? "", /`ids\[0\]` must be a string or a number/);
+  assert.match(r.errors.callback?.message ?? "", /`callback` must be a function/);
+  assert.match(r.errors.payload?.message ?? "", /`payload` cannot be sent as JSON/);
+  assert.deepEqual(pageErrors, [], "nothing was thrown or logged as an error in the page");
+});
