@@ -85,11 +85,39 @@ pub struct ChannelEntry<'a> {
 }
 
 /// A date as a publisher may give it: milliseconds since the epoch, or an RFC 3339 string.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DateInput<'a> {
     Millis(f64),
-    Text(#[serde(borrow)] Cow<'a, str>),
+    Text(Cow<'a, str>),
+}
+
+impl<'a> DateInput<'a> {
+    /// Reads a raw JSON `date`; anything but a number or a string is a `bad_event`.
+    pub fn read(raw: &'a RawValue) -> Result<DateInput<'a>, FrameError> {
+        let text = raw.get();
+        let read = if text.starts_with('"') {
+            serde_json::from_str::<String>(text).map(|s| DateInput::Text(Cow::Owned(s)))
+        } else {
+            serde_json::from_str::<f64>(text).map(DateInput::Millis)
+        };
+        read.map_err(|_| {
+            FrameError::new(
+                ErrorCode::BadEvent,
+                format!(
+                    "`date` must be a number of milliseconds or an RFC 3339 string, not `{}`",
+                    excerpt(text)
+                ),
+            )
+        })
+    }
+}
+
+/// At most 40 characters of a value, for error messages.
+pub fn excerpt(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(40) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}…", &text[..cut])),
+    }
 }
 
 /// An event being published (a client's `publish` frame, or the relay's `POST /publish` body).
@@ -165,7 +193,7 @@ struct Envelope<'a> {
     #[serde(borrow, default)]
     payload: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    date: Option<DateInput<'a>>,
+    date: Option<&'a RawValue>,
     #[serde(borrow, default)]
     meta: Option<&'a RawValue>,
     #[serde(default)]
@@ -208,7 +236,10 @@ fn required<T>(value: Option<T>, op: &str, field: &str) -> Result<T, FrameError>
 
 /// Reads a frame sent by a client.
 pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
-    let e = envelope(text)?;
+    let e = envelope(text).map_err(|err| FrameError {
+        id: request_id(text),
+        ..err
+    })?;
     let op = e.op.as_ref();
     let frame = match op {
         "subscribe" => ClientFrame::Subscribe {
@@ -229,7 +260,7 @@ pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
                     channel: required(e.channel, op, "channel").map_err(with_id)?,
                     kind: required(e.kind, op, "type").map_err(with_id)?,
                     payload: e.payload,
-                    date: e.date,
+                    date: e.date.map(DateInput::read).transpose().map_err(with_id)?,
                     meta: e.meta,
                 },
             }
@@ -241,21 +272,24 @@ pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
     Ok(frame)
 }
 
+/// The `id` of a frame that failed to decode, when it has a readable one: a publish that is
+/// malformed elsewhere can still be answered by id.
+fn request_id(text: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<u64>,
+    }
+    serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id)
+}
+
 /// Reads a frame sent by the relay.
 pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
     let e = envelope(text)?;
     let op = e.op.as_ref();
     let frame = match op {
         "event" => {
-            let date = match e.date {
-                Some(DateInput::Millis(ms)) => ms,
-                Some(DateInput::Text(_)) => {
-                    return Err(FrameError::bad(
-                        "`event` frame whose `date` is not a number",
-                    ))
-                }
-                None => return Err(FrameError::bad("`event` frame without `date`")),
-            };
+            let date = serde_json::from_str::<f64>(required(e.date, op, "date")?.get())
+                .map_err(|_| FrameError::bad("`event` frame whose `date` is not a number"))?;
             ServerFrame::Event(EventFrame {
                 channel: required(e.channel, op, "channel")?,
                 seq: required(e.seq, op, "seq")?,
@@ -524,6 +558,18 @@ mod tests {
         assert!(e.message.contains("expected a sequence"), "{e}");
         #[cfg(feature = "field-paths")]
         assert!(e.message.contains("`channels`"), "{e}");
+
+        let e = decode_client(r#"{"op":"publish","id":5,"channel":7,"type":"x"}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.id),
+            (ErrorCode::BadFrame, Some(5)),
+            "mistyped field: still answered by id"
+        );
+
+        let e = decode_client(r#"{"op":"publish","id":6,"channel":"a","type":"x","date":true}"#)
+            .unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::BadEvent, Some(6)), "{e}");
+        assert!(e.message.contains("`date`"), "{e}");
 
         let e = decode_server(r#"{"op":"event","channel":"a","seq":1,"type":"x","payload":{}}"#)
             .unwrap_err();

@@ -1,0 +1,100 @@
+//! The relay's settings: command-line flags, each also readable from a `LIVE_RELAY_*` variable.
+
+use clap::builder::RangedU64ValueParser;
+use clap::Parser;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_PORT: u16 = 8787;
+pub const DEFAULT_PING_MS: u64 = 25_000;
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 65_536;
+pub const DEFAULT_MAX_CHANNELS: usize = 1000;
+pub const DEFAULT_MAX_CHANNEL_LEN: usize = 256;
+pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
+
+/// The relay server of wasm-live-provider: protocol v1 over WebSocket (`GET /ws`),
+/// `POST /publish`, `GET /healthz`, and optionally a static directory at `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "live-relay", version, about)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "LIVE_RELAY_ADDR", default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)))]
+    pub addr: SocketAddr,
+
+    /// Interval of the relay's `ping` frames, in milliseconds. A connection silent for two
+    /// intervals is closed.
+    #[arg(long, env = "LIVE_RELAY_PING_MS", default_value_t = DEFAULT_PING_MS,
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=86_400_000))]
+    pub ping_ms: u64,
+
+    /// Largest accepted WebSocket frame or `POST /publish` body, in bytes.
+    #[arg(long, env = "LIVE_RELAY_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES,
+          value_parser = RangedU64ValueParser::<usize>::new().range(64..=(1 << 30)))]
+    pub max_frame_bytes: usize,
+
+    /// Most channels one connection may subscribe to.
+    #[arg(long, env = "LIVE_RELAY_MAX_CHANNELS", default_value_t = DEFAULT_MAX_CHANNELS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_channels: usize,
+
+    /// Longest channel name, in bytes.
+    #[arg(long, env = "LIVE_RELAY_MAX_CHANNEL_LEN", default_value_t = DEFAULT_MAX_CHANNEL_LEN,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_channel_len: usize,
+
+    /// Frames queued for one connection before it counts as a slow consumer and is closed.
+    #[arg(long, env = "LIVE_RELAY_OUTBOUND_QUEUE", default_value_t = DEFAULT_OUTBOUND_QUEUE,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=(1 << 20)))]
+    pub outbound_queue: usize,
+
+    /// Serve this directory's files at `/` (index.html for directories).
+    #[arg(long, env = "LIVE_RELAY_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_ms)
+    }
+}
+
+impl Default for Config {
+    /// The same values as the flags' defaults, without reading the environment.
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
+            ping_ms: DEFAULT_PING_MS,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_channels: DEFAULT_MAX_CHANNELS,
+            max_channel_len: DEFAULT_MAX_CHANNEL_LEN,
+            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            static_dir: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_flags() {
+        let parsed = Config::try_parse_from(["live-relay"]);
+        // The environment of the test run may set LIVE_RELAY_*; only compare when it does not.
+        if std::env::vars().all(|(k, _)| !k.starts_with("LIVE_RELAY_")) {
+            assert_eq!(parsed.expect("defaults parse"), Config::default());
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::try_parse_from(["live-relay", "--ping-ms", "0"]).is_err());
+        assert!(Config::try_parse_from(["live-relay", "--addr", "nowhere"]).is_err());
+        assert!(Config::try_parse_from(["live-relay", "--outbound-queue", "-1"]).is_err());
+        let c =
+            Config::try_parse_from(["live-relay", "--addr", "127.0.0.1:0", "--max-channels", "3"])
+                .expect("valid flags");
+        assert_eq!((c.addr.port(), c.max_channels), (0, 3));
+    }
+}

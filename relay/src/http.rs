@@ -1,0 +1,142 @@
+//! The HTTP routes: `GET /ws`, `POST /publish`, `GET /healthz`, and the optional static directory.
+
+use crate::publish::validate;
+use crate::{ws, AppState};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::sync::Arc;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::services::ServeDir;
+use wasm_live_provider::engine::frame::{DateInput, ErrorCode, FrameError, Publish};
+
+/// All routes of the relay.
+pub fn router(state: Arc<AppState>) -> Router {
+    // Browser pages served from another origin may publish and poll the health check.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers(Any);
+    let api = Router::new()
+        .route(
+            "/publish",
+            post(publish).layer(DefaultBodyLimit::max(state.config.max_frame_bytes)),
+        )
+        .route("/healthz", get(healthz))
+        .layer(cors);
+    let mut app = Router::new().route("/ws", get(ws::upgrade)).merge(api);
+    if let Some(dir) = &state.config.static_dir {
+        app = app.fallback_service(ServeDir::new(dir));
+    }
+    app.with_state(state)
+}
+
+/// The body of `POST /publish`: a `LiveEvent`. `date` stays raw so that a date of the wrong type
+/// is a `bad_event` like an unparseable one.
+#[derive(Deserialize)]
+struct LiveEvent<'a> {
+    #[serde(borrow)]
+    channel: Cow<'a, str>,
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    date: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    meta: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct Published<'a> {
+    channel: &'a str,
+    seq: u64,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+fn error_response(code: ErrorCode, message: &str) -> Response {
+    let status = match code {
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.as_str(),
+            message,
+        },
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn publish(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = format!(
+                "body over the limit of {} bytes",
+                state.config.max_frame_bytes
+            );
+            return error_response(ErrorCode::TooLarge, &message);
+        }
+        Err(rejection) => return error_response(ErrorCode::BadFrame, &rejection.body_text()),
+    };
+    match publish_body(&state, &body) {
+        Ok((channel, seq)) => Json(Published {
+            channel: &channel,
+            seq,
+        })
+        .into_response(),
+        Err(e) => error_response(e.code, &e.message),
+    }
+}
+
+/// Validates and publishes one body; returns the channel and the event's seq.
+fn publish_body<'b>(state: &AppState, body: &'b [u8]) -> Result<(Cow<'b, str>, u64), FrameError> {
+    let event: LiveEvent<'b> = serde_json::from_slice(body)
+        .map_err(|e| FrameError::new(ErrorCode::BadFrame, format!("not a valid LiveEvent: {e}")))?;
+    let date = event.date.map(DateInput::read).transpose()?;
+    let publish = Publish {
+        channel: event.channel,
+        kind: event.kind,
+        payload: event.payload,
+        date,
+        meta: event.meta,
+    };
+    let event = validate(publish, &state.limits())?;
+    let seq = state.broker.publish(&event);
+    Ok((event.channel, seq))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    #[serde(flatten)]
+    stats: crate::broker::Stats,
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        stats: state.broker.stats(),
+    })
+}

@@ -1,0 +1,119 @@
+//! The `live-relay` binary: flags, the listening line, and a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn relay() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_live-relay"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LIVE_RELAY_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// Kills the child if the test fails midway.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn prints_the_bound_address_serves_and_stops_on_sigterm() {
+    let child = relay()
+        .args(["--addr", "127.0.0.1:0", "--ping-ms", "1000"])
+        .env("LIVE_RELAY_MAX_CHANNELS", "5")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start live-relay");
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let url = line
+        .trim_end()
+        .strip_prefix("live-relay listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let addr: std::net::SocketAddr = url.parse().expect("an address");
+    assert!(addr.ip().is_loopback());
+    assert_ne!(addr.port(), 0, "the real port is printed");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let health: serde_json::Value = runtime.block_on(async {
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .expect("GET /healthz")
+            .json()
+            .await
+            .expect("JSON")
+    });
+    assert_eq!(health["status"], "ok");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = running.0.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "live-relay did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_flags_are_refused_by_clap() {
+    let output = relay()
+        .args(["--ping-ms", "soon"])
+        .output()
+        .expect("run live-relay");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--ping-ms"), "{stderr}");
+
+    let output = relay()
+        .env("LIVE_RELAY_OUTBOUND_QUEUE", "0")
+        .output()
+        .expect("run live-relay");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let output = relay()
+        .arg("--help")
+        .output()
+        .expect("run live-relay --help");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--addr",
+        "--ping-ms",
+        "--max-frame-bytes",
+        "--max-channels",
+        "--max-channel-len",
+        "--outbound-queue",
+        "--static-dir",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    assert!(help.contains("LIVE_RELAY_ADDR"), "{help}");
+}
