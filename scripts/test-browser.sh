@@ -7,10 +7,15 @@ say() { printf '\033[1m[test-browser]\033[0m %s\n' "$*"; }
 browsers=("${@:-chrome firefox}")
 read -r -a browsers <<<"${browsers[*]}"
 cargo build -q --release -p live-relay
-export CHROMEDRIVER=/usr/bin/chromedriver
-export GECKODRIVER
-GECKODRIVER=$(command -v geckodriver || true)
+# wasm-bindgen-test-runner picks its driver from these variables: give it only the one for this browser.
+unset CHROMEDRIVER GECKODRIVER SAFARIDRIVER
 for b in "${browsers[@]}"; do
+  case "$b" in
+    chrome) driver=(CHROMEDRIVER=/usr/bin/chromedriver) ;;
+    firefox) driver=(GECKODRIVER="$(command -v geckodriver)") ;;
+    *) echo "unknown browser $b (chrome or firefox)" >&2; exit 2 ;;
+  esac
   say "wasm-bindgen tests in headless $b against a real relay"
-  node tests/harness/relay-harness.mjs --ping-ms 1000 -- wasm-pack test --headless "--$b" --test browser
+  env "${driver[@]}" node tests/harness/relay-harness.mjs --ping-ms 1000 -- \
+    wasm-pack test --headless "--$b" --test browser
 done

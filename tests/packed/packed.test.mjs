@@ -64,7 +64,8 @@ test("the packed package works in a fresh Vite app, called the way Refine calls 
   assert.equal(r.removed, 0, "an unsubscribed callback gets nothing");
   assert.equal(r.dateIsDate, true);
   assert.deepEqual(r.meta, { dataProviderName: "default" });
-  assert.equal(r.afterUnsubscribe, 4, "nothing arrives after unsubscribe");
+  assert.equal(r.beforeUnsubscribe, 8);
+  assert.equal(r.afterUnsubscribe, 8, "nothing arrives after unsubscribe");
 
   assert.equal(r.errors.url?.name, "TypeError");
   assert.match(r.errors.url.message, /`url` must start with ws:\/\/ or wss:\/\//);

@@ -78,12 +78,14 @@ window.runScenario = async () => {
   report.meta = seen.list[0].meta;
 
   // Refine hands subscribe's return value back to unsubscribe.
+  const total = () => seen.list.length + seen.one2.length + seen.many.length;
+  report.beforeUnsubscribe = total();
   viewer.unsubscribe(list);
   viewer.unsubscribe(one2);
   many();
   await editor.publish({ channel, type: "updated", payload: { ids: [2] } });
   await sleep(100);
-  report.afterUnsubscribe = seen.list.length + seen.one2.length + seen.many.length;
+  report.afterUnsubscribe = total();
 
   report.errors = {
     url: thrown(() => liveProvider({ url: "http://example.test" })),
