@@ -74,14 +74,43 @@ impl fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
-/// One entry of a `subscribe` / `unsubscribe` / `subscribed` channel list.
+/// The type of the event a client hands to its subscriptions when the relay cannot replay what
+/// they missed. Types starting with `$` are reserved: the relay refuses to publish them.
+pub const RESYNC_TYPE: &str = "$resync";
+
+/// Where a client is in a channel's stream: the last `seq` it has seen, in which relay `epoch`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Position<'a> {
+    #[serde(borrow)]
+    pub epoch: Cow<'a, str>,
+    pub seq: u64,
+}
+
+/// One entry of a `subscribe` / `unsubscribe` / `subscribed` channel list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub struct ChannelEntry<'a> {
     #[serde(borrow)]
     pub channel: Cow<'a, str>,
     /// In `subscribed`: the channel's last sequence number at the time of subscribing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// In `subscribe`: resume after this position (replay what was missed).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Position<'a>>,
+    /// In `subscribed`, answering a `since`: whether the missed events follow (`true`) or cannot be
+    /// replayed (`false`: the client must refetch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+}
+
+impl<'a> ChannelEntry<'a> {
+    /// An entry naming just the channel.
+    pub fn named(channel: impl Into<Cow<'a, str>>) -> Self {
+        ChannelEntry {
+            channel: channel.into(),
+            ..ChannelEntry::default()
+        }
+    }
 }
 
 /// A date as a publisher may give it: milliseconds since the epoch, or an RFC 3339 string.
@@ -123,6 +152,9 @@ pub fn excerpt(text: &str) -> Cow<'_, str> {
 /// An event being published (a client's `publish` frame, or the relay's `POST /publish` body).
 #[derive(Debug, Clone)]
 pub struct Publish<'a> {
+    /// Idempotency key: a publish resent with the same key (after a reconnect) is acked again with
+    /// its first `seq` and not published twice.
+    pub key: Option<Cow<'a, str>>,
     pub channel: Cow<'a, str>,
     pub kind: Cow<'a, str>,
     pub payload: Option<&'a RawValue>,
@@ -184,6 +216,8 @@ struct Envelope<'a> {
     op: Cow<'a, str>,
     #[serde(default)]
     id: Option<u64>,
+    #[serde(borrow, default)]
+    key: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     channel: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -257,6 +291,7 @@ pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
             ClientFrame::Publish {
                 id,
                 event: Publish {
+                    key: e.key,
                     channel: required(e.channel, op, "channel").map_err(with_id)?,
                     kind: required(e.kind, op, "type").map_err(with_id)?,
                     payload: e.payload,
@@ -338,6 +373,8 @@ struct ChannelsOut<'a> {
 struct PublishOut<'a> {
     op: &'static str,
     id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
     channel: &'a str,
     #[serde(rename = "type")]
     kind: &'a str,
@@ -420,6 +457,7 @@ pub fn encode_subscribed(channels: &[ChannelEntry<'_>]) -> String {
 
 pub fn encode_publish(
     id: u64,
+    key: Option<&str>,
     channel: &str,
     kind: &str,
     payload: &RawValue,
@@ -429,6 +467,7 @@ pub fn encode_publish(
     to_json(&PublishOut {
         op: "publish",
         id,
+        key,
         channel,
         kind,
         payload,
@@ -511,10 +550,17 @@ mod tests {
 
     #[test]
     fn client_frames_round_trip() {
-        let chans = [ChannelEntry {
-            channel: "a".into(),
-            seq: None,
-        }];
+        let since = Position {
+            epoch: "e".into(),
+            seq: 4,
+        };
+        let chans = [
+            ChannelEntry::named("a"),
+            ChannelEntry {
+                since: Some(since),
+                ..ChannelEntry::named("b")
+            },
+        ];
         let text = encode_subscribe(&chans);
         let frame = decode_client(&text).expect("decodes");
         assert!(
@@ -522,7 +568,7 @@ mod tests {
             "{frame:?}"
         );
         let p = raw("{}");
-        let text = encode_publish(7, "a", "created", &p, 5.0, None);
+        let text = encode_publish(7, Some("k-7"), "a", "created", &p, 5.0, None);
         let ClientFrame::Publish { id, event } = decode_client(&text).expect("decodes") else {
             panic!("not a publish")
         };
@@ -531,6 +577,7 @@ mod tests {
             (7, "a", "created")
         );
         assert_eq!(event.date, Some(DateInput::Millis(5.0)));
+        assert_eq!(event.key.as_deref(), Some("k-7"));
         assert!(matches!(
             decode_client(r#"{"op":"ping"}"#),
             Ok(ClientFrame::Ping)

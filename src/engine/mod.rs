@@ -4,11 +4,15 @@ pub mod backoff;
 pub mod event;
 pub mod filter;
 pub mod frame;
+pub mod history;
 pub mod registry;
 pub mod session;
 
 pub use backoff::Backoff;
 pub use event::{payload_ids, Event, RecordId};
 pub use filter::{Filter, TypeFilter};
+pub use history::{ChannelLog, HistoryLimits, Replay};
 pub use registry::{Registry, SubId};
-pub use session::{ConnectionState, Output, PublishError, PublishId, Session, SessionConfig};
+pub use session::{
+    ConnectionState, Output, PublishError, PublishId, Session, SessionConfig, SessionStats,
+};

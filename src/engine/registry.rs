@@ -152,6 +152,21 @@ impl Registry {
         out
     }
 
+    /// Every subscription of a channel, in subscription order.
+    pub fn members(&self, channel: &str) -> Vec<SubId> {
+        let Some(index) = self.channels.get(channel) else {
+            return Vec::new();
+        };
+        let mut out: Vec<SubId> = index
+            .without_ids
+            .iter()
+            .chain(index.with_ids.iter())
+            .copied()
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// The channels that have at least one subscription.
     pub fn channels(&self) -> impl Iterator<Item = &str> {
         self.channels.keys().map(String::as_str)

@@ -2,18 +2,24 @@
 //!
 //! A [`Session`] never touches a socket or a clock. The shell feeds it inputs — calls from the app
 //! (`subscribe`, `unsubscribe`, `publish`, `close`), transport events (`handle_open`,
-//! `handle_text`, `handle_close`) and the current time — and drains [`Output`]s with
-//! [`Session::poll_output`]: open a connection, send a frame, deliver an event, settle a publish,
-//! report a state. [`Session::poll_timeout`] says when the shell must call
-//! [`Session::handle_timeout`] next.
+//! `handle_text`, `handle_close`), what the page knows (`set_online`, `set_visible`,
+//! `set_frozen`) and the current time — and drains [`Output`]s with [`Session::poll_output`]:
+//! open a connection, send a frame, deliver an event, settle a publish, report a state.
+//! [`Session::poll_timeout`] says when the shell must call [`Session::handle_timeout`] next.
+//!
+//! Across reconnects nothing is lost silently: the session remembers, per channel, the last `seq`
+//! it delivered and the relay `epoch` it belongs to, resubscribes with that position, drops
+//! replayed duplicates, and when the relay cannot replay the gap hands every subscription of the
+//! channel one [`Output::Resync`]. Publishes carry an idempotency key and are resent after a
+//! reconnect until acknowledged.
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, XorShift};
 use super::event::{payload_ids, Event};
 use super::filter::Filter;
-use super::frame::{self, ChannelEntry, ServerFrame, PROTOCOL_VERSION};
+use super::frame::{self, ChannelEntry, Position, ServerFrame, PROTOCOL_VERSION};
 use super::registry::{ChannelChange, Registry, SubId};
 use serde_json::value::RawValue;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 
 /// Milliseconds on the shell's monotonic clock.
@@ -29,17 +35,19 @@ pub struct SessionConfig {
     pub backoff_min_ms: Millis,
     /// Largest reconnect delay.
     pub backoff_max_ms: Millis,
+    /// A connection open this long counts as stable: the backoff starts again from the smallest delay.
+    pub stable_after_ms: Millis,
     /// How long after the relay's announced ping interval the link is declared dead.
     pub ping_grace_ms: Millis,
     /// How long a connection may take from opening the socket to the relay's `hello`.
     pub connect_timeout_ms: Millis,
-    /// How long a sent publish waits for the relay's ack.
+    /// How long a sent publish waits for the relay's ack (counted from its first sending).
     pub publish_timeout_ms: Millis,
     /// How many publishes may wait for a connection; past that the oldest is rejected.
     pub publish_queue: usize,
     /// How long the connection stays open after the last subscription is gone.
     pub idle_close_ms: Millis,
-    /// Seed of the reconnect jitter.
+    /// Seed of the reconnect jitter and of the publish keys.
     pub seed: u64,
 }
 
@@ -48,6 +56,7 @@ impl Default for SessionConfig {
         SessionConfig {
             backoff_min_ms: 500,
             backoff_max_ms: 20_000,
+            stable_after_ms: 5_000,
             ping_grace_ms: 10_000,
             connect_timeout_ms: 10_000,
             publish_timeout_ms: 10_000,
@@ -67,10 +76,11 @@ pub enum ConnectionState {
     Connecting,
     /// Connected; subscriptions are live.
     Open,
-    /// Lost the connection; the next attempt starts after `delay_ms`.
+    /// Lost the connection. The next attempt starts after `delay_ms`, or — when `None` — as soon as
+    /// the browser is online, the page visible and not frozen again.
     Reconnecting {
         attempt: u32,
-        delay_ms: Millis,
+        delay_ms: Option<Millis>,
         reason: String,
     },
     /// Closed for good (by the app, or the relay speaks another protocol version).
@@ -94,11 +104,8 @@ impl ConnectionState {
 pub enum PublishError {
     /// The payload or meta given was not valid JSON.
     InvalidJson { field: &'static str, reason: String },
-    /// No ack within the timeout.
+    /// No ack within the timeout. The relay may or may not have published it.
     Timeout { after_ms: Millis },
-    /// The connection dropped after the frame was sent and before the ack: the relay may or may not
-    /// have published it.
-    ConnectionLost,
     /// Too many publishes were waiting for a connection; this one was the oldest.
     QueueFull { capacity: usize },
     /// The relay refused it.
@@ -107,21 +114,30 @@ pub enum PublishError {
     Closed,
 }
 
+impl PublishError {
+    /// A stable name for the kind of error (the JS error's `code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            PublishError::InvalidJson { .. } => "invalid_json",
+            PublishError::Timeout { .. } => "timeout",
+            PublishError::QueueFull { .. } => "queue_full",
+            PublishError::Rejected { .. } => "rejected",
+            PublishError::Closed => "closed",
+        }
+    }
+}
+
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PublishError::InvalidJson { field, reason } => write!(f, "{field} is not valid JSON: {reason}"),
-            PublishError::Timeout { after_ms } => {
-                write!(f, "publish timed out: no ack from the relay after {after_ms} ms")
+            PublishError::Timeout { after_ms } => write!(
+                f,
+                "publish timed out: no ack from the relay within {after_ms} ms (it may or may not have been published)"
+            ),
+            PublishError::QueueFull { capacity } => {
+                write!(f, "publish dropped: more than {capacity} publishes were waiting for a connection")
             }
-            PublishError::ConnectionLost => write!(
-                f,
-                "the connection was lost before the relay acknowledged the publish; it may or may not have been published"
-            ),
-            PublishError::QueueFull { capacity } => write!(
-                f,
-                "publish dropped: more than {capacity} publishes were waiting for a connection"
-            ),
             PublishError::Rejected { code, message } => write!(f, "the relay rejected the publish ({code}): {message}"),
             PublishError::Closed => write!(f, "the live provider was closed"),
         }
@@ -141,6 +157,13 @@ pub enum Output {
     Disconnect,
     /// Call these subscriptions' callbacks with the event, in this order.
     Deliver { subs: Vec<SubId>, event: Event },
+    /// Events of `channel` were missed and cannot be replayed: call these subscriptions' callbacks
+    /// once with a resync event (type [`frame::RESYNC_TYPE`]) so that they refetch.
+    Resync {
+        subs: Vec<SubId>,
+        channel: String,
+        reason: String,
+    },
     /// A publish was acknowledged: the relay gave it this sequence number on its channel.
     PublishAcked { id: PublishId, seq: u64 },
     /// A publish failed.
@@ -151,16 +174,33 @@ pub enum Output {
     Problem(String),
 }
 
+/// Counters, for tests, benchmarks and the curious.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Malformed or unexpected things from the network.
+    pub problems: u64,
+    /// Events dropped because they had already been delivered (replays after a resume).
+    pub duplicates: u64,
+    /// Resync outputs (one per channel and gap).
+    pub resyncs: u64,
+    /// Connections that reached `hello`.
+    pub connections: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Link {
     /// No connection and no reason to have one.
     Idle,
-    /// A connection is being opened; `opened` once the socket is open, waiting for `hello`.
+    /// A connection is being opened; waiting for `hello`.
     Connecting { since: Millis },
-    /// `hello` received.
-    Open { last_rx: Millis, ping_ms: Millis },
-    /// Waiting before the next attempt.
-    Waiting { until: Millis },
+    /// `hello` received at `since`.
+    Open {
+        since: Millis,
+        last_rx: Millis,
+        ping_ms: Millis,
+    },
+    /// Waiting before the next attempt: until a time, or (`None`) until the page can connect again.
+    Waiting { until: Option<Millis> },
     /// Closed by the app or for good.
     Closed,
 }
@@ -168,8 +208,39 @@ enum Link {
 #[derive(Debug)]
 struct PendingPublish {
     frame: String,
-    /// `Some(deadline)` once sent; `None` while waiting for a connection.
+    /// `Some(deadline)` once first sent; `None` while it has never left.
     deadline: Option<Millis>,
+}
+
+/// Where a channel's delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ChannelPosition {
+    epoch: String,
+    seq: u64,
+}
+
+/// What the page says about connecting.
+#[derive(Debug, Clone, Copy)]
+struct Conditions {
+    online: bool,
+    visible: bool,
+    frozen: bool,
+}
+
+impl Conditions {
+    fn allow_connecting(&self) -> bool {
+        self.online && self.visible && !self.frozen
+    }
+
+    fn why_waiting(&self) -> &'static str {
+        if self.frozen {
+            "the page is frozen (back-forward cache)"
+        } else if !self.online {
+            "the browser is offline"
+        } else {
+            "the page is hidden"
+        }
+    }
 }
 
 /// The connection state machine. See the module documentation.
@@ -180,27 +251,45 @@ pub struct Session {
     link: Link,
     backoff: Backoff,
     state: ConnectionState,
+    conditions: Conditions,
+    /// The epoch announced by the current connection's `hello`.
+    epoch: Option<String>,
+    positions: HashMap<String, ChannelPosition>,
+    /// Channels whose `subscribed` answer is due on the current connection.
+    awaiting: HashSet<String>,
+    publish_key_prefix: String,
     next_publish: PublishId,
     publishes: BTreeMap<PublishId, PendingPublish>,
     idle_deadline: Option<Millis>,
     outputs: VecDeque<Output>,
-    problems: u64,
+    stats: SessionStats,
 }
 
 impl Session {
     pub fn new(cfg: SessionConfig) -> Self {
         let backoff = Backoff::new(cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.seed);
+        let mut rng = XorShift::new(cfg.seed.rotate_left(17));
+        let publish_key_prefix = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
         Session {
             cfg,
             registry: Registry::new(),
             link: Link::Idle,
             backoff,
             state: ConnectionState::Idle,
+            conditions: Conditions {
+                online: true,
+                visible: true,
+                frozen: false,
+            },
+            epoch: None,
+            positions: HashMap::new(),
+            awaiting: HashSet::new(),
+            publish_key_prefix,
             next_publish: 0,
             publishes: BTreeMap::new(),
             idle_deadline: None,
             outputs: VecDeque::new(),
-            problems: 0,
+            stats: SessionStats::default(),
         }
     }
 
@@ -214,9 +303,13 @@ impl Session {
         &self.state
     }
 
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
     /// How many malformed or unexpected things came from the network.
     pub fn problems(&self) -> u64 {
-        self.problems
+        self.stats.problems
     }
 
     pub fn registry(&self) -> &Registry {
@@ -230,13 +323,10 @@ impl Session {
         if change == ChannelChange::Added {
             match self.link {
                 Link::Open { .. } => {
-                    let entry = [ChannelEntry {
-                        channel: channel.into(),
-                        seq: None,
-                    }];
-                    self.send(frame::encode_subscribe(&entry));
+                    self.awaiting.insert(channel.to_owned());
+                    self.send(frame::encode_subscribe(&[ChannelEntry::named(channel)]));
                 }
-                Link::Idle => self.connect(now),
+                Link::Idle => self.start(now),
                 Link::Connecting { .. } | Link::Waiting { .. } | Link::Closed => {}
             }
         }
@@ -249,12 +339,12 @@ impl Session {
             return false;
         };
         if change == ChannelChange::Removed {
+            self.positions.remove(&channel);
+            self.awaiting.remove(&channel);
             if let Link::Open { .. } = self.link {
-                let entry = [ChannelEntry {
-                    channel: channel.as_str().into(),
-                    seq: None,
-                }];
-                self.send(frame::encode_unsubscribe(&entry));
+                self.send(frame::encode_unsubscribe(&[ChannelEntry::named(
+                    channel.as_str(),
+                )]));
             }
         }
         self.check_idle(now);
@@ -272,6 +362,9 @@ impl Session {
         date_ms: f64,
         meta: Option<&str>,
     ) -> Result<PublishId, PublishError> {
+        if self.link == Link::Closed {
+            return Err(PublishError::Closed);
+        }
         let payload: &RawValue =
             serde_json::from_str(payload).map_err(|e| PublishError::InvalidJson {
                 field: "payload",
@@ -288,33 +381,30 @@ impl Session {
         };
         self.next_publish += 1;
         let id = self.next_publish;
-        let text = frame::encode_publish(id, channel, kind, payload, date_ms, meta);
+        let key = format!("{}:{id}", self.publish_key_prefix);
+        let text = frame::encode_publish(id, Some(&key), channel, kind, payload, date_ms, meta);
         self.idle_deadline = None;
-        match self.link {
-            Link::Open { .. } => {
-                self.send(text.clone());
-                let deadline = Some(now + self.cfg.publish_timeout_ms);
-                self.publishes.insert(
-                    id,
-                    PendingPublish {
-                        frame: text,
-                        deadline,
-                    },
-                );
-            }
-            Link::Closed => return Err(PublishError::Closed),
-            Link::Idle | Link::Connecting { .. } | Link::Waiting { .. } => {
-                self.publishes.insert(
-                    id,
-                    PendingPublish {
-                        frame: text,
-                        deadline: None,
-                    },
-                );
-                self.trim_publish_queue();
-                if self.link == Link::Idle {
-                    self.connect(now);
-                }
+        if let Link::Open { .. } = self.link {
+            self.send(text.clone());
+            let deadline = Some(now + self.cfg.publish_timeout_ms);
+            self.publishes.insert(
+                id,
+                PendingPublish {
+                    frame: text,
+                    deadline,
+                },
+            );
+        } else {
+            self.publishes.insert(
+                id,
+                PendingPublish {
+                    frame: text,
+                    deadline: None,
+                },
+            );
+            self.trim_publish_queue();
+            if self.link == Link::Idle {
+                self.start(now);
             }
         }
         Ok(id)
@@ -341,6 +431,25 @@ impl Session {
         });
     }
 
+    /// The browser went online or offline (`navigator.onLine`, `online` / `offline` events).
+    pub fn set_online(&mut self, now: Millis, online: bool) {
+        self.conditions.online = online;
+        self.conditions_changed(now);
+    }
+
+    /// The page became visible or hidden (`visibilitychange`). A hidden page keeps an open
+    /// connection but does not retry a lost one until it is visible again.
+    pub fn set_visible(&mut self, now: Millis, visible: bool) {
+        self.conditions.visible = visible;
+        self.conditions_changed(now);
+    }
+
+    /// The page entered (`pagehide` persisted) or left (`pageshow` persisted) the back-forward cache.
+    pub fn set_frozen(&mut self, now: Millis, frozen: bool) {
+        self.conditions.frozen = frozen;
+        self.conditions_changed(now);
+    }
+
     /// The transport opened. The session waits for the relay's `hello` before it counts as open.
     pub fn handle_open(&mut self, _now: Millis) {}
 
@@ -358,35 +467,18 @@ impl Session {
         };
         match frame {
             ServerFrame::Hello {
-                version, ping_ms, ..
-            } => self.on_hello(now, version, ping_ms),
-            ServerFrame::Event(ev) => {
-                let ids = match payload_ids(ev.payload) {
-                    Ok(ids) => ids,
-                    Err(e) => {
-                        // Deliver as if the event had no ids: a needless refetch beats a lost update.
-                        self.problem(format!(
-                            "event on `{}`: {e}; delivered without id filtering",
-                            ev.channel
-                        ));
-                        None
-                    }
-                };
-                let subs = self.registry.route(&ev.channel, &ev.kind, ids.as_deref());
-                if subs.is_empty() {
-                    return;
+                version,
+                epoch,
+                ping_ms,
+            } => {
+                if let Link::Connecting { .. } = self.link {
+                    self.on_hello(now, version, &epoch, ping_ms)
+                } else {
+                    self.problem("a second `hello` on one connection was ignored".into())
                 }
-                let event = Event {
-                    channel: ev.channel.into_owned(),
-                    kind: ev.kind.into_owned(),
-                    seq: ev.seq,
-                    payload: ev.payload.get().to_owned(),
-                    date: ev.date,
-                    meta: ev.meta.map(|m| m.get().to_owned()),
-                    ids,
-                };
-                self.outputs.push_back(Output::Deliver { subs, event });
             }
+            ServerFrame::Subscribed { channels } => self.on_subscribed(&channels),
+            ServerFrame::Event(ev) => self.on_event(ev),
             ServerFrame::Ack { id, seq } => {
                 if self.publishes.remove(&id).is_some() {
                     self.outputs.push_back(Output::PublishAcked { id, seq });
@@ -410,7 +502,7 @@ impl Session {
                 self.problem(format!("the relay reported an error ({code}): {message}"))
             }
             ServerFrame::Ping => self.send(frame::encode_pong()),
-            ServerFrame::Subscribed { .. } | ServerFrame::Pong => {}
+            ServerFrame::Pong => {}
         }
     }
 
@@ -426,8 +518,10 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Millis> {
         let link = match self.link {
             Link::Connecting { since } => Some(since + self.cfg.connect_timeout_ms),
-            Link::Open { last_rx, ping_ms } => Some(last_rx + ping_ms + self.cfg.ping_grace_ms),
-            Link::Waiting { until } => Some(until),
+            Link::Open {
+                last_rx, ping_ms, ..
+            } => Some(last_rx + ping_ms + self.cfg.ping_grace_ms),
+            Link::Waiting { until } => until,
             Link::Idle | Link::Closed => None,
         };
         let publish = self.publishes.values().filter_map(|p| p.deadline).min();
@@ -461,31 +555,31 @@ impl Session {
                 );
                 self.lose_link(now, &reason);
             }
-            Link::Open { last_rx, ping_ms }
-                if now >= last_rx + ping_ms + self.cfg.ping_grace_ms =>
-            {
+            Link::Open {
+                last_rx, ping_ms, ..
+            } if now >= last_rx + ping_ms + self.cfg.ping_grace_ms => {
                 self.outputs.push_back(Output::Disconnect);
                 let reason = format!("nothing heard from the relay for {} ms", now - last_rx);
                 self.lose_link(now, &reason);
             }
-            Link::Waiting { until } if now >= until => self.connect(now),
+            Link::Waiting { until: Some(until) } if now >= until => self.connect(now),
             _ => {}
         }
         if self.idle_deadline.is_some_and(|d| now >= d) {
             self.idle_deadline = None;
-            if self.has_work() {
-                return;
+            if !self.has_work() {
+                if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
+                    self.outputs.push_back(Output::Disconnect);
+                }
+                self.link = Link::Idle;
+                self.awaiting.clear();
+                self.set_state(ConnectionState::Idle);
             }
-            if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
-                self.outputs.push_back(Output::Disconnect);
-            }
-            self.link = Link::Idle;
-            self.set_state(ConnectionState::Idle);
         }
         self.check_idle(now);
     }
 
-    fn on_hello(&mut self, now: Millis, version: u32, ping_ms: Millis) {
+    fn on_hello(&mut self, now: Millis, version: u32, epoch: &str, ping_ms: Millis) {
         if version != PROTOCOL_VERSION {
             self.problem(format!(
                 "the relay speaks protocol version {version}; this client speaks {PROTOCOL_VERSION}"
@@ -494,70 +588,228 @@ impl Session {
             return;
         }
         self.link = Link::Open {
+            since: now,
             last_rx: now,
             ping_ms,
         };
-        self.backoff.reset();
+        self.epoch = Some(epoch.to_owned());
+        self.stats.connections += 1;
         self.set_state(ConnectionState::Open);
+
         let channels: Vec<ChannelEntry> = self
             .registry
             .channels()
             .map(|c| ChannelEntry {
-                channel: c.into(),
-                seq: None,
+                since: self.positions.get(c).map(|p| Position {
+                    epoch: p.epoch.as_str().into(),
+                    seq: p.seq,
+                }),
+                ..ChannelEntry::named(c)
             })
             .collect();
         if !channels.is_empty() {
+            self.awaiting = channels.iter().map(|c| c.channel.to_string()).collect();
             let text = frame::encode_subscribe(&channels);
             self.send(text);
         }
+        // Everything not yet acknowledged, in order; the relay acks a resent key without publishing
+        // it twice.
         let deadline = now + self.cfg.publish_timeout_ms;
-        let mut queued = Vec::new();
-        for p in self.publishes.values_mut().filter(|p| p.deadline.is_none()) {
-            p.deadline = Some(deadline);
-            queued.push(p.frame.clone());
+        let mut resend = Vec::with_capacity(self.publishes.len());
+        for p in self.publishes.values_mut() {
+            p.deadline.get_or_insert(deadline);
+            resend.push(p.frame.clone());
         }
-        for text in queued {
+        for text in resend {
             self.send(text);
         }
         self.check_idle(now);
     }
 
+    fn on_subscribed(&mut self, entries: &[ChannelEntry<'_>]) {
+        let Some(epoch) = self.epoch.clone() else {
+            return;
+        };
+        for entry in entries {
+            let channel = entry.channel.as_ref();
+            if !self.awaiting.remove(channel) || !self.registry.has_channel(channel) {
+                continue; // an answer to a subscription that has since ended, or a repeat
+            }
+            let Some(seq) = entry.seq else {
+                self.problem(format!("`subscribed` for `{channel}` without `seq`"));
+                continue;
+            };
+            let had = self.positions.get(channel).cloned();
+            let fresh = ChannelPosition {
+                epoch: epoch.clone(),
+                seq,
+            };
+            match (had, entry.recovered) {
+                // A new subscription: it starts from now.
+                (None, _) => {
+                    self.positions.insert(channel.to_owned(), fresh);
+                }
+                // The missed events follow; the position stays where delivery stopped.
+                (Some(_), Some(true)) => {}
+                (Some(old), recovered) => {
+                    let reason = match recovered {
+                        Some(false) if old.epoch != epoch => format!(
+                            "the relay restarted (epoch {} → {epoch}) and cannot replay `{channel}`",
+                            old.epoch
+                        ),
+                        Some(false) => format!(
+                            "the relay no longer has the events of `{channel}` after seq {}",
+                            old.seq
+                        ),
+                        _ => format!("the relay did not say whether it replays `{channel}`"),
+                    };
+                    self.positions.insert(channel.to_owned(), fresh);
+                    self.resync(channel, reason);
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: frame::EventFrame<'_>) {
+        let channel = ev.channel.as_ref();
+        if self.awaiting.contains(channel) {
+            return; // from a server-side subscription that ended before the one being answered
+        }
+        let Some(position) = self.positions.get_mut(channel) else {
+            return; // not subscribed (any more)
+        };
+        if ev.seq <= position.seq {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let gap = ev.seq > position.seq + 1;
+        let missed_from = position.seq + 1;
+        position.seq = ev.seq;
+        if gap {
+            let reason = format!(
+                "events {missed_from}..{} of `{channel}` never arrived",
+                ev.seq - 1
+            );
+            self.problem(reason.clone());
+            self.resync(channel, reason);
+        }
+        let ids = match payload_ids(ev.payload) {
+            Ok(ids) => ids,
+            Err(e) => {
+                // Deliver as if the event had no ids: a needless refetch beats a lost update.
+                self.problem(format!(
+                    "event on `{channel}`: {e}; delivered without id filtering"
+                ));
+                None
+            }
+        };
+        let subs = self.registry.route(channel, &ev.kind, ids.as_deref());
+        if subs.is_empty() {
+            return;
+        }
+        let event = Event {
+            channel: ev.channel.into_owned(),
+            kind: ev.kind.into_owned(),
+            seq: ev.seq,
+            payload: ev.payload.get().to_owned(),
+            date: ev.date,
+            meta: ev.meta.map(|m| m.get().to_owned()),
+            ids,
+        };
+        self.outputs.push_back(Output::Deliver { subs, event });
+    }
+
+    fn resync(&mut self, channel: &str, reason: String) {
+        let subs = self.registry.members(channel);
+        if !subs.is_empty() {
+            self.stats.resyncs += 1;
+            self.outputs.push_back(Output::Resync {
+                subs,
+                channel: channel.to_owned(),
+                reason,
+            });
+        }
+    }
+
+    /// Leaves `Idle`: connects now, or waits when the page does not allow it.
+    fn start(&mut self, now: Millis) {
+        if self.conditions.allow_connecting() {
+            self.connect(now);
+        } else {
+            self.link = Link::Waiting { until: None };
+            let reason = self.conditions.why_waiting();
+            self.set_state(ConnectionState::Reconnecting {
+                attempt: 0,
+                delay_ms: None,
+                reason: format!("not connecting: {reason}"),
+            });
+        }
+    }
+
     fn connect(&mut self, now: Millis) {
         self.link = Link::Connecting { since: now };
+        self.awaiting.clear();
         self.outputs.push_back(Output::Connect);
         self.set_state(ConnectionState::Connecting);
     }
 
     fn lose_link(&mut self, now: Millis, reason: &str) {
-        let sent: Vec<PublishId> = self
-            .publishes
-            .iter()
-            .filter(|(_, p)| p.deadline.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in sent {
-            self.publishes.remove(&id);
-            self.outputs.push_back(Output::PublishFailed {
-                id,
-                error: PublishError::ConnectionLost,
-            });
+        if let Link::Open { since, .. } = self.link {
+            if now.saturating_sub(since) >= self.cfg.stable_after_ms {
+                self.backoff.reset();
+            }
         }
+        self.awaiting.clear();
         if !self.has_work() {
             self.link = Link::Idle;
             self.idle_deadline = None;
             self.set_state(ConnectionState::Idle);
             return;
         }
-        let delay_ms = self.backoff.next_delay();
-        self.link = Link::Waiting {
-            until: now + delay_ms,
-        };
-        self.set_state(ConnectionState::Reconnecting {
-            attempt: self.backoff.attempt(),
-            delay_ms,
-            reason: reason.to_owned(),
-        });
+        self.wait_for_retry(now, reason);
+    }
+
+    /// Schedules the next attempt, or waits for the page to allow one.
+    fn wait_for_retry(&mut self, now: Millis, reason: &str) {
+        if self.conditions.allow_connecting() {
+            let delay_ms = self.backoff.next_delay();
+            self.link = Link::Waiting {
+                until: Some(now + delay_ms),
+            };
+            self.set_state(ConnectionState::Reconnecting {
+                attempt: self.backoff.attempt(),
+                delay_ms: Some(delay_ms),
+                reason: reason.to_owned(),
+            });
+        } else {
+            self.link = Link::Waiting { until: None };
+            self.set_state(ConnectionState::Reconnecting {
+                attempt: self.backoff.attempt(),
+                delay_ms: None,
+                reason: format!("{reason}; waiting: {}", self.conditions.why_waiting()),
+            });
+        }
+    }
+
+    fn conditions_changed(&mut self, now: Millis) {
+        let allowed = self.conditions.allow_connecting();
+        match self.link {
+            // An open connection survives a hidden page, but not going offline or being frozen.
+            Link::Open { .. } | Link::Connecting { .. }
+                if !self.conditions.online || self.conditions.frozen =>
+            {
+                self.outputs.push_back(Output::Disconnect);
+                let reason = self.conditions.why_waiting();
+                self.lose_link(now, reason);
+            }
+            Link::Waiting { .. } if allowed => self.connect(now),
+            Link::Waiting { until: Some(_) } => {
+                self.link = Link::Waiting { until: None };
+                let reason = self.conditions.why_waiting();
+                self.wait_for_retry(now, reason);
+            }
+            _ => {}
+        }
     }
 
     /// Whether there is a reason to be connected.
@@ -586,14 +838,9 @@ impl Session {
     }
 
     fn trim_publish_queue(&mut self) {
-        let waiting: Vec<PublishId> = self
-            .publishes
-            .iter()
-            .filter(|(_, p)| p.deadline.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        let over = waiting.len().saturating_sub(self.cfg.publish_queue);
-        for id in waiting.into_iter().take(over) {
+        let over = self.publishes.len().saturating_sub(self.cfg.publish_queue);
+        let oldest: Vec<PublishId> = self.publishes.keys().take(over).copied().collect();
+        for id in oldest {
             self.publishes.remove(&id);
             let error = PublishError::QueueFull {
                 capacity: self.cfg.publish_queue,
@@ -607,7 +854,7 @@ impl Session {
     }
 
     fn problem(&mut self, message: String) {
-        self.problems += 1;
+        self.stats.problems += 1;
         self.outputs.push_back(Output::Problem(message));
     }
 

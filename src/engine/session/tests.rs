@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::engine::filter::TypeFilter;
-use crate::engine::frame::{decode_client, encode_event, encode_hello, ClientFrame};
+use crate::engine::frame::{
+    decode_client, encode_event, encode_hello, encode_subscribed, ChannelEntry, ClientFrame,
+};
 
 fn all() -> Filter {
     Filter::new(TypeFilter::All, None)
@@ -52,8 +54,64 @@ fn open_session(subs: &[(&str, Filter)]) -> (Session, Vec<SubId>) {
         .collect();
     s.handle_open(1);
     s.handle_text(2, &encode_hello("e1", 25_000));
+    let channels: Vec<&str> = s.registry().channels().collect::<Vec<_>>();
+    let answer = subscribed(&channels.iter().map(|c| (*c, 0, None)).collect::<Vec<_>>());
+    s.handle_text(3, &answer);
     drain(&mut s);
     (s, ids)
+}
+
+/// The relay's `subscribed` answer: (channel, seq, recovered).
+fn subscribed(entries: &[(&str, u64, Option<bool>)]) -> String {
+    let entries: Vec<ChannelEntry> = entries
+        .iter()
+        .map(|(c, seq, recovered)| ChannelEntry {
+            seq: Some(*seq),
+            recovered: *recovered,
+            ..ChannelEntry::named(*c)
+        })
+        .collect();
+    encode_subscribed(&entries)
+}
+
+/// The `since` positions of the first subscribe frame in `outputs`, by channel.
+fn since_of(outputs: &[Output]) -> Vec<(String, Option<(String, u64)>)> {
+    match sent(outputs).first() {
+        Some(ClientFrame::Subscribe { channels }) => channels
+            .iter()
+            .map(|c| {
+                (
+                    c.channel.to_string(),
+                    c.since.as_ref().map(|p| (p.epoch.to_string(), p.seq)),
+                )
+            })
+            .collect(),
+        other => panic!("no subscribe frame: {other:?}"),
+    }
+}
+
+fn delivered(outputs: &[Output]) -> Vec<(Vec<SubId>, String)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Deliver { subs, event } => {
+                Some((subs.clone(), format!("{}#{}", event.kind, event.seq)))
+            }
+            Output::Resync { subs, .. } => Some((subs.clone(), "resync".to_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Drops the connection and brings it back (timer fired, hello with `epoch`); returns the outputs.
+fn reconnect(s: &mut Session, now: Millis, epoch: &str) -> Vec<Output> {
+    s.handle_close(now, "cut");
+    drain(s);
+    let wake = s.poll_timeout().expect("a retry is scheduled");
+    s.handle_timeout(wake);
+    drain(s);
+    s.handle_text(wake + 1, &encode_hello(epoch, 25_000));
+    drain(s)
 }
 
 #[test]
@@ -138,7 +196,7 @@ fn delivered_event_keeps_payload_and_meta_raw() {
     let meta = RawValue::from_string(r#"{"dataProviderName":"x"}"#.into()).expect("json");
     s.handle_text(
         3,
-        &encode_event("c", 7, "updated", &payload, 12.0, Some(&meta)),
+        &encode_event("c", 1, "updated", &payload, 12.0, Some(&meta)),
     );
     let Some(Output::Deliver { event, .. }) = s.poll_output() else {
         panic!("no delivery")
@@ -183,7 +241,8 @@ fn reconnects_with_backoff_and_resubscribes() {
         panic!("{out:?}")
     };
     assert_eq!((*attempt, reason.as_str()), (1, "network down"));
-    assert!(*delay_ms <= 500);
+    let delay_ms = delay_ms.expect("a retry is scheduled");
+    assert!(delay_ms <= 500);
     let wake = s.poll_timeout().expect("a retry is scheduled");
     assert_eq!(wake, 100 + delay_ms);
 
@@ -203,7 +262,7 @@ fn reconnects_with_backoff_and_resubscribes() {
     else {
         panic!("{out:?}")
     };
-    assert!(*delay_ms <= 1000);
+    assert!(delay_ms.is_some_and(|d| d <= 1000));
 
     let wake = s.poll_timeout().expect("scheduled");
     s.handle_timeout(wake);
@@ -313,20 +372,6 @@ fn publish_failures_are_settled_with_a_reason() {
             if *id == rejected && code == "bad_channel"),
         "{out:?}"
     );
-
-    let lost = s
-        .publish(20_002, "c", "updated", "{}", 0.0, None)
-        .expect("valid");
-    drain(&mut s);
-    s.handle_close(20_003, "gone");
-    let out = drain(&mut s);
-    assert_eq!(
-        out[0],
-        Output::PublishFailed {
-            id: lost,
-            error: PublishError::ConnectionLost
-        }
-    );
 }
 
 #[test]
@@ -400,4 +445,269 @@ fn losing_the_last_subscription_while_waiting_cancels_the_retry() {
     s.unsubscribe(11, subs[0]);
     assert_eq!(drain(&mut s), vec![Output::State(ConnectionState::Idle)]);
     assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn resumes_from_the_last_delivered_position_and_drops_replayed_duplicates() {
+    let (mut s, subs) = open_session(&[("a", all()), ("b", all())]);
+    s.handle_text(10, &event("a", 1, "updated", "{}"));
+    s.handle_text(11, &event("a", 2, "updated", "{}"));
+    drain(&mut s);
+
+    let out = reconnect(&mut s, 20, "e1");
+    assert_eq!(
+        since_of(&out),
+        vec![
+            ("a".into(), Some(("e1".into(), 2))),
+            ("b".into(), Some(("e1".into(), 0)))
+        ]
+    );
+    s.handle_text(
+        30,
+        &subscribed(&[("a", 4, Some(true)), ("b", 0, Some(true))]),
+    );
+    // The relay replays 2 (already seen), 3 and 4.
+    for seq in 2..=4 {
+        s.handle_text(31, &event("a", seq, "updated", "{}"));
+    }
+    let out = drain(&mut s);
+    assert_eq!(
+        delivered(&out),
+        vec![
+            (vec![subs[0]], "updated#3".into()),
+            (vec![subs[0]], "updated#4".into())
+        ]
+    );
+    assert_eq!(s.stats().duplicates, 1);
+    assert_eq!(s.stats().resyncs, 0);
+}
+
+#[test]
+fn an_unrecoverable_gap_resyncs_every_subscription_of_the_channel_once() {
+    let (mut s, subs) = open_session(&[
+        ("a", Filter::new(TypeFilter::from_types(["created"]), None)),
+        ("a", ids(&["1"])),
+        ("b", all()),
+    ]);
+    s.handle_text(10, &event("a", 1, "created", "{}"));
+    drain(&mut s);
+    reconnect(&mut s, 20, "e2");
+    s.handle_text(
+        30,
+        &subscribed(&[("a", 7, Some(false)), ("b", 0, Some(false))]),
+    );
+    let out = drain(&mut s);
+    let resyncs: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Resync {
+                subs,
+                channel,
+                reason,
+            } => Some((subs.clone(), channel.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resyncs.len(), 2, "{out:?}");
+    assert_eq!(
+        resyncs[0].0,
+        vec![subs[0], subs[1]],
+        "whatever their types and ids"
+    );
+    assert!(resyncs[0].2.contains("epoch e1 → e2"), "{}", resyncs[0].2);
+    assert_eq!(resyncs[1].0, vec![subs[2]]);
+    // Delivery continues from the relay's current position.
+    s.handle_text(31, &event("a", 8, "created", "{}"));
+    assert_eq!(
+        delivered(&drain(&mut s)),
+        vec![(vec![subs[0], subs[1]], "created#8".into())]
+    );
+}
+
+#[test]
+fn a_gap_inside_one_connection_is_reported_and_resynced() {
+    let (mut s, subs) = open_session(&[("a", all())]);
+    s.handle_text(10, &event("a", 1, "updated", "{}"));
+    s.handle_text(11, &event("a", 4, "updated", "{}"));
+    let out = drain(&mut s);
+    assert_eq!(
+        delivered(&out),
+        vec![
+            (vec![subs[0]], "updated#1".into()),
+            (vec![subs[0]], "resync".into()),
+            (vec![subs[0]], "updated#4".into())
+        ]
+    );
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Problem(m) if m.contains("2..3"))));
+}
+
+#[test]
+fn events_before_the_subscribed_answer_and_repeated_answers_are_ignored() {
+    let (mut s, subs) = open_session(&[("a", all())]);
+    assert!(s.unsubscribe(5, subs[0]));
+    let again = s.subscribe(6, "a", all());
+    drain(&mut s);
+    s.handle_text(7, &event("a", 1, "updated", "{}")); // from the ended server-side subscription
+    s.handle_text(8, &subscribed(&[("a", 1, None)]));
+    s.handle_text(9, &subscribed(&[("a", 0, Some(false))])); // a repeat: no resync, no rewind
+    s.handle_text(10, &event("a", 1, "updated", "{}"));
+    s.handle_text(11, &event("a", 2, "updated", "{}"));
+    assert_eq!(
+        delivered(&drain(&mut s)),
+        vec![(vec![again], "updated#2".into())]
+    );
+}
+
+#[test]
+fn unacknowledged_publishes_are_resent_with_their_key_after_a_reconnect() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    let id = s
+        .publish(10, "a", "updated", "{}", 0.0, None)
+        .expect("valid");
+    let first = sent(&drain(&mut s)).into_iter().find_map(|f| match f {
+        ClientFrame::Publish { event, .. } => event.key.map(|k| k.to_string()),
+        _ => None,
+    });
+    let key = first.expect("a publish carries a key");
+    let out = reconnect(&mut s, 20, "e1");
+    let resent: Vec<(u64, Option<String>)> = sent(&out)
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Publish { id, event } => Some((id, event.key.map(|k| k.to_string()))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resent, vec![(id, Some(key))]);
+    s.handle_text(40, &format!(r#"{{"op":"ack","id":{id},"seq":3}}"#));
+    assert_eq!(drain(&mut s), vec![Output::PublishAcked { id, seq: 3 }]);
+    // Its timeout ran from the first sending: a publish resent forever would never settle.
+}
+
+#[test]
+fn offline_stops_trying_and_online_reconnects_at_once() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    s.set_online(10, false);
+    let out = drain(&mut s);
+    assert_eq!(out[0], Output::Disconnect);
+    assert!(
+        matches!(out.last(), Some(Output::State(ConnectionState::Reconnecting { delay_ms: None, reason, .. }))
+            if reason.contains("offline")),
+        "{out:?}"
+    );
+    assert_eq!(s.poll_timeout(), None, "no retry timer while offline");
+    s.set_online(5_000, true);
+    assert_eq!(
+        drain(&mut s),
+        vec![Output::Connect, Output::State(ConnectionState::Connecting)]
+    );
+}
+
+#[test]
+fn a_hidden_page_keeps_its_connection_but_does_not_retry_until_visible() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    s.set_visible(10, false);
+    assert!(
+        drain(&mut s).is_empty(),
+        "an open connection stays open while hidden"
+    );
+    s.handle_close(20, "network blip");
+    let out = drain(&mut s);
+    assert!(
+        matches!(
+            out.last(),
+            Some(Output::State(ConnectionState::Reconnecting {
+                delay_ms: None,
+                ..
+            }))
+        ),
+        "{out:?}"
+    );
+    assert_eq!(s.poll_timeout(), None);
+    s.set_visible(60_000, true);
+    assert_eq!(
+        drain(&mut s),
+        vec![Output::Connect, Output::State(ConnectionState::Connecting)]
+    );
+}
+
+#[test]
+fn hiding_while_waiting_cancels_the_timer() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    s.handle_close(20, "blip");
+    drain(&mut s);
+    assert!(s.poll_timeout().is_some());
+    s.set_visible(21, false);
+    drain(&mut s);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn the_back_forward_cache_closes_and_resumes() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    s.handle_text(10, &event("a", 1, "updated", "{}"));
+    drain(&mut s);
+    s.set_frozen(20, true);
+    let out = drain(&mut s);
+    assert_eq!(
+        out[0],
+        Output::Disconnect,
+        "an open socket would keep the page out of the cache"
+    );
+    s.set_frozen(30_000, false);
+    assert_eq!(
+        drain(&mut s),
+        vec![Output::Connect, Output::State(ConnectionState::Connecting)]
+    );
+    s.handle_text(30_001, &encode_hello("e1", 25_000));
+    assert_eq!(
+        since_of(&drain(&mut s)),
+        vec![("a".into(), Some(("e1".into(), 1)))]
+    );
+}
+
+#[test]
+fn subscribing_while_offline_waits_for_the_network() {
+    let mut s = Session::new(SessionConfig::default());
+    s.set_online(0, false);
+    s.subscribe(1, "a", all());
+    let out = drain(&mut s);
+    assert!(!out.contains(&Output::Connect), "{out:?}");
+    s.set_online(2, true);
+    assert_eq!(drain(&mut s)[0], Output::Connect);
+}
+
+#[test]
+fn backoff_resets_only_after_a_stable_connection() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    // Three quick failures: the attempt count grows.
+    let mut now = 10;
+    for expected_attempt in 1..=3 {
+        s.handle_close(now, "refused");
+        let out = drain(&mut s);
+        assert!(
+            matches!(out.last(), Some(Output::State(ConnectionState::Reconnecting { attempt, .. })) if *attempt == expected_attempt),
+            "{out:?}"
+        );
+        now = s.poll_timeout().expect("retry");
+        s.handle_timeout(now);
+        s.handle_text(now, &encode_hello("e1", 25_000));
+        drain(&mut s);
+    }
+    // Open for longer than `stable_after_ms`: the next failure starts over.
+    now += 6_000;
+    s.handle_text(now, r#"{"op":"ping"}"#);
+    s.handle_close(now, "blip");
+    let out = drain(&mut s);
+    assert!(
+        matches!(
+            out.last(),
+            Some(Output::State(ConnectionState::Reconnecting {
+                attempt: 1,
+                ..
+            }))
+        ),
+        "{out:?}"
+    );
 }
