@@ -1,24 +1,27 @@
 /** A record id as Refine and Ginjou use them. Ids compare as strings: `1` matches `"1"`. */
 export type RecordKey = string | number;
 
-/** Refine's `LiveEvent`. */
+/**
+ * Refine's `LiveEvent`. Type `"$resync"` (with `meta.resync === true` and `meta.reason`) means events
+ * were missed during a disconnect and could not be replayed: refetch.
+ */
 export interface LiveEvent {
   channel: string;
-  type: "deleted" | "updated" | "created" | "*" | (string & {});
+  type: "deleted" | "updated" | "created" | "*" | "$resync" | (string & {});
   payload: { ids?: RecordKey[]; [key: string]: any };
   date: Date;
-  meta?: Record<string, any> & { dataProviderName?: string };
+  meta?: Record<string, any> & { dataProviderName?: string; resync?: true; reason?: string };
 }
 
 export type ConnectionStateName = "loading" | "idle" | "connecting" | "open" | "reconnecting" | "closed" | "failed";
 
 /** Passed to `onStateChange`. */
 export interface ConnectionStateChange {
-  state: Exclude<ConnectionStateName, "loading" | "failed">;
+  state: ConnectionStateName;
   /** `reconnecting`: how many attempts in a row have failed. */
   attempt?: number;
-  /** `reconnecting`: how long until the next attempt. */
-  delayMs?: number;
+  /** `reconnecting`: how long until the next attempt; `null` while waiting for the network, a visible page or the page to leave the back-forward cache. */
+  delayMs?: number | null;
   /** `reconnecting` and `closed`: why. */
   reason?: string;
 }
@@ -26,7 +29,7 @@ export interface ConnectionStateChange {
 /** An error thrown by a publish: `code` says which kind. */
 export interface LivePublishError extends Error {
   name: "LivePublishError";
-  code: "invalid_json" | "timeout" | "connection_lost" | "queue_full" | "rejected" | "closed";
+  code: "invalid_json" | "timeout" | "queue_full" | "rejected" | "closed";
 }
 
 export interface LiveProviderOptions {
@@ -38,6 +41,8 @@ export interface LiveProviderOptions {
   backoffMinMs?: number;
   /** Largest reconnect delay, ms (default 20000). */
   backoffMaxMs?: number;
+  /** A connection open this long resets the backoff, ms (default 5000). */
+  stableAfterMs?: number;
   /** How long past the relay's ping interval the link counts as dead, ms (default 10000). */
   pingGraceMs?: number;
   /** How long opening a connection may take, ms (default 10000). */
@@ -75,6 +80,23 @@ export interface LiveClient {
   close(): void;
   readonly state: ConnectionStateName;
   readonly subscriptionCount: number;
+  /** The last state change. */
+  readonly connection: ConnectionStateChange;
+  /** Calls `listener` on every state change; returns a function that stops it. */
+  onStateChange(listener: (change: ConnectionStateChange) => void): () => void;
+  readonly stats: LiveStats;
+}
+
+/** Counters of the connection. */
+export interface LiveStats {
+  /** Malformed or unexpected frames from the relay. */
+  problems: number;
+  /** Replayed events dropped because they had already been delivered. */
+  duplicates: number;
+  /** Resync events handed out (one per channel and unrecoverable gap). */
+  resyncs: number;
+  /** Connections that reached the relay's hello. */
+  connections: number;
 }
 
 export function createLiveClient(options: LiveProviderOptions): LiveClient;
@@ -101,6 +123,9 @@ export interface WasmLiveProvider {
   publish(event: LiveEvent): Promise<{ seq: number }>;
   close(): void;
   readonly state: ConnectionStateName;
+  readonly connection: ConnectionStateChange;
+  onStateChange(listener: (change: ConnectionStateChange) => void): () => void;
+  readonly stats: LiveStats;
 }
 
 export function liveProvider(options: LiveProviderOptions): WasmLiveProvider;

@@ -13,7 +13,7 @@ function loadModule(source) {
   return loading;
 }
 
-const MS_OPTIONS = ["backoffMinMs", "backoffMaxMs", "pingGraceMs", "connectTimeoutMs", "publishTimeoutMs", "publishQueue", "idleCloseMs"];
+const MS_OPTIONS = ["backoffMinMs", "backoffMaxMs", "stableAfterMs", "pingGraceMs", "connectTimeoutMs", "publishTimeoutMs", "publishQueue", "idleCloseMs"];
 
 function describe(value) {
   if (value === null) return "null";
@@ -110,16 +110,30 @@ export function createLiveClient(options) {
   let closed = false;
   const pending = [];
   const ids = new Map(); // handle -> id in the wasm client
+  const stateListeners = new Set();
+  if (options.onStateChange) stateListeners.add(options.onStateChange);
+  let lastChange = { state: "loading" };
+  const notifyState = (change) => {
+    lastChange = change;
+    for (const listener of [...stateListeners]) {
+      try {
+        listener(change);
+      } catch (error) {
+        reportError(options.onError, error);
+      }
+    }
+  };
 
   loadModule(wasm).then(
     () => {
       if (closed) return;
-      client = new LiveClient(url, clientOptions);
+      client = new LiveClient(url, { ...clientOptions, onStateChange: notifyState });
       for (const op of pending.splice(0)) op(client);
     },
     (cause) => {
       failed = new Error(`wasm-live-provider: the WebAssembly module failed to load: ${cause?.message ?? cause}`, { cause });
       for (const op of pending.splice(0)) op(null);
+      notifyState({ state: "failed", reason: failed.message });
       reportError(options.onError, failed);
     },
   );
@@ -199,6 +213,22 @@ export function createLiveClient(options) {
     get subscriptionCount() {
       return ids.size;
     },
+    /** The last state change: `{ state, attempt?, delayMs?, reason? }`. */
+    get connection() {
+      return lastChange;
+    },
+    /** Calls `listener` on every state change; returns a function that stops it. */
+    onStateChange(listener) {
+      if (typeof listener !== "function") {
+        throw new TypeError(`onStateChange: \`listener\` must be a function, got ${describe(listener)}`);
+      }
+      stateListeners.add(listener);
+      return () => stateListeners.delete(listener);
+    },
+    /** Counters from the connection: `{ problems, duplicates, resyncs, connections }`. */
+    get stats() {
+      return client ? client.stats : { problems: 0, duplicates: 0, resyncs: 0, connections: 0 };
+    },
   };
 }
 
@@ -212,7 +242,9 @@ function subscriptionIds(params) {
 /**
  * Refine's `LiveProvider`: `<Refine liveProvider={liveProvider({ url })} />`.
  * Events are filtered by `types` and by `params.ids` (falling back to `params.id`) with the
- * semantics of Refine's Ably provider.
+ * semantics of Refine's Ably provider. When the relay cannot replay what a subscription missed during
+ * a disconnect, its callback gets one event of type "$resync" (`meta.resync === true`), which makes
+ * Refine refetch in auto mode.
  */
 export function liveProvider(options) {
   const live = createLiveClient(options);
@@ -231,8 +263,15 @@ export function liveProvider(options) {
       return sent;
     },
     close: () => live.close(),
+    onStateChange: (listener) => live.onStateChange(listener),
     get state() {
       return live.state;
+    },
+    get connection() {
+      return live.connection;
+    },
+    get stats() {
+      return live.stats;
     },
   };
 }

@@ -4,7 +4,10 @@
 //! relay, exposes a control endpoint that can restart it, and passes both URLs at compile time.
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Array, Function, Reflect};
+mod common;
+
+use common::*;
+use js_sys::{Array, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -15,100 +18,8 @@ use wasm_live_provider::LiveClient;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn relay_ws() -> &'static str {
-    match option_env!("LIVE_RELAY_WS") {
-        Some(url) => url,
-        None => panic!("LIVE_RELAY_WS is not set: run these tests with scripts/test-browser.sh"),
-    }
-}
-
-fn harness() -> &'static str {
-    match option_env!("LIVE_HARNESS_URL") {
-        Some(url) => url,
-        None => panic!("LIVE_HARNESS_URL is not set: run these tests with scripts/test-browser.sh"),
-    }
-}
-
-/// A unique channel per test, so tests sharing the relay do not see each other's events.
-fn channel(name: &str) -> String {
-    format!("test/{name}/{}", js_sys::Math::random().to_bits())
-}
-
-async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let global = js_sys::global();
-        let set_timeout: Function = Reflect::get(&global, &"setTimeout".into())
-            .expect("setTimeout exists")
-            .unchecked_into();
-        set_timeout
-            .call2(&JsValue::NULL, &resolve, &JsValue::from(ms))
-            .expect("setTimeout works");
-    });
-    JsFuture::from(promise).await.expect("sleep resolves");
-}
-
-/// Waits until `cond` holds, checking every 20 ms, for at most `timeout_ms`.
-async fn wait_until(what: &str, timeout_ms: i32, cond: impl Fn() -> bool) {
-    let mut waited = 0;
-    while !cond() {
-        assert!(
-            waited < timeout_ms,
-            "timed out after {timeout_ms} ms waiting for {what}"
-        );
-        sleep(20).await;
-        waited += 20;
-    }
-}
-
-/// A callback that records the events it receives.
-struct Recorder {
-    events: Rc<RefCell<Vec<JsValue>>>,
-    function: Function,
-}
-
-impl Recorder {
-    fn new() -> Self {
-        let events = Rc::new(RefCell::new(Vec::new()));
-        let sink = events.clone();
-        let function =
-            Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e))
-                .into_js_value()
-                .unchecked_into();
-        Recorder { events, function }
-    }
-    fn count(&self) -> usize {
-        self.events.borrow().len()
-    }
-    fn field(&self, i: usize, path: &[&str]) -> JsValue {
-        let mut v = self.events.borrow()[i].clone();
-        for key in path {
-            v = Reflect::get(&v, &JsValue::from_str(key)).expect("field readable");
-        }
-        v
-    }
-}
-
 fn client() -> LiveClient {
-    let options = js_sys::Object::new();
-    // Quick retries, so the restart test does not wait for the default backoff.
-    Reflect::set(&options, &"backoffMinMs".into(), &50.into()).expect("set");
-    Reflect::set(&options, &"backoffMaxMs".into(), &500.into()).expect("set");
-    LiveClient::new(relay_ws().to_owned(), &options).expect("client")
-}
-
-fn all() -> Vec<String> {
-    vec!["*".to_owned()]
-}
-
-async fn publish(client: &LiveClient, channel: &str, kind: &str, payload: &str) -> JsValue {
-    let date = js_sys::Date::now();
-    JsFuture::from(client.publish(channel.into(), kind.into(), payload.into(), date, None))
-        .await
-        .expect("the relay acks the publish")
-}
-
-async fn wait_open(c: &LiveClient) {
-    wait_until("the connection to open", 5_000, || c.state() == "open").await;
+    client_to(relay_ws(), &[])
 }
 
 #[wasm_bindgen_test]
@@ -241,53 +152,78 @@ async fn unsubscribe_stops_delivery() {
 }
 
 #[wasm_bindgen_test]
-async fn relay_restart_does_not_throw_and_delivery_resumes() {
+async fn relay_restart_resyncs_once_and_delivery_resumes() {
     let ch = channel("restart");
     let states = Rc::new(RefCell::new(Vec::<String>::new()));
-    let errors = Rc::new(RefCell::new(0u32));
-    let options = js_sys::Object::new();
-    Reflect::set(&options, &"backoffMinMs".into(), &50.into()).expect("set");
-    Reflect::set(&options, &"backoffMaxMs".into(), &500.into()).expect("set");
+    let errors = Rc::new(RefCell::new(Vec::<String>::new()));
     let sink = states.clone();
     let on_state = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
         let name = Reflect::get(&s, &"state".into())
             .ok()
-            .and_then(|v| v.as_string())
-            .unwrap_or_default();
-        sink.borrow_mut().push(name);
+            .and_then(|v| v.as_string());
+        sink.borrow_mut().push(name.unwrap_or_default());
     });
-    let error_count = errors.clone();
-    let on_error =
-        Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| *error_count.borrow_mut() += 1);
-    Reflect::set(&options, &"onStateChange".into(), on_state.as_ref()).expect("set");
-    Reflect::set(&options, &"onError".into(), on_error.as_ref()).expect("set");
-    let c = LiveClient::new(relay_ws().to_owned(), &options).expect("client");
-    let got = Recorder::new();
-    c.subscribe(ch.clone(), all(), None, got.function.clone());
+    let error_sink = errors.clone();
+    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        error_sink.borrow_mut().push(format!("{e:?}"));
+    });
+    let c = client_to(
+        relay_ws(),
+        &[
+            ("onStateChange", on_state.as_ref().clone()),
+            ("onError", on_error.as_ref().clone()),
+        ],
+    );
+    let list = Recorder::new();
+    let one = Recorder::new();
+    c.subscribe(ch.clone(), all(), None, list.function.clone());
+    c.subscribe(
+        ch.clone(),
+        vec!["deleted".into()],
+        Some(vec!["9".into()]),
+        one.function.clone(),
+    );
     wait_open(&c).await;
+    sleep(50).await;
+    publish(&c, &ch, "updated", r#"{"ids":[1]}"#).await;
+    wait_until("the first event", 5_000, || list.count() == 1).await;
 
-    // Kill the relay process and start a new one on the same port.
-    let window = web_sys::window().expect("a window");
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    let url = format!("{}/restart", harness());
-    let response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
-        .await
-        .expect("harness answers");
-    let response: web_sys::Response = response.unchecked_into();
-    assert!(response.ok(), "the harness restarted the relay");
-
-    wait_until("the client to notice and come back", 10_000, || {
-        states.borrow().iter().any(|s| s == "reconnecting") && c.state() == "open"
+    // Kill the relay process and start a new one (new epoch, no history) on the same port.
+    harness_do("restart").await;
+    wait_until("the resync after the restart", 10_000, || {
+        list.count() == 2 && one.count() == 1
     })
     .await;
-    sleep(100).await; // the resubscribe frame follows hello
-    publish(&c, &ch, "updated", r#"{"ids":[1]}"#).await;
-    wait_until("delivery after the restart", 5_000, || got.count() == 1).await;
+    assert!(
+        states.borrow().iter().any(|s| s == "reconnecting"),
+        "{:?}",
+        states.borrow()
+    );
+    assert_eq!(list.types(), vec!["updated", "$resync"]);
     assert_eq!(
-        *errors.borrow(),
-        0,
-        "a restart is not an error: nothing malformed came in"
+        one.types(),
+        vec!["$resync"],
+        "a resync reaches every subscription, whatever its filter"
+    );
+    assert_eq!(list.field(1, &["meta", "resync"]).as_bool(), Some(true));
+    let reason = list
+        .field(1, &["meta", "reason"])
+        .as_string()
+        .unwrap_or_default();
+    assert!(reason.contains("restarted"), "{reason}");
+
+    publish(&c, &ch, "updated", r#"{"ids":[2]}"#).await;
+    wait_until("delivery after the restart", 5_000, || list.count() == 3).await;
+    sleep(100).await;
+    assert_eq!(
+        list.types(),
+        vec!["updated", "$resync", "updated"],
+        "exactly one resync"
+    );
+    assert!(
+        errors.borrow().is_empty(),
+        "a restart is not an error: {:?}",
+        errors.borrow()
     );
     c.close();
     drop((on_state, on_error));

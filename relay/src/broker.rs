@@ -1,19 +1,26 @@
-//! The in-process broker: who is subscribed to what, each channel's sequence numbers, and the
-//! fan-out of events to the subscribers' outbound queues.
+//! The in-process broker: who is subscribed to what, each channel's sequence numbers and recent
+//! events, the publish keys seen recently, and the fan-out of events to the subscribers' outbound
+//! queues.
 //!
-//! One mutex guards the whole state. A publish numbers its event and pushes it to every
-//! subscriber's queue while holding it, so each connection receives a channel's events in `seq`
-//! order. Pushing never waits: a subscriber whose queue is full is marked as a slow consumer and
-//! its connection closes itself.
+//! One mutex guards the whole state. A publish numbers its event, keeps it in the channel's history
+//! and pushes it to every subscriber's queue while holding it. A subscribe registers the
+//! subscription and queues the `subscribed` answer followed by the replayed events while holding
+//! it. So each connection receives a channel's events in `seq` order, with no gap and no duplicate
+//! between a replay and the live events after it. Pushing never waits: a subscriber whose queue is
+//! full is marked as a slow consumer and its connection closes itself.
 
 use crate::publish::ValidEvent;
+use crate::Config;
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Notify};
+use wasm_live_provider::engine::frame::{encode_subscribed, ChannelEntry};
+use wasm_live_provider::engine::history::{ChannelLog, HistoryLimits, Millis, Replay};
 
 /// Identifies one connection for the broker.
 pub type ConnId = u64;
@@ -27,6 +34,38 @@ pub struct Stats {
     pub channels: usize,
     /// (connection, channel) pairs.
     pub subscriptions: usize,
+    /// Events kept for replay, over all channels.
+    pub history_events: usize,
+}
+
+/// The most publish keys remembered at once; beyond it the oldest are forgotten first.
+pub const DEFAULT_MAX_PUBLISH_KEYS: usize = 100_000;
+
+/// What the broker keeps, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Each channel's history.
+    pub history: HistoryLimits,
+    /// How long a publish key is remembered.
+    pub publish_key_ttl_ms: Millis,
+    /// The most publish keys remembered at once.
+    pub max_publish_keys: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_config(&Config::default())
+    }
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        Settings {
+            history: config.history_limits(),
+            publish_key_ttl_ms: config.publish_key_ttl_ms,
+            max_publish_keys: DEFAULT_MAX_PUBLISH_KEYS,
+        }
+    }
 }
 
 /// Raised once when a connection's queue overflows; the connection waits on it.
@@ -63,6 +102,12 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// How many frames can be queued right now. Only the broker pushes, under its lock, so the
+    /// room can only grow (as the connection drains the queue) while the lock is held.
+    fn room(&self) -> usize {
+        self.tx.capacity()
+    }
+
     /// Queues a frame; returns false when the queue is full and the connection was kicked.
     fn push(&self, frame: &Utf8Bytes) -> bool {
         match self.tx.try_send(frame.clone()) {
@@ -79,8 +124,8 @@ impl Outbox {
 
 #[derive(Debug, Default)]
 struct Channel {
-    /// The seq of the channel's last event (0: none yet).
-    seq: u64,
+    /// The channel's seq and its recent `event` frames, serialized.
+    log: ChannelLog<Utf8Bytes>,
     subscribers: HashMap<ConnId, Outbox>,
 }
 
@@ -88,6 +133,52 @@ struct Channel {
 struct Conn {
     outbox: Outbox,
     channels: HashSet<Box<str>>,
+}
+
+/// What a publish key was given.
+#[derive(Debug)]
+struct KeyedPublish {
+    channel: Box<str>,
+    seq: u64,
+}
+
+/// The publish keys seen recently, oldest first.
+#[derive(Debug, Default)]
+struct PublishKeys {
+    seen: HashMap<Box<str>, KeyedPublish>,
+    /// Every key of `seen` once, in the order it was first published.
+    order: VecDeque<(Millis, Box<str>)>,
+}
+
+impl PublishKeys {
+    /// Forgets the keys older than `ttl`.
+    fn expire(&mut self, now: Millis, ttl: Millis) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(at, _)| now.saturating_sub(*at) > ttl)
+        {
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some((_, key)) = self.order.pop_front() {
+            self.seen.remove(&key);
+        }
+    }
+
+    /// Remembers a key not seen yet, forgetting the oldest keys beyond `max`.
+    fn remember(&mut self, now: Millis, key: &str, published: KeyedPublish, max: usize) {
+        if max == 0 {
+            return;
+        }
+        while self.order.len() >= max {
+            self.forget_oldest();
+        }
+        self.order.push_back((now, Box::from(key)));
+        self.seen.insert(Box::from(key), published);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +189,9 @@ struct Inner {
     conns: HashMap<ConnId, Conn>,
     active_channels: usize,
     subscriptions: usize,
+    /// The sum of the channels' kept events.
+    history_events: usize,
+    keys: PublishKeys,
 }
 
 impl Inner {
@@ -112,9 +206,21 @@ impl Inner {
         self.subscriptions -= 1;
         if ch.subscribers.is_empty() {
             self.active_channels -= 1;
-            if ch.seq == 0 {
+            if ch.log.last_seq() == 0 {
                 self.channels.remove(channel);
             }
+        }
+    }
+
+    /// Ends every subscription of a connection being closed as a slow consumer: it gets nothing
+    /// more, and closes itself.
+    fn cut_off(&mut self, conn: ConnId) {
+        let channels = self
+            .conns
+            .get_mut(&conn)
+            .map(|c| std::mem::take(&mut c.channels));
+        for name in channels.into_iter().flatten() {
+            self.drop_subscription(conn, &name);
         }
     }
 }
@@ -139,17 +245,113 @@ impl std::fmt::Display for TooManyChannels {
     }
 }
 
-#[derive(Debug, Default)]
+/// Where a subscribing connection wants a channel to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// No `since`: live events only, and no `recovered` in the answer.
+    Now,
+    /// A `since` in this relay's epoch: replay the events after this seq, if they are all kept.
+    Seq(u64),
+    /// A `since` in another epoch: nothing can be replayed.
+    OtherEpoch,
+}
+
+/// One channel of a subscribe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'c> {
+    pub channel: &'c str,
+    pub since: Since,
+}
+
+impl<'c> Request<'c> {
+    /// A channel without `since`.
+    pub fn live(channel: &'c str) -> Self {
+        Request {
+            channel,
+            since: Since::Now,
+        }
+    }
+}
+
+/// One channel of the `subscribed` answer the broker queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribed<'c> {
+    pub channel: &'c str,
+    /// The channel's last seq when it was subscribed.
+    pub seq: u64,
+    /// For a request with `since`: whether the missed events were queued after the answer.
+    pub recovered: Option<bool>,
+    /// How many events were queued for replay.
+    pub replayed: usize,
+}
+
+/// The outcome of a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Published with this seq.
+    New(u64),
+    /// Its key was published already, on this channel with this seq: nothing was published.
+    Repeat { channel: Box<str>, seq: u64 },
+}
+
+impl Published {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Published::New(seq) | Published::Repeat { seq, .. } => *seq,
+        }
+    }
+}
+
+#[derive(Debug)]
 pub struct Broker {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     /// Notified when the last connection leaves.
     idle: Notify,
+    settings: Settings,
+    /// The origin of the broker's clock (milliseconds, monotonic).
+    started: Instant,
+    /// Added to the clock (tests move time forward with it).
+    skew_ms: AtomicU64,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Broker::with_settings(Settings::default())
+    }
 }
 
 impl Broker {
+    /// A broker with the default settings.
     pub fn new() -> Arc<Self> {
         Arc::new(Broker::default())
+    }
+
+    pub fn with_settings(settings: Settings) -> Self {
+        Broker {
+            inner: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            idle: Notify::new(),
+            settings,
+            started: Instant::now(),
+            skew_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Milliseconds since the broker started.
+    fn now(&self) -> Millis {
+        let elapsed = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        elapsed.saturating_add(self.skew_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves the broker's clock forward.
+    #[cfg(test)]
+    fn advance(&self, ms: Millis) {
+        self.skew_ms.fetch_add(ms, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -199,14 +401,22 @@ impl Broker {
         }
     }
 
-    /// Subscribes a connection to channels (already validated). Returns each requested channel,
-    /// once, with its last seq. Either all channels are subscribed or, over the limit, none.
+    /// Subscribes a connection to channels (already validated) and queues, in one step, the
+    /// `subscribed` answer and then, for each channel resumed with [`Since::Seq`] whose missed
+    /// events are all kept, those events: any later event of these channels is queued after them.
+    ///
+    /// A channel requested twice counts once (its first `since` wins). Either all channels are
+    /// subscribed or, over the limit, none. If the answer and the replay do not fit in the
+    /// connection's queue, the connection is kicked as a slow consumer, subscribed to nothing,
+    /// and the result is empty (as it is for a connection already kicked).
     pub fn subscribe<'c>(
         &self,
         id: ConnId,
-        channels: &[&'c str],
+        requests: &[Request<'c>],
         max_channels: usize,
-    ) -> Result<Vec<(&'c str, u64)>, TooManyChannels> {
+    ) -> Result<Vec<Subscribed<'c>>, TooManyChannels> {
+        let now = self.now();
+        let limits = self.settings.history;
         let mut guard = self.lock();
         let inner = &mut *guard;
         let Some(conn) = inner.conns.get_mut(&id) else {
@@ -217,15 +427,15 @@ impl Broker {
             return Ok(Vec::new());
         }
 
-        let mut requested: Vec<&'c str> = Vec::with_capacity(channels.len());
-        for &name in channels {
-            if !requested.contains(&name) {
-                requested.push(name);
+        let mut requested: Vec<Request<'c>> = Vec::with_capacity(requests.len());
+        for request in requests {
+            if !requested.iter().any(|r| r.channel == request.channel) {
+                requested.push(*request);
             }
         }
         let adding = requested
             .iter()
-            .filter(|name| !conn.channels.contains(**name))
+            .filter(|r| !conn.channels.contains(r.channel))
             .count();
         if conn.channels.len() + adding > max_channels {
             return Err(TooManyChannels {
@@ -235,17 +445,66 @@ impl Broker {
             });
         }
 
+        // The answer and the replay, read before anything changes.
+        let never_published = ChannelLog::new();
         let mut answer = Vec::with_capacity(requested.len());
-        for name in requested {
-            let ch = inner.channels.entry(Box::from(name)).or_default();
-            if conn.channels.insert(Box::from(name)) {
+        let mut replay: Vec<Utf8Bytes> = Vec::new();
+        for request in &requested {
+            let log = inner
+                .channels
+                .get(request.channel)
+                .map_or(&never_published, |ch| &ch.log);
+            let before = replay.len();
+            let recovered = match request.since {
+                Since::Now => None,
+                Since::OtherEpoch => Some(false),
+                Since::Seq(seen) => Some(match log.since(now, &limits, seen) {
+                    Replay::Events(frames) => {
+                        replay.extend(frames.into_iter().cloned());
+                        true
+                    }
+                    Replay::Gap => false,
+                }),
+            };
+            answer.push(Subscribed {
+                channel: request.channel,
+                seq: log.last_seq(),
+                recovered,
+                replayed: replay.len() - before,
+            });
+        }
+        if conn.outbox.room() < 1 + replay.len() {
+            conn.outbox.kick.kick();
+            inner.cut_off(id);
+            return Ok(Vec::new());
+        }
+
+        for request in &requested {
+            let ch = inner
+                .channels
+                .entry(Box::from(request.channel))
+                .or_default();
+            if conn.channels.insert(Box::from(request.channel)) {
                 ch.subscribers.insert(id, conn.outbox.clone());
                 inner.subscriptions += 1;
                 if ch.subscribers.len() == 1 {
                     inner.active_channels += 1;
                 }
             }
-            answer.push((name, ch.seq));
+        }
+        let entries: Vec<ChannelEntry<'_>> = answer
+            .iter()
+            .map(|a| ChannelEntry {
+                seq: Some(a.seq),
+                recovered: a.recovered,
+                ..ChannelEntry::named(a.channel)
+            })
+            .collect();
+        // Both fit (checked above, and the room cannot shrink while the lock is held).
+        conn.outbox
+            .push(&Utf8Bytes::from(encode_subscribed(&entries)));
+        for frame in &replay {
+            conn.outbox.push(frame);
         }
         Ok(answer)
     }
@@ -264,38 +523,73 @@ impl Broker {
         }
     }
 
-    /// Gives the event the next seq of its channel and queues it for every subscriber. Returns
-    /// the seq.
-    pub fn publish(&self, event: &ValidEvent<'_>) -> u64 {
-        let mut inner = self.lock();
-        let channel = inner
-            .channels
-            .entry(Box::from(event.channel.as_ref()))
-            .or_default();
-        channel.seq += 1;
-        let seq = channel.seq;
-        if channel.subscribers.is_empty() {
-            return seq;
+    /// Gives the event the next seq of its channel, keeps it in the channel's history and queues
+    /// it for every subscriber. An event whose key was published within the key TTL is not
+    /// published again: the answer is the seq it was given then.
+    pub fn publish(&self, event: &ValidEvent<'_>) -> Published {
+        let now = self.now();
+        let settings = self.settings;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.keys.expire(now, settings.publish_key_ttl_ms);
+        if let Some(seen) = event.key.as_deref().and_then(|k| inner.keys.seen.get(k)) {
+            return Published::Repeat {
+                channel: seen.channel.clone(),
+                seq: seen.seq,
+            };
         }
-        let frame = event.frame(seq);
+
+        let channel = match inner.channels.get_mut(event.channel.as_ref()) {
+            Some(channel) => channel,
+            None => inner
+                .channels
+                .entry(Box::from(event.channel.as_ref()))
+                .or_default(),
+        };
+        let frame = if settings.history.max_events > 0 || !channel.subscribers.is_empty() {
+            event.frame(channel.log.next_seq())
+        } else {
+            // Neither kept nor sent: only the seq counts.
+            Utf8Bytes::from_static("")
+        };
+        let kept_before = channel.log.len();
+        let seq = channel.log.push(now, &settings.history, frame.clone());
+        inner.history_events = inner.history_events + channel.log.len() - kept_before;
         let mut kicked = Vec::new();
         for (&id, outbox) in &channel.subscribers {
             if !outbox.push(&frame) {
                 kicked.push(id);
             }
         }
-        // A slow consumer gets nothing more: its subscriptions end now, its connection closes
-        // itself.
         for id in kicked {
-            let channels = inner
-                .conns
-                .get_mut(&id)
-                .map(|conn| std::mem::take(&mut conn.channels));
-            for name in channels.into_iter().flatten() {
-                inner.drop_subscription(id, &name);
-            }
+            inner.cut_off(id);
         }
-        seq
+        if let Some(key) = event.key.as_deref() {
+            let published = KeyedPublish {
+                channel: Box::from(event.channel.as_ref()),
+                seq,
+            };
+            inner
+                .keys
+                .remember(now, key, published, settings.max_publish_keys);
+        }
+        Published::New(seq)
+    }
+
+    /// Forgets the events and publish keys that are too old. Publishing prunes its own channel;
+    /// this catches up the channels nobody publishes on any more.
+    pub fn sweep(&self) {
+        let now = self.now();
+        let settings = self.settings;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut kept = 0;
+        for channel in inner.channels.values_mut() {
+            channel.log.prune(now, &settings.history);
+            kept += channel.log.len();
+        }
+        inner.history_events = kept;
+        inner.keys.expire(now, settings.publish_key_ttl_ms);
     }
 
     pub fn stats(&self) -> Stats {
@@ -304,6 +598,7 @@ impl Broker {
             connections: inner.conns.len(),
             channels: inner.active_channels,
             subscriptions: inner.subscriptions,
+            history_events: inner.history_events,
         }
     }
 
@@ -341,9 +636,11 @@ impl Drop for Member {
 mod tests {
     use super::*;
     use serde_json::value::RawValue;
+    use serde_json::Value;
 
     fn event(channel: &str) -> ValidEvent<'_> {
         ValidEvent {
+            key: None,
             channel: channel.into(),
             kind: "updated".into(),
             payload: RawValue::NULL,
@@ -352,23 +649,77 @@ mod tests {
         }
     }
 
+    fn keyed<'a>(channel: &'a str, key: &'a str) -> ValidEvent<'a> {
+        ValidEvent {
+            key: Some(key.into()),
+            ..event(channel)
+        }
+    }
+
+    fn live<'c>(channels: &[&'c str]) -> Vec<Request<'c>> {
+        channels.iter().map(|c| Request::live(c)).collect()
+    }
+
+    fn since(channel: &str, seq: u64) -> Request<'_> {
+        Request {
+            channel,
+            since: Since::Seq(seq),
+        }
+    }
+
+    fn broker(history: usize, ttl: Millis) -> Arc<Broker> {
+        Arc::new(Broker::with_settings(Settings {
+            history: HistoryLimits {
+                max_events: history,
+                max_age_ms: ttl,
+            },
+            publish_key_ttl_ms: 1000,
+            max_publish_keys: 3,
+        }))
+    }
+
+    /// Everything queued for a member, as JSON.
+    fn drain(member: &mut Member) -> Vec<Value> {
+        std::iter::from_fn(|| member.rx.try_recv().ok())
+            .map(|f| serde_json::from_str(f.as_str()).expect("frames are JSON"))
+            .collect()
+    }
+
+    fn seqs(frames: &[Value]) -> Vec<u64> {
+        frames
+            .iter()
+            .filter(|f| f["op"] == "event")
+            .map(|f| f["seq"].as_u64().expect("seq"))
+            .collect()
+    }
+
+    fn answer(channel: &str, seq: u64, recovered: Option<bool>, replayed: usize) -> Subscribed<'_> {
+        Subscribed {
+            channel,
+            seq,
+            recovered,
+            replayed,
+        }
+    }
+
     #[test]
     fn seq_grows_per_channel_and_survives_unsubscribe() {
         let broker = Broker::new();
         let mut a = broker.connect(8);
         assert_eq!(
-            broker.subscribe(a.id, &["x", "y", "x"], 10),
-            Ok(vec![("x", 0), ("y", 0)])
+            broker.subscribe(a.id, &live(&["x", "y", "x"]), 10),
+            Ok(vec![answer("x", 0, None, 0), answer("y", 0, None, 0)])
         );
-        assert_eq!(broker.publish(&event("x")), 1);
-        assert_eq!(broker.publish(&event("x")), 2);
-        assert_eq!(broker.publish(&event("z")), 1);
+        assert_eq!(broker.publish(&event("x")), Published::New(1));
+        assert_eq!(broker.publish(&event("x")), Published::New(2));
+        assert_eq!(broker.publish(&event("z")), Published::New(1));
         assert_eq!(
             broker.stats(),
             Stats {
                 connections: 1,
                 channels: 2,
-                subscriptions: 2
+                subscriptions: 2,
+                history_events: 3,
             }
         );
         broker.unsubscribe(a.id, &["x", "unknown"]);
@@ -377,17 +728,29 @@ mod tests {
             Stats {
                 connections: 1,
                 channels: 1,
-                subscriptions: 1
+                subscriptions: 1,
+                history_events: 3,
             }
         );
-        assert_eq!(broker.subscribe(a.id, &["x"], 10), Ok(vec![("x", 2)]));
-        let seqs: Vec<String> = std::iter::from_fn(|| a.rx.try_recv().ok())
-            .map(|f| f.as_str().to_owned())
+        assert_eq!(
+            broker.subscribe(a.id, &live(&["x"]), 10),
+            Ok(vec![answer("x", 2, None, 0)])
+        );
+        let frames = drain(&mut a);
+        let ops: Vec<&str> = frames
+            .iter()
+            .map(|f| f["op"].as_str().unwrap_or(""))
             .collect();
-        assert_eq!(seqs.len(), 2);
-        assert!(
-            seqs[0].contains(r#""seq":1"#) && seqs[1].contains(r#""seq":2"#),
-            "{seqs:?}"
+        assert_eq!(
+            ops,
+            ["subscribed", "event", "event", "subscribed"],
+            "{frames:?}"
+        );
+        assert_eq!(seqs(&frames), [1, 2]);
+        assert_eq!(
+            frames[3]["channels"],
+            serde_json::json!([{ "channel": "x", "seq": 2 }]),
+            "no `recovered` without `since`"
         );
         drop(a);
         assert_eq!(
@@ -395,7 +758,8 @@ mod tests {
             Stats {
                 connections: 0,
                 channels: 0,
-                subscriptions: 0
+                subscriptions: 0,
+                history_events: 3,
             }
         );
     }
@@ -404,12 +768,12 @@ mod tests {
     fn channel_limit_is_all_or_nothing() {
         let broker = Broker::new();
         let a = broker.connect(8);
-        assert!(broker.subscribe(a.id, &["a", "b"], 2).is_ok());
+        assert!(broker.subscribe(a.id, &live(&["a", "b"]), 2).is_ok());
         assert!(
-            broker.subscribe(a.id, &["a", "b"], 2).is_ok(),
+            broker.subscribe(a.id, &live(&["a", "b"]), 2).is_ok(),
             "re-subscribing adds nothing"
         );
-        let err = broker.subscribe(a.id, &["a", "c"], 2).unwrap_err();
+        let err = broker.subscribe(a.id, &live(&["a", "c"]), 2).unwrap_err();
         assert_eq!(
             err,
             TooManyChannels {
@@ -424,10 +788,12 @@ mod tests {
     #[test]
     fn a_full_queue_kicks_the_subscriber_without_blocking() {
         let broker = Broker::new();
-        let slow = broker.connect(2);
+        let slow = broker.connect(3);
         let fast = broker.connect(8);
         for m in [&slow, &fast] {
-            broker.subscribe(m.id, &["c"], 10).expect("subscribed");
+            broker
+                .subscribe(m.id, &live(&["c"]), 10)
+                .expect("subscribed");
         }
         for _ in 0..3 {
             broker.publish(&event("c"));
@@ -439,10 +805,189 @@ mod tests {
             Stats {
                 connections: 2,
                 channels: 1,
-                subscriptions: 1
+                subscriptions: 1,
+                history_events: 3,
             },
             "the slow one left"
         );
-        assert_eq!(broker.subscribe(slow.id, &["c"], 10), Ok(vec![]));
+        assert_eq!(broker.subscribe(slow.id, &live(&["c"]), 10), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_resumed_subscription_gets_the_answer_then_the_missed_events_then_live_ones() {
+        let broker = broker(3, 1000);
+        let mut a = broker.connect(16);
+        for _ in 0..5 {
+            broker.publish(&event("c"));
+        }
+        broker.publish(&event("d"));
+        let requests = [
+            since("c", 2),
+            since("d", 1),
+            since("new", 0),
+            Request::live("c"),
+        ];
+        assert_eq!(
+            broker.subscribe(a.id, &requests, 10),
+            Ok(vec![
+                answer("c", 5, Some(true), 3),
+                answer("d", 1, Some(true), 0),
+                answer("new", 0, Some(true), 0),
+            ]),
+            "the first entry of a channel wins"
+        );
+        broker.publish(&event("c"));
+        let frames = drain(&mut a);
+        assert_eq!(frames[0]["op"], "subscribed");
+        assert_eq!(
+            frames[0]["channels"],
+            serde_json::json!([
+                { "channel": "c", "seq": 5, "recovered": true },
+                { "channel": "d", "seq": 1, "recovered": true },
+                { "channel": "new", "seq": 0, "recovered": true },
+            ])
+        );
+        assert_eq!(seqs(&frames), [3, 4, 5, 6]);
+        assert!(frames[1..].iter().all(|f| f["channel"] == "c"));
+    }
+
+    #[test]
+    fn what_cannot_be_replayed_is_not_recovered() {
+        let broker = broker(3, 1000);
+        let mut a = broker.connect(16);
+        for _ in 0..5 {
+            broker.publish(&event("c"));
+        }
+        let requests = [
+            since("c", 1), // event 2 was dropped (size)
+            since("future", 1),
+            Request {
+                channel: "other-epoch",
+                since: Since::OtherEpoch,
+            },
+        ];
+        assert_eq!(
+            broker.subscribe(a.id, &requests, 10),
+            Ok(vec![
+                answer("c", 5, Some(false), 0),
+                answer("future", 0, Some(false), 0),
+                answer("other-epoch", 0, Some(false), 0),
+            ])
+        );
+        assert_eq!(drain(&mut a).len(), 1, "only the answer");
+
+        // Too old.
+        broker.advance(1001);
+        let b = broker.connect(16);
+        assert_eq!(
+            broker.subscribe(b.id, &[since("c", 3), since("x", 0)], 10),
+            Ok(vec![
+                answer("c", 5, Some(false), 0),
+                answer("x", 0, Some(true), 0)
+            ])
+        );
+        assert_eq!(
+            broker.subscribe(b.id, &[since("c", 5)], 10),
+            Ok(vec![answer("c", 5, Some(true), 0)]),
+            "up to date: nothing is missing"
+        );
+    }
+
+    #[test]
+    fn a_replay_that_does_not_fit_the_queue_closes_the_connection() {
+        let broker = broker(10, 1000);
+        for _ in 0..5 {
+            broker.publish(&event("c"));
+        }
+        let small = broker.connect(5);
+        broker
+            .subscribe(small.id, &live(&["other"]), 10)
+            .expect("ok");
+        assert_eq!(broker.subscribe(small.id, &[since("c", 0)], 10), Ok(vec![]));
+        assert!(small.kick.is_kicked());
+        assert_eq!(broker.stats().subscriptions, 0, "subscribed to nothing");
+
+        let fits = broker.connect(6);
+        assert_eq!(
+            broker.subscribe(fits.id, &[since("c", 0)], 10),
+            Ok(vec![answer("c", 5, Some(true), 5)])
+        );
+        assert!(!fits.kick.is_kicked());
+    }
+
+    #[test]
+    fn history_is_pruned_by_size_on_publish_and_by_age_on_sweep() {
+        let broker = broker(2, 1000);
+        for _ in 0..5 {
+            broker.publish(&event("a"));
+        }
+        broker.publish(&event("b"));
+        assert_eq!(broker.stats().history_events, 3);
+        broker.advance(600);
+        broker.publish(&event("b"));
+        broker.advance(600);
+        broker.sweep();
+        assert_eq!(broker.stats().history_events, 1, "only b's second event");
+        broker.advance(1000);
+        broker.publish(&event("a"));
+        assert_eq!(broker.stats().history_events, 2);
+        broker.sweep();
+        assert_eq!(broker.stats().history_events, 1);
+
+        let none = broker_without_history();
+        none.publish(&event("a"));
+        assert_eq!(none.publish(&event("a")), Published::New(2));
+        assert_eq!(none.stats().history_events, 0);
+    }
+
+    fn broker_without_history() -> Arc<Broker> {
+        broker(0, 1000)
+    }
+
+    #[test]
+    fn a_key_is_published_once_within_its_ttl() {
+        let broker = broker(10, 1000);
+        let mut a = broker.connect(16);
+        broker.subscribe(a.id, &live(&["c"]), 10).expect("ok");
+        assert_eq!(broker.publish(&keyed("c", "k1")), Published::New(1));
+        assert_eq!(
+            broker.publish(&keyed("c", "k1")),
+            Published::Repeat {
+                channel: "c".into(),
+                seq: 1
+            }
+        );
+        assert_eq!(
+            broker.publish(&keyed("d", "k1")),
+            Published::Repeat {
+                channel: "c".into(),
+                seq: 1
+            },
+            "keys are per relay, not per channel"
+        );
+        assert_eq!(broker.publish(&keyed("c", "k2")), Published::New(2));
+        assert_eq!(seqs(&drain(&mut a)), [1, 2]);
+
+        broker.advance(1001);
+        assert_eq!(
+            broker.publish(&keyed("c", "k1")),
+            Published::New(3),
+            "forgotten"
+        );
+    }
+
+    #[test]
+    fn the_oldest_keys_are_forgotten_beyond_the_cap() {
+        let broker = broker(10, 1000);
+        for key in ["a", "b", "c", "d"] {
+            broker.publish(&keyed("ch", key));
+        }
+        assert_eq!(broker.publish(&keyed("ch", "a")), Published::New(5));
+        assert_eq!(broker.publish(&keyed("ch", "d")).seq(), 4);
+        assert_eq!(broker.lock().keys.seen.len(), 3);
+        assert_eq!(broker.lock().keys.order.len(), 3);
+        broker.advance(2000);
+        broker.sweep();
+        assert!(broker.lock().keys.seen.is_empty());
     }
 }

@@ -5,6 +5,7 @@ use clap::Parser;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+use wasm_live_provider::engine::history::HistoryLimits;
 
 pub const DEFAULT_PORT: u16 = 8787;
 pub const DEFAULT_PING_MS: u64 = 25_000;
@@ -12,6 +13,9 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 65_536;
 pub const DEFAULT_MAX_CHANNELS: usize = 1000;
 pub const DEFAULT_MAX_CHANNEL_LEN: usize = 256;
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
+pub const DEFAULT_HISTORY_SIZE: usize = 1000;
+pub const DEFAULT_HISTORY_TTL_MS: u64 = 300_000;
+pub const DEFAULT_PUBLISH_KEY_TTL_MS: u64 = 300_000;
 
 /// The relay server of wasm-live-provider: protocol v1 over WebSocket (`GET /ws`),
 /// `POST /publish`, `GET /healthz`, and optionally a static directory at `/`.
@@ -48,6 +52,24 @@ pub struct Config {
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=(1 << 20)))]
     pub outbound_queue: usize,
 
+    /// Events kept per channel, so that a client coming back can be sent what it missed
+    /// (0 keeps none: every reconnecting client is told to refetch). A replay must fit in the
+    /// outbound queue, or the client is closed as a slow consumer.
+    #[arg(long, env = "LIVE_RELAY_HISTORY_SIZE", default_value_t = DEFAULT_HISTORY_SIZE,
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=(1 << 20)))]
+    pub history_size: usize,
+
+    /// Kept events older than this many milliseconds are forgotten.
+    #[arg(long, env = "LIVE_RELAY_HISTORY_TTL_MS", default_value_t = DEFAULT_HISTORY_TTL_MS,
+          value_parser = RangedU64ValueParser::<u64>::new().range(0..=(30 * 86_400_000)))]
+    pub history_ttl_ms: u64,
+
+    /// How long the `key` of a publish is remembered, in milliseconds: a publish resent with the
+    /// same key within this time is acknowledged again and not published twice.
+    #[arg(long, env = "LIVE_RELAY_PUBLISH_KEY_TTL_MS", default_value_t = DEFAULT_PUBLISH_KEY_TTL_MS,
+          value_parser = RangedU64ValueParser::<u64>::new().range(0..=(30 * 86_400_000)))]
+    pub publish_key_ttl_ms: u64,
+
     /// Serve this directory's files at `/` (index.html for directories).
     #[arg(long, env = "LIVE_RELAY_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
@@ -56,6 +78,14 @@ pub struct Config {
 impl Config {
     pub fn ping_interval(&self) -> Duration {
         Duration::from_millis(self.ping_ms)
+    }
+
+    /// How much history each channel keeps.
+    pub fn history_limits(&self) -> HistoryLimits {
+        HistoryLimits {
+            max_events: self.history_size,
+            max_age_ms: self.history_ttl_ms,
+        }
     }
 }
 
@@ -69,6 +99,9 @@ impl Default for Config {
             max_channels: DEFAULT_MAX_CHANNELS,
             max_channel_len: DEFAULT_MAX_CHANNEL_LEN,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            history_size: DEFAULT_HISTORY_SIZE,
+            history_ttl_ms: DEFAULT_HISTORY_TTL_MS,
+            publish_key_ttl_ms: DEFAULT_PUBLISH_KEY_TTL_MS,
             static_dir: None,
         }
     }
@@ -96,5 +129,8 @@ mod tests {
             Config::try_parse_from(["live-relay", "--addr", "127.0.0.1:0", "--max-channels", "3"])
                 .expect("valid flags");
         assert_eq!((c.addr.port(), c.max_channels), (0, 3));
+        let c = Config::try_parse_from(["live-relay", "--history-size", "0"]).expect("no history");
+        assert_eq!(c.history_limits().max_events, 0);
+        assert!(Config::try_parse_from(["live-relay", "--history-ttl-ms", "-5"]).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP routes: `GET /ws`, `POST /publish`, `GET /healthz`, and the optional static directory.
 
+use crate::broker;
 use crate::publish::validate;
 use crate::{ws, AppState};
 use axum::body::Bytes;
@@ -42,6 +43,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// is a `bad_event` like an unparseable one.
 #[derive(Deserialize)]
 struct LiveEvent<'a> {
+    /// Idempotency key: a body posted again with the same key is answered with the first seq.
+    #[serde(borrow, default)]
+    key: Option<Cow<'a, str>>,
     #[serde(borrow)]
     channel: Cow<'a, str>,
     #[serde(borrow, rename = "type")]
@@ -116,6 +120,7 @@ fn publish_body<'b>(state: &AppState, body: &'b [u8]) -> Result<(Cow<'b, str>, u
         .map_err(|e| FrameError::new(ErrorCode::BadFrame, format!("not a valid LiveEvent: {e}")))?;
     let date = event.date.map(DateInput::read).transpose()?;
     let publish = Publish {
+        key: event.key,
         channel: event.channel,
         kind: event.kind,
         payload: event.payload,
@@ -123,20 +128,27 @@ fn publish_body<'b>(state: &AppState, body: &'b [u8]) -> Result<(Cow<'b, str>, u
         meta: event.meta,
     };
     let event = validate(publish, &state.limits())?;
-    let seq = state.broker.publish(&event);
-    Ok((event.channel, seq))
+    match state.broker.publish(&event) {
+        broker::Published::New(seq) => Ok((event.channel, seq)),
+        // Its key was seen: the answer of the first publish.
+        broker::Published::Repeat { channel, seq } => Ok((Cow::Owned(channel.into()), seq)),
+    }
 }
 
 #[derive(Serialize)]
-struct Health {
+struct Health<'a> {
     status: &'static str,
+    /// The epoch announced in `hello`.
+    epoch: &'a str,
     #[serde(flatten)]
     stats: crate::broker::Stats,
 }
 
-async fn healthz(State(state): State<Arc<AppState>>) -> Json<Health> {
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     Json(Health {
         status: "ok",
+        epoch: &state.epoch,
         stats: state.broker.stats(),
     })
+    .into_response()
 }

@@ -21,7 +21,7 @@ pub mod http;
 pub mod publish;
 pub mod ws;
 
-pub use broker::{Broker, Stats};
+pub use broker::{Broker, Settings, Stats};
 pub use config::Config;
 
 use std::collections::hash_map::RandomState;
@@ -73,9 +73,11 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let (stop, stopped) = watch::channel(false);
+    let broker = Arc::new(Broker::with_settings(Settings::from_config(&config)));
+    let sweeper = tokio::spawn(sweep(Arc::clone(&broker), sweep_interval(&config)));
     let state = Arc::new(AppState {
         config,
-        broker: Broker::new(),
+        broker,
         epoch: new_epoch(),
         shutdown: stopped,
     });
@@ -84,11 +86,31 @@ where
         shutdown.await;
         let _ = stop.send(true);
     };
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
-        .await?;
-    let _ = tokio::time::timeout(CLOSE_GRACE, state.broker.wait_idle()).await;
-    Ok(())
+        .await;
+    if served.is_ok() {
+        let _ = tokio::time::timeout(CLOSE_GRACE, state.broker.wait_idle()).await;
+    }
+    sweeper.abort();
+    served
+}
+
+/// How often the expired history and publish keys are swept: half the shorter TTL, between
+/// 50 ms and 10 s.
+fn sweep_interval(config: &Config) -> Duration {
+    let ttl = config.history_ttl_ms.min(config.publish_key_ttl_ms);
+    Duration::from_millis((ttl / 2).clamp(50, 10_000))
+}
+
+/// Sweeps the broker every `every`, for as long as the relay serves.
+async fn sweep(broker: Arc<Broker>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        broker.sweep();
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

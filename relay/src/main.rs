@@ -26,6 +26,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if config.history_size >= config.outbound_queue {
+        tracing::warn!(
+            history_size = config.history_size,
+            outbound_queue = config.outbound_queue,
+            "a full replay (--history-size events and the `subscribed` answer) does not fit in the \
+             outbound queue: a client resuming that far back is closed as a slow consumer"
+        );
+    }
     let listener = match TcpListener::bind(config.addr).await {
         Ok(listener) => listener,
         Err(e) => {

@@ -20,9 +20,14 @@ pub struct Limits {
     pub max_channel_len: usize,
 }
 
+/// The longest accepted idempotency `key` of a publish, in bytes.
+pub const MAX_KEY_LEN: usize = 128;
+
 /// An event that passed validation: everything but its sequence number is settled.
 #[derive(Debug, Clone)]
 pub struct ValidEvent<'a> {
+    /// The publish's idempotency key (non-empty, at most [`MAX_KEY_LEN`] bytes).
+    pub key: Option<Cow<'a, str>>,
     pub channel: Cow<'a, str>,
     pub kind: Cow<'a, str>,
     pub payload: &'a RawValue,
@@ -74,6 +79,29 @@ pub fn validate<'a>(event: Publish<'a>, limits: &Limits) -> Result<ValidEvent<'a
     if event.kind.is_empty() {
         return Err(FrameError::new(ErrorCode::BadEvent, "`type` is empty"));
     }
+    if event.kind.starts_with('$') {
+        return Err(FrameError::new(
+            ErrorCode::BadEvent,
+            format!(
+                "`type` \"{}\" is reserved: types starting with `$` are reserved for the protocol",
+                excerpt(&event.kind)
+            ),
+        ));
+    }
+    if let Some(key) = &event.key {
+        if key.is_empty() {
+            return Err(FrameError::new(ErrorCode::BadEvent, "`key` is empty"));
+        }
+        if key.len() > MAX_KEY_LEN {
+            return Err(FrameError::new(
+                ErrorCode::BadEvent,
+                format!(
+                    "`key` is {} bytes long, over the limit of {MAX_KEY_LEN} bytes",
+                    key.len()
+                ),
+            ));
+        }
+    }
     let payload = event.payload.unwrap_or(empty_object());
     if let Err(e) = payload_ids(payload) {
         return Err(FrameError::new(
@@ -101,6 +129,7 @@ pub fn validate<'a>(event: Publish<'a>, limits: &Limits) -> Result<ValidEvent<'a
         Some(DateInput::Text(text)) => parse_rfc3339(&text)?,
     };
     Ok(ValidEvent {
+        key: event.key,
         channel: event.channel,
         kind: event.kind,
         payload,
@@ -135,6 +164,7 @@ mod tests {
 
     fn publish<'a>(channel: &'a str, kind: &'a str) -> Publish<'a> {
         Publish {
+            key: None,
             channel: channel.into(),
             kind: kind.into(),
             payload: None,
@@ -179,6 +209,31 @@ mod tests {
             ..publish("a", "x")
         };
         assert_eq!(code(p), Err(ErrorCode::BadEvent));
+    }
+
+    #[test]
+    fn reserved_types_and_bad_keys_are_bad_events() {
+        let e = validate(publish("a", "$resync"), &LIMITS).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadEvent);
+        assert!(e.message.contains("starting with `$` are reserved"), "{e}");
+        assert!(validate(publish("a", "x$"), &LIMITS).is_ok());
+        let keyed = |key: String| Publish {
+            key: Some(key.into()),
+            ..publish("a", "x")
+        };
+        let e = validate(keyed(String::new()), &LIMITS).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::BadEvent, "`key` is empty")
+        );
+        let e = validate(keyed("k".repeat(MAX_KEY_LEN + 1)), &LIMITS).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadEvent);
+        assert!(
+            e.message.contains("`key`") && e.message.contains("128"),
+            "{e}"
+        );
+        let ev = validate(keyed("k".repeat(MAX_KEY_LEN)), &LIMITS).expect("128 bytes is fine");
+        assert_eq!(ev.key.as_deref().map(str::len), Some(MAX_KEY_LEN));
     }
 
     #[test]

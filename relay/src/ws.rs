@@ -2,9 +2,10 @@
 //! liveness deadline.
 //!
 //! A single task owns the socket. It writes replies itself and drains the outbound queue the
-//! broker fills, so a `subscribed` answer always precedes the events it announces.
+//! broker fills. The broker queues a `subscribed` answer itself, followed by any replayed events,
+//! so the answer always precedes the events it announces.
 
-use crate::broker::Member;
+use crate::broker::{Member, Request, Since};
 use crate::publish::{check_channel, validate};
 use crate::AppState;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -15,8 +16,8 @@ use std::time::Duration;
 use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, info};
 use wasm_live_provider::engine::frame::{
-    decode_client, encode_ack, encode_error, encode_hello, encode_ping, encode_pong,
-    encode_subscribed, ChannelEntry, ClientFrame, ErrorCode, Publish, SUBPROTOCOL,
+    decode_client, encode_ack, encode_error, encode_hello, encode_ping, encode_pong, ChannelEntry,
+    ClientFrame, ErrorCode, Publish, SUBPROTOCOL,
 };
 
 /// The transport's own message limit. Text frames between `max_frame_bytes` and this are refused
@@ -200,27 +201,39 @@ impl Connection {
         }
     }
 
+    /// Writes what the broker queued so far (unless the connection is being closed as a slow
+    /// consumer), so that a reply written next comes after it.
+    async fn flush_queue(&mut self) -> Result<(), Gone> {
+        while !self.member.kick.is_kicked() {
+            match self.member.rx.try_recv() {
+                Ok(frame) => self.send(frame).await?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
     async fn subscribe(&mut self, channels: &[ChannelEntry<'_>]) -> Result<(), Gone> {
         let limits = self.state.limits();
-        let mut names = Vec::with_capacity(channels.len());
+        let mut requests = Vec::with_capacity(channels.len());
         for entry in channels {
             if let Err(e) = check_channel(&entry.channel, &limits) {
                 return self.send_error(e.code, &e.message, None).await;
             }
-            names.push(entry.channel.as_ref());
+            let since = match &entry.since {
+                None => Since::Now,
+                Some(position) if position.epoch == self.state.epoch => Since::Seq(position.seq),
+                Some(_) => Since::OtherEpoch,
+            };
+            requests.push(Request {
+                channel: entry.channel.as_ref(),
+                since,
+            });
         }
         let max = self.state.config.max_channels;
-        match self.state.broker.subscribe(self.member.id, &names, max) {
-            Ok(subscribed) => {
-                let entries: Vec<ChannelEntry<'_>> = subscribed
-                    .into_iter()
-                    .map(|(channel, seq)| ChannelEntry {
-                        channel: channel.into(),
-                        seq: Some(seq),
-                    })
-                    .collect();
-                self.send(encode_subscribed(&entries).into()).await
-            }
+        // The broker queues the `subscribed` answer and the replay.
+        match self.state.broker.subscribe(self.member.id, &requests, max) {
+            Ok(_) => self.flush_queue().await,
             Err(e) => {
                 self.send_error(ErrorCode::TooManyChannels, &e.to_string(), None)
                     .await
@@ -233,11 +246,9 @@ impl Connection {
             Ok(event) => event,
             Err(e) => return self.send_error(e.code, &e.message, Some(id)).await,
         };
-        let seq = self.state.broker.publish(&event);
+        let seq = self.state.broker.publish(&event).seq();
         // Send what is queued first, so the publisher sees its own event before the ack.
-        while let Ok(frame) = self.member.rx.try_recv() {
-            self.send(frame).await?;
-        }
+        self.flush_queue().await?;
         self.send(encode_ack(id, seq).into()).await
     }
 }

@@ -111,9 +111,13 @@ fn bad_flags_are_refused_by_clap() {
         "--max-channels",
         "--max-channel-len",
         "--outbound-queue",
+        "--history-size",
+        "--history-ttl-ms",
+        "--publish-key-ttl-ms",
         "--static-dir",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
     assert!(help.contains("LIVE_RELAY_ADDR"), "{help}");
+    assert!(help.contains("LIVE_RELAY_HISTORY_SIZE"), "{help}");
 }

@@ -1,226 +1,15 @@
 //! Protocol v1 end to end: the relay runs in-process on 127.0.0.1:0, real WebSocket clients
 //! (tokio-tungstenite) and a real HTTP client (reqwest) talk to it.
 
-use futures_util::{SinkExt, StreamExt};
+mod common;
+
+use common::Relay;
+use futures_util::SinkExt;
 use live_relay::Config;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::{timeout, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-/// Long enough for anything that should happen on a loopback relay.
-const PATIENCE: Duration = Duration::from_secs(10);
-/// How long a client listens to be sure nothing arrives.
-const QUIET: Duration = Duration::from_millis(300);
-
-struct Relay {
-    addr: SocketAddr,
-    http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Relay {
-    async fn start(config: Config) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a free port");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(live_relay::serve(config, listener, async move {
-            let _ = stopped.await;
-        }));
-        Relay {
-            addr,
-            http: reqwest::Client::new(),
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn default() -> Relay {
-        Relay::start(Config::default()).await
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Connects offering `wlp.v1` and reads `hello`.
-    async fn client(&self) -> Client {
-        let (mut client, protocol) = self.connect(Some("wlp.v1")).await;
-        assert_eq!(protocol.as_deref(), Some("wlp.v1"));
-        let hello = client.recv().await;
-        assert_eq!(hello["op"], "hello", "{hello}");
-        client
-    }
-
-    async fn connect(&self, protocol: Option<&str>) -> (Client, Option<String>) {
-        let mut request = format!("ws://{}/ws", self.addr)
-            .into_client_request()
-            .expect("ws request");
-        if let Some(protocol) = protocol {
-            request.headers_mut().insert(
-                "sec-websocket-protocol",
-                HeaderValue::from_str(protocol).expect("header"),
-            );
-        }
-        let (ws, response) = connect_async(request).await.expect("websocket handshake");
-        let selected = response
-            .headers()
-            .get("sec-websocket-protocol")
-            .map(|v| v.to_str().expect("ascii protocol").to_owned());
-        (Client { ws }, selected)
-    }
-
-    async fn post(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
-        let response = self
-            .http
-            .post(self.url("/publish"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("POST /publish");
-        let status = response.status().as_u16();
-        let body = response.json::<Value>().await.expect("JSON answer");
-        (status, body)
-    }
-
-    async fn publish(&self, event: Value) -> (u16, Value) {
-        self.post(event.to_string()).await
-    }
-
-    async fn health(&self) -> Value {
-        let response = self
-            .http
-            .get(self.url("/healthz"))
-            .send()
-            .await
-            .expect("GET /healthz");
-        assert_eq!(response.status().as_u16(), 200);
-        response.json().await.expect("JSON health")
-    }
-
-    /// Polls `/healthz` until `check` holds.
-    async fn wait_health(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let health = self.health().await;
-            if check(&health) {
-                return health;
-            }
-            assert!(Instant::now() < deadline, "{what}: still {health}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = timeout(PATIENCE, &mut self.task)
-            .await
-            .expect("relay stops");
-        result.expect("serve task").expect("serve ends cleanly");
-    }
-}
-
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl Client {
-    async fn send(&mut self, text: &str) {
-        self.ws.send(Message::text(text)).await.expect("send frame");
-    }
-
-    async fn send_json(&mut self, frame: Value) {
-        self.send(&frame.to_string()).await;
-    }
-
-    /// The next message of any kind, or `None` when nothing arrives within `wait`.
-    async fn next_within(&mut self, wait: Duration) -> Option<Message> {
-        match timeout(wait, self.ws.next()).await {
-            Err(_) => None,
-            Ok(Some(Ok(message))) => Some(message),
-            Ok(other) => panic!("connection ended: {other:?}"),
-        }
-    }
-
-    /// The next text frame, as JSON.
-    async fn recv(&mut self) -> Value {
-        loop {
-            match self.next_within(PATIENCE).await {
-                Some(Message::Text(text)) => {
-                    return serde_json::from_str(&text).expect("frame is JSON")
-                }
-                Some(Message::Ping(_) | Message::Pong(_)) => continue,
-                other => panic!("expected a text frame, got {other:?}"),
-            }
-        }
-    }
-
-    async fn recv_op(&mut self, op: &str) -> Value {
-        let frame = self.recv().await;
-        assert_eq!(frame["op"], op, "{frame}");
-        frame
-    }
-
-    async fn expect_error(&mut self, code: &str, naming: &str) -> Value {
-        let frame = self.recv_op("error").await;
-        assert_eq!(frame["code"], code, "{frame}");
-        let message = frame["message"].as_str().expect("message is a string");
-        assert!(
-            message.contains(naming),
-            "message should name {naming:?}: {frame}"
-        );
-        frame
-    }
-
-    async fn expect_silence(&mut self) {
-        if let Some(message) = self.next_within(QUIET).await {
-            panic!("expected nothing, got {message:?}");
-        }
-    }
-
-    async fn subscribe(&mut self, channels: &[&str]) -> Value {
-        let list: Vec<Value> = channels.iter().map(|c| json!({ "channel": c })).collect();
-        self.send_json(json!({ "op": "subscribe", "channels": list }))
-            .await;
-        self.recv_op("subscribed").await
-    }
-
-    /// Checks the connection still answers.
-    async fn assert_alive(&mut self) {
-        self.send(r#"{"op":"ping"}"#).await;
-        self.recv_op("pong").await;
-    }
-
-    /// Waits for the relay to end the connection; returns the text frames received before.
-    async fn until_closed(&mut self) -> Vec<Value> {
-        let mut frames = Vec::new();
-        loop {
-            match timeout(PATIENCE, self.ws.next())
-                .await
-                .expect("the relay closes the connection")
-            {
-                Some(Ok(Message::Text(text))) => {
-                    frames.push(serde_json::from_str(&text).expect("JSON"))
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return frames,
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-}
 
 #[tokio::test]
 async fn hello_comes_first_with_version_1_and_the_subprotocol() {
@@ -585,18 +374,23 @@ async fn channels_per_connection_are_limited() {
 #[tokio::test]
 async fn healthz_counts_connections_channels_and_subscriptions() {
     let relay = Relay::default().await;
-    assert_eq!(
-        relay.health().await,
-        json!({ "status": "ok", "connections": 0, "channels": 0, "subscriptions": 0 })
-    );
-    let mut a = relay.client().await;
+    let health = relay.health().await;
+    let epoch = health["epoch"].as_str().expect("epoch").to_owned();
+    let counts = |connections: u64, channels: u64, subscriptions: u64, history_events: u64| {
+        json!({
+            "status": "ok", "epoch": epoch, "connections": connections, "channels": channels,
+            "subscriptions": subscriptions, "history_events": history_events
+        })
+    };
+    assert_eq!(health, counts(0, 0, 0, 0));
+    let (mut a, hello) = relay.client_with_hello().await;
+    assert_eq!(hello["epoch"], epoch.as_str(), "the epoch of `hello`");
     let mut b = relay.client().await;
     a.subscribe(&["x", "y"]).await;
     b.subscribe(&["x"]).await;
-    assert_eq!(
-        relay.health().await,
-        json!({ "status": "ok", "connections": 2, "channels": 2, "subscriptions": 3 })
-    );
+    relay.publish(json!({ "channel": "x", "type": "t" })).await;
+    relay.publish(json!({ "channel": "z", "type": "t" })).await;
+    assert_eq!(relay.health().await, counts(2, 2, 3, 2));
     a.ws.close(None).await.expect("close a");
     drop(a);
     relay
@@ -608,10 +402,7 @@ async fn healthz_counts_connections_channels_and_subscriptions() {
     let health = relay
         .wait_health("all left", |h| h["connections"] == 0)
         .await;
-    assert_eq!(
-        health,
-        json!({ "status": "ok", "connections": 0, "channels": 0, "subscriptions": 0 })
-    );
+    assert_eq!(health, counts(0, 0, 0, 2), "the history stays");
     relay.stop().await;
 }
 

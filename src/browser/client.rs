@@ -4,7 +4,8 @@
 //! outputs while holding the shell, then releases it and only then calls into app code. A callback
 //! may therefore subscribe, unsubscribe, publish or close without tripping over a borrow.
 
-use super::js::{console_error, live_event, now_ms, random_seed};
+use super::js::{console_error, live_event, now_ms, random_seed, resync_event};
+use super::page::{is_online, is_visible, PageEvent, PageWatcher};
 use super::socket::{Socket, SocketEvent};
 use super::timer::Timer;
 use crate::engine::{
@@ -30,6 +31,7 @@ struct Shell {
     session: Session,
     socket: Option<Socket>,
     timer: Option<Timer>,
+    page: Option<PageWatcher>,
     callbacks: HashMap<SubId, Function>,
     publishes: HashMap<PublishId, (Function, Function)>,
     on_error: Option<Function>,
@@ -46,7 +48,7 @@ pub struct LiveClient {
 
 #[wasm_bindgen]
 impl LiveClient {
-    /// `options` (all optional): `backoffMinMs`, `backoffMaxMs`, `pingGraceMs`, `connectTimeoutMs`,
+    /// `options` (all optional): `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`, `pingGraceMs`, `connectTimeoutMs`,
     /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs` (numbers), `onError(error)`,
     /// `onStateChange(state)` (functions).
     #[wasm_bindgen(constructor)]
@@ -55,6 +57,7 @@ impl LiveClient {
         let cfg = SessionConfig {
             backoff_min_ms: number(options, "backoffMinMs", defaults.backoff_min_ms)?,
             backoff_max_ms: number(options, "backoffMaxMs", defaults.backoff_max_ms)?,
+            stable_after_ms: number(options, "stableAfterMs", defaults.stable_after_ms)?,
             ping_grace_ms: number(options, "pingGraceMs", defaults.ping_grace_ms)?,
             connect_timeout_ms: number(options, "connectTimeoutMs", defaults.connect_timeout_ms)?,
             publish_timeout_ms: number(options, "publishTimeoutMs", defaults.publish_timeout_ms)?,
@@ -71,11 +74,21 @@ impl LiveClient {
                     Shell::on_timer(&shell);
                 }
             });
+            let weak = me.clone();
+            let page = PageWatcher::new(move |event| {
+                if let Some(shell) = weak.upgrade() {
+                    Shell::on_page(&shell, event);
+                }
+            });
+            let mut session = Session::new(cfg);
+            session.set_online(now_ms(), is_online());
+            session.set_visible(now_ms(), is_visible());
             RefCell::new(Shell {
                 url,
-                session: Session::new(cfg),
+                session,
                 socket: None,
                 timer: Some(timer),
+                page: Some(page),
                 callbacks: HashMap::new(),
                 publishes: HashMap::new(),
                 on_error,
@@ -155,10 +168,24 @@ impl LiveClient {
         self.shell.borrow().session.state().name().to_owned()
     }
 
-    /// How many malformed or unexpected frames came from the relay.
+    /// Counters: `{ problems, duplicates, resyncs, connections }`.
     #[wasm_bindgen(getter)]
-    pub fn problems(&self) -> f64 {
-        self.shell.borrow().session.problems() as f64
+    pub fn stats(&self) -> JsValue {
+        let stats = self.shell.borrow().session.stats();
+        let obj = Object::new();
+        set(&obj, "problems", &JsValue::from_f64(stats.problems as f64));
+        set(
+            &obj,
+            "duplicates",
+            &JsValue::from_f64(stats.duplicates as f64),
+        );
+        set(&obj, "resyncs", &JsValue::from_f64(stats.resyncs as f64));
+        set(
+            &obj,
+            "connections",
+            &JsValue::from_f64(stats.connections as f64),
+        );
+        obj.into()
     }
 
     /// How many subscriptions are live.
@@ -174,6 +201,7 @@ impl Drop for LiveClient {
             sh.session.close("the client was freed");
             sh.socket = None;
             sh.timer = None;
+            sh.page = None;
         }
     }
 }
@@ -209,6 +237,17 @@ impl Shell {
                     };
                     sh.session.handle_close(now, &reason);
                 }
+            }
+        });
+    }
+
+    fn on_page(shell: &Rc<RefCell<Shell>>, event: PageEvent) {
+        Shell::with(shell, |sh| {
+            let now = now_ms();
+            match event {
+                PageEvent::Online(online) => sh.session.set_online(now, online),
+                PageEvent::Visible(visible) => sh.session.set_visible(now, visible),
+                PageEvent::Frozen(frozen) => sh.session.set_frozen(now, frozen),
             }
         });
     }
@@ -255,6 +294,14 @@ impl Shell {
                         )),
                     }
                 }
+                Output::Resync {
+                    subs,
+                    channel,
+                    reason,
+                } => self.calls.push(Call::Deliver {
+                    subs,
+                    event: resync_event(&channel, &reason),
+                }),
                 Output::PublishAcked { id, seq } => {
                     if let Some((resolve, _)) = self.publishes.remove(&id) {
                         let value = Object::new();
@@ -401,15 +448,7 @@ fn set(target: &Object, key: &str, value: &JsValue) {
 fn publish_error(error: &PublishError) -> JsValue {
     let js = js_sys::Error::new(&error.to_string());
     js.set_name("LivePublishError");
-    let code = match error {
-        PublishError::InvalidJson { .. } => "invalid_json",
-        PublishError::Timeout { .. } => "timeout",
-        PublishError::ConnectionLost => "connection_lost",
-        PublishError::QueueFull { .. } => "queue_full",
-        PublishError::Rejected { .. } => "rejected",
-        PublishError::Closed => "closed",
-    };
-    set(&js, "code", &JsValue::from_str(code));
+    set(&js, "code", &JsValue::from_str(error.code()));
     js.into()
 }
 
@@ -423,7 +462,8 @@ fn state_object(state: &ConnectionState) -> JsValue {
             reason,
         } => {
             set(&obj, "attempt", &JsValue::from_f64(*attempt as f64));
-            set(&obj, "delayMs", &JsValue::from_f64(*delay_ms as f64));
+            let delay = delay_ms.map_or(JsValue::NULL, |d| JsValue::from_f64(d as f64));
+            set(&obj, "delayMs", &delay);
             set(&obj, "reason", &JsValue::from_str(reason));
         }
         ConnectionState::Closed { reason } => set(&obj, "reason", &JsValue::from_str(reason)),

@@ -9,6 +9,9 @@ export function liveEvent(channel, type, payload, date, meta) {
   if (meta !== undefined) event.meta = JSON.parse(meta);
   return event;
 }
+export function resyncEvent(channel, reason) {
+  return { channel, type: "$resync", payload: {}, date: new Date(), meta: { resync: true, reason } };
+}
 "#)]
 extern "C" {
     /// Builds the `LiveEvent` handed to callbacks: the payload becomes a JS object here, once per
@@ -21,6 +24,10 @@ extern "C" {
         date: f64,
         meta: Option<String>,
     ) -> Result<JsValue, JsValue>;
+
+    /// The event handed to subscriptions whose channel could not be replayed (they should refetch).
+    #[wasm_bindgen(js_name = resyncEvent)]
+    pub fn resync_event(channel: &str, reason: &str) -> JsValue;
 }
 
 #[wasm_bindgen]

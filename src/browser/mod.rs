@@ -3,6 +3,7 @@
 
 mod client;
 mod js;
+mod page;
 mod socket;
 mod timer;
 

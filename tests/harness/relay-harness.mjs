@@ -6,9 +6,14 @@
 //   LIVE_RELAY_WS     ws://127.0.0.1:PORT/ws
 //   LIVE_RELAY_HTTP   http://127.0.0.1:PORT
 //   LIVE_HARNESS_URL  http://127.0.0.1:CTRL   (POST /restart kills the relay and starts it again on the same port)
-// and exits with COMMAND's status, stopping the relay.
+//   LIVE_PROXY_WS     ws://127.0.0.1:PROXY/ws  (a TCP proxy to the relay that the tests can break:
+//                     POST /proxy/cut drops every proxied connection, /proxy/down also refuses new ones
+//                     until /proxy/up, /proxy/stall holds all bytes until /proxy/unstall)
+// and exits with COMMAND's status, stopping the relay. POST /report prints its body (figures a test
+// measured) to stderr.
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
+import { createServer as createTcpServer, connect } from "node:net";
 import { once } from "node:events";
 
 const argv = process.argv.slice(2);
@@ -78,11 +83,78 @@ async function stopRelay(signal) {
 await startRelay();
 log(`relay on 127.0.0.1:${port}`);
 
+// The breakable TCP proxy.
+const proxied = new Set();
+let proxyDown = false;
+let stalled = false;
+const proxy = createTcpServer((client) => {
+  if (proxyDown) return client.destroy();
+  const upstream = connect(port, "127.0.0.1");
+  const pair = { client, upstream };
+  proxied.add(pair);
+  const drop = () => {
+    client.destroy();
+    upstream.destroy();
+    proxied.delete(pair);
+  };
+  client.on("error", drop).on("close", drop);
+  upstream.on("error", drop).on("close", drop);
+  client.pipe(upstream);
+  upstream.pipe(client);
+  if (stalled) {
+    client.pause();
+    upstream.pause();
+  }
+});
+proxy.listen(0, "127.0.0.1");
+await once(proxy, "listening");
+const proxyActions = {
+  cut() {
+    for (const { client, upstream } of proxied) {
+      client.resetAndDestroy();
+      upstream.destroy();
+    }
+    proxied.clear();
+  },
+  down() {
+    proxyDown = true;
+    this.cut();
+  },
+  up() {
+    proxyDown = false;
+  },
+  stall() {
+    stalled = true;
+    for (const { client, upstream } of proxied) {
+      client.pause();
+      upstream.pause();
+    }
+  },
+  unstall() {
+    stalled = false;
+    for (const { client, upstream } of proxied) {
+      client.resume();
+      upstream.resume();
+    }
+  },
+};
+
 const control = createServer(async (req, res) => {
   res.setHeader("Access-Control-Allow-Origin", "*");
   res.setHeader("Access-Control-Allow-Methods", "POST, OPTIONS");
   if (req.method === "OPTIONS") return res.end();
   try {
+    const action = req.method === "POST" && req.url.startsWith("/proxy/") ? req.url.slice("/proxy/".length) : null;
+    if (action && Object.hasOwn(proxyActions, action)) {
+      proxyActions[action]();
+      return res.end(JSON.stringify({ proxy: action }));
+    }
+    if (req.method === "POST" && req.url === "/report") {
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      console.error(`[report] ${body}`);
+      return res.end("{}");
+    }
     if (req.method === "POST" && req.url === "/restart") {
       await stopRelay("SIGKILL");
       await startRelay();
@@ -107,9 +179,12 @@ const env = {
   LIVE_RELAY_WS: `ws://127.0.0.1:${port}/ws`,
   LIVE_RELAY_HTTP: `http://127.0.0.1:${port}`,
   LIVE_HARNESS_URL: `http://127.0.0.1:${control.address().port}`,
+  LIVE_PROXY_WS: `ws://127.0.0.1:${proxy.address().port}/ws`,
 };
 const child = spawn(command[0], command.slice(1), { stdio: "inherit", env });
 const [code, signal] = await once(child, "exit");
 await stopRelay("SIGTERM");
+proxyActions.cut();
+proxy.close();
 control.close();
 process.exit(code ?? (signal ? 1 : 0));

@@ -1,0 +1,181 @@
+//! Helpers shared by the browser test suites (wasm32 only).
+#![allow(dead_code)] // each suite uses a different part
+
+use js_sys::{Function, Object, Reflect};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_live_provider::LiveClient;
+
+fn env_url(value: Option<&'static str>, name: &str) -> &'static str {
+    match value {
+        Some(url) => url,
+        None => panic!("{name} is not set: run these tests with scripts/test-browser.sh"),
+    }
+}
+
+/// The relay's WebSocket endpoint.
+pub fn relay_ws() -> &'static str {
+    env_url(option_env!("LIVE_RELAY_WS"), "LIVE_RELAY_WS")
+}
+
+/// The relay's HTTP base (for `POST /publish`).
+pub fn relay_http() -> &'static str {
+    env_url(option_env!("LIVE_RELAY_HTTP"), "LIVE_RELAY_HTTP")
+}
+
+/// The breakable TCP proxy in front of the relay.
+pub fn proxy_ws() -> &'static str {
+    env_url(option_env!("LIVE_PROXY_WS"), "LIVE_PROXY_WS")
+}
+
+/// The harness's control endpoint.
+pub fn harness() -> &'static str {
+    env_url(option_env!("LIVE_HARNESS_URL"), "LIVE_HARNESS_URL")
+}
+
+/// A unique channel per test, so tests sharing the relay do not see each other's events.
+pub fn channel(name: &str) -> String {
+    format!("test/{name}/{}", js_sys::Math::random().to_bits())
+}
+
+pub async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let set_timeout: Function = Reflect::get(&js_sys::global(), &"setTimeout".into())
+            .expect("setTimeout exists")
+            .unchecked_into();
+        set_timeout
+            .call2(&JsValue::NULL, &resolve, &JsValue::from(ms))
+            .expect("setTimeout works");
+    });
+    JsFuture::from(promise).await.expect("sleep resolves");
+}
+
+/// Waits until `cond` holds, checking every 10 ms, for at most `timeout_ms`.
+pub async fn wait_until(what: &str, timeout_ms: i32, cond: impl Fn() -> bool) {
+    let mut waited = 0;
+    while !cond() {
+        assert!(
+            waited < timeout_ms,
+            "timed out after {timeout_ms} ms waiting for {what}"
+        );
+        sleep(10).await;
+        waited += 10;
+    }
+}
+
+/// A JS function that records what it is called with.
+pub struct Recorder {
+    pub events: Rc<RefCell<Vec<JsValue>>>,
+    pub function: Function,
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let sink = events.clone();
+        let function =
+            Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e))
+                .into_js_value()
+                .unchecked_into();
+        Recorder { events, function }
+    }
+
+    pub fn count(&self) -> usize {
+        self.events.borrow().len()
+    }
+
+    pub fn field(&self, i: usize, path: &[&str]) -> JsValue {
+        let mut v = self.events.borrow()[i].clone();
+        for key in path {
+            v = Reflect::get(&v, &JsValue::from_str(key)).expect("field readable");
+        }
+        v
+    }
+
+    pub fn types(&self) -> Vec<String> {
+        (0..self.count())
+            .map(|i| self.field(i, &["type"]).as_string().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Options object from (name, value) pairs.
+pub fn options(pairs: &[(&str, JsValue)]) -> Object {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &JsValue::from_str(k), v).expect("set option");
+    }
+    o
+}
+
+/// A client with quick retries, so tests do not wait for the default backoff.
+pub fn client_to(url: &str, extra: &[(&str, JsValue)]) -> LiveClient {
+    let mut pairs = vec![("backoffMinMs", 20.into()), ("backoffMaxMs", 200.into())];
+    pairs.extend(extra.iter().cloned());
+    LiveClient::new(url.to_owned(), &options(&pairs)).expect("client")
+}
+
+pub fn all() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+pub async fn wait_open(c: &LiveClient) {
+    wait_until("the connection to open", 10_000, || c.state() == "open").await;
+}
+
+/// `fetch` with a method and an optional JSON body; returns the response text.
+pub async fn fetch(method: &str, url: &str, body: Option<&str>) -> String {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(body));
+        let headers = web_sys::Headers::new().expect("headers");
+        headers
+            .set("content-type", "application/json")
+            .expect("header");
+        init.set_headers(&headers);
+    }
+    let window = web_sys::window().expect("a window");
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url} failed: {e:?}"))
+        .unchecked_into();
+    let text = JsFuture::from(response.text().expect("text"))
+        .await
+        .expect("body")
+        .as_string()
+        .unwrap_or_default();
+    assert!(
+        response.ok(),
+        "{method} {url} answered {}: {text}",
+        response.status()
+    );
+    text
+}
+
+/// Asks the harness to do something (`restart`, `proxy/cut`, ...).
+pub async fn harness_do(action: &str) {
+    fetch("POST", &format!("{}/{action}", harness()), None).await;
+}
+
+/// Publishes through the relay's HTTP endpoint, as a backend would.
+pub async fn http_publish(channel: &str, kind: &str, payload: &str) {
+    let body = format!(r#"{{"channel":"{channel}","type":"{kind}","payload":{payload}}}"#);
+    fetch("POST", &format!("{}/publish", relay_http()), Some(&body)).await;
+}
+
+/// Publishes through a client and waits for the relay's ack.
+pub async fn publish(client: &LiveClient, channel: &str, kind: &str, payload: &str) -> JsValue {
+    JsFuture::from(client.publish(
+        channel.into(),
+        kind.into(),
+        payload.into(),
+        js_sys::Date::now(),
+        None,
+    ))
+    .await
+    .expect("the relay acks the publish")
+}
