@@ -9,6 +9,8 @@ read -r -a browsers <<<"${browsers[*]}"
 cargo build -q --release -p live-relay
 # wasm-bindgen-test-runner picks its driver from these variables: give it only the one for this browser.
 unset CHROMEDRIVER GECKODRIVER SAFARIDRIVER
+# The hundred-cuts test takes 10-40 s depending on the browser; the runner stops a run at this many seconds.
+export WASM_BINDGEN_TEST_TIMEOUT=180
 for b in "${browsers[@]}"; do
   case "$b" in
     chrome) driver=(CHROMEDRIVER=/usr/bin/chromedriver) ;;

@@ -44,17 +44,27 @@ async fn a_hundred_cuts_lose_and_duplicate_nothing() {
     wait_open(&c).await;
     sleep(50).await;
 
-    // A numbered stream from a backend, with the client's connection cut after every few events —
-    // sometimes mid-delivery, sometimes while the client is still reconnecting.
+    // A numbered stream from a backend. Each round waits for a fresh connection, publishes two
+    // events, cuts the connection (often with events in flight), and publishes one more while the
+    // client is reconnecting.
+    let connections = |c: &wasm_live_provider::LiveClient| {
+        Reflect::get(&c.stats(), &"connections".into())
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0) as usize
+    };
     let mut n = 0;
     for cut in 0..CUTS {
-        for _ in 0..EVENTS_PER_CUT {
+        wait_until("a fresh connection", 10_000, || {
+            connections(&c) == cut + 1 && c.state() == "open"
+        })
+        .await;
+        for i in 0..EVENTS_PER_CUT {
+            if i == EVENTS_PER_CUT - 1 {
+                harness_do("proxy/cut").await;
+            }
             http_publish(&ch, "updated", &format!(r#"{{"n":{n}}}"#)).await;
             n += 1;
-        }
-        harness_do("proxy/cut").await;
-        if cut % 3 == 0 {
-            wait_open(&c).await;
         }
     }
     let published = n;

@@ -142,6 +142,7 @@ const proxyActions = {
 const control = createServer(async (req, res) => {
   res.setHeader("Access-Control-Allow-Origin", "*");
   res.setHeader("Access-Control-Allow-Methods", "POST, OPTIONS");
+  res.setHeader("Access-Control-Allow-Headers", "content-type");
   if (req.method === "OPTIONS") return res.end();
   try {
     const action = req.method === "POST" && req.url.startsWith("/proxy/") ? req.url.slice("/proxy/".length) : null;
