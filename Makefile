@@ -7,7 +7,7 @@ SHELL := /bin/bash
 DEMO_ADDR ?= 127.0.0.1:8787
 SAY = @printf '\033[1m[make]\033[0m %s\n'
 
-.PHONY: demo test setup setup-browsers pkg relay lint test-native test-browser test-packed test-types clean
+.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-browser test-packed test-types test-e2e clean
 
 setup:
 	$(SAY) "checking the toolchain (installs only what is missing)"
@@ -25,11 +25,13 @@ relay:
 	$(SAY) "building the relay (cargo build --release -p live-relay)"
 	@cargo build -q --release -p live-relay
 
-demo: pkg relay
-	$(SAY) "assembling the demo page into www/dist/"
-	@rm -rf www/dist && mkdir -p www/dist && cp www/index.html www/main.js www/dist/ && cp -r pkg www/dist/pkg
-	$(SAY) "open http://$(DEMO_ADDR)/ in two tabs (Ctrl-C stops the relay)"
-	@./target/release/live-relay --addr $(DEMO_ADDR) --static-dir www/dist
+www: pkg
+	$(SAY) "building the demo apps (Refine and Vue) with Vite into www/dist/"
+	@bash scripts/build-www.sh
+
+demo: www relay
+	$(SAY) "open http://$(DEMO_ADDR)/ (Refine) and http://$(DEMO_ADDR)/vue.html (Vue) in two windows; Ctrl-C stops the relay"
+	@./target/release/live-relay --addr $(DEMO_ADDR) --demo --static-dir www/dist
 
 lint:
 	$(SAY) "cargo fmt --check and clippy -D warnings (native and wasm32)"
@@ -53,7 +55,11 @@ test-packed: pkg relay
 	$(SAY) "the packed npm package in a fresh Vite app, in headless Chromium"
 	@node --test tests/packed/
 
-test: setup-browsers lint test-native pkg test-types test-browser test-packed
+test-e2e: www relay
+	$(SAY) "end to end: the demo in two headless Chromium contexts (Playwright)"
+	@node --test tests/e2e/
+
+test: setup-browsers lint test-native pkg test-types test-browser test-packed test-e2e
 	$(SAY) "all tests passed"
 
 clean:

@@ -126,6 +126,56 @@ export interface WasmLiveProvider {
   readonly connection: ConnectionStateChange;
   onStateChange(listener: (change: ConnectionStateChange) => void): () => void;
   readonly stats: LiveStats;
+  /** The underlying client (what the React and Vue adapters use). */
+  readonly client: LiveClient;
 }
 
 export function liveProvider(options: LiveProviderOptions): WasmLiveProvider;
+
+/** Ginjou's `RealtimeEvent`: `action` where Refine says `type`. */
+export interface RealtimeEvent<P = any> {
+  channel: string;
+  action: "*" | "created" | "updated" | "deleted" | "$resync" | (string & {});
+  payload: P;
+  date: Date;
+  meta?: Record<string, any> & { resync?: true; reason?: string };
+}
+
+/** What Ginjou passes to `subscribe`. */
+export interface RealtimeSubscribeProps {
+  channel: string;
+  actions: string[];
+  callback: (event: RealtimeEvent) => void;
+  params?:
+    | { type: "list"; resource: string; [key: string]: unknown }
+    | { type: "one"; resource: string; id: RecordKey; [key: string]: unknown }
+    | { type: "many"; resource: string; ids: RecordKey[]; [key: string]: unknown }
+    | Record<string, any>;
+  meta?: Record<string, any>;
+}
+
+/**
+ * The key `subscribe` returns: it converts to a unique string (Ginjou's `UnsubscribeKey`) and, called,
+ * unsubscribes (as Ginjou's documentation describes).
+ */
+export interface UnsubscribeKey {
+  (): void;
+  readonly key: string;
+  toString(): string;
+}
+
+/** Ginjou's `Realtime` shape, plus `close`, `state` and friends. */
+export interface WasmRealtime {
+  subscribe(props: RealtimeSubscribeProps): UnsubscribeKey;
+  /** Accepts the key or its string form. */
+  unsubscribe(key: UnsubscribeKey | string): void;
+  publish(event: { channel: string; action: string; payload?: unknown; date?: Date | string | number; meta?: Record<string, unknown> }): Promise<{ seq: number }>;
+  close(): void;
+  readonly state: ConnectionStateName;
+  readonly connection: ConnectionStateChange;
+  onStateChange(listener: (change: ConnectionStateChange) => void): () => void;
+  readonly stats: LiveStats;
+  readonly client: LiveClient;
+}
+
+export function realtime(options: LiveProviderOptions): WasmRealtime;

@@ -252,6 +252,8 @@ export function liveProvider(options) {
     subscribe({ channel, types, params, callback }) {
       return live.subscribe(channel, types ?? ["*"], subscriptionIds(params), callback);
     },
+    /** The underlying client, for the React and Vue adapters. */
+    client: live,
     unsubscribe(subscription) {
       live.unsubscribe(subscription);
     },
@@ -262,6 +264,69 @@ export function liveProvider(options) {
       sent.catch((error) => reportError(options.onError, error));
       return sent;
     },
+    close: () => live.close(),
+    onStateChange: (listener) => live.onStateChange(listener),
+    get state() {
+      return live.state;
+    },
+    get connection() {
+      return live.connection;
+    },
+    get stats() {
+      return live.stats;
+    },
+  };
+}
+
+function toGinjouEvent(event) {
+  const out = { channel: event.channel, action: event.type, payload: event.payload, date: event.date };
+  if (event.meta !== undefined) out.meta = event.meta;
+  return out;
+}
+
+/**
+ * Ginjou's `Realtime`: `createApp(...).use(...)` with `realtime: realtime({ url })`.
+ * `subscribe` returns synchronously a handle that is both the unsubscribe key Ginjou passes back to
+ * `unsubscribe` (it converts to a string) and a function that unsubscribes when called.
+ */
+export function realtime(options) {
+  const live = createLiveClient(options);
+  const handles = new Map(); // key -> handle
+  let next = 0;
+  return {
+    subscribe({ channel, actions, params, callback }) {
+      const w = "realtime.subscribe";
+      if (actions !== undefined && (!Array.isArray(actions) || actions.some((a) => typeof a !== "string"))) {
+        throw new TypeError(`${w}: \`actions\` must be an array of strings, got ${describe(actions)}`);
+      }
+      if (typeof callback !== "function") {
+        throw new TypeError(`${w}: \`callback\` must be a function, got ${describe(callback)}`);
+      }
+      const inner = live.subscribe(channel, actions ?? ["*"], subscriptionIds(params), (e) => callback(toGinjouEvent(e)));
+      const key = `wlp-${++next}`;
+      const handle = () => {
+        handles.delete(key);
+        live.unsubscribe(inner);
+      };
+      handle.key = key;
+      handle.toString = () => key;
+      handle[Symbol.toPrimitive] = () => key;
+      handles.set(key, handle);
+      return handle;
+    },
+    unsubscribe(key) {
+      const k = typeof key === "function" ? key.key : String(key);
+      handles.get(k)?.();
+    },
+    publish(event) {
+      if (event === null || typeof event !== "object") {
+        throw new TypeError(`realtime.publish: the event must be an object, got ${describe(event)}`);
+      }
+      const sent = live.publish({ channel: event.channel, type: event.action, payload: event.payload, date: event.date, meta: event.meta });
+      sent.catch((error) => reportError(options.onError, error));
+      return sent;
+    },
+    client: live,
     close: () => live.close(),
     onStateChange: (listener) => live.onStateChange(listener),
     get state() {

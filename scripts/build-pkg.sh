@@ -20,7 +20,7 @@ say "optimising with $("$wasm_opt" --version) (npm binaryen)"
 mv pkg/wasm_live_provider_bg.wasm.opt pkg/wasm_live_provider_bg.wasm
 
 say "adding the JS entry, types and README from pkg-template/"
-cp pkg-template/package.json pkg-template/index.js pkg-template/index.d.ts pkg-template/README.md pkg/
+cp pkg-template/*.json pkg-template/*.js pkg-template/*.d.ts pkg-template/README.md pkg/
 rm -f pkg/.gitignore
 
 bash scripts/size-report.sh

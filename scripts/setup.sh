@@ -46,6 +46,7 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ package.json -nt node_modules/.packa
   npm install --no-audit --no-fund --loglevel=error
 fi
 
+apt_install brotli
 if [ $want_browsers = 1 ]; then
   apt_install chromium chromium-driver firefox-esr
   if ! command -v geckodriver >/dev/null; then

@@ -13,3 +13,6 @@ for f in pkg/wasm_live_provider_bg.wasm pkg/wasm_live_provider.js pkg/index.js p
   printf '%-34s %9d %9d %9s\n' "${f#pkg/}" "$r" "$g" "$(br "$f")"
 done
 printf '%-34s %9d %9d\n' "total (what a Refine user ships)" "$total_raw" "$total_gz"
+for f in pkg/react.js pkg/vue.js; do
+  printf '%-34s %9d %9d %9s\n' "${f#pkg/} (adapter, optional)" "$(wc -c <"$f")" "$(gz "$f")" "$(br "$f")"
+done

@@ -13,7 +13,7 @@ use crate::publish::ValidEvent;
 use crate::Config;
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -36,6 +36,15 @@ pub struct Stats {
     pub subscriptions: usize,
     /// Events kept for replay, over all channels.
     pub history_events: usize,
+}
+
+/// One channel of `GET /stats/channels`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ChannelStats {
+    /// Connections subscribed to the channel.
+    pub subscribers: usize,
+    /// The seq of the channel's last event (0 when nothing was published on it).
+    pub last_seq: u64,
 }
 
 /// The most publish keys remembered at once; beyond it the oldest are forgotten first.
@@ -602,6 +611,23 @@ impl Broker {
         }
     }
 
+    /// The channels with at least one subscriber, by name.
+    pub fn channel_stats(&self) -> BTreeMap<String, ChannelStats> {
+        let inner = self.lock();
+        inner
+            .channels
+            .iter()
+            .filter(|(_, ch)| !ch.subscribers.is_empty())
+            .map(|(name, ch)| {
+                let stats = ChannelStats {
+                    subscribers: ch.subscribers.len(),
+                    last_seq: ch.log.last_seq(),
+                };
+                (name.to_string(), stats)
+            })
+            .collect()
+    }
+
     /// Resolves when no connection is registered.
     pub async fn wait_idle(&self) {
         loop {
@@ -762,6 +788,32 @@ mod tests {
                 history_events: 3,
             }
         );
+    }
+
+    #[test]
+    fn channel_stats_list_the_subscribed_channels() {
+        let broker = Broker::new();
+        let a = broker.connect(8);
+        let b = broker.connect(8);
+        broker.subscribe(a.id, &live(&["x", "y"]), 10).expect("ok");
+        broker.subscribe(b.id, &live(&["x"]), 10).expect("ok");
+        broker.publish(&event("x"));
+        broker.publish(&event("nobody"));
+        let stats = |subscribers, last_seq| ChannelStats {
+            subscribers,
+            last_seq,
+        };
+        assert_eq!(
+            broker.channel_stats().into_iter().collect::<Vec<_>>(),
+            [("x".to_owned(), stats(2, 1)), ("y".to_owned(), stats(1, 0))]
+        );
+        broker.unsubscribe(a.id, &["x", "y"]);
+        assert_eq!(
+            broker.channel_stats().into_iter().collect::<Vec<_>>(),
+            [("x".to_owned(), stats(1, 1))]
+        );
+        drop(b);
+        assert!(broker.channel_stats().is_empty());
     }
 
     #[test]

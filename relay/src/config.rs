@@ -1,6 +1,6 @@
 //! The relay's settings: command-line flags, each also readable from a `LIVE_RELAY_*` variable.
 
-use clap::builder::RangedU64ValueParser;
+use clap::builder::{BoolishValueParser, RangedU64ValueParser};
 use clap::Parser;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -18,7 +18,8 @@ pub const DEFAULT_HISTORY_TTL_MS: u64 = 300_000;
 pub const DEFAULT_PUBLISH_KEY_TTL_MS: u64 = 300_000;
 
 /// The relay server of wasm-live-provider: protocol v1 over WebSocket (`GET /ws`),
-/// `POST /publish`, `GET /healthz`, and optionally a static directory at `/`.
+/// `POST /publish`, `GET /healthz`, `GET /stats/channels`, optionally a static directory at `/`
+/// and, with `--demo`, an in-memory REST API at `/api`.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
 #[command(name = "live-relay", version, about)]
 pub struct Config {
@@ -73,6 +74,12 @@ pub struct Config {
     /// Serve this directory's files at `/` (index.html for directories).
     #[arg(long, env = "LIVE_RELAY_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
+
+    /// Demo mode: serve an in-memory REST API at `/api` (the json-server conventions of
+    /// `@refinedev/simple-rest`), seeded with `posts` and `categories`, that publishes every change
+    /// on `resources/<resource>`. The data lives in memory only and is lost when the relay stops.
+    #[arg(long, env = "LIVE_RELAY_DEMO", value_parser = BoolishValueParser::new())]
+    pub demo: bool,
 }
 
 impl Config {
@@ -103,6 +110,7 @@ impl Default for Config {
             history_ttl_ms: DEFAULT_HISTORY_TTL_MS,
             publish_key_ttl_ms: DEFAULT_PUBLISH_KEY_TTL_MS,
             static_dir: None,
+            demo: false,
         }
     }
 }
@@ -132,5 +140,16 @@ mod tests {
         let c = Config::try_parse_from(["live-relay", "--history-size", "0"]).expect("no history");
         assert_eq!(c.history_limits().max_events, 0);
         assert!(Config::try_parse_from(["live-relay", "--history-ttl-ms", "-5"]).is_err());
+    }
+
+    #[test]
+    fn demo_is_a_plain_flag() {
+        let c = Config::try_parse_from(["live-relay", "--demo"]).expect("--demo");
+        assert!(c.demo);
+        assert!(Config::try_parse_from(["live-relay", "--demo", "yes"]).is_err());
+        if std::env::var_os("LIVE_RELAY_DEMO").is_none() {
+            let c = Config::try_parse_from(["live-relay"]).expect("no flags");
+            assert!(!c.demo);
+        }
     }
 }

@@ -1,8 +1,9 @@
-//! The HTTP routes: `GET /ws`, `POST /publish`, `GET /healthz`, and the optional static directory.
+//! The HTTP routes: `GET /ws`, `POST /publish`, `GET /healthz`, `GET /stats/channels`, the demo
+//! API at `/api` (with `--demo`), and the optional static directory.
 
 use crate::broker;
 use crate::publish::validate;
-use crate::{ws, AppState};
+use crate::{demo, ws, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -31,8 +32,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(publish).layer(DefaultBodyLimit::max(state.config.max_frame_bytes)),
         )
         .route("/healthz", get(healthz))
+        .route("/stats/channels", get(channel_stats))
         .layer(cors);
     let mut app = Router::new().route("/ws", get(ws::upgrade)).merge(api);
+    if state.demo.is_some() {
+        app = app.nest("/api", demo::router(state.config.max_frame_bytes));
+    }
     if let Some(dir) = &state.config.static_dir {
         app = app.fallback_service(ServeDir::new(dir));
     }
@@ -127,6 +132,16 @@ fn publish_body<'b>(state: &AppState, body: &'b [u8]) -> Result<(Cow<'b, str>, u
         date,
         meta: event.meta,
     };
+    publish_event(state, publish)
+}
+
+/// Validates one event and publishes it through the broker: what `POST /publish` does with a body
+/// once it is read, and what the demo API does after each change. Returns the channel and the
+/// event's seq.
+pub fn publish_event<'a>(
+    state: &AppState,
+    publish: Publish<'a>,
+) -> Result<(Cow<'a, str>, u64), FrameError> {
     let event = validate(publish, &state.limits())?;
     match state.broker.publish(&event) {
         broker::Published::New(seq) => Ok((event.channel, seq)),
@@ -151,4 +166,10 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         stats: state.broker.stats(),
     })
     .into_response()
+}
+
+/// `GET /stats/channels`: the channels with at least one subscriber, with their subscriber count
+/// and last seq.
+async fn channel_stats(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.broker.channel_stats()).into_response()
 }

@@ -1,7 +1,8 @@
 //! # live-relay
 //!
 //! The relay server of wasm-live-provider: protocol v1 (`docs/PROTOCOL.md`) over WebSocket at
-//! `GET /ws`, `POST /publish`, `GET /healthz`, and optionally a static directory at `/`.
+//! `GET /ws`, `POST /publish`, `GET /healthz`, `GET /stats/channels`, optionally a static directory
+//! at `/` and, in demo mode (`--demo`), an in-memory REST API at `/api` (see [`demo`]).
 //!
 //! Start it in-process with [`serve`] on a listener you bound:
 //!
@@ -17,6 +18,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod publish;
 pub mod ws;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     /// Identifies this run of the relay's history (sent in `hello`).
     pub epoch: String,
+    /// The demo API's records (`--demo` only).
+    pub demo: Option<demo::Store>,
     /// Changes (or closes) when the relay shuts down.
     shutdown: watch::Receiver<bool>,
 }
@@ -76,6 +80,7 @@ where
     let broker = Arc::new(Broker::with_settings(Settings::from_config(&config)));
     let sweeper = tokio::spawn(sweep(Arc::clone(&broker), sweep_interval(&config)));
     let state = Arc::new(AppState {
+        demo: config.demo.then(demo::Store::seeded),
         config,
         broker,
         epoch: new_epoch(),

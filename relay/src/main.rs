@@ -56,7 +56,13 @@ async fn main() -> ExitCode {
         tracing::warn!("could not write the listening line to stdout");
     }
     drop(stdout);
-    tracing::info!(%addr, static_dir = ?config.static_dir, "live-relay started");
+    tracing::info!(%addr, static_dir = ?config.static_dir, demo = config.demo, "live-relay started");
+    if config.demo {
+        tracing::info!(
+            "demo mode: an in-memory REST API at http://{addr}/api (posts, categories); \
+             changes are published on resources/<resource>"
+        );
+    }
 
     match serve(config, listener, shutdown_signal()).await {
         Ok(()) => {

@@ -115,9 +115,59 @@ fn bad_flags_are_refused_by_clap() {
         "--history-ttl-ms",
         "--publish-key-ttl-ms",
         "--static-dir",
+        "--demo",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
     assert!(help.contains("LIVE_RELAY_ADDR"), "{help}");
     assert!(help.contains("LIVE_RELAY_HISTORY_SIZE"), "{help}");
+    assert!(help.contains("LIVE_RELAY_DEMO"), "{help}");
+
+    let output = relay()
+        .env("LIVE_RELAY_DEMO", "maybe")
+        .output()
+        .expect("run live-relay");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--demo"), "{stderr}");
+}
+
+#[test]
+fn demo_mode_can_be_turned_on_from_the_environment() {
+    for (value, demo) in [("1", true), ("true", true), ("0", false), ("false", false)] {
+        let child = relay()
+            .args(["--addr", "127.0.0.1:0"])
+            .env("LIVE_RELAY_DEMO", value)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start live-relay");
+        let mut running = Running(child);
+        let stdout = running.0.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let url = line
+            .trim_end()
+            .strip_prefix("live-relay listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let (status, total) = runtime.block_on(async {
+            let response = reqwest::get(format!("{url}/api/posts"))
+                .await
+                .expect("GET /api/posts");
+            let total = response
+                .headers()
+                .get("x-total-count")
+                .map(|v| v.to_str().expect("ascii").to_owned());
+            (response.status().as_u16(), total)
+        });
+        if demo {
+            assert_eq!((status, total.as_deref()), (200, Some("12")), "{value}");
+        } else {
+            assert_eq!((status, total), (404, None), "{value}");
+        }
+    }
 }

@@ -51,3 +51,39 @@ stop();
 const state: string = client.state;
 console.log(state, client.subscriptionCount);
 client.close();
+
+// Ginjou's Realtime contract (contracts.md §2): `subscribe` returns a key (string-convertible and callable).
+import { realtime } from "wasm-live-provider";
+type GinjouRealtime = {
+  subscribe: (props: {
+    channel: string;
+    actions: string[];
+    callback: (event: { channel: string; action: string; payload: unknown; date: Date; meta?: unknown }) => void;
+    params?: { type: "list"; resource: string } | { type: "one"; resource: string; id: string | number } | Record<string, any>;
+  }) => string | (() => void);
+  unsubscribe?: (key: any) => void;
+  publish?: (event: { channel: string; action: string; payload: unknown; date: Date }) => void;
+};
+const ginjou: GinjouRealtime = realtime({ url: "ws://127.0.0.1:8787/ws" });
+const key = ginjou.subscribe({ channel: "resources/posts", actions: ["updated"], params: { type: "one", resource: "posts", id: 3 }, callback: (e) => console.log(e.action) });
+ginjou.unsubscribe?.(String(key));
+
+// The adapters.
+import { useConnectionState as useReactState, useLiveEvent, useLiveInvalidation } from "wasm-live-provider/react";
+import { useConnectionState as useVueState, useLiveInvalidation as useVueInvalidation } from "wasm-live-provider/vue";
+declare const queryClient: { invalidateQueries(filters: { queryKey: readonly unknown[] }): Promise<void> };
+export function ReactComponent(): string {
+  const { state, delayMs } = useReactState(provider);
+  useLiveEvent(provider, { channel: "resources/posts", ids: [1] }, (e) => console.log(e.type));
+  useLiveInvalidation(provider, queryClient, { channel: "resources/posts", queryKey: ["posts"] });
+  useLiveInvalidation(provider, queryClient, {
+    channel: "resources/posts",
+    queryKeys: (e) => [["posts", "list"], ...(e.payload.ids ?? []).map((id) => ["posts", "one", id])],
+  });
+  return `${state} ${delayMs ?? ""}`;
+}
+export function vueSetup(): string {
+  const state = useVueState(realtime({ url: "ws://127.0.0.1:8787/ws" }));
+  useVueInvalidation(client, queryClient, { channel: () => "resources/posts", queryKey: ["posts"] });
+  return state.value.state;
+}

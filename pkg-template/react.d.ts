@@ -1,0 +1,31 @@
+import type { ConnectionStateChange, LiveClient, LiveEvent, RecordKey } from "./index.js";
+
+/** Anything the adapters accept: `liveProvider(...)`, `realtime(...)` or `createLiveClient(...)`. */
+export type LiveSource = LiveClient | { client: LiveClient };
+
+/** Minimal TanStack Query client surface the adapter uses (`useQueryClient()` fits). */
+export interface InvalidatingQueryClient {
+  invalidateQueries(filters: { queryKey: readonly unknown[] }): unknown;
+}
+
+export interface LiveEventOptions {
+  channel: string;
+  /** Event types; default every type. */
+  types?: string[];
+  /** Only events about these records (plus `created` events and events without ids). */
+  ids?: RecordKey[];
+  enabled?: boolean;
+}
+
+export function useConnectionState(provider: LiveSource): ConnectionStateChange;
+
+export function useLiveEvent(provider: LiveSource, options: LiveEventOptions, onEvent: (event: LiveEvent) => void): void;
+
+export function useLiveInvalidation(
+  provider: LiveSource,
+  queryClient: InvalidatingQueryClient,
+  options: LiveEventOptions & {
+    queryKey?: readonly unknown[];
+    queryKeys?: (event: LiveEvent) => ReadonlyArray<readonly unknown[]>;
+  },
+): void;

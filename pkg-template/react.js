@@ -1,0 +1,53 @@
+// React adapter: subscriptions tied to a component's lifetime, connection state as React state, and
+// TanStack Query invalidation. Pass a `liveProvider(...)`, `realtime(...)` or `createLiveClient(...)`.
+import { useEffect, useRef, useSyncExternalStore } from "react";
+
+const clientOf = (provider) => provider?.client ?? provider;
+const listKey = (list) => (list === undefined ? "" : JSON.stringify(list));
+
+/** The connection state (`{ state, attempt?, delayMs?, reason? }`), re-rendering on every change. */
+export function useConnectionState(provider) {
+  const client = clientOf(provider);
+  return useSyncExternalStore(
+    (onChange) => client.onStateChange(onChange),
+    () => client.connection,
+    () => client.connection,
+  );
+}
+
+/**
+ * Calls `onEvent` for events on `channel` while the component is mounted (and `enabled`).
+ * `types` defaults to every type; `ids` narrows to events about those records.
+ * A new `onEvent` on each render does not re-subscribe.
+ */
+export function useLiveEvent(provider, { channel, types = ["*"], ids, enabled = true }, onEvent) {
+  const client = clientOf(provider);
+  const handler = useRef(onEvent);
+  useEffect(() => {
+    handler.current = onEvent;
+  });
+  const typesKey = listKey(types);
+  const idsKey = listKey(ids);
+  useEffect(() => {
+    if (!enabled) return undefined;
+    const handle = client.subscribe(channel, JSON.parse(typesKey), idsKey ? JSON.parse(idsKey) : undefined, (event) =>
+      handler.current(event),
+    );
+    return () => client.unsubscribe(handle);
+  }, [client, channel, typesKey, idsKey, enabled]);
+}
+
+/**
+ * Invalidates TanStack Query queries when events arrive on `channel`: `queryKey` (a key, invalidated by
+ * prefix) or `queryKeys(event)` returning the keys to invalidate. A `$resync` event invalidates
+ * `queryKey` / `queryKeys(event)` too, so missed updates are refetched.
+ */
+export function useLiveInvalidation(provider, queryClient, { channel, types, ids, enabled = true, queryKey, queryKeys }) {
+  if (!queryKey && !queryKeys) {
+    throw new TypeError("useLiveInvalidation: give `queryKey` or `queryKeys(event)`");
+  }
+  useLiveEvent(provider, { channel, types, ids, enabled }, (event) => {
+    const keys = queryKeys ? queryKeys(event) : [queryKey];
+    for (const key of keys) queryClient.invalidateQueries({ queryKey: key });
+  });
+}

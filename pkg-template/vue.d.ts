@@ -1,0 +1,30 @@
+import type { MaybeRefOrGetter, ShallowRef } from "vue";
+import type { ConnectionStateChange, LiveClient, LiveEvent, RecordKey } from "./index.js";
+
+/** Anything the adapters accept: `realtime(...)`, `liveProvider(...)` or `createLiveClient(...)`. */
+export type LiveSource = LiveClient | { client: LiveClient };
+
+/** Minimal TanStack Query client surface the adapter uses (`useQueryClient()` fits). */
+export interface InvalidatingQueryClient {
+  invalidateQueries(filters: { queryKey: readonly unknown[] }): unknown;
+}
+
+export interface LiveEventOptions {
+  channel: MaybeRefOrGetter<string>;
+  types?: MaybeRefOrGetter<string[] | undefined>;
+  ids?: MaybeRefOrGetter<RecordKey[] | undefined>;
+  enabled?: MaybeRefOrGetter<boolean | undefined>;
+}
+
+export function useConnectionState(provider: LiveSource): ShallowRef<ConnectionStateChange>;
+
+export function useLiveEvent(provider: LiveSource, options: LiveEventOptions, onEvent: (event: LiveEvent) => void): void;
+
+export function useLiveInvalidation(
+  provider: LiveSource,
+  queryClient: InvalidatingQueryClient,
+  options: LiveEventOptions & {
+    queryKey?: MaybeRefOrGetter<readonly unknown[]>;
+    queryKeys?: (event: LiveEvent) => ReadonlyArray<readonly unknown[]>;
+  },
+): void;

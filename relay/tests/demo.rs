@@ -1,0 +1,404 @@
+//! Demo mode end to end: the in-memory REST API at `/api` as `@refinedev/simple-rest` calls it,
+//! the events its changes publish, and `GET /stats/channels`.
+
+mod common;
+
+use common::{Client, Relay, PATIENCE};
+use live_relay::Config;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+async fn demo() -> Relay {
+    Relay::start(Config {
+        demo: true,
+        ..Config::default()
+    })
+    .await
+}
+
+/// Sends a request; returns the status, the `x-total-count` header and the JSON body.
+async fn call(request: reqwest::RequestBuilder) -> (u16, Option<usize>, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let total = response
+        .headers()
+        .get("x-total-count")
+        .map(|v| v.to_str().expect("ascii").parse().expect("a count"));
+    let body = response.json::<Value>().await.expect("JSON answer");
+    (status, total, body)
+}
+
+async fn get(relay: &Relay, path: &str) -> (u16, Option<usize>, Value) {
+    call(relay.http.get(relay.url(path))).await
+}
+
+fn ids(records: &Value) -> Vec<u64> {
+    records
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| r["id"].as_u64().expect("integer id"))
+        .collect()
+}
+
+fn expect_error(answer: (u16, Option<usize>, Value), status: u16, code: &str, naming: &str) {
+    let (got, _, body) = answer;
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains(naming), "should name {naming:?}: {body}");
+    assert_eq!(
+        body["message"], message,
+        "simple-rest reads the top-level message"
+    );
+}
+
+/// The next event on a subscribed client: its type and payload ids, checking the rest.
+async fn next_event(client: &mut Client) -> (String, Value) {
+    let event = client.recv_op("event").await;
+    assert_eq!(event["channel"], "resources/posts", "{event}");
+    assert_eq!(event["meta"], json!({ "source": "demo-api" }), "{event}");
+    assert!(event["date"].is_number(), "{event}");
+    let kind = event["type"].as_str().expect("type").to_owned();
+    (kind, event["payload"]["ids"].clone())
+}
+
+#[tokio::test]
+async fn lists_paginate_sort_and_count() {
+    let relay = demo().await;
+    let (status, total, page) = get(&relay, "/api/posts?_start=0&_end=10").await;
+    assert_eq!(status, 200);
+    assert_eq!(total, Some(12));
+    assert_eq!(ids(&page), (1..=10).collect::<Vec<_>>());
+    let post = &page[0];
+    for field in ["title", "content", "status", "createdAt"] {
+        assert!(post[field].is_string(), "{field}: {post}");
+    }
+    assert!(post["category"]["id"].is_u64(), "{post}");
+
+    let (_, total, page) = get(&relay, "/api/posts?_start=10&_end=20").await;
+    assert_eq!((ids(&page), total), (vec![11, 12], Some(12)));
+
+    let (_, total, page) = get(&relay, "/api/posts?_start=0&_end=3&_sort=id&_order=desc").await;
+    assert_eq!((ids(&page), total), (vec![12, 11, 10], Some(12)));
+
+    let (_, total, page) = get(
+        &relay,
+        "/api/posts?_sort=status,id&_order=desc,desc&_start=0&_end=2",
+    )
+    .await;
+    assert_eq!(
+        (ids(&page), total),
+        (vec![12, 6], Some(12)),
+        "rejected first"
+    );
+
+    let (_, total, page) = get(&relay, "/api/posts?status=draft&title_like=SOUP").await;
+    assert_eq!((ids(&page), total), (vec![8], Some(1)));
+    let (_, total, page) = get(&relay, "/api/posts?category.id=3&_start=0&_end=2").await;
+    assert_eq!((ids(&page), total), (vec![5, 6], Some(3)));
+
+    let (status, total, categories) = get(&relay, "/api/categories").await;
+    assert_eq!(
+        (status, total, ids(&categories)),
+        (200, Some(4), vec![1, 2, 3, 4])
+    );
+    assert!(categories[0]["title"].is_string());
+
+    let (status, total, empty) = get(&relay, "/api/users?_start=0&_end=10").await;
+    assert_eq!((status, total, empty), (200, Some(0), json!([])));
+
+    expect_error(
+        get(&relay, "/api/posts?_start=soon").await,
+        400,
+        "bad_request",
+        "_start",
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn get_many_and_get_one() {
+    let relay = demo().await;
+    let (status, _, records) = get(&relay, "/api/posts?id=4&id=2&id=400").await;
+    assert_eq!((status, ids(&records)), (200, vec![2, 4]));
+
+    let (status, _, post) = get(&relay, "/api/posts/3").await;
+    assert_eq!((status, &post["id"]), (200, &json!(3)));
+    let (_, _, category) = get(&relay, "/api/categories/2").await;
+    assert_eq!(category["id"], 2);
+
+    expect_error(get(&relay, "/api/posts/99").await, 404, "not_found", "99");
+    expect_error(get(&relay, "/api/posts/abc").await, 404, "not_found", "abc");
+    expect_error(get(&relay, "/api/users/1").await, 404, "not_found", "users");
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn changes_are_answered_and_published() {
+    let relay = demo().await;
+    let mut watcher = relay.client().await;
+    watcher.subscribe(&["resources/posts"]).await;
+
+    // Create.
+    let (status, _, created) = call(
+        relay
+            .http
+            .post(relay.url("/api/posts"))
+            .json(&json!({ "title": "Hello", "status": "draft", "category": { "id": 2 } })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["id"], 13);
+    assert_eq!(created["title"], "Hello");
+    assert_eq!(
+        next_event(&mut watcher).await,
+        ("created".into(), json!([13]))
+    );
+    let (_, total, _) = get(&relay, "/api/posts?_start=0&_end=1").await;
+    assert_eq!(total, Some(13));
+
+    // Patch merges.
+    let (status, _, patched) = call(
+        relay
+            .http
+            .patch(relay.url("/api/posts/13"))
+            .json(&json!({ "status": "published" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        (&patched["title"], &patched["status"]),
+        (&json!("Hello"), &json!("published"))
+    );
+    assert_eq!(
+        next_event(&mut watcher).await,
+        ("updated".into(), json!([13]))
+    );
+    let (_, _, stored) = get(&relay, "/api/posts/13").await;
+    assert_eq!(stored, patched);
+
+    // Put replaces.
+    let (status, _, replaced) = call(
+        relay
+            .http
+            .put(relay.url("/api/posts/13"))
+            .json(&json!({ "title": "Replaced" })),
+    )
+    .await;
+    assert_eq!(
+        (status, replaced),
+        (200, json!({ "id": 13, "title": "Replaced" }))
+    );
+    assert_eq!(
+        next_event(&mut watcher).await,
+        ("updated".into(), json!([13]))
+    );
+
+    // Delete answers the record.
+    let (status, _, deleted) = call(relay.http.delete(relay.url("/api/posts/1"))).await;
+    assert_eq!((status, &deleted["id"]), (200, &json!(1)));
+    assert_eq!(deleted["title"], "Welcome to the live demo");
+    assert_eq!(
+        next_event(&mut watcher).await,
+        ("deleted".into(), json!([1]))
+    );
+    expect_error(get(&relay, "/api/posts/1").await, 404, "not_found", "1");
+
+    // Missing records: 404, and nothing is published.
+    let missing = [
+        relay.http.patch(relay.url("/api/posts/1")).json(&json!({})),
+        relay.http.put(relay.url("/api/posts/77")).json(&json!({})),
+        relay.http.delete(relay.url("/api/posts/1")),
+    ];
+    for request in missing {
+        expect_error(call(request).await, 404, "not_found", "posts");
+    }
+    watcher.expect_silence().await;
+
+    // A new resource is created by its first record, on its own channel.
+    let mut tags = relay.client().await;
+    tags.subscribe(&["resources/tags"]).await;
+    let (status, _, tag) = call(
+        relay
+            .http
+            .post(relay.url("/api/tags"))
+            .json(&json!({ "name": "rust" })),
+    )
+    .await;
+    assert_eq!((status, tag), (201, json!({ "id": 1, "name": "rust" })));
+    let event = tags.recv_op("event").await;
+    assert_eq!(
+        (&event["channel"], &event["type"], &event["payload"]),
+        (
+            &json!("resources/tags"),
+            &json!("created"),
+            &json!({ "ids": [1] })
+        )
+    );
+    watcher.expect_silence().await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn bad_bodies_are_refused_by_name() {
+    let relay = Relay::start(Config {
+        demo: true,
+        max_frame_bytes: 1024,
+        ..Config::default()
+    })
+    .await;
+    let mut watcher = relay.client().await;
+    watcher.subscribe(&["resources/posts"]).await;
+    let post = |body: &str| {
+        relay
+            .http
+            .post(relay.url("/api/posts"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+    };
+    expect_error(
+        call(post("{\"title\":")).await,
+        400,
+        "bad_request",
+        "not valid JSON",
+    );
+    expect_error(call(post("[1,2]")).await, 400, "bad_request", "an array");
+    expect_error(call(post("")).await, 400, "bad_request", "empty");
+    let huge = json!({ "title": "x".repeat(2000) }).to_string();
+    expect_error(call(post(&huge)).await, 413, "too_large", "1024 bytes");
+    let patch = relay
+        .http
+        .patch(relay.url("/api/posts/2"))
+        .body("\"published\"");
+    expect_error(call(patch).await, 400, "bad_request", "a string");
+    let bad_name = relay.http.post(relay.url("/api/a.b")).json(&json!({}));
+    expect_error(call(bad_name).await, 400, "bad_request", "a.b");
+    watcher.expect_silence().await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_api_is_cross_origin() {
+    let relay = demo().await;
+    let preflight = relay
+        .http
+        .request(reqwest::Method::OPTIONS, relay.url("/api/posts/1"))
+        .header("origin", "http://127.0.0.1:5173")
+        .header("access-control-request-method", "PATCH")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let methods = preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .expect("ascii");
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        assert!(methods.contains(method), "{method}: {methods}");
+    }
+    let response = relay
+        .http
+        .get(relay.url("/api/posts"))
+        .header("origin", "http://127.0.0.1:5173")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        response.headers()["access-control-expose-headers"]
+            .to_str()
+            .expect("ascii")
+            .to_ascii_lowercase(),
+        "x-total-count"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn without_demo_there_is_no_api() {
+    let relay = Relay::default().await;
+    for request in [
+        relay.http.get(relay.url("/api/posts")),
+        relay.http.get(relay.url("/api/posts/1")),
+        relay.http.post(relay.url("/api/posts")).json(&json!({})),
+    ] {
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status().as_u16(), 404);
+    }
+    relay.stop().await;
+}
+
+async fn channel_stats(relay: &Relay) -> Value {
+    let response = relay
+        .http
+        .get(relay.url("/stats/channels"))
+        .header("origin", "http://127.0.0.1:5173")
+        .send()
+        .await
+        .expect("GET /stats/channels");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    response.json().await.expect("JSON stats")
+}
+
+/// Polls `/stats/channels` until it is `expected`.
+async fn wait_stats(relay: &Relay, expected: Value) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stats = channel_stats(relay).await;
+        if stats == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {expected}, still {stats}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn stats_count_subscribers_until_they_leave() {
+    let relay = Relay::default().await;
+    assert_eq!(channel_stats(&relay).await, json!({}));
+
+    let mut a = relay.client().await;
+    a.subscribe(&["resources/posts", "other"]).await;
+    assert_eq!(
+        channel_stats(&relay).await,
+        json!({
+            "other": { "subscribers": 1, "last_seq": 0 },
+            "resources/posts": { "subscribers": 1, "last_seq": 0 },
+        })
+    );
+
+    let mut b = relay.client().await;
+    b.subscribe(&["resources/posts"]).await;
+    let (status, _) = relay
+        .publish(
+            json!({ "channel": "resources/posts", "type": "created", "payload": { "ids": [1] } }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    a.recv_op("event").await;
+    b.recv_op("event").await;
+    assert_eq!(
+        channel_stats(&relay).await["resources/posts"],
+        json!({ "subscribers": 2, "last_seq": 1 })
+    );
+
+    a.send(
+        r#"{"op":"unsubscribe","channels":[{"channel":"resources/posts"},{"channel":"other"}]}"#,
+    )
+    .await;
+    a.assert_alive().await; // the unsubscribe was handled before the pong
+    assert_eq!(
+        channel_stats(&relay).await,
+        json!({ "resources/posts": { "subscribers": 1, "last_seq": 1 } })
+    );
+
+    drop(b);
+    wait_stats(&relay, json!({})).await;
+    relay.stop().await;
+}

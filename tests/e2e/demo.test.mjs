@@ -1,0 +1,188 @@
+// End-to-end: the demo (www/dist, a real Refine app and a Vue app) served by a real relay in demo mode,
+// driven by Playwright in headless Chromium with two browser contexts (two "windows").
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+let relay, browser, base;
+const windows = [];
+
+async function startRelay() {
+  const child = spawn(join("target/release/live-relay"), ["--addr", "127.0.0.1:0", "--demo", "--static-dir", join("www/dist")], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (c) => (out += c));
+  while (!/listening on (http:\/\/\S+)/.test(out)) await once(child.stdout, "data");
+  return { child, url: out.match(/listening on (http:\/\/\S+)/)[1] };
+}
+function join(p) {
+  return resolve(root, p);
+}
+
+/** A new browser context (a window of its own) with a page, counting the API requests it makes. */
+async function openWindow(path) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const requests = [];
+  const errors = [];
+  page.on("request", (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.startsWith("/api/")) requests.push(`${r.method()} ${url.pathname}${url.search}`);
+  });
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(base + path);
+  await page.getByTestId("connection").filter({ hasText: "open" }).waitFor({ timeout: 10_000 });
+  const w = { context, page, requests, errors, count: (prefix) => requests.filter((r) => r.startsWith(prefix)).length };
+  windows.push(w);
+  return w;
+}
+
+async function closeAll() {
+  for (const w of windows.splice(0)) {
+    assert.deepEqual(w.errors, [], "no error was thrown in the page");
+    await w.context.close();
+  }
+}
+
+/** A backend changing data: the demo API publishes the event itself. */
+async function api(method, path, body) {
+  const response = await fetch(`${base}/api/${path}`, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  assert.ok(response.ok, `${method} /api/${path}: ${response.status}`);
+  return response.json();
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+before(async () => {
+  ({ child: relay, url: base } = await startRelay());
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  relay?.kill();
+});
+
+test("create, update and delete in one window appear in the other's list without reload", async () => {
+  const a = await openWindow("/#/posts");
+  const b = await openWindow("/#/posts");
+  await b.page.evaluate(() => (window.__notReloaded = true));
+
+  const title = `Created in A ${Date.now()}`;
+  await a.page.getByTestId("new-title").fill(title);
+  await a.page.getByTestId("create").click();
+  const row = b.page.getByTestId("posts").locator("tr", { hasText: title });
+  await row.waitFor({ timeout: 5_000 });
+  const id = Number(await row.locator("td").first().textContent());
+
+  await a.page.goto(`${base}/#/posts/${id}/edit`);
+  await a.page.getByTestId("edit-title").fill(`${title} (edited)`);
+  await a.page.getByTestId("save").click();
+  await b.page.getByTestId("posts").getByText(`${title} (edited)`).waitFor({ timeout: 5_000 });
+
+  await a.page.goto(`${base}/#/posts`);
+  await a.page.getByTestId(`delete-${id}`).click();
+  await b.page.getByTestId(`post-${id}`).waitFor({ state: "detached", timeout: 5_000 });
+
+  assert.equal(await b.page.evaluate(() => window.__notReloaded), true, "B never reloaded");
+  const log = await b.page.getByTestId("event-log").textContent();
+  for (const type of ["created", "updated", "deleted"]) assert.match(log, new RegExp(`${type} ${id}`));
+  await closeAll();
+});
+
+test("a useOne page refetches for its own record only", async () => {
+  const b = await openWindow("/#/posts/1");
+  await b.page.getByTestId("show-title").waitFor();
+  await sleep(300);
+  const before = b.count("GET /api/posts/1");
+  assert.ok(before >= 1, "the page fetched post 1");
+
+  await api("PATCH", "posts/2", { title: "Post 2, changed elsewhere" });
+  await b.page.getByTestId("event-log").getByText("updated 2").waitFor({ timeout: 5_000 });
+  await sleep(500);
+  assert.equal(b.count("GET /api/posts/1"), before, "an update of post 2 does not refetch post 1");
+
+  await api("PATCH", "posts/1", { title: "Post 1, changed elsewhere" });
+  await b.page.getByTestId("show-title").filter({ hasText: "Post 1, changed elsewhere" }).waitFor({ timeout: 5_000 });
+  assert.equal(b.count("GET /api/posts/1"), before + 1, "an update of post 1 refetches it once");
+  await closeAll();
+});
+
+test("manual mode calls onLiveEvent and refetches nothing", async () => {
+  const b = await openWindow("/#/manual");
+  await b.page.getByTestId("manual-list").locator("li").first().waitFor();
+  await sleep(300);
+  const before = b.count("GET /api/posts?");
+  await api("PATCH", "posts/3", { title: "Post 3, changed elsewhere" });
+  await b.page.getByTestId("manual-events").getByText("updated 3").waitFor({ timeout: 5_000 });
+  await sleep(500);
+  assert.equal(b.count("GET /api/posts?"), before, "no list refetch in manual mode");
+  await closeAll();
+});
+
+test("the Vue app sees the same events through the Vue adapter and the Ginjou-shaped provider", async () => {
+  const refine = await openWindow("/#/posts");
+  const vue = await openWindow("/vue.html");
+  await vue.page.getByTestId("vue-post-4").waitFor();
+
+  // An edit in the Refine window reaches the Vue list (TanStack Vue Query invalidated by the adapter).
+  await refine.page.goto(`${base}/#/posts/4/edit`);
+  await refine.page.getByTestId("edit-title").fill("Post 4, edited in Refine");
+  await refine.page.getByTestId("save").click();
+  await vue.page.getByTestId("vue-post-4").getByText("Post 4, edited in Refine").waitFor({ timeout: 5_000 });
+  await vue.page.getByTestId("vue-event-log").getByText("updated 4").waitFor();
+
+  // The Ginjou-style detail: select post 5 (params change: unsubscribe, subscribe again).
+  await vue.page.getByTestId("vue-post-5").locator("a").click();
+  await vue.page.getByTestId("vue-detail-title").filter({ hasText: "5" }).waitFor();
+  await sleep(300);
+  const fetches = async () => Number((await vue.page.getByTestId("vue-detail-fetches").textContent()).match(/\d+/)[0]);
+  const before = await fetches();
+  await api("PATCH", "posts/6", { title: "Post 6, changed" });
+  await vue.page.getByTestId("vue-event-log").getByText("updated 6").waitFor({ timeout: 5_000 });
+  await sleep(500);
+  assert.equal(await fetches(), before, "post 6 changing does not refetch the detail of post 5");
+  await api("PATCH", "posts/5", { title: "Post 5, changed" });
+  await vue.page.getByTestId("vue-detail-title").filter({ hasText: "Post 5, changed" }).waitFor({ timeout: 5_000 });
+  assert.equal(await fetches(), before + 1);
+  await closeAll();
+});
+
+test("a ping through Refine's usePublish reaches the other window's useSubscription", async () => {
+  const a = await openWindow("/#/posts");
+  const b = await openWindow("/#/posts");
+  await sleep(200);
+  await a.page.getByTestId("ping").click();
+  await b.page.getByTestId("notification").filter({ hasText: "ping at" }).waitFor({ timeout: 5_000 });
+  await closeAll();
+});
+
+test("navigating away unmounts the live components and the relay sees the subscription go", async () => {
+  const stats = async () => (await (await fetch(`${base}/stats/channels`)).json())["resources/posts"]?.subscribers ?? 0;
+  const until = async (what, cond) => {
+    for (let i = 0; i < 100 && !(await cond()); i++) await sleep(50);
+    assert.ok(await cond(), what);
+  };
+  const w = await openWindow("/#/posts");
+  await until("the page subscribes to resources/posts", async () => (await stats()) === 1);
+  const before = await w.page.evaluate(() => window.__live.client.subscriptionCount);
+  await w.page.getByRole("link", { name: "About" }).click();
+  await until("the relay drops the channel", async () => (await stats()) === 0);
+  const after = await w.page.evaluate(() => window.__live.client.subscriptionCount);
+  assert.ok(after < before, `the page's subscriptions went from ${before} to ${after}`);
+  await w.page.getByRole("link", { name: "Posts" }).click();
+  await until("coming back subscribes again", async () => (await stats()) === 1);
+  await closeAll();
+});
