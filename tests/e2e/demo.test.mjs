@@ -145,8 +145,10 @@ test("the Vue app sees the same events through the Vue adapter and the Ginjou-sh
   await vue.page.getByTestId("vue-event-log").getByText("updated 4").waitFor();
 
   // The Ginjou-style detail: select post 5 (params change: unsubscribe, subscribe again).
+  const five = await api("GET", "posts/5");
   await vue.page.getByTestId("vue-post-5").locator("a").click();
-  await vue.page.getByTestId("vue-detail-title").filter({ hasText: "5" }).waitFor();
+  await vue.page.getByTestId("vue-selected").filter({ hasText: "5" }).waitFor();
+  await vue.page.getByTestId("vue-detail-title").filter({ hasText: five.title }).waitFor();
   await sleep(300);
   const fetches = async () => Number((await vue.page.getByTestId("vue-detail-fetches").textContent()).match(/\d+/)[0]);
   const before = await fetches();
