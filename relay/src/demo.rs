@@ -792,6 +792,7 @@ fn announce(state: &AppState, resource: &str, kind: &'static str, id: u64) {
         payload: Some(&payload),
         date: None,
         meta,
+        scopes: None,
     };
     if let Err(e) = publish_event(state, event) {
         tracing::warn!(resource, kind, id, "demo API: the event was refused: {e}");

@@ -131,6 +131,7 @@ fn publish_body<'b>(state: &AppState, body: &'b [u8]) -> Result<(Cow<'b, str>, u
         payload: event.payload,
         date,
         meta: event.meta,
+        scopes: None,
     };
     publish_event(state, publish)
 }

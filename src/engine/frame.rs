@@ -160,7 +160,14 @@ pub struct Publish<'a> {
     pub payload: Option<&'a RawValue>,
     pub date: Option<DateInput<'a>>,
     pub meta: Option<&'a RawValue>,
+    /// Only connections holding one of these scopes receive the event (see `docs/PROTOCOL.md`).
+    pub scopes: Option<Vec<Cow<'a, str>>>,
 }
+
+/// The reserved channel revalidations travel on.
+pub const REVALIDATE_CHANNEL: &str = "$revalidate";
+/// The event type of revalidations.
+pub const REVALIDATE_TYPE: &str = "revalidate";
 
 /// Frames a client sends.
 #[derive(Debug, Clone)]
@@ -196,6 +203,11 @@ pub enum ServerFrame<'a> {
         channels: Vec<ChannelEntry<'a>>,
     },
     Event(EventFrame<'a>),
+    /// An event of `channel` not meant for this connection: the position advances to `seq`.
+    Skip {
+        channel: Cow<'a, str>,
+        seq: u64,
+    },
     Ack {
         id: u64,
         seq: u64,
@@ -230,6 +242,8 @@ struct Envelope<'a> {
     date: Option<&'a RawValue>,
     #[serde(borrow, default)]
     meta: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    scopes: Option<Vec<Cow<'a, str>>>,
     #[serde(default)]
     seq: Option<u64>,
     #[serde(default)]
@@ -297,6 +311,7 @@ pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
                     payload: e.payload,
                     date: e.date.map(DateInput::read).transpose().map_err(with_id)?,
                     meta: e.meta,
+                    scopes: e.scopes,
                 },
             }
         }
@@ -339,6 +354,10 @@ pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
             epoch: required(e.epoch, op, "epoch")?,
             ping_ms: required(e.ping_ms, op, "ping_ms")?,
         },
+        "skip" => ServerFrame::Skip {
+            channel: required(e.channel, op, "channel")?,
+            seq: required(e.seq, op, "seq")?,
+        },
         "subscribed" => ServerFrame::Subscribed {
             channels: required(e.channels, op, "channels")?,
         },
@@ -369,19 +388,28 @@ struct ChannelsOut<'a> {
     channels: &'a [ChannelEntry<'a>],
 }
 
-#[derive(Serialize)]
-struct PublishOut<'a> {
-    op: &'static str,
-    id: u64,
+/// A `publish` frame a client sends (also the body of `POST /publish` without `op` and `id`).
+#[derive(Debug, Serialize)]
+pub struct PublishOut<'a> {
+    pub op: &'static str,
+    pub id: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
-    channel: &'a str,
+    pub key: Option<&'a str>,
+    pub channel: &'a str,
     #[serde(rename = "type")]
-    kind: &'a str,
-    payload: &'a RawValue,
-    date: f64,
+    pub kind: &'a str,
+    pub payload: &'a RawValue,
+    pub date: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    meta: Option<&'a RawValue>,
+    pub meta: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<&'a [String]>,
+}
+
+impl PublishOut<'_> {
+    pub fn encode(&self) -> String {
+        to_json(self)
+    }
 }
 
 #[derive(Serialize)]
@@ -395,6 +423,13 @@ struct EventOut<'a> {
     date: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     meta: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct SkipOut<'a> {
+    op: &'static str,
+    channel: &'a str,
+    seq: u64,
 }
 
 #[derive(Serialize)]
@@ -455,27 +490,6 @@ pub fn encode_subscribed(channels: &[ChannelEntry<'_>]) -> String {
     })
 }
 
-pub fn encode_publish(
-    id: u64,
-    key: Option<&str>,
-    channel: &str,
-    kind: &str,
-    payload: &RawValue,
-    date: f64,
-    meta: Option<&RawValue>,
-) -> String {
-    to_json(&PublishOut {
-        op: "publish",
-        id,
-        key,
-        channel,
-        kind,
-        payload,
-        date,
-        meta,
-    })
-}
-
 pub fn encode_event(
     channel: &str,
     seq: u64,
@@ -492,6 +506,14 @@ pub fn encode_event(
         payload,
         date,
         meta,
+    })
+}
+
+pub fn encode_skip(channel: &str, seq: u64) -> String {
+    to_json(&SkipOut {
+        op: "skip",
+        channel,
+        seq,
     })
 }
 
@@ -568,7 +590,18 @@ mod tests {
             "{frame:?}"
         );
         let p = raw("{}");
-        let text = encode_publish(7, Some("k-7"), "a", "created", &p, 5.0, None);
+        let text = PublishOut {
+            op: "publish",
+            id: 7,
+            key: Some("k-7"),
+            channel: "a",
+            kind: "created",
+            payload: &p,
+            date: 5.0,
+            meta: None,
+            scopes: Some(&["user:1".to_owned()]),
+        }
+        .encode();
         let ClientFrame::Publish { id, event } = decode_client(&text).expect("decodes") else {
             panic!("not a publish")
         };
@@ -578,6 +611,7 @@ mod tests {
         );
         assert_eq!(event.date, Some(DateInput::Millis(5.0)));
         assert_eq!(event.key.as_deref(), Some("k-7"));
+        assert_eq!(event.scopes, Some(vec![Cow::Borrowed("user:1")]));
         assert!(matches!(
             decode_client(r#"{"op":"ping"}"#),
             Ok(ClientFrame::Ping)

@@ -382,7 +382,18 @@ impl Session {
         self.next_publish += 1;
         let id = self.next_publish;
         let key = format!("{}:{id}", self.publish_key_prefix);
-        let text = frame::encode_publish(id, Some(&key), channel, kind, payload, date_ms, meta);
+        let text = frame::PublishOut {
+            op: "publish",
+            id,
+            key: Some(&key),
+            channel,
+            kind,
+            payload,
+            date: date_ms,
+            meta,
+            scopes: None,
+        }
+        .encode();
         self.idle_deadline = None;
         if let Link::Open { .. } = self.link {
             self.send(text.clone());
@@ -479,6 +490,9 @@ impl Session {
             }
             ServerFrame::Subscribed { channels } => self.on_subscribed(&channels),
             ServerFrame::Event(ev) => self.on_event(ev),
+            ServerFrame::Skip { channel, seq } => {
+                self.advance(&channel, seq);
+            }
             ServerFrame::Ack { id, seq } => {
                 if self.publishes.remove(&id).is_some() {
                     self.outputs.push_back(Output::PublishAcked { id, seq });
@@ -670,28 +684,37 @@ impl Session {
         }
     }
 
-    fn on_event(&mut self, ev: frame::EventFrame<'_>) {
-        let channel = ev.channel.as_ref();
+    /// Moves `channel`'s position to `seq`. `false` when the frame must be dropped: stale (from a
+    /// server-side subscription that has ended), not subscribed, or already delivered.
+    fn advance(&mut self, channel: &str, seq: u64) -> bool {
         if self.awaiting.contains(channel) {
-            return; // from a server-side subscription that ended before the one being answered
+            return false; // from a server-side subscription that ended before the one being answered
         }
         let Some(position) = self.positions.get_mut(channel) else {
-            return; // not subscribed (any more)
+            return false; // not subscribed (any more)
         };
-        if ev.seq <= position.seq {
+        if seq <= position.seq {
             self.stats.duplicates += 1;
-            return;
+            return false;
         }
-        let gap = ev.seq > position.seq + 1;
+        let gap = seq > position.seq + 1;
         let missed_from = position.seq + 1;
-        position.seq = ev.seq;
+        position.seq = seq;
         if gap {
             let reason = format!(
                 "events {missed_from}..{} of `{channel}` never arrived",
-                ev.seq - 1
+                seq - 1
             );
             self.problem(reason.clone());
             self.resync(channel, reason);
+        }
+        true
+    }
+
+    fn on_event(&mut self, ev: frame::EventFrame<'_>) {
+        let channel = ev.channel.as_ref();
+        if !self.advance(channel, ev.seq) {
+            return;
         }
         let ids = match payload_ids(ev.payload) {
             Ok(ids) => ids,
