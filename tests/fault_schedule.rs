@@ -334,6 +334,9 @@ impl Sim {
                     self.failed.insert(id);
                 }
                 Output::State(_) | Output::Problem(_) => {}
+                Output::ConnectStream { .. } | Output::PostPublish { .. } => {
+                    panic!("the simulation runs the WebSocket transport")
+                }
             }
         }
     }

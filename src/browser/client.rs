@@ -4,10 +4,14 @@
 //! outputs while holding the shell, then releases it and only then calls into app code. A callback
 //! may therefore subscribe, unsubscribe, publish or close without tripping over a borrow.
 
+use super::http::post_publish;
 use super::js::{console_error, live_event, now_ms, random_seed, resync_event};
 use super::page::{is_online, is_visible, PageEvent, PageWatcher};
 use super::socket::{Socket, SocketEvent};
+use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
+use crate::engine::igniter::IgniterTranslator;
+use crate::engine::session::{PublishResult, TransportKind};
 use crate::engine::{
     ConnectionState, Filter, Output, PublishError, PublishId, Session, SessionConfig, SubId,
     TypeFilter,
@@ -26,10 +30,43 @@ enum Call {
     Problem(JsValue),
 }
 
+/// Where the relay is.
+struct Endpoints {
+    /// The WebSocket endpoint (`ws://…/ws`).
+    ws: String,
+    /// The Server-Sent Events endpoint (`http://…/sse`, or an Igniter server's `…/sse/events`).
+    sse: String,
+    /// Where publishes go over HTTP (`http://…/publish`).
+    publish: String,
+    /// `scopes=…` to add to either URL, or empty.
+    scope_query: String,
+    /// The SSE stream is an Igniter.js server's.
+    igniter: bool,
+}
+
+impl Endpoints {
+    fn with_query(base: &str, query: &str) -> String {
+        match (query.is_empty(), base.contains('?')) {
+            (true, _) => base.to_owned(),
+            (false, true) => format!("{base}&{query}"),
+            (false, false) => format!("{base}?{query}"),
+        }
+    }
+}
+
+/// The connection in use.
+enum Transport {
+    Socket(Socket),
+    /// Held for its listeners and its `close()` on drop.
+    Stream { _stream: Stream },
+}
+
 struct Shell {
-    url: String,
+    endpoints: Endpoints,
     session: Session,
-    socket: Option<Socket>,
+    socket: Option<Transport>,
+    igniter: Option<IgniterTranslator>,
+    connections: u64,
     timer: Option<Timer>,
     page: Option<PageWatcher>,
     callbacks: HashMap<SubId, Function>,
@@ -64,6 +101,25 @@ impl LiveClient {
             publish_queue: number(options, "publishQueue", defaults.publish_queue as u64)? as usize,
             idle_close_ms: number(options, "idleCloseMs", defaults.idle_close_ms)?,
             seed: random_seed(),
+            transport: match string(options, "transport")?.as_deref() {
+                None | Some("websocket") => TransportKind::WebSocket,
+                Some("sse") => TransportKind::Sse,
+                Some("auto") => TransportKind::Auto,
+                Some(other) => {
+                    return Err(js_sys::TypeError::new(&format!(
+                        "option `transport` must be \"websocket\", \"sse\" or \"auto\", got \"{other}\""
+                    ))
+                    .into())
+                }
+            },
+            reopen_debounce_ms: defaults.reopen_debounce_ms,
+        };
+        let endpoints = Endpoints {
+            ws: url.clone(),
+            sse: string(options, "sseUrl")?.unwrap_or_else(|| url.clone()),
+            publish: string(options, "publishUrl")?.unwrap_or_default(),
+            scope_query: string(options, "scopeQuery")?.unwrap_or_default(),
+            igniter: string(options, "flavor")?.as_deref() == Some("igniter"),
         };
         let on_error = function(options, "onError")?;
         let on_state = function(options, "onStateChange")?;
@@ -84,9 +140,11 @@ impl LiveClient {
             session.set_online(now_ms(), is_online());
             session.set_visible(now_ms(), is_visible());
             RefCell::new(Shell {
-                url,
+                endpoints,
                 session,
                 socket: None,
+                igniter: None,
+                connections: 0,
                 timer: Some(timer),
                 page: Some(page),
                 callbacks: HashMap::new(),
@@ -241,6 +299,37 @@ impl Shell {
         });
     }
 
+    fn on_stream(shell: &Rc<RefCell<Shell>>, event: StreamEvent) {
+        Shell::with(shell, |sh| {
+            let now = now_ms();
+            match event {
+                StreamEvent::Open => sh.session.handle_open(now),
+                StreamEvent::Message { kind, data } => match sh.igniter.as_mut() {
+                    None => sh.session.handle_text(now, &data),
+                    Some(translator) => match translator.translate(&kind, &data, parse_date) {
+                        Ok(frames) => {
+                            for frame in frames {
+                                sh.session.handle_text(now, &frame);
+                            }
+                        }
+                        Err(problem) => sh.report(problem),
+                    },
+                },
+                StreamEvent::Failed => {
+                    sh.socket = None;
+                    sh.session
+                        .handle_close(now, "the event stream failed or was closed");
+                }
+            }
+        });
+    }
+
+    fn on_publish_result(shell: &Rc<RefCell<Shell>>, id: PublishId, result: PublishResult) {
+        Shell::with(shell, |sh| {
+            sh.session.handle_publish_result(now_ms(), id, result)
+        });
+    }
+
     fn on_page(shell: &Rc<RefCell<Shell>>, event: PageEvent) {
         Shell::with(shell, |sh| {
             let now = now_ms();
@@ -266,10 +355,21 @@ impl Shell {
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Connect => self.connect(),
+                Output::ConnectStream { query } => self.connect_stream(&query),
+                Output::PostPublish { id, body } => {
+                    let weak = self.me.clone();
+                    let url = self.endpoints.publish.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let result = post_publish(&url, &body).await;
+                        if let Some(shell) = weak.upgrade() {
+                            Shell::on_publish_result(&shell, id, result);
+                        }
+                    });
+                }
                 Output::Send(text) => {
                     let failed = match &self.socket {
-                        Some(socket) => socket.send(&text).err(),
-                        None => None,
+                        Some(Transport::Socket(socket)) => socket.send(&text).err(),
+                        Some(Transport::Stream { .. }) | None => None,
                     };
                     if let Some(e) = failed {
                         let reason = describe(&e);
@@ -336,19 +436,50 @@ impl Shell {
 
     fn connect(&mut self) {
         let weak = self.me.clone();
-        let opened = Socket::open(&self.url, move |event| {
+        let url = Endpoints::with_query(&self.endpoints.ws, &self.endpoints.scope_query);
+        let opened = Socket::open(&url, move |event| {
             if let Some(shell) = weak.upgrade() {
                 Shell::on_socket(&shell, event);
             }
         });
         match opened {
-            Ok(socket) => self.socket = Some(socket),
+            Ok(socket) => self.socket = Some(Transport::Socket(socket)),
             Err(e) => {
-                let reason = format!(
-                    "could not open a WebSocket to {}: {}",
-                    self.url,
-                    describe(&e)
-                );
+                let reason = format!("could not open a WebSocket to {url}: {}", describe(&e));
+                self.report(reason.clone());
+                self.session.handle_close(now_ms(), &reason);
+            }
+        }
+    }
+
+    fn connect_stream(&mut self, query: &str) {
+        self.connections += 1;
+        let (url, named): (String, &[&str]) = if self.endpoints.igniter {
+            let channels: Vec<String> = self
+                .session
+                .registry()
+                .channels()
+                .map(str::to_owned)
+                .collect();
+            let translator = IgniterTranslator::new(self.connections, channels);
+            let url = Endpoints::with_query(&self.endpoints.sse, &translator.query());
+            self.igniter = Some(translator);
+            (url, IgniterTranslator::EVENT_TYPES)
+        } else {
+            self.igniter = None;
+            (Endpoints::with_query(&self.endpoints.sse, query), &[])
+        };
+        let url = Endpoints::with_query(&url, &self.endpoints.scope_query);
+        let weak = self.me.clone();
+        let opened = Stream::open(&url, named, move |event| {
+            if let Some(shell) = weak.upgrade() {
+                Shell::on_stream(&shell, event);
+            }
+        });
+        match opened {
+            Ok(stream) => self.socket = Some(Transport::Stream { _stream: stream }),
+            Err(e) => {
+                let reason = format!("could not open an event stream to {url}: {}", describe(&e));
                 self.report(reason.clone());
                 self.session.handle_close(now_ms(), &reason);
             }
@@ -426,6 +557,26 @@ fn number(options: &JsValue, field: &str, default: u64) -> Result<u64, JsValue> 
     }
 }
 
+/// `Date.parse`, `None` for an invalid date.
+fn parse_date(text: &str) -> Option<f64> {
+    let ms = js_sys::Date::parse(text);
+    ms.is_finite().then_some(ms)
+}
+
+fn string(options: &JsValue, field: &str) -> Result<Option<String>, JsValue> {
+    if !options.is_object() {
+        return Ok(None);
+    }
+    let value = Reflect::get(options, &JsValue::from_str(field))?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_string()
+        .map(Some)
+        .ok_or_else(|| js_sys::TypeError::new(&format!("option `{field}` must be a string")).into())
+}
+
 fn function(options: &JsValue, field: &str) -> Result<Option<Function>, JsValue> {
     if !options.is_object() {
         return Ok(None);
@@ -472,7 +623,7 @@ fn state_object(state: &ConnectionState) -> JsValue {
     obj.into()
 }
 
-fn describe(e: &JsValue) -> String {
+pub(crate) fn describe(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
         .or_else(|| e.as_string())

@@ -2,9 +2,11 @@
 //! sans-IO [`crate::engine::Session`], and call JS callbacks. No protocol logic lives here.
 
 mod client;
+mod http;
 mod js;
 mod page;
 mod socket;
+mod stream;
 mod timer;
 
 pub use client::LiveClient;

@@ -5,6 +5,7 @@ pub mod event;
 pub mod filter;
 pub mod frame;
 pub mod history;
+pub mod igniter;
 pub mod registry;
 pub mod session;
 

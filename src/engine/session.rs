@@ -49,6 +49,22 @@ pub struct SessionConfig {
     pub idle_close_ms: Millis,
     /// Seed of the reconnect jitter and of the publish keys.
     pub seed: u64,
+    /// How to reach the relay.
+    pub transport: TransportKind,
+    /// With Server-Sent Events, how long to wait after a change of the channel set before reopening
+    /// the stream (several subscriptions in one render cost one reopen).
+    pub reopen_debounce_ms: Millis,
+}
+
+/// How a session reaches the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// One WebSocket; subscriptions and publishes travel on it.
+    WebSocket,
+    /// One Server-Sent Events stream whose URL names the channels; publishes are HTTP POSTs.
+    Sse,
+    /// WebSocket, falling back to SSE for good when WebSockets cannot connect.
+    Auto,
 }
 
 impl Default for SessionConfig {
@@ -63,6 +79,8 @@ impl Default for SessionConfig {
             publish_queue: 100,
             idle_close_ms: 5_000,
             seed: 1,
+            transport: TransportKind::WebSocket,
+            reopen_debounce_ms: 50,
         }
     }
 }
@@ -149,8 +167,14 @@ impl std::error::Error for PublishError {}
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    /// Open a new connection to the relay.
+    /// Open a new WebSocket to the relay.
     Connect,
+    /// Open a new Server-Sent Events stream; `query` (`channels=…&since=…`) goes after `?` in the
+    /// stream URL (the shell adds its own parameters, such as scopes, with `&`).
+    ConnectStream { query: String },
+    /// POST this JSON body to the relay's `/publish` (SSE transport); report the answer with
+    /// [`Session::handle_publish_result`].
+    PostPublish { id: PublishId, body: String },
     /// Send this text frame on the open connection.
     Send(String),
     /// Close the current connection (the session already counts it as gone).
@@ -207,9 +231,24 @@ enum Link {
 
 #[derive(Debug)]
 struct PendingPublish {
+    /// The `publish` frame; over SSE the same JSON is the `POST /publish` body (the relay ignores
+    /// `op` and `id` there).
     frame: String,
     /// `Some(deadline)` once first sent; `None` while it has never left.
     deadline: Option<Millis>,
+    /// SSE: when to POST it again after the relay could not be reached.
+    retry_at: Option<Millis>,
+}
+
+/// What became of a `POST /publish` (SSE transport).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishResult {
+    /// Accepted with this `seq`.
+    Acked(u64),
+    /// The relay answered with an error (HTTP 4xx with a code and message).
+    Rejected { code: String, message: String },
+    /// No answer (network error, HTTP 5xx): it is tried again.
+    Unreachable(String),
 }
 
 /// Where a channel's delivery stands.
@@ -263,10 +302,21 @@ pub struct Session {
     idle_deadline: Option<Millis>,
     outputs: VecDeque<Output>,
     stats: SessionStats,
+    /// Whether the current transport is SSE (`TransportKind::Auto` switches once).
+    using_sse: bool,
+    /// `Auto`: WebSocket attempts in a row that never reached `hello`; a WebSocket that did.
+    ws_failures: u32,
+    ws_worked: bool,
+    /// SSE: when to reopen the stream because the channel set changed.
+    reopen_at: Option<Millis>,
 }
+
+/// Consecutive WebSocket attempts that never reach `hello` before `Auto` falls back to SSE.
+const WS_FAILURES_BEFORE_SSE: u32 = 2;
 
 impl Session {
     pub fn new(cfg: SessionConfig) -> Self {
+        let cfg_transport = cfg.transport;
         let backoff = Backoff::new(cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.seed);
         let mut rng = XorShift::new(cfg.seed.rotate_left(17));
         let publish_key_prefix = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
@@ -290,6 +340,10 @@ impl Session {
             idle_deadline: None,
             outputs: VecDeque::new(),
             stats: SessionStats::default(),
+            using_sse: cfg_transport == TransportKind::Sse,
+            ws_failures: 0,
+            ws_worked: false,
+            reopen_at: None,
         }
     }
 
@@ -316,12 +370,20 @@ impl Session {
         &self.registry
     }
 
+    /// Whether the session currently uses Server-Sent Events (after an `Auto` fallback, too).
+    pub fn uses_sse(&self) -> bool {
+        self.using_sse
+    }
+
     /// Adds a subscription; connects if this is the first thing to do.
     pub fn subscribe(&mut self, now: Millis, channel: &str, filter: Filter) -> SubId {
         let (id, change) = self.registry.insert(channel, filter);
         self.idle_deadline = None;
         if change == ChannelChange::Added {
             match self.link {
+                Link::Open { .. } | Link::Connecting { .. } if self.using_sse => {
+                    self.schedule_reopen(now)
+                }
                 Link::Open { .. } => {
                     self.awaiting.insert(channel.to_owned());
                     self.send(frame::encode_subscribe(&[ChannelEntry::named(channel)]));
@@ -341,7 +403,13 @@ impl Session {
         if change == ChannelChange::Removed {
             self.positions.remove(&channel);
             self.awaiting.remove(&channel);
-            if let Link::Open { .. } = self.link {
+            if self.using_sse {
+                if !self.registry.is_empty()
+                    && matches!(self.link, Link::Open { .. } | Link::Connecting { .. })
+                {
+                    self.schedule_reopen(now);
+                }
+            } else if let Link::Open { .. } = self.link {
                 self.send(frame::encode_unsubscribe(&[ChannelEntry::named(
                     channel.as_str(),
                 )]));
@@ -394,6 +462,23 @@ impl Session {
             scopes: None,
         }
         .encode();
+        if self.using_sse {
+            // Over HTTP: no need for the stream, nor to wait for it.
+            self.outputs.push_back(Output::PostPublish {
+                id,
+                body: text.clone(),
+            });
+            let deadline = Some(now + self.cfg.publish_timeout_ms);
+            self.publishes.insert(
+                id,
+                PendingPublish {
+                    frame: text,
+                    deadline,
+                    retry_at: None,
+                },
+            );
+            return Ok(id);
+        }
         self.idle_deadline = None;
         if let Link::Open { .. } = self.link {
             self.send(text.clone());
@@ -403,6 +488,7 @@ impl Session {
                 PendingPublish {
                     frame: text,
                     deadline,
+                    retry_at: None,
                 },
             );
         } else {
@@ -411,6 +497,7 @@ impl Session {
                 PendingPublish {
                     frame: text,
                     deadline: None,
+                    retry_at: None,
                 },
             );
             self.trim_publish_queue();
@@ -419,6 +506,28 @@ impl Session {
             }
         }
         Ok(id)
+    }
+
+    /// The answer to an [`Output::PostPublish`].
+    pub fn handle_publish_result(&mut self, now: Millis, id: PublishId, result: PublishResult) {
+        let Some(pending) = self.publishes.get_mut(&id) else {
+            return; // already settled (timed out, closed)
+        };
+        match result {
+            PublishResult::Acked(seq) => {
+                self.publishes.remove(&id);
+                self.outputs.push_back(Output::PublishAcked { id, seq });
+            }
+            PublishResult::Rejected { code, message } => {
+                self.publishes.remove(&id);
+                let error = PublishError::Rejected { code, message };
+                self.outputs.push_back(Output::PublishFailed { id, error });
+            }
+            PublishResult::Unreachable(_) => {
+                pending.retry_at = Some(now + self.cfg.backoff_min_ms);
+            }
+        }
+        self.check_idle(now);
     }
 
     /// Closes for good: the connection, pending publishes, and any further delivery.
@@ -515,6 +624,7 @@ impl Session {
             ServerFrame::Error { code, message, .. } => {
                 self.problem(format!("the relay reported an error ({code}): {message}"))
             }
+            ServerFrame::Ping if self.using_sse => {} // nothing can be sent back on a stream
             ServerFrame::Ping => self.send(frame::encode_pong()),
             ServerFrame::Pong => {}
         }
@@ -538,8 +648,13 @@ impl Session {
             Link::Waiting { until } => until,
             Link::Idle | Link::Closed => None,
         };
-        let publish = self.publishes.values().filter_map(|p| p.deadline).min();
-        [link, publish, self.idle_deadline]
+        let publish = self
+            .publishes
+            .values()
+            .flat_map(|p| [p.deadline, p.retry_at])
+            .flatten()
+            .min();
+        [link, publish, self.idle_deadline, self.reopen_at]
             .into_iter()
             .flatten()
             .min()
@@ -559,6 +674,24 @@ impl Session {
                 after_ms: self.cfg.publish_timeout_ms,
             };
             self.outputs.push_back(Output::PublishFailed { id, error });
+        }
+        let mut retries = Vec::new();
+        for (id, p) in self.publishes.iter_mut() {
+            if p.retry_at.is_some_and(|t| t <= now) {
+                p.retry_at = None;
+                retries.push(Output::PostPublish {
+                    id: *id,
+                    body: p.frame.clone(),
+                });
+            }
+        }
+        self.outputs.extend(retries);
+        if self.reopen_at.is_some_and(|t| t <= now) {
+            self.reopen_at = None;
+            if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
+                self.outputs.push_back(Output::Disconnect);
+                self.connect(now);
+            }
         }
         match self.link {
             Link::Connecting { since } if now >= since + self.cfg.connect_timeout_ms => {
@@ -610,6 +743,13 @@ impl Session {
         self.stats.connections += 1;
         self.set_state(ConnectionState::Open);
 
+        if self.using_sse {
+            // The stream's URL named the channels (and `awaiting` was set when it was opened);
+            // publishes travel over HTTP.
+            self.check_idle(now);
+            return;
+        }
+        self.ws_worked = true;
         let channels: Vec<ChannelEntry> = self
             .registry
             .channels()
@@ -756,7 +896,13 @@ impl Session {
 
     /// Leaves `Idle`: connects now, or waits when the page does not allow it.
     fn start(&mut self, now: Millis) {
-        if self.conditions.allow_connecting() {
+        if self.conditions.allow_connecting() && self.using_sse {
+            // The stream's URL names every channel: let the subscriptions of this render gather first.
+            self.link = Link::Waiting {
+                until: Some(now + self.cfg.reopen_debounce_ms),
+            };
+            self.set_state(ConnectionState::Connecting);
+        } else if self.conditions.allow_connecting() {
             self.connect(now);
         } else {
             self.link = Link::Waiting { until: None };
@@ -772,11 +918,35 @@ impl Session {
     fn connect(&mut self, now: Millis) {
         self.link = Link::Connecting { since: now };
         self.awaiting.clear();
-        self.outputs.push_back(Output::Connect);
+        self.reopen_at = None;
+        if self.using_sse {
+            let channels: Vec<&str> = self.registry.channels().collect();
+            let query = sse_query(&channels, &self.positions);
+            self.awaiting = channels.iter().map(|c| c.to_string()).collect();
+            self.outputs.push_back(Output::ConnectStream { query });
+        } else {
+            self.outputs.push_back(Output::Connect);
+        }
         self.set_state(ConnectionState::Connecting);
     }
 
+    /// SSE: the channel set changed; reopen the stream soon (once for a burst of changes).
+    fn schedule_reopen(&mut self, now: Millis) {
+        if self.reopen_at.is_none() {
+            self.reopen_at = Some(now + self.cfg.reopen_debounce_ms);
+        }
+    }
+
     fn lose_link(&mut self, now: Millis, reason: &str) {
+        if self.cfg.transport == TransportKind::Auto && !self.using_sse && !self.ws_worked {
+            if let Link::Connecting { .. } = self.link {
+                self.ws_failures += 1;
+                if self.ws_failures >= WS_FAILURES_BEFORE_SSE {
+                    self.fall_back_to_sse(now);
+                }
+            }
+        }
+        self.reopen_at = None;
         if let Link::Open { since, .. } = self.link {
             if now.saturating_sub(since) >= self.cfg.stable_after_ms {
                 self.backoff.reset();
@@ -790,6 +960,26 @@ impl Session {
             return;
         }
         self.wait_for_retry(now, reason);
+    }
+
+    /// `Auto`: WebSockets do not get through; continue over Server-Sent Events for good. Publishes
+    /// waiting for the WebSocket go out over HTTP now.
+    fn fall_back_to_sse(&mut self, now: Millis) {
+        self.using_sse = true;
+        self.problem(format!(
+            "WebSocket failed {} times without reaching the relay; falling back to Server-Sent Events",
+            self.ws_failures
+        ));
+        let deadline = now + self.cfg.publish_timeout_ms;
+        let mut posts = Vec::new();
+        for (id, p) in self.publishes.iter_mut() {
+            p.deadline.get_or_insert(deadline);
+            posts.push(Output::PostPublish {
+                id: *id,
+                body: p.frame.clone(),
+            });
+        }
+        self.outputs.extend(posts);
     }
 
     /// Schedules the next attempt, or waits for the page to allow one.
@@ -837,7 +1027,7 @@ impl Session {
 
     /// Whether there is a reason to be connected.
     fn has_work(&self) -> bool {
-        !self.registry.is_empty() || !self.publishes.is_empty()
+        !self.registry.is_empty() || (!self.using_sse && !self.publishes.is_empty())
     }
 
     /// Arms (or drops) the idle-close deadline after something went away.
@@ -885,6 +1075,48 @@ impl Session {
         if self.state != state {
             self.state = state.clone();
             self.outputs.push_back(Output::State(state));
+        }
+    }
+}
+
+/// The query of an SSE stream URL: `channels=a,b&since=<epoch>:<seq>,,<seq>` (see `docs/PROTOCOL.md`).
+/// Positions of another epoch than the first one found cannot be expressed in one `since`; such
+/// channels resubscribe without a position and are resynced.
+fn sse_query(channels: &[&str], positions: &HashMap<String, ChannelPosition>) -> String {
+    let mut query = String::from("channels=");
+    for (i, c) in channels.iter().enumerate() {
+        if i > 0 {
+            query.push(',');
+        }
+        percent_encode_into(&mut query, c);
+    }
+    let epoch = channels
+        .iter()
+        .find_map(|c| positions.get(*c))
+        .map(|p| p.epoch.clone());
+    if let Some(epoch) = epoch {
+        query.push_str("&since=");
+        percent_encode_into(&mut query, &epoch);
+        query.push(':');
+        for (i, c) in channels.iter().enumerate() {
+            if i > 0 {
+                query.push(',');
+            }
+            if let Some(p) = positions.get(*c).filter(|p| p.epoch == epoch) {
+                query.push_str(&p.seq.to_string());
+            }
+        }
+    }
+    query
+}
+
+/// `encodeURIComponent` for a query value.
+fn percent_encode_into(out: &mut String, value: &str) {
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
 }

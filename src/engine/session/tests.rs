@@ -711,3 +711,195 @@ fn backoff_resets_only_after_a_stable_connection() {
         "{out:?}"
     );
 }
+
+fn sse_session(transport: TransportKind) -> Session {
+    Session::new(SessionConfig {
+        transport,
+        ..SessionConfig::default()
+    })
+}
+
+fn stream_query(outputs: &[Output]) -> Option<String> {
+    outputs.iter().find_map(|o| match o {
+        Output::ConnectStream { query } => Some(query.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn sse_names_the_channels_in_the_url_and_resumes_with_since() {
+    let mut s = sse_session(TransportKind::Sse);
+    let a = s.subscribe(0, "resources/posts", all());
+    s.subscribe(1, "a,b", all());
+    assert_eq!(
+        drain(&mut s),
+        vec![Output::State(ConnectionState::Connecting)]
+    );
+    assert_eq!(
+        s.poll_timeout(),
+        Some(50),
+        "the stream opens after the debounce"
+    );
+    s.handle_timeout(50);
+    let out = drain(&mut s);
+    assert_eq!(
+        stream_query(&out).as_deref(),
+        Some("channels=a%2Cb,resources%2Fposts")
+    );
+    s.handle_text(1, &encode_hello("e1", 25_000));
+    let out = drain(&mut s);
+    assert!(
+        sent(&out).is_empty(),
+        "no subscribe frame over SSE: {out:?}"
+    );
+    s.handle_text(
+        2,
+        &subscribed(&[("a,b", 0, None), ("resources/posts", 4, None)]),
+    );
+    s.handle_text(3, &event("resources/posts", 5, "updated", "{}"));
+    s.handle_text(3, r#"{"op":"ping"}"#);
+    let out = drain(&mut s);
+    assert_eq!(delivered(&out), vec![(vec![a], "updated#5".into())]);
+    assert!(sent(&out).is_empty(), "no pong on a stream");
+
+    s.handle_close(10, "stream error");
+    let wake = s.poll_timeout().expect("retry");
+    s.handle_timeout(wake);
+    let out = drain(&mut s);
+    assert_eq!(
+        stream_query(&out).as_deref(),
+        Some("channels=a%2Cb,resources%2Fposts&since=e1:0,5")
+    );
+}
+
+#[test]
+fn sse_reopens_once_after_a_burst_of_channel_changes() {
+    let mut s = sse_session(TransportKind::Sse);
+    let first = s.subscribe(0, "a", all());
+    s.handle_timeout(50);
+    drain(&mut s);
+    s.handle_text(1, &encode_hello("e1", 25_000));
+    s.handle_text(2, &subscribed(&[("a", 3, None)]));
+    drain(&mut s);
+    s.subscribe(100, "b", all());
+    s.subscribe(101, "c", all());
+    s.unsubscribe(102, first);
+    assert!(drain(&mut s).is_empty(), "nothing before the debounce");
+    assert_eq!(s.poll_timeout(), Some(150));
+    s.handle_timeout(150);
+    let out = drain(&mut s);
+    assert_eq!(out[0], Output::Disconnect);
+    assert_eq!(stream_query(&out).as_deref(), Some("channels=b,c"));
+}
+
+#[test]
+fn sse_publishes_over_http_and_retries_when_unreachable() {
+    let mut s = sse_session(TransportKind::Sse);
+    let id = s
+        .publish(0, "c", "updated", "{}", 0.0, None)
+        .expect("valid");
+    let out = drain(&mut s);
+    let body = match &out[..] {
+        [Output::PostPublish { id: i, body }] if *i == id => body.clone(),
+        other => panic!("expected one POST, no stream: {other:?}"),
+    };
+    assert!(
+        body.contains(r#""channel":"c""#) && body.contains(r#""key":"#),
+        "{body}"
+    );
+    s.handle_publish_result(5, id, PublishResult::Unreachable("offline".into()));
+    assert_eq!(s.poll_timeout(), Some(5 + 500));
+    s.handle_timeout(505);
+    assert_eq!(drain(&mut s), vec![Output::PostPublish { id, body }]);
+    s.handle_publish_result(600, id, PublishResult::Acked(7));
+    assert_eq!(drain(&mut s), vec![Output::PublishAcked { id, seq: 7 }]);
+
+    let rejected = s.publish(700, "c", "x", "{}", 0.0, None).expect("valid");
+    drain(&mut s);
+    s.handle_publish_result(
+        701,
+        rejected,
+        PublishResult::Rejected {
+            code: "bad_channel".into(),
+            message: "no".into(),
+        },
+    );
+    assert!(matches!(
+        &drain(&mut s)[..],
+        [Output::PublishFailed {
+            error: PublishError::Rejected { .. },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn auto_falls_back_to_sse_when_websockets_never_connect() {
+    let mut s = sse_session(TransportKind::Auto);
+    s.subscribe(0, "a", all());
+    let p = s.publish(0, "a", "x", "{}", 0.0, None).expect("valid");
+    assert_eq!(drain(&mut s)[0], Output::Connect, "WebSocket first");
+    s.handle_close(10, "refused");
+    drain(&mut s);
+    let wake = s.poll_timeout().expect("retry");
+    s.handle_timeout(wake);
+    assert_eq!(
+        drain(&mut s)[0],
+        Output::Connect,
+        "one failure is not enough"
+    );
+    s.handle_close(wake + 10, "refused");
+    let out = drain(&mut s);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Problem(m) if m.contains("Server-Sent Events"))));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::PostPublish { id, .. } if *id == p)),
+        "{out:?}"
+    );
+    assert!(s.uses_sse());
+    s.handle_publish_result(wake + 20, p, PublishResult::Acked(1));
+    drain(&mut s);
+    let wake = s.poll_timeout().expect("retry");
+    s.handle_timeout(wake);
+    assert_eq!(stream_query(&drain(&mut s)).as_deref(), Some("channels=a"));
+}
+
+#[test]
+fn auto_keeps_websockets_once_they_worked() {
+    let mut s = sse_session(TransportKind::Auto);
+    s.subscribe(0, "a", all());
+    drain(&mut s);
+    s.handle_text(1, &encode_hello("e1", 25_000));
+    for t in [10, 2_000, 4_000] {
+        s.handle_close(t, "blip");
+        let wake = s.poll_timeout().expect("retry");
+        s.handle_timeout(wake);
+        assert_eq!(
+            drain(&mut s)
+                .iter()
+                .find(|o| matches!(o, Output::Connect | Output::ConnectStream { .. })),
+            Some(&Output::Connect)
+        );
+    }
+    assert!(!s.uses_sse());
+}
+
+#[test]
+fn skipped_events_advance_the_position_without_delivery() {
+    let (mut s, subs) = open_session(&[("a", all())]);
+    s.handle_text(10, &event("a", 1, "updated", "{}"));
+    s.handle_text(11, r#"{"op":"skip","channel":"a","seq":2}"#);
+    s.handle_text(12, &event("a", 3, "updated", "{}"));
+    let out = drain(&mut s);
+    assert_eq!(
+        delivered(&out),
+        vec![
+            (vec![subs[0]], "updated#1".into()),
+            (vec![subs[0]], "updated#3".into())
+        ],
+        "a skip is no gap and no delivery"
+    );
+    assert_eq!(s.stats().resyncs, 0);
+}

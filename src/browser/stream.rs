@@ -1,0 +1,89 @@
+//! An `EventSource` (Server-Sent Events) that owns its listeners: dropping it removes them and
+//! closes the stream. Reconnection is the session's job, so any error closes the stream for good.
+
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Event, EventSource, MessageEvent};
+
+/// What a stream reports.
+pub enum StreamEvent {
+    Open,
+    /// An SSE event: its type (`message` unless named) and its data.
+    Message {
+        kind: String,
+        data: String,
+    },
+    /// The stream failed or was closed by the server.
+    Failed,
+}
+
+struct Listener {
+    kind: String,
+    closure: Closure<dyn FnMut(Event)>,
+}
+
+pub struct Stream {
+    source: EventSource,
+    listeners: Vec<Listener>,
+}
+
+impl Stream {
+    /// Opens `url`, listening to `message` events and to the named event types in `named`.
+    pub fn open(
+        url: &str,
+        named: &[&str],
+        on_event: impl Fn(StreamEvent) + 'static,
+    ) -> Result<Stream, JsValue> {
+        let source = EventSource::new(url)?;
+        let on_event: Rc<dyn Fn(StreamEvent)> = Rc::new(on_event);
+        let mut stream = Stream {
+            source,
+            listeners: Vec::new(),
+        };
+
+        let handler = on_event.clone();
+        stream.listen("open", move |_| handler(StreamEvent::Open))?;
+        let handler = on_event.clone();
+        stream.listen("error", move |_| handler(StreamEvent::Failed))?;
+        for kind in std::iter::once("message").chain(named.iter().copied()) {
+            let handler = on_event.clone();
+            let name = kind.to_owned();
+            stream.listen(kind, move |e: Event| {
+                if let Some(data) = e
+                    .dyn_ref::<MessageEvent>()
+                    .and_then(|m| m.data().as_string())
+                {
+                    handler(StreamEvent::Message {
+                        kind: name.clone(),
+                        data,
+                    });
+                }
+            })?;
+        }
+        Ok(stream)
+    }
+
+    fn listen(&mut self, kind: &str, f: impl FnMut(Event) + 'static) -> Result<(), JsValue> {
+        let closure = Closure::<dyn FnMut(Event)>::new(f);
+        self.source
+            .add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref())?;
+        self.listeners.push(Listener {
+            kind: kind.to_owned(),
+            closure,
+        });
+        Ok(())
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        for l in self.listeners.drain(..) {
+            // Removing a registered listener cannot fail in a way worth reporting.
+            let _ = self
+                .source
+                .remove_event_listener_with_callback(&l.kind, l.closure.as_ref().unchecked_ref());
+        }
+        self.source.close();
+    }
+}
