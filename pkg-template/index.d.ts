@@ -33,8 +33,24 @@ export interface LivePublishError extends Error {
 }
 
 export interface LiveProviderOptions {
-  /** The relay's WebSocket endpoint, e.g. `ws://127.0.0.1:8787/ws`. */
+  /**
+   * The relay's endpoint: its WebSocket (`ws://127.0.0.1:8787/ws`) for transports "websocket" and
+   * "auto", its event stream (`http://127.0.0.1:8787/sse`, or an Igniter.js server's) for "sse".
+   */
   url: string;
+  /** "websocket" (default), "sse" (Server-Sent Events + HTTP publish), or "auto" (WebSocket, falling back to SSE when it cannot connect). */
+  transport?: "websocket" | "sse" | "auto";
+  /** The event stream URL for "auto" (default: `url`'s last path segment replaced by `sse`, over http(s)). */
+  sseUrl?: string;
+  /** Where publishes go over SSE (default: `url`'s last path segment replaced by `publish`, over http(s)). */
+  publishUrl?: string;
+  /**
+   * Scopes this connection declares: events published with scopes reach only connections holding one.
+   * Declared by the client, they are not a security boundary (see the README).
+   */
+  scopes?: string[];
+  /** `"igniter"`: `url` is an Igniter.js server's SSE stream (read only; publishing goes through its actions). */
+  flavor?: "igniter";
   /** Where to load the `.wasm` from, when the bundler's default (next to the JS) does not fit. */
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
   /** Smallest reconnect delay cap, ms (default 500). */
@@ -78,6 +94,11 @@ export interface LiveClient {
     meta?: Record<string, unknown>;
   }): Promise<{ seq: number }>;
   close(): void;
+  /**
+   * Calls `listener(keys)` when the server asks to revalidate query keys; `keys` is `null` when missed
+   * revalidations could not be replayed (revalidate everything). Returns a function that stops it.
+   */
+  onRevalidate(listener: RevalidateListener): () => void;
   readonly state: ConnectionStateName;
   readonly subscriptionCount: number;
   /** The last state change. */
@@ -98,6 +119,12 @@ export interface LiveStats {
   /** Connections that reached the relay's hello. */
   connections: number;
 }
+
+/** Receives revalidated keys (arrays), or `null` for "everything". */
+export type RevalidateListener = (keys: ReadonlyArray<readonly unknown[]> | null, event: LiveEvent) => void;
+
+/** Whether `queryKey` starts with one of `keys` (Igniter.js / TanStack Query prefix matching); `null` matches all. */
+export function isRevalidated(keys: ReadonlyArray<readonly unknown[]> | null, queryKey: readonly unknown[]): boolean;
 
 export function createLiveClient(options: LiveProviderOptions): LiveClient;
 
@@ -125,6 +152,7 @@ export interface WasmLiveProvider {
   readonly state: ConnectionStateName;
   readonly connection: ConnectionStateChange;
   onStateChange(listener: (change: ConnectionStateChange) => void): () => void;
+  onRevalidate(listener: RevalidateListener): () => void;
   readonly stats: LiveStats;
   /** The underlying client (what the React and Vue adapters use). */
   readonly client: LiveClient;
@@ -174,6 +202,7 @@ export interface WasmRealtime {
   readonly state: ConnectionStateName;
   readonly connection: ConnectionStateChange;
   onStateChange(listener: (change: ConnectionStateChange) => void): () => void;
+  onRevalidate(listener: RevalidateListener): () => void;
   readonly stats: LiveStats;
   readonly client: LiveClient;
 }

@@ -29,14 +29,32 @@ function checkOptions(options, where) {
   if (typeof url !== "string") {
     throw new TypeError(`${where}: \`url\` must be a string, got ${describe(url)}`);
   }
-  let parsed;
-  try {
-    parsed = new URL(url);
-  } catch (cause) {
-    throw new TypeError(`${where}: \`url\` is not a valid URL: "${url}"`, { cause });
+  const transport = options.transport ?? "websocket";
+  if (!TRANSPORTS.includes(transport)) {
+    throw new TypeError(`${where}: \`transport\` must be one of ${TRANSPORTS.map((t) => `"${t}"`).join(", ")}, got ${describe(transport)}`);
   }
-  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
-    throw new TypeError(`${where}: \`url\` must start with ws:// or wss://, got "${url}"`);
+  if (options.flavor !== undefined && options.flavor !== "igniter") {
+    throw new TypeError(`${where}: \`flavor\` must be "igniter" or left out, got ${describe(options.flavor)}`);
+  }
+  if (options.flavor === "igniter" && transport !== "sse") {
+    throw new TypeError(`${where}: \`flavor: "igniter"\` reads an Igniter.js SSE stream: it needs \`transport: "sse"\``);
+  }
+  const parsed = parseUrl(url, "url", where);
+  const wanted = transport === "sse" ? ["http:", "https:"] : ["ws:", "wss:"];
+  if (!wanted.includes(parsed.protocol)) {
+    const scheme = transport === "sse" ? "http:// or https://" : "ws:// or wss://";
+    throw new TypeError(`${where}: with transport "${transport}", \`url\` must start with ${scheme}, got "${url}"`);
+  }
+  for (const key of ["sseUrl", "publishUrl"]) {
+    if (options[key] !== undefined) {
+      const u = parseUrl(options[key], key, where);
+      if (u.protocol !== "http:" && u.protocol !== "https:") {
+        throw new TypeError(`${where}: \`${key}\` must start with http:// or https://, got "${options[key]}"`);
+      }
+    }
+  }
+  if (options.scopes !== undefined && (!Array.isArray(options.scopes) || options.scopes.some((s) => typeof s !== "string" || !s))) {
+    throw new TypeError(`${where}: \`scopes\` must be an array of non-empty strings, got ${describe(options.scopes)}`);
   }
   for (const key of MS_OPTIONS) {
     const v = options[key];
@@ -50,6 +68,42 @@ function checkOptions(options, where) {
       throw new TypeError(`${where}: \`${key}\` must be a function, got ${describe(v)}`);
     }
   }
+}
+
+const TRANSPORTS = ["websocket", "sse", "auto"];
+
+function parseUrl(value, field, where) {
+  if (typeof value !== "string") {
+    throw new TypeError(`${where}: \`${field}\` must be a string, got ${describe(value)}`);
+  }
+  try {
+    return new URL(value);
+  } catch (cause) {
+    throw new TypeError(`${where}: \`${field}\` is not a valid URL: "${value}"`, { cause });
+  }
+}
+
+/** The relay's URL for `endpoint` ("sse" or "publish"), next to `url`'s last path segment. */
+function sibling(url, endpoint) {
+  const u = new URL(url);
+  if (u.protocol === "ws:") u.protocol = "http:";
+  if (u.protocol === "wss:") u.protocol = "https:";
+  u.pathname = u.pathname.replace(/[^/]*$/, endpoint);
+  u.search = "";
+  return u.toString();
+}
+
+/** What the wasm client needs to reach the relay, from the user's options. */
+function endpoints(options) {
+  const transport = options.transport ?? "websocket";
+  const out = {
+    transport,
+    sseUrl: options.sseUrl ?? (transport === "sse" ? options.url : sibling(options.url, "sse")),
+    publishUrl: options.publishUrl ?? sibling(options.url, "publish"),
+  };
+  if (options.scopes?.length) out.scopeQuery = `scopes=${options.scopes.map(encodeURIComponent).join(",")}`;
+  if (options.flavor) out.flavor = options.flavor;
+  return out;
 }
 
 function checkChannel(channel, where) {
@@ -104,7 +158,8 @@ function reportError(onError, error) {
 export function createLiveClient(options) {
   const where = "createLiveClient";
   checkOptions(options, where);
-  const { url, wasm, ...clientOptions } = options;
+  const { url, wasm, scopes, transport, sseUrl, publishUrl, flavor, ...clientOptions } = options;
+  const reach = endpoints(options);
   let client = null;
   let failed = null;
   let closed = false;
@@ -127,7 +182,7 @@ export function createLiveClient(options) {
   loadModule(wasm).then(
     () => {
       if (closed) return;
-      client = new LiveClient(url, { ...clientOptions, onStateChange: notifyState });
+      client = new LiveClient(url, { ...clientOptions, ...reach, onStateChange: notifyState });
       for (const op of pending.splice(0)) op(client);
     },
     (cause) => {
@@ -153,25 +208,27 @@ export function createLiveClient(options) {
     if (id !== undefined && client) client.unsubscribe(id);
   }
 
+  /** Subscribes; returns a handle that is also a function ending the subscription. */
+  function subscribe(channel, types, recordIds, callback) {
+    const w = "subscribe";
+    checkChannel(channel, w);
+    if (!Array.isArray(types) || types.some((t) => typeof t !== "string")) {
+      throw new TypeError(`${w}: \`types\` must be an array of strings, got ${describe(types)}`);
+    }
+    const idStrings = recordIds === undefined ? undefined : idsToStrings(recordIds, w, "ids");
+    if (typeof callback !== "function") {
+      throw new TypeError(`${w}: \`callback\` must be a function, got ${describe(callback)}`);
+    }
+    const handle = () => unsubscribe(handle);
+    ids.set(handle, undefined);
+    whenReady((c) => {
+      if (c && ids.has(handle)) ids.set(handle, c.subscribe(channel, types, idStrings, callback));
+    });
+    return handle;
+  }
+
   return {
-    /** Subscribes; returns a handle that is also a function ending the subscription. */
-    subscribe(channel, types, recordIds, callback) {
-      const w = "subscribe";
-      checkChannel(channel, w);
-      if (!Array.isArray(types) || types.some((t) => typeof t !== "string")) {
-        throw new TypeError(`${w}: \`types\` must be an array of strings, got ${describe(types)}`);
-      }
-      const idStrings = recordIds === undefined ? undefined : idsToStrings(recordIds, w, "ids");
-      if (typeof callback !== "function") {
-        throw new TypeError(`${w}: \`callback\` must be a function, got ${describe(callback)}`);
-      }
-      const handle = () => unsubscribe(handle);
-      ids.set(handle, undefined);
-      whenReady((c) => {
-        if (c && ids.has(handle)) ids.set(handle, c.subscribe(channel, types, idStrings, callback));
-      });
-      return handle;
-    },
+    subscribe,
     unsubscribe,
     /** Publishes `{ channel, type, payload, date, meta }`; resolves with `{ seq }` on the relay's ack. */
     publish(event) {
@@ -182,6 +239,11 @@ export function createLiveClient(options) {
       checkChannel(event.channel, w);
       if (typeof event.type !== "string" || event.type.length === 0) {
         throw new TypeError(`${w}: \`type\` must be a non-empty string, got ${describe(event.type)}`);
+      }
+      if (reach.flavor === "igniter") {
+        return Promise.reject(
+          new Error("publish: an Igniter.js server publishes from its own actions; this client only reads its stream"),
+        );
       }
       const payload = toJson(event.payload ?? {}, w, "payload");
       const meta = event.meta === undefined ? undefined : toJson(event.meta, w, "meta");
@@ -225,6 +287,20 @@ export function createLiveClient(options) {
       stateListeners.add(listener);
       return () => stateListeners.delete(listener);
     },
+    /**
+     * Calls `listener(keys)` when the server asks to revalidate query keys (`POST /revalidate`, or an
+     * Igniter.js revalidation); `keys` is an array of keys (arrays), or `null` after missed
+     * revalidations could not be replayed — revalidate everything then. Returns a function that stops.
+     */
+    onRevalidate(listener) {
+      if (typeof listener !== "function") {
+        throw new TypeError(`onRevalidate: \`listener\` must be a function, got ${describe(listener)}`);
+      }
+      const handle = subscribe("$revalidate", ["*"], undefined, (event) =>
+        listener(event.type === "$resync" ? null : (event.payload.keys ?? []), event),
+      );
+      return () => unsubscribe(handle);
+    },
     /** Counters from the connection: `{ problems, duplicates, resyncs, connections }`. */
     get stats() {
       return client ? client.stats : { problems: 0, duplicates: 0, resyncs: 0, connections: 0 };
@@ -266,6 +342,7 @@ export function liveProvider(options) {
     },
     close: () => live.close(),
     onStateChange: (listener) => live.onStateChange(listener),
+    onRevalidate: (listener) => live.onRevalidate(listener),
     get state() {
       return live.state;
     },
@@ -329,6 +406,7 @@ export function realtime(options) {
     client: live,
     close: () => live.close(),
     onStateChange: (listener) => live.onStateChange(listener),
+    onRevalidate: (listener) => live.onRevalidate(listener),
     get state() {
       return live.state;
     },
@@ -339,4 +417,15 @@ export function realtime(options) {
       return live.stats;
     },
   };
+}
+
+/**
+ * Whether `queryKey` is revalidated by `keys` (as given to an `onRevalidate` listener): a key matches
+ * when it is a prefix of `queryKey`, element by element, as Igniter.js and TanStack Query match.
+ * `keys === null` (missed revalidations) matches everything.
+ */
+export function isRevalidated(keys, queryKey) {
+  if (keys === null) return true;
+  const same = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
+  return keys.some((key) => key.length <= queryKey.length && key.every((part, i) => same(part, queryKey[i])));
 }

@@ -51,3 +51,20 @@ export function useLiveInvalidation(provider, queryClient, { channel, types, ids
     for (const key of keys) queryClient.invalidateQueries({ queryKey: key });
   });
 }
+
+/**
+ * Applies server-driven revalidation (`POST /revalidate`, Igniter.js revalidations) to TanStack Query
+ * while the component is mounted: each key invalidates the queries it prefixes; after missed
+ * revalidations, every query.
+ */
+export function useRevalidation(provider, queryClient) {
+  const client = clientOf(provider);
+  useEffect(
+    () =>
+      client.onRevalidate((keys) => {
+        if (keys === null) queryClient.invalidateQueries();
+        else for (const key of keys) queryClient.invalidateQueries({ queryKey: key });
+      }),
+    [client, queryClient],
+  );
+}

@@ -6,7 +6,7 @@ export type LiveSource = LiveClient | { client: LiveClient };
 
 /** Minimal TanStack Query client surface the adapter uses (`useQueryClient()` fits). */
 export interface InvalidatingQueryClient {
-  invalidateQueries(filters: { queryKey: readonly unknown[] }): unknown;
+  invalidateQueries(filters?: { queryKey: readonly unknown[] }): unknown;
 }
 
 export interface LiveEventOptions {
@@ -28,3 +28,6 @@ export function useLiveInvalidation(
     queryKeys?: (event: LiveEvent) => ReadonlyArray<readonly unknown[]>;
   },
 ): void;
+
+/** Server-driven revalidation applied to TanStack Query (prefix matching; `null` keys: everything). */
+export function useRevalidation(provider: LiveSource, queryClient: InvalidatingQueryClient): void;

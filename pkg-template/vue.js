@@ -57,3 +57,16 @@ export function useLiveInvalidation(provider, queryClient, options) {
     for (const key of keys) queryClient.invalidateQueries({ queryKey: key });
   });
 }
+
+/**
+ * Applies server-driven revalidation (`POST /revalidate`, Igniter.js revalidations) to TanStack Query
+ * until the scope is disposed: each key invalidates the queries it prefixes; after missed
+ * revalidations, every query.
+ */
+export function useRevalidation(provider, queryClient) {
+  const stop = clientOf(provider).onRevalidate((keys) => {
+    if (keys === null) queryClient.invalidateQueries();
+    else for (const key of keys) queryClient.invalidateQueries({ queryKey: key });
+  });
+  onScopeDispose(stop);
+}

@@ -87,3 +87,17 @@ export function vueSetup(): string {
   useVueInvalidation(client, queryClient, { channel: () => "resources/posts", queryKey: ["posts"] });
   return state.value.state;
 }
+
+// Server-Sent Events, scopes, revalidation.
+import { isRevalidated } from "wasm-live-provider";
+import { useRevalidation } from "wasm-live-provider/react";
+const sse = liveProvider({ url: "http://127.0.0.1:8787/sse", transport: "sse", scopes: ["user:42"] });
+const stopRevalidate = sse.onRevalidate((keys) => console.log(keys === null ? "all" : isRevalidated(keys, ["posts", "list"])));
+stopRevalidate();
+const auto = createLiveClient({ url: "ws://127.0.0.1:8787/ws", transport: "auto" });
+const igniter = createLiveClient({ url: "http://127.0.0.1:3000/api/v1/sse/events", transport: "sse", flavor: "igniter" });
+console.log(auto.state, igniter.state);
+export function RevalidatingComponent(): null {
+  useRevalidation(sse, queryClient);
+  return null;
+}
