@@ -1,6 +1,8 @@
 //! Helpers shared by the browser test suites (wasm32 only).
 #![allow(dead_code)] // each suite uses a different part
 
+pub mod suites;
+
 use js_sys::{Function, Object, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -24,6 +26,30 @@ pub fn relay_ws() -> &'static str {
 /// The relay's HTTP base (for `POST /publish`).
 pub fn relay_http() -> &'static str {
     env_url(option_env!("LIVE_RELAY_HTTP"), "LIVE_RELAY_HTTP")
+}
+
+/// The relay's Server-Sent Events endpoint.
+pub fn relay_sse() -> String {
+    format!("{}/sse", relay_http())
+}
+
+/// A client on the SSE transport (what the JS entry derives from `url`, given explicitly).
+pub fn sse_client_to(http_base: &str, extra: &[(&str, JsValue)]) -> LiveClient {
+    let mut pairs = vec![
+        ("transport", "sse".into()),
+        ("sseUrl", format!("{http_base}/sse").into()),
+        ("publishUrl", format!("{}/publish", relay_http()).into()),
+    ];
+    pairs.extend(extra.iter().cloned());
+    client_to(&format!("{http_base}/sse"), &pairs)
+}
+
+/// The breakable TCP proxy in front of the relay, as an HTTP base.
+pub fn proxy_http() -> String {
+    proxy_ws()
+        .replace("ws://", "http://")
+        .trim_end_matches("/ws")
+        .to_owned()
 }
 
 /// The breakable TCP proxy in front of the relay.

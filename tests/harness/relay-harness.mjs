@@ -181,6 +181,7 @@ const env = {
   LIVE_RELAY_HTTP: `http://127.0.0.1:${port}`,
   LIVE_HARNESS_URL: `http://127.0.0.1:${control.address().port}`,
   LIVE_PROXY_WS: `ws://127.0.0.1:${proxy.address().port}/ws`,
+  LIVE_PROXY_HTTP: `http://127.0.0.1:${proxy.address().port}`,
 };
 const child = spawn(command[0], command.slice(1), { stdio: "inherit", env });
 const [code, signal] = await once(child, "exit");
