@@ -58,7 +58,9 @@ impl Endpoints {
 enum Transport {
     Socket(Socket),
     /// Held for its listeners and its `close()` on drop.
-    Stream { _stream: Stream },
+    Stream {
+        _stream: Stream,
+    },
 }
 
 struct Shell {
