@@ -47,6 +47,11 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ package.json -nt node_modules/.packa
 fi
 
 apt_install brotli
+# The Igniter.js server the SSE tests read (tests/igniter).
+if [ ! -f tests/igniter/node_modules/.package-lock.json ] || [ tests/igniter/package-lock.json -nt tests/igniter/node_modules/.package-lock.json ]; then
+  say "installing the Igniter.js test server (tests/igniter)"
+  (cd tests/igniter && npm ci --no-audit --no-fund --loglevel=error)
+fi
 if [ $want_browsers = 1 ]; then
   apt_install chromium chromium-driver firefox-esr
   if ! command -v geckodriver >/dev/null; then

@@ -30,6 +30,9 @@ if (r >= 0) {
   relayPath = ours[r + 1];
   ours = ours.filter((_, i) => i !== r && i !== r + 1);
 }
+// --igniter: also start the Igniter.js server of tests/igniter (LIVE_IGNITER_URL).
+const withIgniter = ours.includes("--igniter");
+ours = ours.filter((a) => a !== "--igniter");
 const relayFlags = ours;
 
 async function freePort() {
@@ -175,8 +178,24 @@ const control = createServer(async (req, res) => {
 control.listen(0, "127.0.0.1");
 await once(control, "listening");
 
+let igniter = null;
+let igniterUrl = "";
+if (withIgniter) {
+  igniter = spawn(process.execPath, ["tests/igniter/server.mjs"], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  igniter.stdout.on("data", (c) => (out += c));
+  const started = Date.now();
+  while (!/igniter listening on (http:\/\/\S+)/.test(out)) {
+    if (Date.now() - started > 15_000 || igniter.exitCode !== null) throw new Error(`the Igniter server did not start: ${out}`);
+    await once(igniter.stdout, "data");
+  }
+  igniterUrl = out.match(/igniter listening on (http:\/\/\S+)/)[1];
+  log(`Igniter.js server on ${igniterUrl}`);
+}
+
 const env = {
   ...process.env,
+  LIVE_IGNITER_URL: igniterUrl,
   LIVE_RELAY_WS: `ws://127.0.0.1:${port}/ws`,
   LIVE_RELAY_HTTP: `http://127.0.0.1:${port}`,
   LIVE_HARNESS_URL: `http://127.0.0.1:${control.address().port}`,
@@ -186,6 +205,7 @@ const env = {
 const child = spawn(command[0], command.slice(1), { stdio: "inherit", env });
 const [code, signal] = await once(child, "exit");
 await stopRelay("SIGTERM");
+igniter?.kill();
 proxyActions.cut();
 proxy.close();
 control.close();
