@@ -8,6 +8,10 @@
 //! it. So each connection receives a channel's events in `seq` order, with no gap and no duplicate
 //! between a replay and the live events after it. Pushing never waits: a subscriber whose queue is
 //! full is marked as a slow consumer and its connection closes itself.
+//!
+//! An event published with scopes is queued as its `event` frame for the subscribers holding one of
+//! its scopes and as a `skip` frame for the others; the history keeps both frames and the scopes,
+//! so a replay makes the same choice for the connection it is sent to.
 
 use crate::publish::ValidEvent;
 use crate::Config;
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Notify};
-use wasm_live_provider::engine::frame::{encode_subscribed, ChannelEntry};
+use wasm_live_provider::engine::frame::{encode_skip, encode_subscribed, ChannelEntry};
 use wasm_live_provider::engine::history::{ChannelLog, HistoryLimits, Millis, Replay};
 
 /// Identifies one connection for the broker.
@@ -28,7 +32,7 @@ pub type ConnId = u64;
 /// The counts reported by `GET /healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// Open WebSocket connections.
+    /// Open connections (WebSocket and Server-Sent Events).
     pub connections: usize,
     /// Channels with at least one subscriber.
     pub channels: usize,
@@ -103,11 +107,82 @@ impl Kick {
     }
 }
 
+/// A connection's scopes, sorted and without duplicates (see [`scopes`]).
+pub type Scopes = Arc<[Box<str>]>;
+
+/// A connection's scopes from a list as given.
+pub fn scopes<S: AsRef<str>>(list: impl IntoIterator<Item = S>) -> Scopes {
+    let mut list: Vec<Box<str>> = list.into_iter().map(|s| Box::from(s.as_ref())).collect();
+    list.sort_unstable();
+    list.dedup();
+    list.into()
+}
+
+/// One frame of a connection's outbound queue.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The frame, serialized.
+    pub text: Utf8Bytes,
+    /// For an `event` or a `skip` frame: its channel and seq (where it moves the connection's
+    /// position).
+    pub position: Option<(Arc<str>, u64)>,
+}
+
+impl Outbound {
+    /// A frame that moves no position (`subscribed`, ...).
+    pub fn other(text: Utf8Bytes) -> Self {
+        Outbound {
+            text,
+            position: None,
+        }
+    }
+}
+
+/// An event as a channel keeps it: its frame and, for a scoped event, its scopes and the `skip`
+/// frame the other connections get.
+#[derive(Debug)]
+struct Logged {
+    channel: Arc<str>,
+    seq: u64,
+    event: Utf8Bytes,
+    scoped: Option<Box<Scoped>>,
+}
+
+#[derive(Debug)]
+struct Scoped {
+    /// Not empty.
+    scopes: Box<[Box<str>]>,
+    skip: Utf8Bytes,
+}
+
+impl Logged {
+    /// What a connection holding `scopes` is sent for this event.
+    fn frame_for(&self, scopes: &[Box<str>]) -> Outbound {
+        let text = match &self.scoped {
+            Some(scoped) if !intersect(&scoped.scopes, scopes) => scoped.skip.clone(),
+            _ => self.event.clone(),
+        };
+        Outbound {
+            text,
+            position: Some((Arc::clone(&self.channel), self.seq)),
+        }
+    }
+}
+
+/// Whether an event's scopes and a connection's (sorted) scopes share one.
+fn intersect(event: &[Box<str>], connection: &[Box<str>]) -> bool {
+    !connection.is_empty()
+        && event
+            .iter()
+            .any(|s| connection.binary_search_by(|c| (**c).cmp(&**s)).is_ok())
+}
+
 /// The sending side of a connection's outbound queue.
 #[derive(Debug, Clone)]
 struct Outbox {
-    tx: mpsc::Sender<Utf8Bytes>,
+    tx: mpsc::Sender<Outbound>,
     kick: Arc<Kick>,
+    scopes: Scopes,
 }
 
 impl Outbox {
@@ -118,8 +193,8 @@ impl Outbox {
     }
 
     /// Queues a frame; returns false when the queue is full and the connection was kicked.
-    fn push(&self, frame: &Utf8Bytes) -> bool {
-        match self.tx.try_send(frame.clone()) {
+    fn push(&self, frame: Outbound) -> bool {
+        match self.tx.try_send(frame) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.kick.kick();
@@ -131,11 +206,22 @@ impl Outbox {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Channel {
-    /// The channel's seq and its recent `event` frames, serialized.
-    log: ChannelLog<Utf8Bytes>,
+    name: Arc<str>,
+    /// The channel's seq and its recent events.
+    log: ChannelLog<Logged>,
     subscribers: HashMap<ConnId, Outbox>,
+}
+
+impl Channel {
+    fn new(name: &str) -> Self {
+        Channel {
+            name: Arc::from(name),
+            log: ChannelLog::new(),
+            subscribers: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -371,15 +457,22 @@ impl Broker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a connection with an outbound queue of `queue` frames. Dropping the returned
-    /// [`Member`] unregisters it.
+    /// Registers a connection without scopes with an outbound queue of `queue` frames. Dropping
+    /// the returned [`Member`] unregisters it.
     pub fn connect(self: &Arc<Self>, queue: usize) -> Member {
+        self.connect_scoped(queue, Scopes::from([]))
+    }
+
+    /// Registers a connection holding `scopes` with an outbound queue of `queue` frames.
+    /// Dropping the returned [`Member`] unregisters it.
+    pub fn connect_scoped(self: &Arc<Self>, queue: usize, scopes: Scopes) -> Member {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let kick = Arc::new(Kick::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let outbox = Outbox {
             tx,
             kick: Arc::clone(&kick),
+            scopes,
         };
         self.lock().conns.insert(
             id,
@@ -457,7 +550,7 @@ impl Broker {
         // The answer and the replay, read before anything changes.
         let never_published = ChannelLog::new();
         let mut answer = Vec::with_capacity(requested.len());
-        let mut replay: Vec<Utf8Bytes> = Vec::new();
+        let mut replay: Vec<Outbound> = Vec::new();
         for request in &requested {
             let log = inner
                 .channels
@@ -468,8 +561,9 @@ impl Broker {
                 Since::Now => None,
                 Since::OtherEpoch => Some(false),
                 Since::Seq(seen) => Some(match log.since(now, &limits, seen) {
-                    Replay::Events(frames) => {
-                        replay.extend(frames.into_iter().cloned());
+                    Replay::Events(events) => {
+                        let scopes = &conn.outbox.scopes;
+                        replay.extend(events.into_iter().map(|e| e.frame_for(scopes)));
                         true
                     }
                     Replay::Gap => false,
@@ -492,7 +586,7 @@ impl Broker {
             let ch = inner
                 .channels
                 .entry(Box::from(request.channel))
-                .or_default();
+                .or_insert_with(|| Channel::new(request.channel));
             if conn.channels.insert(Box::from(request.channel)) {
                 ch.subscribers.insert(id, conn.outbox.clone());
                 inner.subscriptions += 1;
@@ -511,8 +605,10 @@ impl Broker {
             .collect();
         // Both fit (checked above, and the room cannot shrink while the lock is held).
         conn.outbox
-            .push(&Utf8Bytes::from(encode_subscribed(&entries)));
-        for frame in &replay {
+            .push(Outbound::other(Utf8Bytes::from(encode_subscribed(
+                &entries,
+            ))));
+        for frame in replay {
             conn.outbox.push(frame);
         }
         Ok(answer)
@@ -533,8 +629,9 @@ impl Broker {
     }
 
     /// Gives the event the next seq of its channel, keeps it in the channel's history and queues
-    /// it for every subscriber. An event whose key was published within the key TTL is not
-    /// published again: the answer is the seq it was given then.
+    /// it for every subscriber (a scoped event as a `skip` for the subscribers holding none of its
+    /// scopes). An event whose key was published within the key TTL is not published again: the
+    /// answer is the seq it was given then.
     pub fn publish(&self, event: &ValidEvent<'_>) -> Published {
         let now = self.now();
         let settings = self.settings;
@@ -553,23 +650,39 @@ impl Broker {
             None => inner
                 .channels
                 .entry(Box::from(event.channel.as_ref()))
-                .or_default(),
+                .or_insert_with(|| Channel::new(&event.channel)),
         };
-        let frame = if settings.history.max_events > 0 || !channel.subscribers.is_empty() {
-            event.frame(channel.log.next_seq())
+        let seq = channel.log.next_seq();
+        let logged = if settings.history.max_events > 0 || !channel.subscribers.is_empty() {
+            Logged {
+                channel: Arc::clone(&channel.name),
+                seq,
+                event: event.frame(seq),
+                scoped: event.scopes.as_ref().map(|scopes| {
+                    Box::new(Scoped {
+                        scopes: scopes.iter().map(|s| Box::from(s.as_ref())).collect(),
+                        skip: Utf8Bytes::from(encode_skip(&event.channel, seq)),
+                    })
+                }),
+            }
         } else {
             // Neither kept nor sent: only the seq counts.
-            Utf8Bytes::from_static("")
+            Logged {
+                channel: Arc::clone(&channel.name),
+                seq,
+                event: Utf8Bytes::from_static(""),
+                scoped: None,
+            }
         };
-        let kept_before = channel.log.len();
-        let seq = channel.log.push(now, &settings.history, frame.clone());
-        inner.history_events = inner.history_events + channel.log.len() - kept_before;
         let mut kicked = Vec::new();
         for (&id, outbox) in &channel.subscribers {
-            if !outbox.push(&frame) {
+            if !outbox.push(logged.frame_for(&outbox.scopes)) {
                 kicked.push(id);
             }
         }
+        let kept_before = channel.log.len();
+        channel.log.push(now, &settings.history, logged);
+        inner.history_events = inner.history_events + channel.log.len() - kept_before;
         for id in kicked {
             inner.cut_off(id);
         }
@@ -648,7 +761,7 @@ impl Broker {
 pub struct Member {
     broker: Arc<Broker>,
     pub id: ConnId,
-    pub rx: mpsc::Receiver<Utf8Bytes>,
+    pub rx: mpsc::Receiver<Outbound>,
     pub kick: Arc<Kick>,
 }
 
@@ -672,6 +785,7 @@ mod tests {
             payload: RawValue::NULL,
             date: 1.0,
             meta: None,
+            scopes: None,
         }
     }
 
@@ -707,7 +821,7 @@ mod tests {
     /// Everything queued for a member, as JSON.
     fn drain(member: &mut Member) -> Vec<Value> {
         std::iter::from_fn(|| member.rx.try_recv().ok())
-            .map(|f| serde_json::from_str(f.as_str()).expect("frames are JSON"))
+            .map(|f| serde_json::from_str(f.text.as_str()).expect("frames are JSON"))
             .collect()
     }
 
@@ -1041,5 +1155,92 @@ mod tests {
         broker.advance(2000);
         broker.sweep();
         assert!(broker.lock().keys.seen.is_empty());
+    }
+
+    fn scoped<'a>(channel: &'a str, scopes: &[&'a str]) -> ValidEvent<'a> {
+        ValidEvent {
+            scopes: Some(scopes.iter().map(|s| (*s).into()).collect()),
+            ..event(channel)
+        }
+    }
+
+    fn ops_and_seqs(frames: &[Value]) -> Vec<(String, u64)> {
+        frames
+            .iter()
+            .map(|f| {
+                (
+                    f["op"].as_str().unwrap_or("").to_owned(),
+                    f["seq"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, u64)]) -> Vec<(String, u64)> {
+        list.iter()
+            .map(|(op, seq)| ((*op).to_owned(), *seq))
+            .collect()
+    }
+
+    #[test]
+    fn a_scoped_event_is_a_skip_for_the_connections_without_its_scopes() {
+        let broker = broker(10, 1000);
+        let mut user1 = broker.connect_scoped(8, scopes(["user:1", "team:7"]));
+        let mut user2 = broker.connect_scoped(8, scopes(["user:2"]));
+        let mut nobody = broker.connect(8);
+        for m in [&user1, &user2, &nobody] {
+            broker.subscribe(m.id, &live(&["c"]), 10).expect("ok");
+        }
+        broker.publish(&scoped("c", &["user:1"]));
+        broker.publish(&event("c"));
+        broker.publish(&scoped("c", &["user:2", "team:7"]));
+        let expect = |member: &mut Member, list: &[(&str, u64)]| {
+            let frames = drain(member);
+            assert_eq!(ops_and_seqs(&frames[1..]), pairs(list), "{frames:?}");
+            for f in &frames[1..] {
+                assert_eq!(f["channel"], "c");
+            }
+        };
+        expect(&mut user1, &[("event", 1), ("event", 2), ("event", 3)]);
+        expect(&mut user2, &[("skip", 1), ("event", 2), ("event", 3)]);
+        expect(&mut nobody, &[("skip", 1), ("event", 2), ("skip", 3)]);
+
+        // The replay makes the same choice, per connection.
+        for (member, list) in [
+            (&mut user1, [("event", 1), ("event", 2), ("event", 3)]),
+            (&mut nobody, [("skip", 1), ("event", 2), ("skip", 3)]),
+        ] {
+            broker.unsubscribe(member.id, &["c"]);
+            broker
+                .subscribe(member.id, &[since("c", 0)], 10)
+                .expect("ok");
+            let frames = drain(member);
+            assert_eq!(frames[0]["channels"][0]["recovered"], true);
+            assert_eq!(ops_and_seqs(&frames[1..]), pairs(&list), "{frames:?}");
+        }
+    }
+
+    #[test]
+    fn queued_events_carry_their_position() {
+        let broker = broker(10, 1000);
+        let mut a = broker.connect(8);
+        broker.publish(&event("c"));
+        broker.subscribe(a.id, &[since("c", 0)], 10).expect("ok");
+        broker.publish(&scoped("c", &["x"]));
+        let positions: Vec<Option<(String, u64)>> = std::iter::from_fn(|| a.rx.try_recv().ok())
+            .map(|f| f.position.map(|(c, seq)| (c.to_string(), seq)))
+            .collect();
+        assert_eq!(
+            positions,
+            [None, Some(("c".to_owned(), 1)), Some(("c".to_owned(), 2))]
+        );
+    }
+
+    #[test]
+    fn connection_scopes_are_sorted_and_deduplicated() {
+        assert_eq!(&*scopes(["b", "a", "b"]), [Box::from("a"), Box::from("b")]);
+        assert!(intersect(&[Box::from("b")], &scopes(["a", "b"])));
+        assert!(!intersect(&[Box::from("c")], &scopes(["a", "b"])));
+        assert!(!intersect(&[Box::from("c")], &scopes::<&str>([])));
     }
 }

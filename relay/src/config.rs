@@ -17,9 +17,10 @@ pub const DEFAULT_HISTORY_SIZE: usize = 1000;
 pub const DEFAULT_HISTORY_TTL_MS: u64 = 300_000;
 pub const DEFAULT_PUBLISH_KEY_TTL_MS: u64 = 300_000;
 
-/// The relay server of wasm-live-provider: protocol v1 over WebSocket (`GET /ws`),
-/// `POST /publish`, `GET /healthz`, `GET /stats/channels`, optionally a static directory at `/`
-/// and, with `--demo`, an in-memory REST API at `/api`.
+/// The relay server of wasm-live-provider: protocol v1 over WebSocket (`GET /ws`) and
+/// Server-Sent Events (`GET /sse`), `POST /publish`, `POST /revalidate`, `GET /healthz`,
+/// `GET /stats/channels`, optionally a static directory at `/` and, with `--demo`, an in-memory
+/// REST API at `/api`.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
 #[command(name = "live-relay", version, about)]
 pub struct Config {
@@ -27,13 +28,13 @@ pub struct Config {
     #[arg(long, env = "LIVE_RELAY_ADDR", default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)))]
     pub addr: SocketAddr,
 
-    /// Interval of the relay's `ping` frames, in milliseconds. A connection silent for two
-    /// intervals is closed.
+    /// Interval of the relay's `ping` frames, in milliseconds. A WebSocket connection silent for
+    /// two intervals is closed (an SSE stream expects nothing back).
     #[arg(long, env = "LIVE_RELAY_PING_MS", default_value_t = DEFAULT_PING_MS,
           value_parser = RangedU64ValueParser::<u64>::new().range(1..=86_400_000))]
     pub ping_ms: u64,
 
-    /// Largest accepted WebSocket frame or `POST /publish` body, in bytes.
+    /// Largest accepted WebSocket frame or `POST /publish` / `POST /revalidate` body, in bytes.
     #[arg(long, env = "LIVE_RELAY_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES,
           value_parser = RangedU64ValueParser::<usize>::new().range(64..=(1 << 30)))]
     pub max_frame_bytes: usize,
@@ -48,7 +49,8 @@ pub struct Config {
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_channel_len: usize,
 
-    /// Frames queued for one connection before it counts as a slow consumer and is closed.
+    /// Frames queued for one connection (WebSocket or SSE) before it counts as a slow consumer and
+    /// is closed.
     #[arg(long, env = "LIVE_RELAY_OUTBOUND_QUEUE", default_value_t = DEFAULT_OUTBOUND_QUEUE,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=(1 << 20)))]
     pub outbound_queue: usize,

@@ -1,9 +1,10 @@
-//! The HTTP routes: `GET /ws`, `POST /publish`, `GET /healthz`, `GET /stats/channels`, the demo
-//! API at `/api` (with `--demo`), and the optional static directory.
+//! The HTTP routes: `GET /ws`, `GET /sse`, `POST /publish`, `POST /revalidate`, `GET /healthz`,
+//! `GET /stats/channels`, the demo API at `/api` (with `--demo`), and the optional static
+//! directory.
 
 use crate::broker;
-use crate::publish::validate;
-use crate::{demo, ws, AppState};
+use crate::publish::{validate, validate_on_any_channel, ValidEvent};
+use crate::{demo, sse, ws, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -17,20 +18,26 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
-use wasm_live_provider::engine::frame::{DateInput, ErrorCode, FrameError, Publish};
+use wasm_live_provider::engine::frame::{
+    excerpt, DateInput, ErrorCode, FrameError, Publish, REVALIDATE_CHANNEL, REVALIDATE_TYPE,
+};
+
+/// The most keys one `POST /revalidate` may carry.
+pub const MAX_REVALIDATE_KEYS: usize = 100;
 
 /// All routes of the relay.
 pub fn router(state: Arc<AppState>) -> Router {
-    // Browser pages served from another origin may publish and poll the health check.
+    // Browser pages served from another origin may publish, revalidate, listen over SSE and poll
+    // the health check.
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(Any);
+    let body_limit = DefaultBodyLimit::max(state.config.max_frame_bytes);
     let api = Router::new()
-        .route(
-            "/publish",
-            post(publish).layer(DefaultBodyLimit::max(state.config.max_frame_bytes)),
-        )
+        .route("/publish", post(publish).layer(body_limit))
+        .route("/revalidate", post(revalidate).layer(body_limit))
+        .route("/sse", get(sse::stream))
         .route("/healthz", get(healthz))
         .route("/stats/channels", get(channel_stats))
         .layer(cors);
@@ -61,6 +68,17 @@ struct LiveEvent<'a> {
     date: Option<&'a RawValue>,
     #[serde(borrow, default)]
     meta: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    scopes: Option<&'a RawValue>,
+}
+
+/// The body of `POST /revalidate`. Both fields stay raw so that a wrong type is a `bad_event`.
+#[derive(Deserialize)]
+struct RevalidateBody<'a> {
+    #[serde(borrow, default)]
+    keys: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    scopes: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -80,7 +98,9 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
-fn error_response(code: ErrorCode, message: &str) -> Response {
+/// An HTTP error: `413` for `too_large`, `400` otherwise, with a JSON body
+/// `{"error": {"code", "message"}}`.
+pub fn error_response(code: ErrorCode, message: &str) -> Response {
     let status = match code {
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         _ => StatusCode::BAD_REQUEST,
@@ -94,22 +114,24 @@ fn error_response(code: ErrorCode, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn publish(
-    State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
+/// A request body, or why it could not be read (`too_large` over the limit).
+fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, FrameError> {
+    match body {
+        Ok(body) => Ok(body),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let message = format!(
                 "body over the limit of {} bytes",
                 state.config.max_frame_bytes
             );
-            return error_response(ErrorCode::TooLarge, &message);
+            Err(FrameError::new(ErrorCode::TooLarge, message))
         }
-        Err(rejection) => return error_response(ErrorCode::BadFrame, &rejection.body_text()),
-    };
-    match publish_body(&state, &body) {
+        Err(rejection) => Err(FrameError::new(ErrorCode::BadFrame, rejection.body_text())),
+    }
+}
+
+/// The answer to a publish: `200 {"channel", "seq"}` or the error.
+fn published(result: Result<(Cow<'_, str>, u64), FrameError>) -> Response {
+    match result {
         Ok((channel, seq)) => Json(Published {
             channel: &channel,
             seq,
@@ -117,6 +139,124 @@ async fn publish(
         .into_response(),
         Err(e) => error_response(e.code, &e.message),
     }
+}
+
+async fn publish(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match read_body(&state, body) {
+        Ok(body) => published(publish_body(&state, &body)),
+        Err(e) => error_response(e.code, &e.message),
+    }
+}
+
+/// `POST /revalidate`: publishes `{"keys": [...]}` on `$revalidate`.
+async fn revalidate(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match read_body(&state, body) {
+        Ok(body) => published(revalidate_body(&state, &body)),
+        Err(e) => error_response(e.code, &e.message),
+    }
+}
+
+/// Reads an optional raw `scopes` field: an array of strings (`bad_event` otherwise). Their
+/// lengths and count are checked with the rest of the event.
+fn read_scopes<'a>(raw: Option<&'a RawValue>) -> Result<Option<Vec<Cow<'a, str>>>, FrameError> {
+    raw.map(|raw| {
+        serde_json::from_str::<Vec<Cow<'a, str>>>(raw.get()).map_err(|_| {
+            FrameError::new(
+                ErrorCode::BadEvent,
+                format!(
+                    "`scopes` must be an array of strings, not `{}`",
+                    excerpt(raw.get())
+                ),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Reads the keys of a revalidation into the payload `{"keys": [[...], ...]}`: a non-empty array
+/// (at most [`MAX_REVALIDATE_KEYS`]) of arrays and strings, a string `"k"` becoming `["k"]`.
+/// The keys' JSON is kept as it was sent.
+fn revalidate_payload(keys: Option<&RawValue>) -> Result<Box<RawValue>, FrameError> {
+    let bad = |message: String| FrameError::new(ErrorCode::BadEvent, message);
+    let keys = keys.ok_or_else(|| bad("`keys` is missing: give an array of query keys".into()))?;
+    let items: Vec<&RawValue> = serde_json::from_str(keys.get()).map_err(|_| {
+        bad(format!(
+            "`keys` must be an array of query keys, not `{}`",
+            excerpt(keys.get())
+        ))
+    })?;
+    if items.is_empty() {
+        return Err(bad("`keys` is empty: give at least one query key".into()));
+    }
+    if items.len() > MAX_REVALIDATE_KEYS {
+        return Err(bad(format!(
+            "`keys` has {} keys, over the limit of {MAX_REVALIDATE_KEYS}",
+            items.len()
+        )));
+    }
+    let mut payload = String::with_capacity(keys.get().len() + 16);
+    payload.push_str(r#"{"keys":["#);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            payload.push(',');
+        }
+        let text = item.get();
+        match text.as_bytes().first() {
+            Some(b'[') => payload.push_str(text),
+            Some(b'"') => {
+                payload.push('[');
+                payload.push_str(text);
+                payload.push(']');
+            }
+            _ => {
+                return Err(bad(format!(
+                    "`keys[{i}]` must be an array or a string, not `{}`",
+                    excerpt(text)
+                )))
+            }
+        }
+    }
+    payload.push_str("]}");
+    RawValue::from_string(payload)
+        .map_err(|e| FrameError::new(ErrorCode::BadFrame, format!("`keys`: {e}")))
+}
+
+/// Validates and publishes one `POST /revalidate` body.
+fn revalidate_body<'b>(
+    state: &AppState,
+    body: &'b [u8],
+) -> Result<(Cow<'b, str>, u64), FrameError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(FrameError::new(
+            ErrorCode::BadFrame,
+            "not a valid revalidation: the body must be a JSON object `{\"keys\": [...]}`",
+        ));
+    }
+    let request: RevalidateBody<'b> = serde_json::from_slice(body).map_err(|e| {
+        FrameError::new(
+            ErrorCode::BadFrame,
+            format!("not a valid revalidation (`{{\"keys\": [...]}}`): {e}"),
+        )
+    })?;
+    let payload = revalidate_payload(request.keys)?;
+    let publish = Publish {
+        key: None,
+        channel: Cow::Borrowed(REVALIDATE_CHANNEL),
+        kind: Cow::Borrowed(REVALIDATE_TYPE),
+        payload: Some(&payload),
+        date: None,
+        meta: None,
+        scopes: read_scopes(request.scopes)?,
+    };
+    let event = validate_on_any_channel(publish, &state.limits())?;
+    let (_, seq) = publish_valid(state, event);
+    Ok((Cow::Borrowed(REVALIDATE_CHANNEL), seq))
 }
 
 /// Validates and publishes one body; returns the channel and the event's seq.
@@ -131,23 +271,29 @@ fn publish_body<'b>(state: &AppState, body: &'b [u8]) -> Result<(Cow<'b, str>, u
         payload: event.payload,
         date,
         meta: event.meta,
-        scopes: None,
+        scopes: read_scopes(event.scopes)?,
     };
     publish_event(state, publish)
 }
 
 /// Validates one event and publishes it through the broker: what `POST /publish` does with a body
 /// once it is read, and what the demo API does after each change. Returns the channel and the
-/// event's seq.
+/// event's seq. Channels starting with `$` are refused (`bad_channel`): `POST /revalidate`
+/// publishes on `$revalidate` through [`publish_valid`] directly.
 pub fn publish_event<'a>(
     state: &AppState,
     publish: Publish<'a>,
 ) -> Result<(Cow<'a, str>, u64), FrameError> {
     let event = validate(publish, &state.limits())?;
+    Ok(publish_valid(state, event))
+}
+
+/// Publishes a validated event through the broker; returns the channel and the event's seq.
+fn publish_valid<'a>(state: &AppState, event: ValidEvent<'a>) -> (Cow<'a, str>, u64) {
     match state.broker.publish(&event) {
-        broker::Published::New(seq) => Ok((event.channel, seq)),
+        broker::Published::New(seq) => (event.channel, seq),
         // Its key was seen: the answer of the first publish.
-        broker::Published::Repeat { channel, seq } => Ok((Cow::Owned(channel.into()), seq)),
+        broker::Published::Repeat { channel, seq } => (Cow::Owned(channel.into()), seq),
     }
 }
 

@@ -1,8 +1,9 @@
 //! # live-relay
 //!
 //! The relay server of wasm-live-provider: protocol v1 (`docs/PROTOCOL.md`) over WebSocket at
-//! `GET /ws`, `POST /publish`, `GET /healthz`, `GET /stats/channels`, optionally a static directory
-//! at `/` and, in demo mode (`--demo`), an in-memory REST API at `/api` (see [`demo`]).
+//! `GET /ws` and over Server-Sent Events at `GET /sse` (see [`sse`]), `POST /publish`,
+//! `POST /revalidate`, `GET /healthz`, `GET /stats/channels`, optionally a static directory at `/`
+//! and, in demo mode (`--demo`), an in-memory REST API at `/api` (see [`demo`]).
 //!
 //! Start it in-process with [`serve`] on a listener you bound:
 //!
@@ -21,6 +22,8 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod publish;
+pub mod query;
+pub mod sse;
 pub mod ws;
 
 pub use broker::{Broker, Settings, Stats};

@@ -1,7 +1,7 @@
 //! Validating a published event into one that is ready to be numbered and sent.
 //!
-//! Shared by the WebSocket `publish` frame and `POST /publish`, so both refuse the same events with
-//! the same codes and messages.
+//! Shared by the WebSocket `publish` frame, `POST /publish`, the demo API and `POST /revalidate`,
+//! so all of them refuse the same events with the same codes and messages.
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::value::RawValue;
@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use wasm_live_provider::engine::event::payload_ids;
 use wasm_live_provider::engine::frame::{
-    encode_event, excerpt, DateInput, ErrorCode, FrameError, Publish,
+    encode_event, excerpt, DateInput, ErrorCode, FrameError, Publish, REVALIDATE_CHANNEL,
 };
 
 /// What validation needs to know about the relay's limits.
@@ -22,6 +22,11 @@ pub struct Limits {
 
 /// The longest accepted idempotency `key` of a publish, in bytes.
 pub const MAX_KEY_LEN: usize = 128;
+
+/// The longest scope (of an event or of a connection), in bytes.
+pub const MAX_SCOPE_LEN: usize = 128;
+/// The most scopes an event or a connection may have.
+pub const MAX_SCOPES: usize = 32;
 
 /// An event that passed validation: everything but its sequence number is settled.
 #[derive(Debug, Clone)]
@@ -34,6 +39,9 @@ pub struct ValidEvent<'a> {
     /// Milliseconds since the Unix epoch.
     pub date: f64,
     pub meta: Option<&'a RawValue>,
+    /// Only connections holding one of these scopes get the event; the others get a `skip`.
+    /// `None` when the publish gave none (or an empty list): everyone gets the event.
+    pub scopes: Option<Vec<Cow<'a, str>>>,
 }
 
 impl ValidEvent<'_> {
@@ -73,8 +81,80 @@ pub fn check_channel(channel: &str, limits: &Limits) -> Result<(), FrameError> {
     Ok(())
 }
 
-/// Validates an event as a client or an HTTP caller published it.
+/// Whether a channel is reserved for the protocol (its name starts with `$`).
+pub fn is_reserved(channel: &str) -> bool {
+    channel.starts_with('$')
+}
+
+/// Checks a channel a connection subscribes to: the rules of [`check_channel`], and no reserved
+/// channel but [`REVALIDATE_CHANNEL`] (`bad_channel`).
+pub fn check_subscription(channel: &str, limits: &Limits) -> Result<(), FrameError> {
+    check_channel(channel, limits)?;
+    if is_reserved(channel) && channel != REVALIDATE_CHANNEL {
+        return Err(FrameError::new(
+            ErrorCode::BadChannel,
+            format!(
+                "channel \"{}\" is reserved: of the channels starting with `$`, only \
+                 `{REVALIDATE_CHANNEL}` can be subscribed to",
+                excerpt(channel)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a list of scopes (of an event or of a connection): at most [`MAX_SCOPES`], each
+/// non-empty and at most [`MAX_SCOPE_LEN`] bytes. The error names what is wrong.
+pub fn check_scopes<S: AsRef<str>>(scopes: &[S]) -> Result<(), String> {
+    if scopes.len() > MAX_SCOPES {
+        return Err(format!(
+            "{} scopes, over the limit of {MAX_SCOPES}",
+            scopes.len()
+        ));
+    }
+    for (i, scope) in scopes.iter().enumerate() {
+        let scope = scope.as_ref();
+        if scope.is_empty() {
+            return Err(format!("scope {i} is empty"));
+        }
+        if scope.len() > MAX_SCOPE_LEN {
+            return Err(format!(
+                "scope {i} (\"{}\") is {} bytes long, over the limit of {MAX_SCOPE_LEN} bytes",
+                excerpt(scope),
+                scope.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates an event as a client or an HTTP caller published it. Reserved channels (starting
+/// with `$`) are refused (`bad_channel`).
 pub fn validate<'a>(event: Publish<'a>, limits: &Limits) -> Result<ValidEvent<'a>, FrameError> {
+    check_channel(&event.channel, limits)?;
+    if is_reserved(&event.channel) {
+        return Err(FrameError::new(
+            ErrorCode::BadChannel,
+            format!(
+                "channel \"{}\" is reserved: channels starting with `$` cannot be published to{}",
+                excerpt(&event.channel),
+                if event.channel == REVALIDATE_CHANNEL {
+                    " (use `POST /revalidate`)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    validate_on_any_channel(event, limits)
+}
+
+/// Validates an event the relay publishes itself (`POST /revalidate`): like [`validate`], but a
+/// reserved channel is allowed.
+pub fn validate_on_any_channel<'a>(
+    event: Publish<'a>,
+    limits: &Limits,
+) -> Result<ValidEvent<'a>, FrameError> {
     check_channel(&event.channel, limits)?;
     if event.kind.is_empty() {
         return Err(FrameError::new(ErrorCode::BadEvent, "`type` is empty"));
@@ -128,6 +208,14 @@ pub fn validate<'a>(event: Publish<'a>, limits: &Limits) -> Result<ValidEvent<'a
         }
         Some(DateInput::Text(text)) => parse_rfc3339(&text)?,
     };
+    let scopes = match event.scopes {
+        Some(scopes) if !scopes.is_empty() => {
+            check_scopes(&scopes)
+                .map_err(|e| FrameError::new(ErrorCode::BadEvent, format!("`scopes`: {e}")))?;
+            Some(scopes)
+        }
+        _ => None,
+    };
     Ok(ValidEvent {
         key: event.key,
         channel: event.channel,
@@ -135,6 +223,7 @@ pub fn validate<'a>(event: Publish<'a>, limits: &Limits) -> Result<ValidEvent<'a
         payload,
         date,
         meta: event.meta,
+        scopes,
     })
 }
 
@@ -170,6 +259,7 @@ mod tests {
             payload: None,
             date: None,
             meta: None,
+            scopes: None,
         }
     }
 
@@ -263,5 +353,54 @@ mod tests {
             ErrorCode::BadEvent
         );
         assert!(matches!(DateInput::read(raw("12")), Ok(DateInput::Millis(ms)) if ms == 12.0));
+    }
+
+    #[test]
+    fn reserved_channels_are_refused_but_for_the_relay_itself() {
+        let e = validate(publish("$x", "updated"), &LIMITS).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadChannel);
+        assert!(e.message.contains("reserved"), "{e}");
+        let limits = Limits {
+            max_channel_len: 64,
+        };
+        let e = validate(publish(REVALIDATE_CHANNEL, "revalidate"), &limits).unwrap_err();
+        assert!(e.message.contains("POST /revalidate"), "{e}");
+        assert!(
+            validate_on_any_channel(publish(REVALIDATE_CHANNEL, "revalidate"), &limits).is_ok()
+        );
+        assert!(check_subscription(REVALIDATE_CHANNEL, &limits).is_ok());
+        let e = check_subscription("$other", &limits).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadChannel);
+        assert!(e.message.contains("$revalidate"), "{e}");
+        assert!(check_subscription("a$", &limits).is_ok());
+    }
+
+    #[test]
+    fn event_scopes_are_checked() {
+        let scoped = |scopes: Vec<String>| {
+            validate(
+                Publish {
+                    scopes: Some(scopes.into_iter().map(Cow::Owned).collect()),
+                    ..publish("a", "x")
+                },
+                &LIMITS,
+            )
+        };
+        let ev = scoped(vec!["user:1".into(), "team:2".into()]).expect("valid");
+        assert_eq!(ev.scopes.map(|s| s.len()), Some(2));
+        assert_eq!(
+            scoped(vec![]).expect("valid").scopes,
+            None,
+            "empty: for all"
+        );
+        let e = scoped(vec!["a".into(), String::new()]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadEvent);
+        assert!(e.message.contains("`scopes`: scope 1 is empty"), "{e}");
+        let e = scoped(vec!["s".repeat(MAX_SCOPE_LEN + 1)]).unwrap_err();
+        assert!(e.message.contains("128"), "{e}");
+        assert!(scoped(vec!["s".repeat(MAX_SCOPE_LEN)]).is_ok());
+        let many = (0..=MAX_SCOPES).map(|i| i.to_string()).collect();
+        let e = scoped(many).unwrap_err();
+        assert!(e.message.contains("33 scopes"), "{e}");
     }
 }

@@ -5,12 +5,15 @@
 //! broker fills. The broker queues a `subscribed` answer itself, followed by any replayed events,
 //! so the answer always precedes the events it announces.
 
-use crate::broker::{Member, Request, Since};
-use crate::publish::{check_channel, validate};
+use crate::broker::{Member, Request, Scopes, Since};
+use crate::http::error_response;
+use crate::publish::{check_subscription, validate};
+use crate::query::Params;
 use crate::AppState;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
@@ -27,13 +30,27 @@ pub fn transport_limit(max_frame_bytes: usize) -> usize {
     max_frame_bytes.saturating_mul(4).max(1 << 20)
 }
 
-/// `GET /ws`: upgrades to WebSocket, selecting `wlp.v1` when the client offers it.
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+/// `GET /ws`: upgrades to WebSocket, selecting `wlp.v1` when the client offers it. The
+/// connection's scopes come from the `scopes` query parameter; malformed ones are answered
+/// `400` with a JSON error body instead of the upgrade.
+pub async fn upgrade(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    RawQuery(query): RawQuery,
+    State(state): State<Arc<AppState>>,
+) -> Response {
+    let scopes = match Params::parse(query.as_deref()).scopes() {
+        Ok(scopes) => scopes,
+        Err(e) => return error_response(e.code, &e.message),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
     let limit = transport_limit(state.config.max_frame_bytes);
     ws.protocols([SUBPROTOCOL])
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| run(socket, state))
+        .on_upgrade(move |socket| run(socket, state, scopes))
 }
 
 /// The socket is gone (closed, failed, or too slow to take a write).
@@ -47,9 +64,11 @@ struct Connection {
     write_timeout: Duration,
 }
 
-/// Serves one upgraded connection until it closes.
-pub async fn run(socket: WebSocket, state: Arc<AppState>) {
-    let member = state.broker.connect(state.config.outbound_queue);
+/// Serves one upgraded connection, holding `scopes`, until it closes.
+pub async fn run(socket: WebSocket, state: Arc<AppState>, scopes: Scopes) {
+    let member = state
+        .broker
+        .connect_scoped(state.config.outbound_queue, scopes);
     let write_timeout = state.config.ping_interval() * 2;
     let id = member.id;
     debug!(conn = id, "connection opened");
@@ -101,7 +120,7 @@ impl Connection {
                     return;
                 }
                 frame = self.member.rx.recv() => match frame {
-                    Some(frame) => self.send(frame).await,
+                    Some(frame) => self.send(frame.text).await,
                     None => return,
                 },
                 _ = ticker.tick() => self.send(Utf8Bytes::from(encode_ping())).await,
@@ -206,7 +225,7 @@ impl Connection {
     async fn flush_queue(&mut self) -> Result<(), Gone> {
         while !self.member.kick.is_kicked() {
             match self.member.rx.try_recv() {
-                Ok(frame) => self.send(frame).await?,
+                Ok(frame) => self.send(frame.text).await?,
                 Err(_) => break,
             }
         }
@@ -217,7 +236,7 @@ impl Connection {
         let limits = self.state.limits();
         let mut requests = Vec::with_capacity(channels.len());
         for entry in channels {
-            if let Err(e) = check_channel(&entry.channel, &limits) {
+            if let Err(e) = check_subscription(&entry.channel, &limits) {
                 return self.send_error(e.code, &e.message, None).await;
             }
             let since = match &entry.since {

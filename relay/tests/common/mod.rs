@@ -69,7 +69,21 @@ impl Relay {
     }
 
     pub async fn connect(&self, protocol: Option<&str>) -> (Client, Option<String>) {
-        let mut request = format!("ws://{}/ws", self.addr)
+        self.connect_at("/ws", protocol).await
+    }
+
+    /// Connects to `/ws?scopes=...` offering `wlp.v1` and reads `hello`.
+    pub async fn scoped_client(&self, scopes: &str) -> Client {
+        let (mut client, _) = self
+            .connect_at(&format!("/ws?scopes={scopes}"), Some("wlp.v1"))
+            .await;
+        client.recv_op("hello").await;
+        client
+    }
+
+    /// Connects to `path` (with its query) on the relay's WebSocket endpoint.
+    pub async fn connect_at(&self, path: &str, protocol: Option<&str>) -> (Client, Option<String>) {
+        let mut request = format!("ws://{}{path}", self.addr)
             .into_client_request()
             .expect("ws request");
         if let Some(protocol) = protocol {
@@ -87,9 +101,14 @@ impl Relay {
     }
 
     pub async fn post(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        self.post_to("/publish", body).await
+    }
+
+    /// Posts a JSON body to `path`; returns the status and the JSON answer.
+    pub async fn post_to(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let response = self
             .http
-            .post(self.url("/publish"))
+            .post(self.url(path))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -102,6 +121,36 @@ impl Relay {
 
     pub async fn publish(&self, event: Value) -> (u16, Value) {
         self.post(event.to_string()).await
+    }
+
+    /// `POST /revalidate` with this body.
+    pub async fn revalidate(&self, body: Value) -> (u16, Value) {
+        self.post_to("/revalidate", body.to_string()).await
+    }
+
+    /// A plain `GET`; returns the status and the JSON answer.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.expect("JSON answer");
+        (status, body)
+    }
+
+    /// Opens `GET /sse?{query}` and checks it is an event stream.
+    pub async fn sse(&self, query: &str) -> Sse {
+        self.sse_with(query, &[]).await
+    }
+
+    /// Opens `GET /sse?{query}` with extra headers and checks it is an event stream.
+    pub async fn sse_with(&self, query: &str, headers: &[(&str, &str)]) -> Sse {
+        let mut request = self.http.get(self.url(&format!("/sse?{query}")));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("GET /sse");
+        assert_eq!(response.status().as_u16(), 200, "GET /sse?{query}");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Sse::from_response(response)
     }
 
     pub async fn health(&self) -> Value {
@@ -223,6 +272,182 @@ impl Client {
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return frames,
                 Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// One Server-Sent Event as received: its fields (a block of lines ended by a blank line).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SseBlock {
+    pub id: Option<String>,
+    pub retry: Option<String>,
+    /// The `data:` lines, joined with `\n`.
+    pub data: Option<String>,
+    pub comments: Vec<String>,
+}
+
+impl SseBlock {
+    /// The frame in `data`, as JSON.
+    pub fn frame(&self) -> Value {
+        let data = self.data.as_deref().expect("a data field");
+        serde_json::from_str(data).expect("data is a JSON frame")
+    }
+}
+
+/// Parses complete SSE blocks off the front of `pending`.
+pub fn parse_blocks(pending: &mut String) -> Vec<SseBlock> {
+    let mut blocks = Vec::new();
+    while let Some(end) = pending.find("\n\n") {
+        let text: String = pending.drain(..end + 2).collect();
+        let mut block = SseBlock::default();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            if let Some(comment) = line.strip_prefix(':') {
+                block.comments.push(comment.trim_start().to_owned());
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+            match field {
+                "id" => block.id = Some(value),
+                "retry" => block.retry = Some(value),
+                "data" => {
+                    block.data = Some(match block.data.take() {
+                        Some(before) => format!("{before}\n{value}"),
+                        None => value,
+                    })
+                }
+                other => panic!("unexpected SSE field {other:?} in {text:?}"),
+            }
+        }
+        blocks.push(block);
+    }
+    blocks
+}
+
+/// A Server-Sent Events stream read chunk by chunk.
+pub struct Sse {
+    pub response: reqwest::Response,
+    pending: String,
+}
+
+impl Sse {
+    pub fn from_response(response: reqwest::Response) -> Sse {
+        Sse {
+            response,
+            pending: String::new(),
+        }
+    }
+
+    /// The next block, or `None` when nothing arrives within `wait` (panics when the stream ends).
+    pub async fn block_within(&mut self, wait: Duration) -> Option<SseBlock> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let mut one: String = self.pending.drain(..end + 2).collect();
+                return parse_blocks(&mut one).pop();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.response.chunk()).await {
+                Err(_) => return None,
+                Ok(Ok(Some(chunk))) => self
+                    .pending
+                    .push_str(std::str::from_utf8(&chunk).expect("UTF-8 stream")),
+                Ok(other) => panic!("the SSE stream ended: {other:?}"),
+            }
+        }
+    }
+
+    pub async fn block(&mut self) -> SseBlock {
+        self.block_within(PATIENCE)
+            .await
+            .expect("an SSE block in time")
+    }
+
+    /// The next frame that is not a `ping`, with its SSE `id`.
+    pub async fn recv(&mut self) -> (Option<String>, Value) {
+        loop {
+            let block = self.block().await;
+            let frame = block.frame();
+            if frame["op"] != "ping" {
+                return (block.id, frame);
+            }
+        }
+    }
+
+    pub async fn recv_op(&mut self, op: &str) -> (Option<String>, Value) {
+        let (id, frame) = self.recv().await;
+        assert_eq!(frame["op"], op, "{frame}");
+        (id, frame)
+    }
+
+    /// Reads the opening of a stream (`retry:`, `hello`, `subscribed`); returns the epoch and the
+    /// `subscribed` channels.
+    pub async fn opening(&mut self) -> (String, Value) {
+        let retry = self.block().await;
+        assert_eq!(
+            retry,
+            SseBlock {
+                retry: Some("1000".into()),
+                ..SseBlock::default()
+            }
+        );
+        let hello = self.block().await;
+        assert_eq!(hello.id, None);
+        let hello = hello.frame();
+        assert_eq!(hello["op"], "hello", "{hello}");
+        assert_eq!(hello["version"], 1);
+        let epoch = hello["epoch"].as_str().expect("epoch").to_owned();
+        let subscribed = self.block().await;
+        assert_eq!(subscribed.id, None);
+        let subscribed = subscribed.frame();
+        assert_eq!(subscribed["op"], "subscribed", "{subscribed}");
+        (epoch, subscribed["channels"].clone())
+    }
+
+    /// The next frame must be an `event` or a `skip` of `channel` with this seq and this `id`.
+    pub async fn expect(&mut self, op: &str, channel: &str, seq: u64, id: &str) -> Value {
+        let (got_id, frame) = self.recv().await;
+        assert_eq!(
+            (
+                frame["op"].as_str(),
+                frame["channel"].as_str(),
+                frame["seq"].as_u64()
+            ),
+            (Some(op), Some(channel), Some(seq)),
+            "{frame}"
+        );
+        assert_eq!(got_id.as_deref(), Some(id), "{frame}");
+        frame
+    }
+
+    pub async fn expect_silence(&mut self) {
+        if let Some(block) = self.block_within(QUIET).await {
+            assert!(
+                block.data.as_deref() == Some(r#"{"op":"ping"}"#),
+                "expected nothing, got {block:?}"
+            );
+        }
+    }
+
+    /// Reads until the relay ends the stream; returns the frames received before.
+    pub async fn until_closed(&mut self) -> Vec<Value> {
+        let mut frames = Vec::new();
+        loop {
+            match timeout(PATIENCE, self.response.chunk())
+                .await
+                .expect("the relay ends the stream")
+            {
+                Ok(Some(chunk)) => {
+                    self.pending
+                        .push_str(std::str::from_utf8(&chunk).expect("UTF-8 stream"));
+                    for block in parse_blocks(&mut self.pending) {
+                        if block.data.is_some() {
+                            frames.push(block.frame());
+                        }
+                    }
+                }
+                Ok(None) | Err(_) => return frames,
             }
         }
     }

@@ -1,0 +1,457 @@
+//! `GET /sse`: protocol v1's relay → client frames over Server-Sent Events, for a fixed set of
+//! channels given in the query (see *Server-Sent Events transport* in `docs/PROTOCOL.md`).
+//!
+//! The handler checks the query, registers the connection with the broker and subscribes it (the
+//! broker queues the `subscribed` answer and the replay atomically, as for a WebSocket `subscribe`),
+//! then spawns a task that owns the connection and writes the stream:
+//!
+//! ```text
+//! retry: 1000
+//!
+//! data: {"op":"hello",...}
+//!
+//! data: {"op":"subscribed","channels":[...]}
+//!
+//! id: <epoch>:<seq>,<seq>,...
+//! data: {"op":"event",...}
+//!
+//! : keepalive
+//! data: {"op":"ping"}
+//!
+//! ```
+//!
+//! Every `event` and `skip` frame carries as its `id` the connection's position vector over its
+//! channels, in the order of the query. A channel starts at the seq of its `subscribed` entry, or,
+//! for an entry that is recovered, at its `since` seq; each `event` or `skip` of the channel moves
+//! it to that frame's seq.
+//!
+//! The task ends, unregistering the connection, when the client goes away (the response body is
+//! dropped), when one write waits longer than two ping intervals, when the connection is closed as
+//! a slow consumer (after an `error` frame), or when the relay shuts down.
+
+use crate::broker::{Member, Outbound, Request, Since};
+use crate::http::error_response;
+use crate::publish::check_subscription;
+use crate::query::{bad_query, Params};
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
+use tracing::{debug, info};
+use wasm_live_provider::engine::frame::{
+    encode_error, encode_hello, encode_ping, excerpt, ErrorCode, FrameError,
+};
+
+/// The reconnect delay announced to plain `EventSource` clients (`retry:`), in milliseconds.
+pub const RETRY_MS: u64 = 1000;
+
+/// The header a reconnecting `EventSource` sends with the last `id` it received.
+pub const LAST_EVENT_ID: &str = "last-event-id";
+
+/// Frames written at most in one chunk of the response body.
+const BATCH_FRAMES: usize = 256;
+/// Bytes after which a chunk is sent without waiting for more frames.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// `GET /sse?channels=a,b&since=E:41,7&scopes=...`.
+pub async fn stream(
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    State(state): State<Arc<AppState>>,
+) -> Response {
+    match open(&state, query.as_deref(), &headers) {
+        Ok(response) => response,
+        Err(e) => error_response(e.code, &e.message),
+    }
+}
+
+/// Checks the request, registers and subscribes the connection, and starts its stream.
+fn open(
+    state: &Arc<AppState>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, FrameError> {
+    let params = Params::parse(query);
+    let channels = read_channels(state, &params)?;
+    let scopes = params.scopes()?;
+    let since = match params.text("since")?.filter(|s| !s.is_empty()) {
+        Some(text) => Some(
+            parse_since(&text, channels.len()).map_err(|e| bad_query(format!("`since` {e}")))?,
+        ),
+        None => match headers.get(LAST_EVENT_ID) {
+            None => None,
+            Some(value) => {
+                let text = value
+                    .to_str()
+                    .map_err(|_| bad_query("`Last-Event-ID` is not ASCII"))?
+                    .trim();
+                if text.is_empty() {
+                    None
+                } else {
+                    Some(
+                        parse_since(text, channels.len())
+                            .map_err(|e| bad_query(format!("`Last-Event-ID` {e}")))?,
+                    )
+                }
+            }
+        },
+    };
+
+    let requests: Vec<Request<'_>> = channels
+        .iter()
+        .enumerate()
+        .map(|(i, channel)| {
+            let since = match &since {
+                Some(position) => match position.seqs[i] {
+                    None => Since::Now,
+                    Some(seq) if position.epoch == state.epoch => Since::Seq(seq),
+                    Some(_) => Since::OtherEpoch,
+                },
+                None => Since::Now,
+            };
+            Request { channel, since }
+        })
+        .collect();
+
+    let member = state
+        .broker
+        .connect_scoped(state.config.outbound_queue, scopes);
+    let answer = state
+        .broker
+        .subscribe(member.id, &requests, state.config.max_channels)
+        .map_err(|e| FrameError::new(ErrorCode::TooManyChannels, e.to_string()))?;
+    // Where each channel starts: the `since` of a recovered entry (its replay follows), else the
+    // channel's seq at subscribing. (`answer` is empty when the replay did not fit the queue:
+    // the connection is then closed as a slow consumer before any event.)
+    let positions: Vec<u64> = requests
+        .iter()
+        .map(|request| {
+            let entry = answer.iter().find(|a| a.channel == request.channel);
+            match (entry, request.since) {
+                (Some(a), Since::Seq(seen)) if a.recovered == Some(true) => seen,
+                (Some(a), _) => a.seq,
+                (None, _) => 0,
+            }
+        })
+        .collect();
+    let index = channels
+        .iter()
+        .enumerate()
+        .map(|(i, channel)| (channel.clone(), i))
+        .collect();
+
+    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let connection = Connection {
+        state: Arc::clone(state),
+        member,
+        index,
+        positions,
+        tx,
+        write_timeout: state.config.ping_interval() * 2,
+    };
+    let id = connection.member.id;
+    debug!(
+        conn = id,
+        channels = channels.len(),
+        "SSE connection opened"
+    );
+    tokio::spawn(async move {
+        connection.serve().await;
+        debug!(conn = id, "SSE connection closed");
+    });
+
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|chunk| chunk.map(Ok::<Bytes, Infallible>))
+    }));
+    let headers = [
+        (CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+        (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (
+            axum::http::HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        ),
+    ];
+    Ok((headers, body).into_response())
+}
+
+/// The `channels` parameter: required, at most `--max-channels`, each a channel one may subscribe
+/// to, none twice.
+fn read_channels(state: &AppState, params: &Params<'_>) -> Result<Vec<String>, FrameError> {
+    let channels = params.list("channels")?.ok_or_else(|| {
+        bad_query(
+            "`channels` is required: the channels to listen to, comma-joined, each URL-encoded",
+        )
+    })?;
+    if channels.is_empty() {
+        return Err(FrameError::new(
+            ErrorCode::BadChannel,
+            "`channels` is empty: give at least one channel",
+        ));
+    }
+    let max = state.config.max_channels;
+    if channels.len() > max {
+        return Err(FrameError::new(
+            ErrorCode::TooManyChannels,
+            format!(
+                "`channels` lists {} channels, over the limit of {max} channels per connection",
+                channels.len()
+            ),
+        ));
+    }
+    let limits = state.limits();
+    let mut seen = HashSet::with_capacity(channels.len());
+    for (i, channel) in channels.iter().enumerate() {
+        check_subscription(channel, &limits)
+            .map_err(|e| FrameError::new(e.code, format!("`channels`: item {i}: {}", e.message)))?;
+        if !seen.insert(channel.as_str()) {
+            return Err(FrameError::new(
+                ErrorCode::BadChannel,
+                format!("`channels`: \"{}\" is listed twice", excerpt(channel)),
+            ));
+        }
+    }
+    Ok(channels)
+}
+
+/// A position vector, as in `since` and in the `id` of the frames.
+#[derive(Debug, PartialEq, Eq)]
+struct Positions {
+    epoch: String,
+    /// One per channel; `None` for an empty entry (no position).
+    seqs: Vec<Option<u64>>,
+}
+
+/// Reads `<epoch>:<seq>,<seq>,...` with one (possibly empty) entry per channel. The error
+/// completes "`since` …".
+fn parse_since(text: &str, channels: usize) -> Result<Positions, String> {
+    let Some((epoch, list)) = text.split_once(':') else {
+        return Err(format!(
+            "\"{}\" is not `<epoch>:<seq>,<seq>,...` (no `:`)",
+            excerpt(text)
+        ));
+    };
+    if epoch.is_empty() {
+        return Err(format!("\"{}\" has an empty epoch", excerpt(text)));
+    }
+    let entries: Vec<&str> = list.split(',').collect();
+    if entries.len() != channels {
+        return Err(format!(
+            "has {} positions for {channels} channels (one per channel, in order; empty for none)",
+            entries.len()
+        ));
+    }
+    let seqs = entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            if entry.is_empty() {
+                return Ok(None);
+            }
+            if !entry.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "position {i} (\"{}\") is not a seq",
+                    excerpt(entry)
+                ));
+            }
+            entry
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("position {i} (\"{}\") is too large", excerpt(entry)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Positions {
+        epoch: epoch.to_owned(),
+        seqs,
+    })
+}
+
+/// Appends one SSE event carrying `frame` (one `data:` line per line of it, though frames are
+/// compact JSON without newlines).
+fn push_data(buf: &mut String, frame: &str) {
+    if frame.contains(['\n', '\r']) {
+        for line in frame.split(['\n', '\r']).filter(|l| !l.is_empty()) {
+            buf.push_str("data: ");
+            buf.push_str(line);
+            buf.push('\n');
+        }
+    } else {
+        buf.push_str("data: ");
+        buf.push_str(frame);
+        buf.push('\n');
+    }
+    buf.push('\n');
+}
+
+/// The stream has no reader any more, or a write took too long.
+struct Gone;
+
+struct Connection {
+    state: Arc<AppState>,
+    member: Member,
+    /// Each channel's place in the query (and in the position vector).
+    index: HashMap<String, usize>,
+    /// The seq each channel is at, as sent to the client.
+    positions: Vec<u64>,
+    /// Chunks of the response body.
+    tx: mpsc::Sender<Bytes>,
+    write_timeout: Duration,
+}
+
+impl Connection {
+    async fn serve(mut self) {
+        let mut buf = format!("retry: {RETRY_MS}\n\n");
+        push_data(
+            &mut buf,
+            &encode_hello(&self.state.epoch, self.state.config.ping_ms),
+        );
+        // The `subscribed` answer and the replay are queued already.
+        self.drain(&mut buf);
+        if self.send(buf).await.is_err() {
+            return;
+        }
+        let ping_every = self.state.config.ping_interval();
+        let mut ticker = interval_at(Instant::now() + ping_every, ping_every);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut shutdown = self.state.shutdown.clone();
+        let kick = Arc::clone(&self.member.kick);
+        let tx = self.tx.clone();
+
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = kick.wait() => {
+                    info!(conn = self.member.id, "closing a slow SSE consumer");
+                    let message = format!(
+                        "the outbound queue ({} frames) is full: the connection is closed",
+                        self.state.config.outbound_queue
+                    );
+                    let mut buf = String::new();
+                    push_data(&mut buf, &encode_error(ErrorCode::SlowConsumer, &message, None));
+                    let _ = self.send(buf).await;
+                    return;
+                }
+                _ = shutdown.changed() => return,
+                _ = tx.closed() => return,
+                frame = self.member.rx.recv() => match frame {
+                    Some(frame) => {
+                        let mut buf = String::new();
+                        self.write(&mut buf, frame);
+                        self.drain(&mut buf);
+                        self.send(buf).await
+                    }
+                    None => return,
+                },
+                _ = ticker.tick() => {
+                    let mut buf = String::from(": keepalive\n");
+                    push_data(&mut buf, &encode_ping());
+                    self.send(buf).await
+                }
+            };
+            if step.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Appends what the broker has queued, up to a batch (nothing once the connection is being
+    /// closed as a slow consumer).
+    fn drain(&mut self, buf: &mut String) {
+        for _ in 0..BATCH_FRAMES {
+            if buf.len() >= BATCH_BYTES || self.member.kick.is_kicked() {
+                return;
+            }
+            match self.member.rx.try_recv() {
+                Ok(frame) => self.write(buf, frame),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Appends one frame; an `event` or a `skip` moves its channel's position and carries the
+    /// position vector as its `id`.
+    fn write(&mut self, buf: &mut String, frame: Outbound) {
+        if let Some((channel, seq)) = &frame.position {
+            if let Some(&i) = self.index.get(&**channel) {
+                self.positions[i] = *seq;
+                buf.push_str("id: ");
+                buf.push_str(&self.state.epoch);
+                buf.push(':');
+                for (n, position) in self.positions.iter().enumerate() {
+                    if n > 0 {
+                        buf.push(',');
+                    }
+                    let _ = write!(buf, "{position}");
+                }
+                buf.push('\n');
+            }
+        }
+        push_data(buf, frame.text.as_str());
+    }
+
+    async fn send(&mut self, chunk: String) -> Result<(), Gone> {
+        match timeout(self.write_timeout, self.tx.send(Bytes::from(chunk))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => {
+                debug!(conn = self.member.id, "the SSE client went away");
+                Err(Gone)
+            }
+            Err(_) => {
+                debug!(conn = self.member.id, "SSE write timed out");
+                Err(Gone)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_has_one_entry_per_channel() {
+        assert_eq!(
+            parse_since("e1:41,,7", 3),
+            Ok(Positions {
+                epoch: "e1".into(),
+                seqs: vec![Some(41), None, Some(7)]
+            })
+        );
+        assert_eq!(
+            parse_since("e1:", 1),
+            Ok(Positions {
+                epoch: "e1".into(),
+                seqs: vec![None]
+            })
+        );
+        assert!(parse_since("e1:1,2", 3)
+            .unwrap_err()
+            .contains("2 positions for 3"));
+        assert!(parse_since("e1", 1).unwrap_err().contains("no `:`"));
+        assert!(parse_since(":1", 1).unwrap_err().contains("empty epoch"));
+        assert!(parse_since("e:x", 1).unwrap_err().contains("not a seq"));
+        assert!(parse_since("e:+1", 1).unwrap_err().contains("not a seq"));
+        assert!(parse_since("e:99999999999999999999", 1)
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn frames_become_data_lines() {
+        let mut buf = String::new();
+        push_data(&mut buf, r#"{"op":"ping"}"#);
+        assert_eq!(buf, "data: {\"op\":\"ping\"}\n\n");
+        buf.clear();
+        push_data(&mut buf, "{\"a\":\n1}\r\n");
+        assert_eq!(buf, "data: {\"a\":\ndata: 1}\n\n");
+    }
+}
