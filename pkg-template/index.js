@@ -308,6 +308,19 @@ export function createLiveClient(options) {
   };
 }
 
+/** Adds what every provider shape shares: the client (for the adapters), `close`, state and revalidation. */
+function withClient(live, shape) {
+  return Object.defineProperties(shape, {
+    client: { value: live, enumerable: true },
+    close: { value: () => live.close(), enumerable: true },
+    onStateChange: { value: (listener) => live.onStateChange(listener), enumerable: true },
+    onRevalidate: { value: (listener) => live.onRevalidate(listener), enumerable: true },
+    state: { get: () => live.state, enumerable: true },
+    connection: { get: () => live.connection, enumerable: true },
+    stats: { get: () => live.stats, enumerable: true },
+  });
+}
+
 function subscriptionIds(params) {
   if (!params) return undefined;
   if (params.ids !== undefined && params.ids !== null) return params.ids;
@@ -324,12 +337,10 @@ function subscriptionIds(params) {
  */
 export function liveProvider(options) {
   const live = createLiveClient(options);
-  return {
+  return withClient(live, {
     subscribe({ channel, types, params, callback }) {
       return live.subscribe(channel, types ?? ["*"], subscriptionIds(params), callback);
     },
-    /** The underlying client, for the React and Vue adapters. */
-    client: live,
     unsubscribe(subscription) {
       live.unsubscribe(subscription);
     },
@@ -340,19 +351,7 @@ export function liveProvider(options) {
       sent.catch((error) => reportError(options.onError, error));
       return sent;
     },
-    close: () => live.close(),
-    onStateChange: (listener) => live.onStateChange(listener),
-    onRevalidate: (listener) => live.onRevalidate(listener),
-    get state() {
-      return live.state;
-    },
-    get connection() {
-      return live.connection;
-    },
-    get stats() {
-      return live.stats;
-    },
-  };
+  });
 }
 
 function toGinjouEvent(event) {
@@ -370,7 +369,7 @@ export function realtime(options) {
   const live = createLiveClient(options);
   const handles = new Map(); // key -> handle
   let next = 0;
-  return {
+  return withClient(live, {
     subscribe({ channel, actions, params, callback }) {
       const w = "realtime.subscribe";
       if (actions !== undefined && (!Array.isArray(actions) || actions.some((a) => typeof a !== "string"))) {
@@ -403,20 +402,7 @@ export function realtime(options) {
       sent.catch((error) => reportError(options.onError, error));
       return sent;
     },
-    client: live,
-    close: () => live.close(),
-    onStateChange: (listener) => live.onStateChange(listener),
-    onRevalidate: (listener) => live.onRevalidate(listener),
-    get state() {
-      return live.state;
-    },
-    get connection() {
-      return live.connection;
-    },
-    get stats() {
-      return live.stats;
-    },
-  };
+  });
 }
 
 /**
