@@ -629,5 +629,7 @@ pub(crate) fn describe(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
         .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
+        // Not `{:?}`: JsValue's Debug formats floats, which costs kilobytes of wasm.
+        .or_else(|| js_sys::JSON::stringify(e).ok().and_then(|s| s.as_string()))
+        .unwrap_or_else(|| "an error that is not an Error".to_owned())
 }

@@ -129,9 +129,11 @@ impl<'de> de::Deserialize<'de> for OneId {
 /// integral values without a fractional part.
 pub fn number_to_id(v: f64) -> RecordId {
     if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
-        format!("{}", v as i64)
+        (v as i64).to_string()
     } else {
-        format!("{v}")
+        // serde_json's shortest round-trip formatting (as JavaScript prints 2.5 or 0.1), which the
+        // crate carries anyway; `f64`'s own `Display` would add 14 KB of wasm.
+        serde_json::Number::from_f64(v).map_or_else(|| "NaN".to_owned(), |n| n.to_string())
     }
 }
 
