@@ -61,6 +61,7 @@ test("the packed package works in a fresh Vite app, called the way Refine calls 
   assert.deepEqual(r.list, ["created:9", "updated:3", "updated:2", "deleted:6,7"]);
   assert.deepEqual(r.one2, ["created:9", "updated:2"], "useOne(2) gets created and its own update only");
   assert.deepEqual(r.many, ["created:9", "deleted:6,7"], "useMany(5,6) matches string ids");
+  assert.deepEqual(r.v4, r.one2, "Refine v4's option shape filters the same way");
   assert.equal(r.removed, 0, "an unsubscribed callback gets nothing");
   assert.equal(r.dateIsDate, true);
   assert.deepEqual(r.meta, { dataProviderName: "default" });

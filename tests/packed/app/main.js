@@ -28,7 +28,7 @@ window.runScenario = async () => {
   const viewer = liveProvider({ url });
   report.stateBeforeLoad = viewer.state;
 
-  const seen = { list: [], one2: [], many: [], removed: [] };
+  const seen = { list: [], one2: [], many: [], removed: [], v4: [] };
   // useList: no ids.
   const list = viewer.subscribe({
     channel,
@@ -49,6 +49,14 @@ window.runScenario = async () => {
     types: ["*"],
     params: { resource: "posts", ids: ["5", "6"], subscriptionType: "useMany" },
     callback: (e) => seen.many.push(e),
+  });
+  // Refine v4's option shape: `dataProviderName` beside the options, `metaData` in params.
+  const v4 = viewer.subscribe({
+    channel,
+    types: ["*"],
+    params: { ids: [2], id: 2, metaData: {}, subscriptionType: "useOne" },
+    callback: (e) => seen.v4.push(e),
+    dataProviderName: "default",
   });
   const removed = viewer.subscribe({ channel, types: ["*"], callback: (e) => seen.removed.push(e) });
   report.handleIsFunction = typeof list === "function";
@@ -73,6 +81,8 @@ window.runScenario = async () => {
   report.list = kinds(seen.list);
   report.one2 = kinds(seen.one2);
   report.many = kinds(seen.many);
+  report.v4 = kinds(seen.v4);
+  viewer.unsubscribe(v4);
   report.removed = seen.removed.length;
   report.dateIsDate = seen.list.every((e) => e.date instanceof Date);
   report.meta = seen.list[0].meta;
