@@ -5,7 +5,7 @@
 //! may therefore subscribe, unsubscribe, publish or close without tripping over a borrow.
 
 use super::http::post_publish;
-use super::js::{console_error, live_event, now_ms, random_seed, resync_event};
+use super::js::{console_error, event_from_frame, live_event, now_ms, random_seed, resync_event};
 use super::page::{is_online, is_visible, PageEvent, PageWatcher};
 use super::socket::{Socket, SocketEvent};
 use super::stream::{Stream, StreamEvent};
@@ -76,6 +76,8 @@ struct Shell {
     on_error: Option<Function>,
     on_state: Option<Function>,
     calls: Vec<Call>,
+    /// The frame being handled, as the JS string it arrived as (see `eventFromFrame`).
+    frame: Option<JsValue>,
     me: Weak<RefCell<Shell>>,
 }
 
@@ -154,6 +156,7 @@ impl LiveClient {
                 on_error,
                 on_state,
                 calls: Vec::new(),
+                frame: None,
                 me: me.clone(),
             })
         });
@@ -285,7 +288,10 @@ impl Shell {
             let now = now_ms();
             match event {
                 SocketEvent::Open => sh.session.handle_open(now),
-                SocketEvent::Text(text) => sh.session.handle_text(now, &text),
+                SocketEvent::Text { text, raw } => {
+                    sh.frame = Some(raw);
+                    sh.session.handle_text(now, &text);
+                }
                 SocketEvent::Binary => sh
                     .report("the relay sent a binary frame, which protocol v1 does not use".into()),
                 SocketEvent::Closed { code, reason } => {
@@ -306,8 +312,11 @@ impl Shell {
             let now = now_ms();
             match event {
                 StreamEvent::Open => sh.session.handle_open(now),
-                StreamEvent::Message { kind, data } => match sh.igniter.as_mut() {
-                    None => sh.session.handle_text(now, &data),
+                StreamEvent::Message { kind, data, raw } => match sh.igniter.as_mut() {
+                    None => {
+                        sh.frame = Some(raw);
+                        sh.session.handle_text(now, &data);
+                    }
                     Some(translator) => match translator.translate(&kind, &data, parse_date) {
                         Ok(frames) => {
                             for frame in frames {
@@ -381,6 +390,18 @@ impl Shell {
                     }
                 }
                 Output::Disconnect => self.socket = None,
+                // One frame yields at most one delivery: when it came from the network as is, the
+                // event object is built from its JS string.
+                Output::Deliver { subs, .. } if self.frame.is_some() => {
+                    let frame = self.frame.take().unwrap_or_default();
+                    match event_from_frame(&frame) {
+                        Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
+                        Err(e) => self.report(format!(
+                            "could not build the event object: {}",
+                            describe(&e)
+                        )),
+                    }
+                }
                 Output::Deliver { subs, event } => {
                     match live_event(
                         &event.channel,
@@ -430,6 +451,7 @@ impl Shell {
                 Output::Problem(message) => self.report(message),
             }
         }
+        self.frame = None;
         let deadline = self.session.poll_timeout();
         if let Some(timer) = self.timer.as_mut() {
             timer.set(deadline, now_ms());

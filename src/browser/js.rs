@@ -9,6 +9,12 @@ export function liveEvent(channel, type, payload, date, meta) {
   if (meta !== undefined) event.meta = JSON.parse(meta);
   return event;
 }
+export function eventFromFrame(frame) {
+  const f = JSON.parse(frame);
+  const event = { channel: f.channel, type: f.type, payload: f.payload, date: new Date(f.date) };
+  if (f.meta !== undefined) event.meta = f.meta;
+  return event;
+}
 export function resyncEvent(channel, reason) {
   return { channel, type: "$resync", payload: {}, date: new Date(), meta: { resync: true, reason } };
 }
@@ -24,6 +30,11 @@ extern "C" {
         date: f64,
         meta: Option<String>,
     ) -> Result<JsValue, JsValue>;
+
+    /// Builds the `LiveEvent` from the `event` frame's text as it arrived from the network: one
+    /// `JSON.parse` per event, and no string copied back out of wasm.
+    #[wasm_bindgen(js_name = eventFromFrame, catch)]
+    pub fn event_from_frame(frame: &JsValue) -> Result<JsValue, JsValue>;
 
     /// The event handed to subscriptions whose channel could not be replayed (they should refetch).
     #[wasm_bindgen(js_name = resyncEvent)]

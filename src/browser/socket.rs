@@ -10,7 +10,12 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 /// What a socket reports.
 pub enum SocketEvent {
     Open,
-    Text(String),
+    /// A text frame, as a Rust string for the session and as the JS string it arrived as (so that
+    /// the event handed to callbacks is built from it with one `JSON.parse`).
+    Text {
+        text: String,
+        raw: JsValue,
+    },
     /// A binary frame: not part of protocol v1.
     Binary,
     Closed {
@@ -36,8 +41,9 @@ impl Socket {
         let on_open = Closure::<dyn FnMut()>::new(move || handler(SocketEvent::Open));
         let handler = on_event.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            match e.data().as_string() {
-                Some(text) => handler(SocketEvent::Text(text)),
+            let raw = e.data();
+            match raw.as_string() {
+                Some(text) => handler(SocketEvent::Text { text, raw }),
                 None => handler(SocketEvent::Binary),
             }
         });

@@ -13,6 +13,8 @@ pub enum StreamEvent {
     Message {
         kind: String,
         data: String,
+        /// `data` as the JS string it arrived as.
+        raw: JsValue,
     },
     /// The stream failed or was closed by the server.
     Failed,
@@ -50,13 +52,14 @@ impl Stream {
             let handler = on_event.clone();
             let name = kind.to_owned();
             stream.listen(kind, move |e: Event| {
-                if let Some(data) = e
-                    .dyn_ref::<MessageEvent>()
-                    .and_then(|m| m.data().as_string())
-                {
+                let Some(raw) = e.dyn_ref::<MessageEvent>().map(MessageEvent::data) else {
+                    return;
+                };
+                if let Some(data) = raw.as_string() {
                     handler(StreamEvent::Message {
                         kind: name.clone(),
                         data,
+                        raw,
                     });
                 }
             })?;

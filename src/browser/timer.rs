@@ -20,10 +20,15 @@ impl Timer {
         }
     }
 
-    /// Makes the timer fire at `deadline` (or never, with `None`), replacing any earlier arming.
+    /// Makes the timer fire by `deadline` (`None`: no deadline). A timer already armed for an
+    /// earlier time is kept: waking early is harmless (the session finds nothing due and the shell
+    /// arms again), while re-arming on every frame — each one pushes the liveness deadline — would
+    /// cost a `clearTimeout` and a `setTimeout` per message.
     pub fn set(&mut self, deadline: Option<u64>, now: u64) {
-        if deadline == self.deadline && (deadline.is_none() || self.handle.is_some()) {
-            return;
+        match (self.deadline, deadline) {
+            (Some(armed), Some(wanted)) if armed <= wanted && self.handle.is_some() => return,
+            (_, None) => return,
+            _ => {}
         }
         self.cancel();
         if let Some(at) = deadline {
