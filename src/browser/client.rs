@@ -454,7 +454,7 @@ impl Shell {
         self.frame = None;
         let deadline = self.session.poll_timeout();
         if let Some(timer) = self.timer.as_mut() {
-            timer.set(deadline, now_ms());
+            timer.set(deadline, now_ms);
         }
     }
 

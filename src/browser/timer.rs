@@ -24,7 +24,7 @@ impl Timer {
     /// earlier time is kept: waking early is harmless (the session finds nothing due and the shell
     /// arms again), while re-arming on every frame — each one pushes the liveness deadline — would
     /// cost a `clearTimeout` and a `setTimeout` per message.
-    pub fn set(&mut self, deadline: Option<u64>, now: u64) {
+    pub fn set(&mut self, deadline: Option<u64>, now: impl FnOnce() -> u64) {
         match (self.deadline, deadline) {
             (Some(armed), Some(wanted)) if armed <= wanted && self.handle.is_some() => return,
             (_, None) => return,
@@ -32,7 +32,7 @@ impl Timer {
         }
         self.cancel();
         if let Some(at) = deadline {
-            let ms = at.saturating_sub(now) as f64;
+            let ms = at.saturating_sub(now()) as f64;
             self.handle = Some(set_timeout(self.closure.as_ref().unchecked_ref(), ms));
             self.deadline = Some(at);
         }
