@@ -7,7 +7,7 @@ SHELL := /bin/bash
 DEMO_ADDR ?= 127.0.0.1:8787
 SAY = @printf '\033[1m[make]\033[0m %s\n'
 
-.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-browser test-packed test-types test-e2e test-igniter clean
+.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-browser test-packed test-types test-e2e test-igniter test-bench clean
 
 setup:
 	$(SAY) "checking the toolchain (installs only what is missing)"
@@ -59,11 +59,15 @@ test-e2e: www relay
 	$(SAY) "end to end: the demo in two headless Chromium contexts (Playwright)"
 	@node --test tests/e2e/
 
+test-bench: pkg relay
+	$(SAY) "benchmark smoke runs (seconds each; the full runs are in bench/README.md)"
+	@bash bench/smoke.sh
+
 test-igniter:
 	$(SAY) "the Igniter.js test server's wire format (tests/igniter)"
 	@IGNITER_SKIP_KEEPALIVE=1 node --test tests/igniter/
 
-test: setup-browsers lint test-native pkg test-types test-igniter test-browser test-packed test-e2e
+test: setup-browsers lint test-native pkg test-types test-igniter test-browser test-packed test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:

@@ -94,6 +94,11 @@ where
         shutdown.await;
         let _ = stop.send(true);
     };
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        // Small frames must leave at once: no Nagle delay behind an unacknowledged segment.
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await;
