@@ -10,19 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Publishes `n` events on `channel` over HTTP; returns the last seq.
-async fn publish_n(relay: &Relay, channel: &str, n: u64) -> u64 {
-    let mut last = 0;
-    for _ in 0..n {
-        let (status, body) = relay
-            .publish(json!({ "channel": channel, "type": "updated", "payload": { "ids": [1] } }))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        last = body["seq"].as_u64().expect("seq");
-    }
-    last
-}
-
 /// A connected client and the relay's epoch from its `hello`.
 async fn connect(relay: &Relay) -> (Client, String) {
     let (client, hello) = relay.client_with_hello().await;
@@ -57,7 +44,7 @@ async fn expect_events(client: &mut Client, channel: &str, seqs: impl IntoIterat
 #[tokio::test]
 async fn a_client_resuming_within_the_history_gets_the_missed_events_before_live_ones() {
     let relay = Relay::default().await;
-    assert_eq!(publish_n(&relay, "c", 5).await, 5);
+    assert_eq!(relay.publish_n("c", 5).await, 5);
     let (mut client, epoch) = connect(&relay).await;
 
     let subscribed = subscribe(
@@ -84,7 +71,7 @@ async fn a_client_resuming_within_the_history_gets_the_missed_events_before_live
     expect_events(&mut client, "c", 4..=5).await;
     client.expect_silence().await;
 
-    assert_eq!(publish_n(&relay, "c", 1).await, 6);
+    assert_eq!(relay.publish_n("c", 1).await, 6);
     expect_events(&mut client, "c", [6]).await;
     client.expect_silence().await;
     relay.stop().await;
@@ -93,7 +80,7 @@ async fn a_client_resuming_within_the_history_gets_the_missed_events_before_live
 #[tokio::test]
 async fn another_epoch_is_not_recovered_and_nothing_is_replayed() {
     let relay = Relay::default().await;
-    publish_n(&relay, "c", 5).await;
+    relay.publish_n("c", 5).await;
     let (mut client, epoch) = connect(&relay).await;
     let subscribed = subscribe(&mut client, json!([since("c", "0123456789abcdef", 2)])).await;
     assert_ne!(epoch, "0123456789abcdef");
@@ -102,7 +89,7 @@ async fn another_epoch_is_not_recovered_and_nothing_is_replayed() {
         json!([{ "channel": "c", "seq": 5, "recovered": false }])
     );
     client.expect_silence().await;
-    publish_n(&relay, "c", 1).await;
+    relay.publish_n("c", 1).await;
     expect_events(&mut client, "c", [6]).await;
     relay.stop().await;
 }
@@ -114,7 +101,7 @@ async fn a_position_beyond_the_kept_history_or_in_the_future_is_not_recovered() 
         ..Config::default()
     })
     .await;
-    publish_n(&relay, "c", 5).await;
+    relay.publish_n("c", 5).await;
     assert_eq!(relay.health().await["history_events"], 2);
 
     let (mut gone, epoch) = connect(&relay).await;
@@ -154,7 +141,7 @@ async fn a_position_beyond_the_kept_history_or_in_the_future_is_not_recovered() 
 #[tokio::test]
 async fn an_up_to_date_client_is_recovered_with_nothing_to_replay() {
     let relay = Relay::default().await;
-    publish_n(&relay, "c", 5).await;
+    relay.publish_n("c", 5).await;
     let (mut client, epoch) = connect(&relay).await;
     let subscribed = subscribe(
         &mut client,
@@ -169,7 +156,7 @@ async fn an_up_to_date_client_is_recovered_with_nothing_to_replay() {
         ])
     );
     client.expect_silence().await;
-    publish_n(&relay, "c", 1).await;
+    relay.publish_n("c", 1).await;
     expect_events(&mut client, "c", [6]).await;
 
     // Resubscribing a channel already subscribed answers it again (and replays as asked; the
@@ -191,7 +178,7 @@ async fn without_history_only_an_up_to_date_client_is_recovered() {
         ..Config::default()
     })
     .await;
-    publish_n(&relay, "c", 5).await;
+    relay.publish_n("c", 5).await;
     assert_eq!(relay.health().await["history_events"], 0);
     let (mut client, epoch) = connect(&relay).await;
     for seen in [0, 1, 4] {
@@ -208,7 +195,7 @@ async fn without_history_only_an_up_to_date_client_is_recovered() {
         json!([{ "channel": "c", "seq": 5, "recovered": true }])
     );
     client.expect_silence().await;
-    publish_n(&relay, "c", 1).await;
+    relay.publish_n("c", 1).await;
     expect_events(&mut client, "c", [6]).await;
     relay.stop().await;
 }
@@ -220,7 +207,7 @@ async fn expired_events_are_not_replayed() {
         ..Config::default()
     })
     .await;
-    publish_n(&relay, "c", 3).await;
+    relay.publish_n("c", 3).await;
     let (mut early, epoch) = connect(&relay).await;
     let subscribed = subscribe(&mut early, json!([since("c", &epoch, 1)])).await;
     assert_eq!(
@@ -264,7 +251,7 @@ async fn a_replay_larger_than_the_outbound_queue_closes_the_connection_as_a_slow
         ..Config::default()
     })
     .await;
-    publish_n(&relay, "c", 10).await;
+    relay.publish_n("c", 10).await;
     let (mut client, epoch) = connect(&relay).await;
     client
         .send_json(json!({ "op": "subscribe", "channels": [since("c", &epoch, 0)] }))
@@ -445,7 +432,7 @@ async fn resuming_while_events_are_published_misses_and_repeats_nothing() {
         let (relay, stop, published) = (relay.clone(), stop.clone(), published.clone());
         async move {
             while !stop.load(Ordering::Relaxed) {
-                let seq = publish_n(&relay, "race", 1).await;
+                let seq = relay.publish_n("race", 1).await;
                 published.store(seq, Ordering::Relaxed);
             }
         }

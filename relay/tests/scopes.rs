@@ -22,13 +22,6 @@ async fn expect(client: &mut Client, op: &str, channel: &str, seq: u64) -> Value
     frame
 }
 
-async fn epoch_of(relay: &Relay) -> String {
-    relay.health().await["epoch"]
-        .as_str()
-        .expect("epoch")
-        .to_owned()
-}
-
 #[tokio::test]
 async fn a_scoped_event_reaches_its_scopes_and_is_a_skip_for_everyone_else() {
     let relay = Relay::default().await;
@@ -129,7 +122,7 @@ async fn replays_honour_the_scopes_of_the_resuming_connection() {
     relay
         .publish(json!({ "channel": "c", "type": "t", "scopes": ["user:2"] }))
         .await;
-    let epoch = epoch_of(&relay).await;
+    let epoch = relay.epoch().await;
 
     let mut ws = relay.scoped_client("user:2").await;
     ws.send_json(json!({ "op": "subscribe", "channels": [

@@ -8,30 +8,10 @@ use common::{Relay, PATIENCE};
 use live_relay::Config;
 use serde_json::{json, Value};
 
-/// Publishes `n` events on `channel` over HTTP; returns the last seq.
-async fn publish_n(relay: &Relay, channel: &str, n: u64) -> u64 {
-    let mut last = 0;
-    for _ in 0..n {
-        let (status, body) = relay
-            .publish(json!({ "channel": channel, "type": "updated", "payload": { "ids": [1] } }))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        last = body["seq"].as_u64().expect("seq");
-    }
-    last
-}
-
-async fn epoch_of(relay: &Relay) -> String {
-    relay.health().await["epoch"]
-        .as_str()
-        .expect("epoch")
-        .to_owned()
-}
-
 #[tokio::test]
 async fn the_stream_has_its_headers_then_retry_hello_subscribed_and_events_with_position_ids() {
     let relay = Relay::default().await;
-    publish_n(&relay, "b", 2).await;
+    relay.publish_n("b", 2).await;
     let response = relay
         .http
         .get(relay.url("/sse?channels=a,b,x%2Cy"))
@@ -48,7 +28,7 @@ async fn the_stream_has_its_headers_then_retry_hello_subscribed_and_events_with_
     let mut sse = common::Sse::from_response(response);
 
     let (epoch, subscribed) = sse.opening().await;
-    assert_eq!(epoch, epoch_of(&relay).await);
+    assert_eq!(epoch, relay.epoch().await);
     assert_eq!(
         subscribed,
         json!([
@@ -68,12 +48,12 @@ async fn the_stream_has_its_headers_then_retry_hello_subscribed_and_events_with_
         json!({ "op": "event", "channel": "a", "seq": 1, "type": "created",
                 "payload": { "ids": [7] }, "date": 5.0 })
     );
-    publish_n(&relay, "b", 1).await;
+    relay.publish_n("b", 1).await;
     sse.expect("event", "b", 3, &format!("{epoch}:1,3,0")).await;
-    publish_n(&relay, "x,y", 1).await;
+    relay.publish_n("x,y", 1).await;
     sse.expect("event", "x,y", 1, &format!("{epoch}:1,3,1"))
         .await;
-    publish_n(&relay, "elsewhere", 1).await;
+    relay.publish_n("elsewhere", 1).await;
     sse.expect_silence().await;
 
     let health = relay.health().await;
@@ -89,9 +69,9 @@ async fn the_stream_has_its_headers_then_retry_hello_subscribed_and_events_with_
 #[tokio::test]
 async fn since_resumes_with_a_replay_and_ids_start_at_the_resumed_position() {
     let relay = Relay::default().await;
-    publish_n(&relay, "a", 3).await;
-    publish_n(&relay, "b", 1).await;
-    let epoch = epoch_of(&relay).await;
+    relay.publish_n("a", 3).await;
+    relay.publish_n("b", 1).await;
+    let epoch = relay.epoch().await;
 
     // `a` resumes after 1, `b` is new, `c` is up to date.
     let mut sse = relay
@@ -108,7 +88,7 @@ async fn since_resumes_with_a_replay_and_ids_start_at_the_resumed_position() {
     );
     sse.expect("event", "a", 2, &format!("{epoch}:2,1,0")).await;
     sse.expect("event", "a", 3, &format!("{epoch}:3,1,0")).await;
-    publish_n(&relay, "b", 1).await;
+    relay.publish_n("b", 1).await;
     sse.expect("event", "b", 2, &format!("{epoch}:3,2,0")).await;
     drop(sse);
 
@@ -124,8 +104,8 @@ async fn since_resumes_with_a_replay_and_ids_start_at_the_resumed_position() {
 #[tokio::test]
 async fn last_event_id_resumes_like_since_and_the_query_wins() {
     let relay = Relay::default().await;
-    publish_n(&relay, "a", 3).await;
-    let epoch = epoch_of(&relay).await;
+    relay.publish_n("a", 3).await;
+    let epoch = relay.epoch().await;
 
     let last_id = format!("{epoch}:2,0");
     let mut sse = relay
@@ -165,9 +145,9 @@ async fn another_epoch_or_a_lost_position_is_not_recovered() {
         ..Config::default()
     })
     .await;
-    publish_n(&relay, "a", 4).await;
-    publish_n(&relay, "b", 1).await;
-    let epoch = epoch_of(&relay).await;
+    relay.publish_n("a", 4).await;
+    relay.publish_n("b", 1).await;
+    let epoch = relay.epoch().await;
 
     let mut sse = relay.sse("channels=a,b&since=old-epoch:4,1").await;
     let (_, subscribed) = sse.opening().await;
@@ -179,7 +159,7 @@ async fn another_epoch_or_a_lost_position_is_not_recovered() {
         ])
     );
     sse.expect_silence().await;
-    publish_n(&relay, "a", 1).await;
+    relay.publish_n("a", 1).await;
     sse.expect("event", "a", 5, &format!("{epoch}:5,1")).await;
     drop(sse);
 
@@ -203,7 +183,7 @@ async fn bad_requests_are_refused_with_json_errors() {
         ..Config::default()
     })
     .await;
-    let epoch = epoch_of(&relay).await;
+    let epoch = relay.epoch().await;
     let long = "c".repeat(17);
     let cases: Vec<(String, &str, &str)> = vec![
         (String::new(), "bad_frame", "`channels` is required"),
@@ -323,8 +303,8 @@ async fn a_slow_sse_consumer_is_told_and_closed_and_shutdown_ends_streams() {
         ..Config::default()
     })
     .await;
-    publish_n(&relay, "a", 10).await;
-    let epoch = epoch_of(&relay).await;
+    relay.publish_n("a", 10).await;
+    let epoch = relay.epoch().await;
     // A replay of 10 events does not fit in a queue of 4.
     let mut sse = relay.sse(&format!("channels=a&since={epoch}:0")).await;
     let frames = sse.until_closed().await;

@@ -153,6 +153,27 @@ impl Relay {
         Sse::from_response(response)
     }
 
+    /// Publishes `n` events on `channel` over HTTP; returns the last seq.
+    pub async fn publish_n(&self, channel: &str, n: u64) -> u64 {
+        let mut last = 0;
+        for _ in 0..n {
+            let (status, body) = self
+                .publish(serde_json::json!({ "channel": channel, "type": "updated", "payload": { "ids": [1] } }))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            last = body["seq"].as_u64().expect("seq");
+        }
+        last
+    }
+
+    /// The relay's epoch, from `/healthz`.
+    pub async fn epoch(&self) -> String {
+        self.health().await["epoch"]
+            .as_str()
+            .expect("epoch")
+            .to_owned()
+    }
+
     pub async fn health(&self) -> Value {
         let response = self
             .http
