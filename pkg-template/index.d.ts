@@ -143,11 +143,8 @@ export interface LiveSubscribeOptions {
   meta?: Record<string, any> & { dataProviderName?: string };
 }
 
-/** Refine's `LiveProvider` shape, plus `close` and `state`. */
-export interface WasmLiveProvider {
-  subscribe(options: LiveSubscribeOptions): SubscriptionHandle;
-  unsubscribe(subscription: SubscriptionHandle): void;
-  publish(event: LiveEvent): Promise<{ seq: number }>;
+/** What every provider shape shares with the client it wraps. */
+export interface ProviderExtras {
   close(): void;
   readonly state: ConnectionStateName;
   readonly connection: ConnectionStateChange;
@@ -156,6 +153,13 @@ export interface WasmLiveProvider {
   readonly stats: LiveStats;
   /** The underlying client (what the React and Vue adapters use). */
   readonly client: LiveClient;
+}
+
+/** Refine's `LiveProvider` shape, plus the shared extras. */
+export interface WasmLiveProvider extends ProviderExtras {
+  subscribe(options: LiveSubscribeOptions): SubscriptionHandle;
+  unsubscribe(subscription: SubscriptionHandle): void;
+  publish(event: LiveEvent): Promise<{ seq: number }>;
 }
 
 export function liveProvider(options: LiveProviderOptions): WasmLiveProvider;
@@ -192,19 +196,12 @@ export interface UnsubscribeKey {
   toString(): string;
 }
 
-/** Ginjou's `Realtime` shape, plus `close`, `state` and friends. */
-export interface WasmRealtime {
+/** Ginjou's `Realtime` shape, plus the shared extras. */
+export interface WasmRealtime extends ProviderExtras {
   subscribe(props: RealtimeSubscribeProps): UnsubscribeKey;
   /** Accepts the key or its string form. */
   unsubscribe(key: UnsubscribeKey | string): void;
   publish(event: { channel: string; action: string; payload?: unknown; date?: Date | string | number; meta?: Record<string, unknown> }): Promise<{ seq: number }>;
-  close(): void;
-  readonly state: ConnectionStateName;
-  readonly connection: ConnectionStateChange;
-  onStateChange(listener: (change: ConnectionStateChange) => void): () => void;
-  onRevalidate(listener: RevalidateListener): () => void;
-  readonly stats: LiveStats;
-  readonly client: LiveClient;
 }
 
 export function realtime(options: LiveProviderOptions): WasmRealtime;
