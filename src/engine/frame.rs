@@ -29,6 +29,16 @@ pub enum ErrorCode {
     TooManyChannels,
     /// The connection could not keep up and is being closed.
     SlowConsumer,
+    /// No token, or a token that is malformed, forged, expired, not yet valid or for another
+    /// audience or issuer (authentication on). On WebSocket the relay then closes the connection
+    /// with [`CLOSE_UNAUTHORIZED`].
+    Unauthorized,
+    /// A valid token that does not allow this channel (subscribe) or this publish.
+    Forbidden,
+    /// Over a rate limit (publishes per second of a connection or an API key).
+    RateLimited,
+    /// Over the relay's limit of connections from one IP address.
+    TooManyConnections,
 }
 
 impl ErrorCode {
@@ -40,6 +50,10 @@ impl ErrorCode {
             ErrorCode::BadEvent => "bad_event",
             ErrorCode::TooManyChannels => "too_many_channels",
             ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyConnections => "too_many_connections",
         }
     }
 }
@@ -164,6 +178,11 @@ pub struct Publish<'a> {
     pub scopes: Option<Vec<Cow<'a, str>>>,
 }
 
+/// The WebSocket close code of a connection refused or ended for its token: none was sent in time,
+/// it was invalid, or it expired without a refresh. The client gets a new token and reconnects,
+/// resuming every channel from its position (nothing is lost).
+pub const CLOSE_UNAUTHORIZED: u16 = 4001;
+
 /// The reserved channel revalidations travel on.
 pub const REVALIDATE_CHANNEL: &str = "$revalidate";
 /// The event type of revalidations.
@@ -172,9 +191,21 @@ pub const REVALIDATE_TYPE: &str = "revalidate";
 /// Frames a client sends.
 #[derive(Debug, Clone)]
 pub enum ClientFrame<'a> {
-    Subscribe { channels: Vec<ChannelEntry<'a>> },
-    Unsubscribe { channels: Vec<ChannelEntry<'a>> },
-    Publish { id: u64, event: Publish<'a> },
+    Subscribe {
+        channels: Vec<ChannelEntry<'a>>,
+    },
+    Unsubscribe {
+        channels: Vec<ChannelEntry<'a>>,
+    },
+    Publish {
+        id: u64,
+        event: Publish<'a>,
+    },
+    /// The connection's token: the first frame when the relay requires authentication, sent again
+    /// before it expires to refresh it in-band.
+    Auth {
+        token: Cow<'a, str>,
+    },
     Ping,
     Pong,
 }
@@ -212,10 +243,18 @@ pub enum ServerFrame<'a> {
         id: u64,
         seq: u64,
     },
+    /// The token of the last `auth` frame was accepted: it expires in `ttl_ms` milliseconds (the
+    /// client refreshes before then, without trusting its own clock).
+    Authed {
+        sub: Option<Cow<'a, str>>,
+        ttl_ms: u64,
+    },
     Error {
         code: Cow<'a, str>,
         message: Cow<'a, str>,
         id: Option<u64>,
+        /// The channel a `forbidden` subscription was refused on.
+        channel: Option<Cow<'a, str>>,
     },
     Ping,
     Pong,
@@ -256,6 +295,12 @@ struct Envelope<'a> {
     code: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     message: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    token: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sub: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ttl_ms: Option<u64>,
 }
 
 fn envelope(text: &str) -> Result<Envelope<'_>, FrameError> {
@@ -315,6 +360,9 @@ pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
                 },
             }
         }
+        "auth" => ClientFrame::Auth {
+            token: required(e.token, op, "token")?,
+        },
         "ping" => ClientFrame::Ping,
         "pong" => ClientFrame::Pong,
         other => return Err(FrameError::bad(format!("unknown op `{other}`"))),
@@ -369,6 +417,11 @@ pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
             code: required(e.code, op, "code")?,
             message: required(e.message, op, "message")?,
             id: e.id,
+            channel: e.channel,
+        },
+        "authed" => ServerFrame::Authed {
+            sub: e.sub,
+            ttl_ms: required(e.ttl_ms, op, "ttl_ms")?,
         },
         "ping" => ServerFrame::Ping,
         "pong" => ServerFrame::Pong,
@@ -454,6 +507,22 @@ struct ErrorOut<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AuthOut<'a> {
+    op: &'static str,
+    token: &'a str,
+}
+
+#[derive(Serialize)]
+struct AuthedOut<'a> {
+    op: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
+    ttl_ms: u64,
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -536,6 +605,30 @@ pub fn encode_error(code: ErrorCode, message: &str, id: Option<u64>) -> String {
         code: code.as_str(),
         message,
         id,
+        channel: None,
+    })
+}
+
+/// An `error` frame about one channel of a `subscribe` (e.g. `forbidden`).
+pub fn encode_channel_error(code: ErrorCode, message: &str, channel: &str) -> String {
+    to_json(&ErrorOut {
+        op: "error",
+        code: code.as_str(),
+        message,
+        id: None,
+        channel: Some(channel),
+    })
+}
+
+pub fn encode_auth(token: &str) -> String {
+    to_json(&AuthOut { op: "auth", token })
+}
+
+pub fn encode_authed(sub: Option<&str>, ttl_ms: u64) -> String {
+    to_json(&AuthedOut {
+        op: "authed",
+        sub,
+        ttl_ms,
     })
 }
 
@@ -667,7 +760,28 @@ mod tests {
         let error = encode_error(ErrorCode::BadChannel, "empty", Some(4));
         assert!(matches!(
             decode_server(&error),
-            Ok(ServerFrame::Error { code, message, id: Some(4) }) if code == "bad_channel" && message == "empty"
+            Ok(ServerFrame::Error { code, message, id: Some(4), channel: None }) if code == "bad_channel" && message == "empty"
+        ));
+    }
+
+    #[test]
+    fn auth_frames_round_trip() {
+        let auth = encode_auth("a.b.c");
+        assert!(
+            matches!(decode_client(&auth), Ok(ClientFrame::Auth { token }) if token == "a.b.c")
+        );
+        let e = decode_client(r#"{"op":"auth"}"#).unwrap_err();
+        assert!(e.message.contains("`token`"), "{e}");
+        let authed = encode_authed(Some("u1"), 2000);
+        assert!(matches!(
+            decode_server(&authed),
+            Ok(ServerFrame::Authed { sub: Some(sub), ttl_ms: 2000 }) if sub == "u1"
+        ));
+        let refused = encode_channel_error(ErrorCode::Forbidden, "not in the token", "secret/x");
+        assert!(matches!(
+            decode_server(&refused),
+            Ok(ServerFrame::Error { code, channel: Some(channel), id: None, .. })
+                if code == "forbidden" && channel == "secret/x"
         ));
     }
 }

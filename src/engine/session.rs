@@ -612,6 +612,7 @@ impl Session {
                 code,
                 message,
                 id: Some(id),
+                ..
             } if self.publishes.contains_key(&id) => {
                 self.publishes.remove(&id);
                 let error = PublishError::Rejected {
@@ -624,6 +625,7 @@ impl Session {
             ServerFrame::Error { code, message, .. } => {
                 self.problem(format!("the relay reported an error ({code}): {message}"))
             }
+            ServerFrame::Authed { .. } => {}
             ServerFrame::Ping if self.using_sse => {} // nothing can be sent back on a stream
             ServerFrame::Ping => self.send(frame::encode_pong()),
             ServerFrame::Pong => {}
