@@ -244,10 +244,11 @@ pub enum ServerFrame<'a> {
         seq: u64,
     },
     /// The token of the last `auth` frame was accepted: it expires in `ttl_ms` milliseconds (the
-    /// client refreshes before then, without trusting its own clock).
+    /// client refreshes before then, without trusting its own clock). Without `ttl_ms` the relay
+    /// does not check tokens (authentication off) and nothing needs refreshing.
     Authed {
         sub: Option<Cow<'a, str>>,
-        ttl_ms: u64,
+        ttl_ms: Option<u64>,
     },
     Error {
         code: Cow<'a, str>,
@@ -421,7 +422,7 @@ pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
         },
         "authed" => ServerFrame::Authed {
             sub: e.sub,
-            ttl_ms: required(e.ttl_ms, op, "ttl_ms")?,
+            ttl_ms: e.ttl_ms,
         },
         "ping" => ServerFrame::Ping,
         "pong" => ServerFrame::Pong,
@@ -522,7 +523,8 @@ struct AuthedOut<'a> {
     op: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     sub: Option<&'a str>,
-    ttl_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl_ms: Option<u64>,
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -624,7 +626,7 @@ pub fn encode_auth(token: &str) -> String {
     to_json(&AuthOut { op: "auth", token })
 }
 
-pub fn encode_authed(sub: Option<&str>, ttl_ms: u64) -> String {
+pub fn encode_authed(sub: Option<&str>, ttl_ms: Option<u64>) -> String {
     to_json(&AuthedOut {
         op: "authed",
         sub,
@@ -772,11 +774,13 @@ mod tests {
         );
         let e = decode_client(r#"{"op":"auth"}"#).unwrap_err();
         assert!(e.message.contains("`token`"), "{e}");
-        let authed = encode_authed(Some("u1"), 2000);
+        let authed = encode_authed(Some("u1"), Some(2000));
         assert!(matches!(
             decode_server(&authed),
-            Ok(ServerFrame::Authed { sub: Some(sub), ttl_ms: 2000 }) if sub == "u1"
+            Ok(ServerFrame::Authed { sub: Some(sub), ttl_ms: Some(2000) }) if sub == "u1"
         ));
+        let open = encode_authed(None, None);
+        assert_eq!(open, r#"{"op":"authed"}"#);
         let refused = encode_channel_error(ErrorCode::Forbidden, "not in the token", "secret/x");
         assert!(matches!(
             decode_server(&refused),
