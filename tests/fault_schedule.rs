@@ -162,6 +162,7 @@ impl Relay {
                 out.push(encode_ack(id, seq));
             }
             ClientFrame::Ping | ClientFrame::Pong => {}
+            ClientFrame::Auth { .. } => panic!("the simulation runs without authentication"),
         }
         out
     }
@@ -333,7 +334,8 @@ impl Sim {
                 Output::PublishFailed { id, .. } => {
                     self.failed.insert(id);
                 }
-                Output::State(_) | Output::Problem(_) => {}
+                Output::State(_) | Output::Problem(_) | Output::Error { .. } => {}
+                Output::NeedToken { .. } => panic!("the simulation runs without authentication"),
                 Output::ConnectStream { .. } | Output::PostPublish { .. } => {
                     panic!("the simulation runs the WebSocket transport")
                 }

@@ -54,6 +54,9 @@ pub struct SessionConfig {
     /// With Server-Sent Events, how long to wait after a change of the channel set before reopening
     /// the stream (several subscriptions in one render cost one reopen).
     pub reopen_debounce_ms: Millis,
+    /// The relay wants a token (`token` / `getToken`): every connection first asks the shell for
+    /// one ([`Output::NeedToken`]), and the session refreshes it before it expires.
+    pub auth: bool,
 }
 
 /// How a session reaches the relay.
@@ -81,6 +84,7 @@ impl Default for SessionConfig {
             seed: 1,
             transport: TransportKind::WebSocket,
             reopen_debounce_ms: 50,
+            auth: false,
         }
     }
 }
@@ -194,6 +198,18 @@ pub enum Output {
     PublishFailed { id: PublishId, error: PublishError },
     /// The connection state changed.
     State(ConnectionState),
+    /// Get a token (call the app's `getToken`, or take the configured `token`) and answer with
+    /// [`Session::handle_token`] and this `request`. Asked before every connection and before the
+    /// current token expires.
+    NeedToken { request: u64 },
+    /// An error for the app's error hook, with a stable `code`: the relay's code for an `error`
+    /// frame that answers no publish (`forbidden` with the refused `channel`, `unauthorized`,
+    /// `rate_limited`, …), or [`TOKEN_ERROR_CODE`] when no token could be obtained.
+    Error {
+        code: String,
+        channel: Option<String>,
+        message: String,
+    },
     /// Something from the network was wrong; nothing was thrown, this is for the error hook.
     Problem(String),
 }
@@ -215,6 +231,8 @@ pub struct SessionStats {
 enum Link {
     /// No connection and no reason to have one.
     Idle,
+    /// Waiting for the shell's token before opening the transport (authentication on).
+    Authorizing { since: Millis },
     /// A connection is being opened; waiting for `hello`.
     Connecting { since: Millis },
     /// `hello` received at `since`.
@@ -238,6 +256,8 @@ struct PendingPublish {
     deadline: Option<Millis>,
     /// SSE: when to POST it again after the relay could not be reached.
     retry_at: Option<Millis>,
+    /// SSE with authentication: not POSTed yet, waiting for the first token.
+    held: bool,
 }
 
 /// What became of a `POST /publish` (SSE transport).
@@ -309,6 +329,66 @@ pub struct Session {
     ws_worked: bool,
     /// SSE: when to reopen the stream because the channel set changed.
     reopen_at: Option<Millis>,
+    /// The last token obtained (authentication on): sent in `auth` frames, used for tickets and
+    /// HTTP publishes.
+    token: Option<String>,
+    /// The token request the session waits for; older answers are ignored.
+    token_request: u64,
+    /// Refreshing the connection's token before it expires.
+    refresh: Refresh,
+    /// When the connection's token expires (from the relay's `ttl_ms`, on the session clock).
+    expires_at: Option<Millis>,
+    /// Channels the relay refused for the token (`forbidden`).
+    forbidden: HashSet<String>,
+}
+
+/// The [`Output::Error`] code of a token that could not be obtained (`getToken` threw, rejected,
+/// or gave something that is not a non-empty string).
+pub const TOKEN_ERROR_CODE: &str = "get_token";
+
+/// A token is refreshed when about three quarters of its lifetime have passed, but at least this
+/// long before it expires (half its lifetime for tokens shorter than twice this).
+pub const MIN_REFRESH_MARGIN_MS: Millis = 1_000;
+
+/// When to refresh a token that expires in `ttl_ms`, counted from its `authed` answer.
+pub fn refresh_delay(ttl_ms: Millis) -> Millis {
+    let margin = (ttl_ms / 4).max(MIN_REFRESH_MARGIN_MS.min(ttl_ms / 2));
+    ttl_ms - margin
+}
+
+/// A subscription's channel, as the relay last answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelStatus {
+    /// Not (yet) confirmed by the relay on the current connection.
+    Pending,
+    /// Subscribed on the open connection: events flow.
+    Subscribed,
+    /// The relay refused the channel for the connection's token (`forbidden`); it is asked again on
+    /// every new connection (a new token may allow it).
+    Forbidden,
+}
+
+impl ChannelStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelStatus::Pending => "pending",
+            ChannelStatus::Subscribed => "subscribed",
+            ChannelStatus::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// Where the refresh of the connection's token stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// Nothing to refresh (no connection, or a token without expiry).
+    None,
+    /// Ask for a new token at this time.
+    At(Millis),
+    /// The shell is getting a new token.
+    Fetching,
+    /// The new token was sent in an `auth` frame; waiting for `authed`.
+    Sent,
 }
 
 /// Consecutive WebSocket attempts that never reach `hello` before `Auto` falls back to SSE.
@@ -344,6 +424,11 @@ impl Session {
             ws_failures: 0,
             ws_worked: false,
             reopen_at: None,
+            token: None,
+            token_request: 0,
+            refresh: Refresh::None,
+            expires_at: None,
+            forbidden: HashSet::new(),
         }
     }
 
@@ -370,6 +455,28 @@ impl Session {
         &self.registry
     }
 
+    /// The last token obtained (for SSE tickets and HTTP publishes), when authentication is on.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Where `channel` stands with the relay; `None` when nothing subscribes to it.
+    pub fn channel_status(&self, channel: &str) -> Option<ChannelStatus> {
+        if !self.registry.has_channel(channel) {
+            return None;
+        }
+        Some(if self.forbidden.contains(channel) {
+            ChannelStatus::Forbidden
+        } else if matches!(self.link, Link::Open { .. })
+            && !self.awaiting.contains(channel)
+            && self.positions.contains_key(channel)
+        {
+            ChannelStatus::Subscribed
+        } else {
+            ChannelStatus::Pending
+        })
+    }
+
     /// Whether the session currently uses Server-Sent Events (after an `Auto` fallback, too).
     pub fn uses_sse(&self) -> bool {
         self.using_sse
@@ -389,8 +496,20 @@ impl Session {
                     self.send(frame::encode_subscribe(&[ChannelEntry::named(channel)]));
                 }
                 Link::Idle => self.start(now),
-                Link::Connecting { .. } | Link::Waiting { .. } | Link::Closed => {}
+                Link::Authorizing { .. }
+                | Link::Connecting { .. }
+                | Link::Waiting { .. }
+                | Link::Closed => {}
             }
+        } else if self.forbidden.contains(channel) {
+            // The channel's server-side subscription was already refused: this one is too.
+            self.outputs.push_back(Output::Error {
+                code: "forbidden".into(),
+                channel: Some(channel.to_owned()),
+                message: format!(
+                    "the relay refused the subscription to `{channel}` for this token (forbidden)"
+                ),
+            });
         }
         id
     }
@@ -403,6 +522,7 @@ impl Session {
         if change == ChannelChange::Removed {
             self.positions.remove(&channel);
             self.awaiting.remove(&channel);
+            self.forbidden.remove(&channel);
             if self.using_sse {
                 if !self.registry.is_empty()
                     && matches!(self.link, Link::Open { .. } | Link::Connecting { .. })
@@ -463,11 +583,14 @@ impl Session {
         }
         .encode();
         if self.using_sse {
-            // Over HTTP: no need for the stream, nor to wait for it.
-            self.outputs.push_back(Output::PostPublish {
-                id,
-                body: text.clone(),
-            });
+            // Over HTTP: no need for the stream, nor to wait for it — only for a first token.
+            let held = self.cfg.auth && self.token.is_none();
+            if !held {
+                self.outputs.push_back(Output::PostPublish {
+                    id,
+                    body: text.clone(),
+                });
+            }
             let deadline = Some(now + self.cfg.publish_timeout_ms);
             self.publishes.insert(
                 id,
@@ -475,8 +598,12 @@ impl Session {
                     frame: text,
                     deadline,
                     retry_at: None,
+                    held,
                 },
             );
+            if held && self.link == Link::Idle {
+                self.request_token(); // the stream is not needed, but a token is
+            }
             return Ok(id);
         }
         self.idle_deadline = None;
@@ -489,6 +616,7 @@ impl Session {
                     frame: text,
                     deadline,
                     retry_at: None,
+                    held: false,
                 },
             );
         } else {
@@ -498,6 +626,7 @@ impl Session {
                     frame: text,
                     deadline: None,
                     retry_at: None,
+                    held: false,
                 },
             );
             self.trim_publish_queue();
@@ -540,6 +669,7 @@ impl Session {
         }
         self.link = Link::Closed;
         self.idle_deadline = None;
+        self.refresh = Refresh::None;
         for (id, _) in std::mem::take(&mut self.publishes) {
             self.outputs.push_back(Output::PublishFailed {
                 id,
@@ -579,7 +709,7 @@ impl Session {
             Link::Open { last_rx, .. } => *last_rx = now,
             Link::Connecting { .. } => {}
             // A frame from a connection the session already gave up on.
-            Link::Idle | Link::Waiting { .. } | Link::Closed => return,
+            Link::Idle | Link::Authorizing { .. } | Link::Waiting { .. } | Link::Closed => return,
         }
         let frame = match frame::decode_server(text) {
             Ok(f) => f,
@@ -622,10 +752,14 @@ impl Session {
                 self.outputs.push_back(Output::PublishFailed { id, error });
                 self.check_idle(now);
             }
-            ServerFrame::Error { code, message, .. } => {
-                self.problem(format!("the relay reported an error ({code}): {message}"))
-            }
-            ServerFrame::Authed { .. } => {}
+            ServerFrame::Error {
+                code,
+                message,
+                channel: Some(channel),
+                ..
+            } if code == "forbidden" => self.on_forbidden(&channel, &message),
+            ServerFrame::Error { code, message, .. } => self.on_error(now, &code, &message),
+            ServerFrame::Authed { ttl_ms, .. } => self.on_authed(now, ttl_ms),
             ServerFrame::Ping if self.using_sse => {} // nothing can be sent back on a stream
             ServerFrame::Ping => self.send(frame::encode_pong()),
             ServerFrame::Pong => {}
@@ -636,14 +770,58 @@ impl Session {
     pub fn handle_close(&mut self, now: Millis, reason: &str) {
         match self.link {
             Link::Open { .. } | Link::Connecting { .. } => self.lose_link(now, reason),
-            Link::Idle | Link::Waiting { .. } | Link::Closed => {}
+            // Authorizing: no transport yet; a close from an older one changes nothing.
+            Link::Idle | Link::Authorizing { .. } | Link::Waiting { .. } | Link::Closed => {}
+        }
+    }
+
+    /// The answer to [`Output::NeedToken`]: the token, or why none could be obtained. An answer to
+    /// an older request (the session has moved on since) is ignored.
+    pub fn handle_token(&mut self, now: Millis, request: u64, result: Result<String, String>) {
+        if request != self.token_request || self.link == Link::Closed {
+            return;
+        }
+        let token = match result {
+            Ok(token) if !token.is_empty() => token,
+            Ok(_) => return self.token_failed(now, "getToken gave an empty token".into()),
+            Err(reason) => return self.token_failed(now, reason),
+        };
+        self.token = Some(token);
+        // SSE publishes that waited for a first token.
+        let mut posts = Vec::new();
+        for (id, p) in self.publishes.iter_mut().filter(|(_, p)| p.held) {
+            p.held = false;
+            posts.push(Output::PostPublish {
+                id: *id,
+                body: p.frame.clone(),
+            });
+        }
+        self.outputs.extend(posts);
+        match self.link {
+            Link::Authorizing { .. } => self.open_transport(now),
+            Link::Open { .. } if self.refresh == Refresh::Fetching => {
+                if self.using_sse {
+                    // A stream cannot take a new token: reopen it with a fresh ticket, resuming
+                    // every channel from its position.
+                    self.refresh = Refresh::None;
+                    self.outputs.push_back(Output::Disconnect);
+                    self.open_transport(now);
+                } else {
+                    self.refresh = Refresh::Sent;
+                    let text = frame::encode_auth(self.token.as_deref().unwrap_or_default());
+                    self.send(text);
+                }
+            }
+            _ => {}
         }
     }
 
     /// When the shell must call [`Session::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Millis> {
         let link = match self.link {
-            Link::Connecting { since } => Some(since + self.cfg.connect_timeout_ms),
+            Link::Authorizing { since } | Link::Connecting { since } => {
+                Some(since + self.cfg.connect_timeout_ms)
+            }
             Link::Open {
                 last_rx, ping_ms, ..
             } => Some(last_rx + ping_ms + self.cfg.ping_grace_ms),
@@ -656,7 +834,11 @@ impl Session {
             .flat_map(|p| [p.deadline, p.retry_at])
             .flatten()
             .min();
-        [link, publish, self.idle_deadline, self.reopen_at]
+        let refresh = match (self.refresh, &self.link) {
+            (Refresh::At(at), Link::Open { .. }) => Some(at),
+            _ => None,
+        };
+        [link, publish, self.idle_deadline, self.reopen_at, refresh]
             .into_iter()
             .flatten()
             .min()
@@ -692,10 +874,28 @@ impl Session {
             self.reopen_at = None;
             if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
                 self.outputs.push_back(Output::Disconnect);
-                self.connect(now);
+                if self.token.is_some() {
+                    // The current token is still good for a ticket: no need to ask for another.
+                    self.open_transport(now);
+                } else {
+                    self.connect(now);
+                }
+            }
+        }
+        if let (Refresh::At(at), Link::Open { .. }) = (self.refresh, &self.link) {
+            if now >= at {
+                self.refresh = Refresh::Fetching;
+                self.request_token();
             }
         }
         match self.link {
+            Link::Authorizing { since } if now >= since + self.cfg.connect_timeout_ms => {
+                let reason = format!(
+                    "getToken did not settle within {} ms",
+                    self.cfg.connect_timeout_ms
+                );
+                self.token_failed(now, reason);
+            }
             Link::Connecting { since } if now >= since + self.cfg.connect_timeout_ms => {
                 self.outputs.push_back(Output::Disconnect);
                 let reason = format!(
@@ -721,6 +921,7 @@ impl Session {
                     self.outputs.push_back(Output::Disconnect);
                 }
                 self.link = Link::Idle;
+                self.refresh = Refresh::None;
                 self.awaiting.clear();
                 self.set_state(ConnectionState::Idle);
             }
@@ -752,6 +953,14 @@ impl Session {
             return;
         }
         self.ws_worked = true;
+        if self.cfg.auth {
+            // The token first: the relay reads frames in order, so the subscribe below is judged
+            // with it.
+            if let Some(token) = self.token.as_deref() {
+                let text = frame::encode_auth(token);
+                self.send(text);
+            }
+        }
         let channels: Vec<ChannelEntry> = self
             .registry
             .channels()
@@ -791,6 +1000,7 @@ impl Session {
             if !self.awaiting.remove(channel) || !self.registry.has_channel(channel) {
                 continue; // an answer to a subscription that has since ended, or a repeat
             }
+            self.forbidden.remove(channel);
             let Some(seq) = entry.seq else {
                 self.problem(format!("`subscribed` for `{channel}` without `seq`"));
                 continue;
@@ -917,7 +1127,133 @@ impl Session {
         }
     }
 
+    /// Starts a connection: with authentication, by asking for a token first.
     fn connect(&mut self, now: Millis) {
+        self.refresh = Refresh::None;
+        self.expires_at = None;
+        if self.cfg.auth {
+            self.link = Link::Authorizing { since: now };
+            self.awaiting.clear();
+            self.reopen_at = None;
+            self.request_token();
+            self.set_state(ConnectionState::Connecting);
+        } else {
+            self.open_transport(now);
+        }
+    }
+
+    fn request_token(&mut self) {
+        self.token_request += 1;
+        self.outputs.push_back(Output::NeedToken {
+            request: self.token_request,
+        });
+    }
+
+    /// No token: while connecting, this attempt failed (backoff as for a failed connection); while
+    /// refreshing, try again later or let the relay end the connection at expiry (then reconnect).
+    fn token_failed(&mut self, now: Millis, reason: String) {
+        let message = format!("could not get a token: {reason}");
+        self.stats.problems += 1;
+        self.outputs.push_back(Output::Error {
+            code: TOKEN_ERROR_CODE.into(),
+            channel: None,
+            message: message.clone(),
+        });
+        match self.link {
+            Link::Authorizing { .. } => {
+                self.token_request += 1; // a late answer to this request is ignored
+                self.lose_link(now, &message);
+            }
+            Link::Open { .. } if self.refresh == Refresh::Fetching => self.retry_refresh(now),
+            Link::Idle => {
+                // SSE publishes that were waiting for this token alone.
+                let held: Vec<PublishId> = (self.publishes.iter())
+                    .filter(|(_, p)| p.held)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in held {
+                    self.publishes.remove(&id);
+                    let error = PublishError::Rejected {
+                        code: TOKEN_ERROR_CODE.into(),
+                        message: message.clone(),
+                    };
+                    self.outputs.push_back(Output::PublishFailed { id, error });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A refresh failed: try again halfway to the expiry while there is time; otherwise the relay
+    /// ends the connection when the token expires and the session reconnects with a new one.
+    fn retry_refresh(&mut self, now: Millis) {
+        self.refresh = match self.expires_at {
+            Some(expires) if expires.saturating_sub(now) >= MIN_REFRESH_MARGIN_MS => {
+                Refresh::At(now + expires.saturating_sub(now) / 2)
+            }
+            _ => Refresh::None,
+        };
+    }
+
+    /// `authed`: the token is accepted for `ttl_ms` more milliseconds (none: no expiry to watch).
+    fn on_authed(&mut self, now: Millis, ttl_ms: Option<Millis>) {
+        if !matches!(self.link, Link::Open { .. }) {
+            return;
+        }
+        match ttl_ms {
+            Some(ttl) if self.cfg.auth => {
+                self.expires_at = Some(now + ttl);
+                self.refresh = Refresh::At(now + refresh_delay(ttl));
+            }
+            _ => {
+                self.expires_at = None;
+                self.refresh = Refresh::None;
+            }
+        }
+    }
+
+    /// A channel of a `subscribe` (or of the stream's URL) is not allowed for the token.
+    fn on_forbidden(&mut self, channel: &str, message: &str) {
+        if !self.registry.has_channel(channel) {
+            return; // ended meanwhile
+        }
+        self.awaiting.remove(channel);
+        self.positions.remove(channel);
+        if self.forbidden.insert(channel.to_owned()) {
+            // Told once per refusal, not again on every reconnect that is refused the same way.
+            self.outputs.push_back(Output::Error {
+                code: "forbidden".into(),
+                channel: Some(channel.to_owned()),
+                message: format!(
+                    "the relay refused the subscription to `{channel}` (forbidden): {message}"
+                ),
+            });
+        }
+    }
+
+    /// An `error` frame that answers no publish.
+    fn on_error(&mut self, now: Millis, code: &str, message: &str) {
+        let message = if code == "unauthorized" && self.refresh == Refresh::Sent {
+            // The refreshed token was refused; the connection keeps the previous one until it expires.
+            self.retry_refresh(now);
+            format!("the relay refused the refreshed token (unauthorized): {message}")
+        } else if code == "unauthorized" && !self.cfg.auth {
+            format!(
+                "the relay requires a token (unauthorized): {message}; give the client `token` or `getToken`"
+            )
+        } else {
+            format!("the relay reported an error ({code}): {message}")
+        };
+        self.stats.problems += 1;
+        self.outputs.push_back(Output::Error {
+            code: code.to_owned(),
+            channel: None,
+            message,
+        });
+    }
+
+    /// Opens the transport (the token, if any, is at hand).
+    fn open_transport(&mut self, now: Millis) {
         self.link = Link::Connecting { since: now };
         self.awaiting.clear();
         self.reopen_at = None;
@@ -949,6 +1285,8 @@ impl Session {
             }
         }
         self.reopen_at = None;
+        self.refresh = Refresh::None;
+        self.expires_at = None;
         if let Link::Open { since, .. } = self.link {
             if now.saturating_sub(since) >= self.cfg.stable_after_ms {
                 self.backoff.reset();
@@ -1017,6 +1355,11 @@ impl Session {
                 let reason = self.conditions.why_waiting();
                 self.lose_link(now, reason);
             }
+            Link::Authorizing { .. } if !self.conditions.online || self.conditions.frozen => {
+                self.token_request += 1; // the token being fetched is not needed any more
+                let reason = self.conditions.why_waiting();
+                self.lose_link(now, reason);
+            }
             Link::Waiting { .. } if allowed => self.connect(now),
             Link::Waiting { until: Some(_) } => {
                 self.link = Link::Waiting { until: None };
@@ -1039,7 +1382,7 @@ impl Session {
             return;
         }
         match self.link {
-            Link::Open { .. } | Link::Connecting { .. } => {
+            Link::Open { .. } | Link::Connecting { .. } | Link::Authorizing { .. } => {
                 if self.idle_deadline.is_none() {
                     self.idle_deadline = Some(now + self.cfg.idle_close_ms);
                 }

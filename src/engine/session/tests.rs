@@ -903,3 +903,479 @@ fn skipped_events_advance_the_position_without_delivery() {
     );
     assert_eq!(s.stats().resyncs, 0);
 }
+
+/// Authentication: tokens from the shell, `auth` first, in-band refresh, 4001, forbidden channels.
+mod auth {
+    use super::*;
+    use crate::engine::frame::{encode_authed, encode_channel_error, encode_error, ErrorCode};
+
+    fn authed_session(transport: TransportKind) -> Session {
+        Session::new(SessionConfig {
+            transport,
+            auth: true,
+            ..SessionConfig::default()
+        })
+    }
+
+    fn token_requests(outputs: &[Output]) -> Vec<u64> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::NeedToken { request } => Some(*request),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn one_token_request(outputs: &[Output]) -> u64 {
+        match token_requests(outputs)[..] {
+            [request] => request,
+            _ => panic!("expected one token request: {outputs:?}"),
+        }
+    }
+
+    fn errors(outputs: &[Output]) -> Vec<(String, Option<String>, String)> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Error {
+                    code,
+                    channel,
+                    message,
+                } => Some((code.clone(), channel.clone(), message.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn auth_tokens(outputs: &[Output]) -> Vec<String> {
+        sent(outputs)
+            .iter()
+            .filter_map(|f| match f {
+                ClientFrame::Auth { token } => Some(token.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Subscribed to `channels` over an authenticated WebSocket with token `t1` valid for `ttl_ms`
+    /// (answered at time 10); outputs drained.
+    fn open_authed(channels: &[&str], ttl_ms: u64) -> (Session, Vec<SubId>) {
+        let mut s = authed_session(TransportKind::WebSocket);
+        let subs = channels.iter().map(|c| s.subscribe(0, c, all())).collect();
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(1, request, Ok("t1".into()));
+        drain(&mut s);
+        s.handle_open(2);
+        s.handle_text(3, &encode_hello("e1", 25_000));
+        drain(&mut s);
+        s.handle_text(
+            10,
+            &subscribed(&channels.iter().map(|c| (*c, 0, None)).collect::<Vec<_>>()),
+        );
+        s.handle_text(10, &encode_authed(Some("u1"), Some(ttl_ms)));
+        assert!(drain(&mut s).is_empty());
+        (s, subs)
+    }
+
+    #[test]
+    fn asks_for_a_token_then_sends_auth_before_subscribe() {
+        let mut s = authed_session(TransportKind::WebSocket);
+        s.subscribe(0, "a", all());
+        let out = drain(&mut s);
+        assert_eq!(
+            out,
+            vec![
+                Output::NeedToken { request: 1 },
+                Output::State(ConnectionState::Connecting)
+            ],
+            "no socket before the token"
+        );
+        s.handle_token(5, 1, Ok("t1".into()));
+        assert_eq!(drain(&mut s), vec![Output::Connect]);
+        assert_eq!(s.token(), Some("t1"));
+        s.handle_open(6);
+        s.handle_text(7, &encode_hello("e1", 25_000));
+        let frames = sent(&drain(&mut s))
+            .into_iter()
+            .map(|f| match f {
+                ClientFrame::Auth { token } => format!("auth {token}"),
+                ClientFrame::Subscribe { channels } => format!(
+                    "subscribe {}",
+                    channels
+                        .iter()
+                        .map(|c| c.channel.as_ref())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(frames, vec!["auth t1", "subscribe a"]);
+        assert_eq!(s.channel_status("a"), Some(ChannelStatus::Pending));
+        s.handle_text(8, &subscribed(&[("a", 0, None)]));
+        assert_eq!(s.channel_status("a"), Some(ChannelStatus::Subscribed));
+    }
+
+    #[test]
+    fn without_auth_no_token_is_asked_and_no_auth_frame_sent() {
+        let mut s = Session::new(SessionConfig::default());
+        s.subscribe(0, "a", all());
+        let out = drain(&mut s);
+        assert!(token_requests(&out).is_empty());
+        s.handle_text(1, &encode_hello("e1", 25_000));
+        assert!(auth_tokens(&drain(&mut s)).is_empty());
+    }
+
+    #[test]
+    fn the_refresh_is_scheduled_from_ttl_ms() {
+        assert_eq!(refresh_delay(2_000), 1_000, "at least 1 s of margin");
+        assert_eq!(
+            refresh_delay(1_000),
+            500,
+            "half the lifetime of a short token"
+        );
+        assert_eq!(refresh_delay(3_600_000), 2_700_000, "75 % of a long one");
+        let (s, _) = open_authed(&["a"], 2_000);
+        assert_eq!(s.poll_timeout(), Some(10 + 1_000));
+    }
+
+    #[test]
+    fn the_refresh_goes_in_band_without_losing_or_repeating_events() {
+        let (mut s, subs) = open_authed(&["a"], 2_000);
+        s.handle_text(500, &event("a", 1, "updated", "{}"));
+        let mut out = drain(&mut s);
+        s.handle_timeout(1_010);
+        let refresh = drain(&mut s);
+        let request = one_token_request(&refresh);
+        assert!(
+            !refresh
+                .iter()
+                .any(|o| matches!(o, Output::Connect | Output::Disconnect | Output::State(_))),
+            "no reconnect: {refresh:?}"
+        );
+        s.handle_text(1_020, &event("a", 2, "updated", "{}"));
+        s.handle_token(1_030, request, Ok("t2".into()));
+        let sent_now = drain(&mut s);
+        assert_eq!(auth_tokens(&sent_now), vec!["t2"]);
+        s.handle_text(1_040, &event("a", 3, "updated", "{}"));
+        s.handle_text(1_050, &encode_authed(Some("u1"), Some(2_000)));
+        assert_eq!(s.poll_timeout(), Some(1_050 + 1_000), "the next refresh");
+        out.extend(refresh);
+        out.extend(sent_now);
+        out.extend(drain(&mut s));
+        assert_eq!(
+            delivered(&out),
+            (1..=3)
+                .map(|n| (vec![subs[0]], format!("updated#{n}")))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(s.state(), &ConnectionState::Open);
+        assert_eq!(s.stats().connections, 1);
+    }
+
+    #[test]
+    fn a_refused_refresh_is_reported_and_tried_again_before_expiry() {
+        let (mut s, _) = open_authed(&["a"], 8_000);
+        let at = s.poll_timeout().expect("refresh");
+        assert_eq!(at, 10 + 6_000);
+        s.handle_timeout(at);
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(at, request, Ok("bad".into()));
+        drain(&mut s);
+        s.handle_text(
+            at + 10,
+            &encode_error(ErrorCode::Unauthorized, "bad signature", None),
+        );
+        let out = drain(&mut s);
+        let errs = errors(&out);
+        assert_eq!(errs.len(), 1, "{out:?}");
+        assert_eq!(errs[0].0, "unauthorized");
+        assert!(errs[0].2.contains("refreshed token"), "{errs:?}");
+        assert_eq!(
+            s.state(),
+            &ConnectionState::Open,
+            "the old token still holds"
+        );
+        // Halfway between now and the expiry (at 8010).
+        assert_eq!(s.poll_timeout(), Some(at + 10 + (8_010 - at - 10) / 2));
+    }
+
+    #[test]
+    fn close_4001_gets_a_new_token_then_resumes_every_channel_with_since() {
+        let (mut s, _) = open_authed(&["a", "b"], 2_000);
+        s.handle_text(100, &event("a", 1, "updated", "{}"));
+        s.handle_text(100, &event("a", 2, "updated", "{}"));
+        drain(&mut s);
+        s.handle_text(
+            2_010,
+            &encode_error(ErrorCode::Unauthorized, "token expired", None),
+        );
+        assert_eq!(errors(&drain(&mut s))[0].0, "unauthorized");
+        s.handle_close(2_011, "connection closed (code 4001): token expired");
+        drain(&mut s);
+        let wake = s.poll_timeout().expect("a retry");
+        s.handle_timeout(wake);
+        let out = drain(&mut s);
+        assert!(
+            !out.contains(&Output::Connect),
+            "no socket before the new token: {out:?}"
+        );
+        let request = one_token_request(&out);
+        s.handle_token(wake + 5, request, Ok("t2".into()));
+        assert_eq!(drain(&mut s), vec![Output::Connect]);
+        s.handle_text(wake + 6, &encode_hello("e1", 25_000));
+        let out = drain(&mut s);
+        assert_eq!(auth_tokens(&out), vec!["t2"]);
+        assert!(
+            matches!(sent(&out)[0], ClientFrame::Auth { .. }),
+            "auth first"
+        );
+        let after_auth: Vec<Output> = out
+            .iter()
+            .filter(|o| !matches!(o, Output::Send(t) if t.contains(r#""op":"auth""#)))
+            .cloned()
+            .collect();
+        assert_eq!(
+            since_of(&after_auth),
+            vec![
+                ("a".to_string(), Some(("e1".to_string(), 2))),
+                ("b".to_string(), Some(("e1".to_string(), 0)))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_get_token_backs_off_like_a_failed_connection() {
+        let mut s = authed_session(TransportKind::WebSocket);
+        s.subscribe(0, "a", all());
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(3, request, Err("getToken rejected: HTTP 503".into()));
+        let out = drain(&mut s);
+        let errs = errors(&out);
+        assert_eq!(errs.len(), 1, "{out:?}");
+        assert_eq!(errs[0].0, TOKEN_ERROR_CODE);
+        assert!(
+            errs[0].2.contains("getToken rejected: HTTP 503"),
+            "{errs:?}"
+        );
+        let Some(Output::State(ConnectionState::Reconnecting {
+            attempt: 1,
+            delay_ms: Some(delay),
+            reason,
+        })) = out.last()
+        else {
+            panic!("{out:?}")
+        };
+        assert!(reason.contains("getToken"), "{reason}");
+        assert!(*delay <= 500);
+        assert!(!out.contains(&Output::Connect));
+        // A late answer to the failed request changes nothing.
+        s.handle_token(4, request, Ok("late".into()));
+        assert!(drain(&mut s).is_empty());
+        let wake = s.poll_timeout().expect("retry");
+        assert_eq!(wake, 3 + delay);
+        s.handle_timeout(wake);
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(wake + 1, request, Err("still down".into()));
+        let Some(Output::State(ConnectionState::Reconnecting { attempt: 2, .. })) =
+            drain(&mut s).last().cloned()
+        else {
+            panic!("the second failure backs off further")
+        };
+        let wake = s.poll_timeout().expect("retry");
+        s.handle_timeout(wake);
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(wake + 1, request, Ok("good".into()));
+        assert_eq!(drain(&mut s), vec![Output::Connect]);
+        s.handle_text(wake + 2, &encode_hello("e1", 25_000));
+        assert_eq!(drain(&mut s)[0], Output::State(ConnectionState::Open));
+    }
+
+    #[test]
+    fn empty_and_hanging_tokens_fail_the_attempt() {
+        let mut s = authed_session(TransportKind::WebSocket);
+        s.subscribe(0, "a", all());
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(1, request, Ok(String::new()));
+        assert!(errors(&drain(&mut s))[0].2.contains("empty token"));
+        let wake = s.poll_timeout().expect("retry");
+        s.handle_timeout(wake);
+        one_token_request(&drain(&mut s));
+        assert_eq!(
+            s.poll_timeout(),
+            Some(wake + 10_000),
+            "getToken has the connect timeout"
+        );
+        s.handle_timeout(wake + 10_000);
+        let out = drain(&mut s);
+        assert!(errors(&out)[0].2.contains("did not settle"), "{out:?}");
+        assert!(matches!(
+            out.last(),
+            Some(Output::State(ConnectionState::Reconnecting { .. }))
+        ));
+    }
+
+    #[test]
+    fn an_open_relay_answers_authed_without_ttl_and_nothing_is_refreshed() {
+        let mut s = authed_session(TransportKind::WebSocket);
+        s.subscribe(0, "a", all());
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(1, request, Ok("t".into()));
+        s.handle_text(2, &encode_hello("e1", 25_000));
+        s.handle_text(3, &encode_authed(None, None));
+        drain(&mut s);
+        assert_eq!(
+            s.poll_timeout(),
+            Some(3 + 25_000 + 10_000),
+            "only the liveness deadline"
+        );
+    }
+
+    #[test]
+    fn a_forbidden_channel_is_reported_once_and_shows_in_its_status() {
+        let mut s = authed_session(TransportKind::WebSocket);
+        let ok = s.subscribe(0, "a", all());
+        s.subscribe(0, "secret/x", all());
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(1, request, Ok("t".into()));
+        s.handle_text(2, &encode_hello("e1", 25_000));
+        drain(&mut s);
+        s.handle_text(
+            3,
+            &encode_channel_error(ErrorCode::Forbidden, "not in the token", "secret/x"),
+        );
+        s.handle_text(3, &subscribed(&[("a", 0, None)]));
+        s.handle_text(4, &event("a", 1, "updated", "{}"));
+        let out = drain(&mut s);
+        let errs = errors(&out);
+        assert_eq!(errs.len(), 1, "{out:?}");
+        assert_eq!(
+            (errs[0].0.as_str(), errs[0].1.as_deref()),
+            ("forbidden", Some("secret/x"))
+        );
+        assert!(errs[0].2.contains("not in the token"), "{errs:?}");
+        assert_eq!(delivered(&out), vec![(vec![ok], "updated#1".into())]);
+        assert_eq!(s.channel_status("secret/x"), Some(ChannelStatus::Forbidden));
+        assert_eq!(s.channel_status("a"), Some(ChannelStatus::Subscribed));
+        assert_eq!(s.channel_status("nobody"), None);
+
+        // Another subscription to the refused channel is told too.
+        s.subscribe(5, "secret/x", all());
+        assert_eq!(errors(&drain(&mut s))[0].1.as_deref(), Some("secret/x"));
+
+        // Refused again after a reconnect: not reported again.
+        s.handle_close(6, "blip");
+        drain(&mut s);
+        let wake = s.poll_timeout().expect("retry");
+        s.handle_timeout(wake);
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(wake, request, Ok("t".into()));
+        s.handle_text(wake + 1, &encode_hello("e1", 25_000));
+        let out = drain(&mut s);
+        assert!(
+            channels_of(&sent(&out)[1]).contains(&"secret/x".to_string()),
+            "asked again: a new token may allow it"
+        );
+        s.handle_text(
+            wake + 2,
+            &encode_channel_error(ErrorCode::Forbidden, "not in the token", "secret/x"),
+        );
+        assert!(errors(&drain(&mut s)).is_empty());
+        // Allowed by a later token: the status follows.
+        s.handle_close(wake + 3, "blip");
+        drain(&mut s);
+        let wake = s.poll_timeout().expect("retry");
+        s.handle_timeout(wake);
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(wake, request, Ok("t-admin".into()));
+        s.handle_text(wake + 1, &encode_hello("e1", 25_000));
+        s.handle_text(
+            wake + 2,
+            &subscribed(&[("a", 1, Some(true)), ("secret/x", 0, None)]),
+        );
+        drain(&mut s);
+        assert_eq!(
+            s.channel_status("secret/x"),
+            Some(ChannelStatus::Subscribed)
+        );
+    }
+
+    #[test]
+    fn sse_opens_the_stream_with_the_token_and_reopens_it_before_expiry() {
+        let mut s = authed_session(TransportKind::Sse);
+        let sub = s.subscribe(0, "a", all());
+        let p = s.publish(0, "a", "x", "{}", 0.0, None).expect("valid");
+        let out = drain(&mut s);
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::PostPublish { .. })),
+            "the publish waits for a token: {out:?}"
+        );
+        s.handle_timeout(50);
+        let out = drain(&mut s);
+        assert!(stream_query(&out).is_none(), "no stream before the token");
+        let request = *token_requests(&out).last().expect("a token request");
+        s.handle_token(51, request, Ok("t1".into()));
+        let out = drain(&mut s);
+        assert!(out.contains(&Output::PostPublish {
+            id: p,
+            body: match &out[..] {
+                [Output::PostPublish { body, .. }, ..] => body.clone(),
+                _ => panic!("the held publish goes out first: {out:?}"),
+            }
+        }));
+        assert_eq!(stream_query(&out).as_deref(), Some("channels=a"));
+        assert_eq!(s.token(), Some("t1"));
+        s.handle_text(52, &encode_hello("e1", 25_000));
+        s.handle_text(52, &encode_authed(Some("u1"), Some(2_000)));
+        s.handle_text(52, &subscribed(&[("a", 0, None)]));
+        s.handle_text(60, &event("a", 1, "updated", "{}"));
+        let mut events = drain(&mut s);
+        assert!(sent(&events).is_empty(), "nothing is sent on a stream");
+        s.handle_timeout(1_052);
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(1_060, request, Ok("t2".into()));
+        let out = drain(&mut s);
+        assert_eq!(out[0], Output::Disconnect);
+        assert_eq!(
+            stream_query(&out).as_deref(),
+            Some("channels=a&since=e1:1"),
+            "reopened with a new ticket, resuming"
+        );
+        assert_eq!(s.token(), Some("t2"));
+        s.handle_text(1_070, &encode_hello("e1", 25_000));
+        s.handle_text(1_070, &subscribed(&[("a", 2, Some(true))]));
+        s.handle_text(1_070, &event("a", 1, "updated", "{}"));
+        s.handle_text(1_070, &event("a", 2, "updated", "{}"));
+        events.extend(drain(&mut s));
+        assert_eq!(
+            delivered(&events),
+            vec![
+                (vec![sub], "updated#1".into()),
+                (vec![sub], "updated#2".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn an_sse_publish_alone_still_gets_a_token_or_fails_with_the_reason() {
+        let mut s = authed_session(TransportKind::Sse);
+        let p = s.publish(0, "a", "x", "{}", 0.0, None).expect("valid");
+        let request = one_token_request(&drain(&mut s));
+        s.handle_token(1, request, Err("getToken threw: no session".into()));
+        let out = drain(&mut s);
+        assert!(
+            out.iter().any(|o| matches!(o, Output::PublishFailed { id, error: PublishError::Rejected { code, message } }
+                if *id == p && code == TOKEN_ERROR_CODE && message.contains("no session"))),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_relay_requiring_tokens_says_so_to_a_client_without_one() {
+        let (mut s, _) = open_session(&[("a", all())]);
+        s.handle_text(5, &encode_error(ErrorCode::Unauthorized, "no token", None));
+        let errs = errors(&drain(&mut s));
+        assert!(errs[0].2.contains("`getToken`"), "{errs:?}");
+    }
+}
