@@ -614,6 +614,35 @@ impl Broker {
         Ok(answer)
     }
 
+    /// Gives a connection new scopes (those of a refreshed token): events published from now on
+    /// are filtered with them.
+    pub fn set_scopes(&self, id: ConnId, scopes: Scopes) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(conn) = inner.conns.get_mut(&id) else {
+            return;
+        };
+        conn.outbox.scopes = Scopes::clone(&scopes);
+        for name in &conn.channels {
+            if let Some(outbox) = inner
+                .channels
+                .get_mut(name)
+                .and_then(|ch| ch.subscribers.get_mut(&id))
+            {
+                outbox.scopes = Scopes::clone(&scopes);
+            }
+        }
+    }
+
+    /// The channels a connection is subscribed to.
+    pub fn channels_of(&self, id: ConnId) -> Vec<String> {
+        self.lock()
+            .conns
+            .get(&id)
+            .map(|conn| conn.channels.iter().map(|c| c.to_string()).collect())
+            .unwrap_or_default()
+    }
+
     /// Unsubscribes a connection from channels; channels it is not subscribed to are ignored.
     pub fn unsubscribe(&self, id: ConnId, channels: &[&str]) {
         let mut inner = self.lock();

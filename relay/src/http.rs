@@ -1,14 +1,15 @@
-//! The HTTP routes: `GET /ws`, `GET /sse`, `POST /publish`, `POST /revalidate`, `GET /healthz`,
-//! `GET /stats/channels`, the demo API at `/api` (with `--demo`), and the optional static
-//! directory.
+//! The HTTP routes: `GET /ws`, `GET /sse`, `POST /sse/ticket`, `POST /publish`,
+//! `POST /revalidate`, `GET /healthz`, `GET /metrics`, `GET /stats/channels`, the demo API at
+//! `/api` and `GET /demo/token` (with `--demo`), and the optional static directory.
 
-use crate::broker;
-use crate::publish::{validate, validate_on_any_channel, ValidEvent};
+use crate::auth::Grant;
+use crate::error::frame_error_response;
+use crate::state::Published as Accepted;
 use crate::{demo, sse, ws, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::sync::Arc;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::services::ServeDir;
 use wasm_live_provider::engine::frame::{
     excerpt, DateInput, ErrorCode, FrameError, Publish, REVALIDATE_CHANNEL, REVALIDATE_TYPE,
@@ -29,8 +30,20 @@ pub const MAX_REVALIDATE_KEYS: usize = 100;
 pub fn router(state: Arc<AppState>) -> Router {
     // Browser pages served from another origin may publish, revalidate, listen over SSE and poll
     // the health check.
+    // (With `--allowed-origins`, only those.)
+    let origins = if state.config.allowed_origins.is_empty() {
+        AllowOrigin::from(Any)
+    } else {
+        AllowOrigin::list(
+            state
+                .config
+                .allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
     let cors = CorsLayer::new()
-        .allow_origin(Any)
+        .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(Any);
     let body_limit = DefaultBodyLimit::max(state.config.max_frame_bytes);
@@ -38,12 +51,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/publish", post(publish).layer(body_limit))
         .route("/revalidate", post(revalidate).layer(body_limit))
         .route("/sse", get(sse::stream))
+        .route("/sse/ticket", post(sse::ticket))
         .route("/healthz", get(healthz))
         .route("/stats/channels", get(channel_stats))
         .layer(cors);
-    let mut app = Router::new().route("/ws", get(ws::upgrade)).merge(api);
+    let mut app = Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/metrics", get(metrics))
+        .merge(api);
     if state.demo.is_some() {
-        app = app.nest("/api", demo::router(state.config.max_frame_bytes));
+        app = app
+            .nest("/api", demo::router(state.config.max_frame_bytes))
+            .merge(demo::token_router());
     }
     if let Some(dir) = &state.config.static_dir {
         app = app.fallback_service(ServeDir::new(dir));
@@ -87,33 +106,6 @@ struct Published<'a> {
     seq: u64,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'static str,
-    message: &'a str,
-}
-
-/// An HTTP error: `413` for `too_large`, `400` otherwise, with a JSON body
-/// `{"error": {"code", "message"}}`.
-pub fn error_response(code: ErrorCode, message: &str) -> Response {
-    let status = match code {
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: code.as_str(),
-            message,
-        },
-    };
-    (status, Json(body)).into_response()
-}
-
 /// A request body, or why it could not be read (`too_large` over the limit).
 fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, FrameError> {
     match body {
@@ -130,35 +122,45 @@ fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<By
 }
 
 /// The answer to a publish: `200 {"channel", "seq"}` or the error.
-fn published(result: Result<(Cow<'_, str>, u64), FrameError>) -> Response {
+fn published(result: Result<Accepted<'_>, FrameError>) -> Response {
     match result {
         Ok((channel, seq)) => Json(Published {
             channel: &channel,
             seq,
         })
         .into_response(),
-        Err(e) => error_response(e.code, &e.message),
+        Err(e) => frame_error_response(&e),
     }
 }
 
 async fn publish(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let grant = match state.http_publisher(&headers) {
+        Ok(grant) => grant,
+        Err(e) => return frame_error_response(&e),
+    };
     match read_body(&state, body) {
-        Ok(body) => published(publish_body(&state, &body)),
-        Err(e) => error_response(e.code, &e.message),
+        Ok(body) => published(publish_body(&state, &grant, &body)),
+        Err(e) => frame_error_response(&e),
     }
 }
 
 /// `POST /revalidate`: publishes `{"keys": [...]}` on `$revalidate`.
 async fn revalidate(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let grant = match state.http_publisher(&headers) {
+        Ok(grant) => grant,
+        Err(e) => return frame_error_response(&e),
+    };
     match read_body(&state, body) {
-        Ok(body) => published(revalidate_body(&state, &body)),
-        Err(e) => error_response(e.code, &e.message),
+        Ok(body) => published(revalidate_body(&state, &grant, &body)),
+        Err(e) => frame_error_response(&e),
     }
 }
 
@@ -230,8 +232,9 @@ fn revalidate_payload(keys: Option<&RawValue>) -> Result<Box<RawValue>, FrameErr
 /// Validates and publishes one `POST /revalidate` body.
 fn revalidate_body<'b>(
     state: &AppState,
+    grant: &Grant,
     body: &'b [u8],
-) -> Result<(Cow<'b, str>, u64), FrameError> {
+) -> Result<Accepted<'b>, FrameError> {
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(FrameError::new(
             ErrorCode::BadFrame,
@@ -254,13 +257,16 @@ fn revalidate_body<'b>(
         meta: None,
         scopes: read_scopes(request.scopes)?,
     };
-    let event = validate_on_any_channel(publish, &state.limits())?;
-    let (_, seq) = publish_valid(state, event);
+    let (_, seq) = state.revalidate(grant, publish)?;
     Ok((Cow::Borrowed(REVALIDATE_CHANNEL), seq))
 }
 
 /// Validates and publishes one body; returns the channel and the event's seq.
-fn publish_body<'b>(state: &AppState, body: &'b [u8]) -> Result<(Cow<'b, str>, u64), FrameError> {
+fn publish_body<'b>(
+    state: &AppState,
+    grant: &Grant,
+    body: &'b [u8],
+) -> Result<Accepted<'b>, FrameError> {
     let event: LiveEvent<'b> = serde_json::from_slice(body)
         .map_err(|e| FrameError::new(ErrorCode::BadFrame, format!("not a valid LiveEvent: {e}")))?;
     let date = event.date.map(DateInput::read).transpose()?;
@@ -273,28 +279,7 @@ fn publish_body<'b>(state: &AppState, body: &'b [u8]) -> Result<(Cow<'b, str>, u
         meta: event.meta,
         scopes: read_scopes(event.scopes)?,
     };
-    publish_event(state, publish)
-}
-
-/// Validates one event and publishes it through the broker: what `POST /publish` does with a body
-/// once it is read, and what the demo API does after each change. Returns the channel and the
-/// event's seq. Channels starting with `$` are refused (`bad_channel`): `POST /revalidate`
-/// publishes on `$revalidate` through [`publish_valid`] directly.
-pub fn publish_event<'a>(
-    state: &AppState,
-    publish: Publish<'a>,
-) -> Result<(Cow<'a, str>, u64), FrameError> {
-    let event = validate(publish, &state.limits())?;
-    Ok(publish_valid(state, event))
-}
-
-/// Publishes a validated event through the broker; returns the channel and the event's seq.
-fn publish_valid<'a>(state: &AppState, event: ValidEvent<'a>) -> (Cow<'a, str>, u64) {
-    match state.broker.publish(&event) {
-        broker::Published::New(seq) => (event.channel, seq),
-        // Its key was seen: the answer of the first publish.
-        broker::Published::Repeat { channel, seq } => (Cow::Owned(channel.into()), seq),
-    }
+    state.publish(grant, publish)
 }
 
 #[derive(Serialize)]
@@ -319,4 +304,18 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 /// and last seq.
 async fn channel_stats(State(state): State<Arc<AppState>>) -> Response {
     Json(state.broker.channel_stats()).into_response()
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.render(&state.broker.stats());
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }

@@ -17,46 +17,33 @@
 //! # let _ = addr; Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod demo;
+pub mod error;
 pub mod http;
+pub mod limits;
+pub mod metrics;
 pub mod publish;
 pub mod query;
 pub mod sse;
+pub mod state;
 pub mod ws;
 
 pub use broker::{Broker, Settings, Stats};
 pub use config::Config;
+pub use state::AppState;
 
+use auth::Auth;
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-
-/// What every route and connection shares.
-#[derive(Debug)]
-pub struct AppState {
-    pub config: Config,
-    pub broker: Arc<Broker>,
-    /// Identifies this run of the relay's history (sent in `hello`).
-    pub epoch: String,
-    /// The demo API's records (`--demo` only).
-    pub demo: Option<demo::Store>,
-    /// Changes (or closes) when the relay shuts down.
-    shutdown: watch::Receiver<bool>,
-}
-
-impl AppState {
-    pub fn limits(&self) -> publish::Limits {
-        publish::Limits {
-            max_channel_len: self.config.max_channel_len,
-        }
-    }
-}
 
 /// A fresh epoch: 16 hex digits from the clock, the process id and std's random hash keys.
 pub fn new_epoch() -> String {
@@ -70,20 +57,43 @@ pub fn new_epoch() -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// How long open WebSocket connections get to close after the shutdown signal.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The API key the demo accepts when none is configured (`--demo` on a loopback address only).
+pub const DEMO_API_KEY: &str = "demo-publish-key";
 
-/// Serves the relay on `listener` until `shutdown` resolves, then closes the WebSocket
-/// connections (close code 1001) and returns.
+/// The configuration the relay runs with: in demo mode without keys, a random token secret (the
+/// demo mints its own tokens) and [`DEMO_API_KEY`].
+fn with_demo_credentials(mut config: Config) -> std::io::Result<Config> {
+    if config.demo && !config.has_token_key() {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+        config.jwt_secret = Some(bytes.iter().map(|b| format!("{b:02x}")).collect());
+    }
+    if config.demo && config.api_key.is_empty() {
+        config.api_key = vec![DEMO_API_KEY.to_owned()];
+    }
+    Ok(config)
+}
+
+/// Serves the relay on `listener` until `shutdown` resolves, then stops accepting, tells every
+/// WebSocket client to reconnect (close code 1001) and ends every SSE stream, waits at most
+/// `--shutdown-grace-ms` for them to go, and returns. A configuration error (an unreadable key
+/// file, a short secret) is an `InvalidInput` error naming the flag.
 pub async fn serve<F>(config: Config, listener: TcpListener, shutdown: F) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let config = with_demo_credentials(config)?;
+    let auth = Auth::from_config(&config)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let (stop, stopped) = watch::channel(false);
     let broker = Arc::new(Broker::with_settings(Settings::from_config(&config)));
     let sweeper = tokio::spawn(sweep(Arc::clone(&broker), sweep_interval(&config)));
     let state = Arc::new(AppState {
         demo: config.demo.then(demo::Store::seeded),
+        per_ip: limits::PerIp::new(config.max_connections_per_ip),
+        http_publishers: limits::Buckets::new(config.key_publish_rate, config.key_publish_burst),
+        metrics: metrics::Metrics::default(),
+        auth,
         config,
         broker,
         epoch: new_epoch(),
@@ -99,11 +109,23 @@ where
         // Small frames must leave at once: no Nagle delay behind an unacknowledged segment.
         let _ = tcp.set_nodelay(true);
     });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await;
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await;
     if served.is_ok() {
-        let _ = tokio::time::timeout(CLOSE_GRACE, state.broker.wait_idle()).await;
+        let grace = state.config.shutdown_grace();
+        if tokio::time::timeout(grace, state.broker.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = state.broker.stats().connections,
+                "connections still open after the shutdown grace period: stopping anyway"
+            );
+        }
     }
     sweeper.abort();
     served

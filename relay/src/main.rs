@@ -1,7 +1,6 @@
 //! `live-relay`: parse the flags, bind, announce the address on stdout, serve until SIGINT/SIGTERM.
 
-use clap::Parser;
-use live_relay::{serve, shutdown_signal, Config};
+use live_relay::{config, serve, shutdown_signal};
 use std::io::Write;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
@@ -9,7 +8,14 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = match config::file::load(std::env::args_os()) {
+        Ok(config) => config,
+        Err(e) => e.exit(),
+    };
+    if let Err(message) = config.check() {
+        eprintln!("live-relay: {message}");
+        return ExitCode::from(2);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -57,10 +63,25 @@ async fn main() -> ExitCode {
     }
     drop(stdout);
     tracing::info!(%addr, static_dir = ?config.static_dir, demo = config.demo, "live-relay started");
+    if config.has_token_key() {
+        tracing::info!(
+            "authentication on: connections need a token, publishing an API key or a token"
+        );
+    } else if !config.demo {
+        tracing::warn!(
+            "authentication off: anyone who reaches {addr} may subscribe and publish \
+             (give --jwt-secret or --jwt-public-key to turn it on)"
+        );
+    }
     if config.demo {
         tracing::info!(
             "demo mode: an in-memory REST API at http://{addr}/api (posts, categories); \
-             changes are published on resources/<resource>"
+             changes are published on resources/<resource>; tokens for the demo user at \
+             http://{addr}/demo/token; publish with `Authorization: Bearer {}`",
+            config
+                .api_key
+                .first()
+                .map_or(live_relay::DEMO_API_KEY, String::as_str)
         );
     }
 
@@ -68,6 +89,10 @@ async fn main() -> ExitCode {
         Ok(()) => {
             tracing::info!("live-relay stopped");
             ExitCode::SUCCESS
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            eprintln!("live-relay: {e}");
+            ExitCode::from(2)
         }
         Err(e) => {
             eprintln!("live-relay: {e}");

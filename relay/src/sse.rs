@@ -25,30 +25,43 @@
 //! for an entry that is recovered, at its `since` seq; each `event` or `skip` of the channel moves
 //! it to that frame's seq.
 //!
+//! With authentication on, `EventSource` cannot send a header and a token in the URL would be
+//! logged: the client first trades its token for a single-use ticket at `POST /sse/ticket` (see
+//! [`crate::auth::ticket`]) and opens `GET /sse?ticket=…`. The stream then carries `authed` after
+//! `hello`, a `forbidden` error frame for each channel the token does not allow (the others are
+//! subscribed), and ends with an `unauthorized` error frame when the token expires: the client
+//! reopens it with a new ticket and `since`, losing nothing.
+//!
 //! The task ends, unregistering the connection, when the client goes away (the response body is
 //! dropped), when one write waits longer than two ping intervals, when the connection is closed as
-//! a slow consumer (after an `error` frame), or when the relay shuts down.
+//! a slow consumer (after an `error` frame), when its token expires, or when the relay shuts down.
 
-use crate::broker::{Member, Outbound, Request, Since};
-use crate::http::error_response;
+use crate::auth::{self, bearer_credential, ticket::TICKET_TTL, Grant};
+use crate::broker::{self, Member, Outbound, Request, Since};
+use crate::error::frame_error_response;
+use crate::limits::IpSlot;
 use crate::publish::check_subscription;
 use crate::query::{bad_query, Params};
 use crate::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, info};
 use wasm_live_provider::engine::frame::{
-    encode_error, encode_hello, encode_ping, excerpt, ErrorCode, FrameError,
+    encode_authed, encode_channel_error, encode_error, encode_hello, encode_ping, excerpt,
+    ErrorCode, FrameError,
 };
 
 /// The reconnect delay announced to plain `EventSource` clients (`retry:`), in milliseconds.
@@ -62,15 +75,48 @@ const BATCH_FRAMES: usize = 256;
 /// Bytes after which a chunk is sent without waiting for more frames.
 const BATCH_BYTES: usize = 64 * 1024;
 
-/// `GET /sse?channels=a,b&since=E:41,7&scopes=...`.
+#[derive(Serialize)]
+struct Ticket {
+    ticket: String,
+    ttl_ms: u64,
+}
+
+/// `POST /sse/ticket` with `Authorization: Bearer <token>`: `200 {"ticket", "ttl_ms"}`, a ticket
+/// that opens one stream within `ttl_ms`; `401` when the token is refused. A relay without
+/// authentication answers the ticket `open`, which `GET /sse` does not need.
+pub async fn ticket(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let ttl_ms = u64::try_from(TICKET_TTL.as_millis()).unwrap_or(u64::MAX);
+    if !state.auth.connections_need_token() {
+        let ticket = "open".to_owned();
+        return Json(Ticket { ticket, ttl_ms }).into_response();
+    }
+    let claims = bearer_credential(&headers).and_then(|token| state.auth.verify(token));
+    let claims = match claims {
+        Ok(claims) => claims,
+        Err(failure) => return frame_error_response(&state.refuse(&failure)),
+    };
+    match state.auth.tickets.issue(claims) {
+        Ok(ticket) => Json(Ticket { ticket, ttl_ms }).into_response(),
+        Err(message) => {
+            tracing::error!("{message}");
+            frame_error_response(&FrameError::new(ErrorCode::BadFrame, message))
+        }
+    }
+}
+
+/// `GET /sse?channels=a,b&since=E:41,7&scopes=...` (or `&ticket=…` with authentication on).
 pub async fn stream(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     State(state): State<Arc<AppState>>,
 ) -> Response {
-    match open(&state, query.as_deref(), &headers) {
+    let opened = state
+        .admit(&headers, peer.ip())
+        .and_then(|slot| open(&state, query.as_deref(), &headers, slot));
+    match opened {
         Ok(response) => response,
-        Err(e) => error_response(e.code, &e.message),
+        Err(e) => frame_error_response(&e),
     }
 }
 
@@ -79,10 +125,44 @@ fn open(
     state: &Arc<AppState>,
     query: Option<&str>,
     headers: &HeaderMap,
+    slot: IpSlot,
 ) -> Result<Response, FrameError> {
     let params = Params::parse(query);
     let channels = read_channels(state, &params)?;
-    let scopes = params.scopes()?;
+    // The connection's rights: a ticket's token with authentication on, everything without.
+    let (grant, scopes, expires) = if state.auth.connections_need_token() {
+        let ticket = params.text("ticket")?.unwrap_or_default();
+        let claims = if ticket.is_empty() {
+            Err(auth::AuthFailure::Missing)
+        } else {
+            state.auth.tickets.redeem(&ticket)
+        }
+        .map_err(|failure| state.refuse(&failure))?;
+        let left = auth::time_left(&claims);
+        let scopes = broker::scopes(&claims.scopes);
+        (Grant::Token(claims), scopes, Some(Instant::now() + left))
+    } else {
+        (Grant::Open, params.scopes()?, None)
+    };
+    let mut preamble = String::new();
+    if let (Grant::Token(claims), Some(expires)) = (&grant, expires) {
+        let left = expires.saturating_duration_since(Instant::now());
+        let ttl_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        push_data(
+            &mut preamble,
+            &encode_authed(claims.sub.as_deref(), Some(ttl_ms)),
+        );
+    }
+    let mut allowed = vec![true; channels.len()];
+    for (i, channel) in channels.iter().enumerate() {
+        if let Err(e) = state.authorize_subscription(&grant, channel) {
+            allowed[i] = false;
+            push_data(
+                &mut preamble,
+                &encode_channel_error(e.code, &e.message, channel),
+            );
+        }
+    }
     let since = match params.text("since")?.filter(|s| !s.is_empty()) {
         Some(text) => Some(
             parse_since(&text, channels.len()).map_err(|e| bad_query(format!("`since` {e}")))?,
@@ -109,6 +189,7 @@ fn open(
     let requests: Vec<Request<'_>> = channels
         .iter()
         .enumerate()
+        .filter(|(i, _)| allowed[*i])
         .map(|(i, channel)| {
             let since = match &since {
                 Some(position) => match position.seqs[i] {
@@ -129,15 +210,19 @@ fn open(
         .broker
         .subscribe(member.id, &requests, state.config.max_channels)
         .map_err(|e| FrameError::new(ErrorCode::TooManyChannels, e.to_string()))?;
+    for entry in &answer {
+        state.metrics.resumed(entry.recovered);
+    }
     // Where each channel starts: the `since` of a recovered entry (its replay follows), else the
     // channel's seq at subscribing. (`answer` is empty when the replay did not fit the queue:
     // the connection is then closed as a slow consumer before any event.)
-    let positions: Vec<u64> = requests
+    let positions: Vec<u64> = channels
         .iter()
-        .map(|request| {
-            let entry = answer.iter().find(|a| a.channel == request.channel);
-            match (entry, request.since) {
-                (Some(a), Since::Seq(seen)) if a.recovered == Some(true) => seen,
+        .map(|channel| {
+            let request = requests.iter().find(|r| r.channel == channel.as_str());
+            let entry = answer.iter().find(|a| a.channel == channel.as_str());
+            match (entry, request.map(|r| r.since)) {
+                (Some(a), Some(Since::Seq(seen))) if a.recovered == Some(true) => seen,
                 (Some(a), _) => a.seq,
                 (None, _) => 0,
             }
@@ -157,6 +242,9 @@ fn open(
         positions,
         tx,
         write_timeout: state.config.ping_interval() * 2,
+        preamble,
+        expires,
+        _slot: slot,
     };
     let id = connection.member.id;
     debug!(
@@ -305,6 +393,12 @@ struct Connection {
     /// Chunks of the response body.
     tx: mpsc::Sender<Bytes>,
     write_timeout: Duration,
+    /// Frames written right after `hello`: `authed`, and a `forbidden` error per channel refused.
+    preamble: String,
+    /// When the token expires (authentication on).
+    expires: Option<Instant>,
+    /// Counts the connection against its IP address's limit while it lives.
+    _slot: IpSlot,
 }
 
 impl Connection {
@@ -314,6 +408,7 @@ impl Connection {
             &mut buf,
             &encode_hello(&self.state.epoch, self.state.config.ping_ms),
         );
+        buf.push_str(&std::mem::take(&mut self.preamble));
         // The `subscribed` answer and the replay are queued already.
         self.drain(&mut buf);
         if self.send(buf).await.is_err() {
@@ -326,11 +421,29 @@ impl Connection {
         let kick = Arc::clone(&self.member.kick);
         let tx = self.tx.clone();
 
+        let expires = self.expires;
+        let expiry = async move {
+            match expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expiry);
+
         loop {
             let step = tokio::select! {
                 biased;
+                _ = &mut expiry => {
+                    self.state.metrics.token_expiries.inc();
+                    let mut buf = String::new();
+                    let message = "the token has expired: get a new ticket and reopen the stream with `since`";
+                    push_data(&mut buf, &encode_error(ErrorCode::Unauthorized, message, None));
+                    let _ = self.send(buf).await;
+                    return;
+                }
                 _ = kick.wait() => {
                     info!(conn = self.member.id, "closing a slow SSE consumer");
+                    self.state.metrics.slow_consumers.inc();
                     let message = format!(
                         "the outbound queue ({} frames) is full: the connection is closed",
                         self.state.config.outbound_queue
@@ -381,6 +494,7 @@ impl Connection {
     /// position vector as its `id`.
     fn write(&mut self, buf: &mut String, frame: Outbound) {
         if let Some((channel, seq)) = &frame.position {
+            self.state.metrics.delivered.inc();
             if let Some(&i) = self.index.get(&**channel) {
                 self.positions[i] = *seq;
                 buf.push_str("id: ");

@@ -1,27 +1,41 @@
-//! One WebSocket connection: `hello`, the client's frames, the outbound queue, pings and the
-//! liveness deadline.
+//! One WebSocket connection: `hello`, the client's frames, the outbound queue, pings, the
+//! liveness deadline and, with authentication on, the token's deadline.
+//!
+//! With authentication on, the connection holds no rights until its first `auth` frame is
+//! accepted (within [`AUTH_TIMEOUT`]); then its token's claims say what it may subscribe and
+//! publish to and give its scopes. Another `auth` frame refreshes the token in-band. When the
+//! token expires unrefreshed, or the first `auth` fails, the connection gets an `unauthorized`
+//! error and is closed with [`CLOSE_UNAUTHORIZED`].
 //!
 //! A single task owns the socket. It writes replies itself and drains the outbound queue the
 //! broker fills. The broker queues a `subscribed` answer itself, followed by any replayed events,
 //! so the answer always precedes the events it announces.
 
-use crate::broker::{Member, Request, Scopes, Since};
-use crate::http::error_response;
-use crate::publish::{check_subscription, validate};
+use crate::auth::{self, AuthFailure, Grant};
+use crate::broker::{self, Member, Outbound, Request, Scopes, Since};
+use crate::error::frame_error_response;
+use crate::limits::{IpSlot, TokenBucket};
+use crate::metrics::limit;
 use crate::query::Params;
 use crate::AppState;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, info};
 use wasm_live_provider::engine::frame::{
-    decode_client, encode_ack, encode_error, encode_hello, encode_ping, encode_pong, ChannelEntry,
-    ClientFrame, ErrorCode, Publish, SUBPROTOCOL,
+    decode_client, encode_ack, encode_authed, encode_channel_error, encode_error, encode_hello,
+    encode_ping, encode_pong, ChannelEntry, ClientFrame, ErrorCode, Publish, CLOSE_UNAUTHORIZED,
+    SUBPROTOCOL,
 };
+
+/// How long a connection may take to send its first `auth` frame when authentication is on.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The transport's own message limit. Text frames between `max_frame_bytes` and this are refused
 /// with a `too_large` error frame and the connection stays open; beyond it the WebSocket layer
@@ -30,17 +44,28 @@ pub fn transport_limit(max_frame_bytes: usize) -> usize {
     max_frame_bytes.saturating_mul(4).max(1 << 20)
 }
 
-/// `GET /ws`: upgrades to WebSocket, selecting `wlp.v1` when the client offers it. The
-/// connection's scopes come from the `scopes` query parameter; malformed ones are answered
-/// `400` with a JSON error body instead of the upgrade.
+/// `GET /ws`: upgrades to WebSocket, selecting `wlp.v1` when the client offers it. A page from an
+/// origin not allowed gets `403`, an IP address over its connection limit `429`. Without
+/// authentication the connection's scopes come from the `scopes` query parameter (malformed ones
+/// are answered `400` with a JSON error body instead of the upgrade); with it, from the token.
 pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
     State(state): State<Arc<AppState>>,
 ) -> Response {
-    let scopes = match Params::parse(query.as_deref()).scopes() {
-        Ok(scopes) => scopes,
-        Err(e) => return error_response(e.code, &e.message),
+    let scopes = if state.auth.connections_need_token() {
+        Scopes::from([])
+    } else {
+        match Params::parse(query.as_deref()).scopes() {
+            Ok(scopes) => scopes,
+            Err(e) => return frame_error_response(&e),
+        }
+    };
+    let slot = match state.admit(&headers, peer.ip()) {
+        Ok(slot) => slot,
+        Err(e) => return frame_error_response(&e),
     };
     let ws = match ws {
         Ok(ws) => ws,
@@ -54,7 +79,7 @@ pub async fn upgrade(
         .read_buffer_size(4 * 1024)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| run(socket, state, scopes))
+        .on_upgrade(move |socket| run(socket, state, scopes, slot))
 }
 
 /// The socket is gone (closed, failed, or too slow to take a write).
@@ -66,25 +91,51 @@ struct Connection {
     member: Member,
     /// How long one write may take before the connection is given up.
     write_timeout: Duration,
+    /// What the connection may do: `None` until its first `auth` frame is accepted.
+    grant: Option<Grant>,
+    /// With authentication on: when the first `auth` frame is due, then when the token expires.
+    auth_deadline: Option<Instant>,
+    /// The connection's publishes per second.
+    publishes: TokenBucket,
+    /// Counts the connection against its IP address's limit while it lives.
+    _slot: IpSlot,
 }
 
 /// Serves one upgraded connection, holding `scopes`, until it closes.
-pub async fn run(socket: WebSocket, state: Arc<AppState>, scopes: Scopes) {
+pub async fn run(socket: WebSocket, state: Arc<AppState>, scopes: Scopes, slot: IpSlot) {
     let member = state
         .broker
         .connect_scoped(state.config.outbound_queue, scopes);
     let write_timeout = state.config.ping_interval() * 2;
     let id = member.id;
+    let (grant, auth_deadline) = if state.auth.connections_need_token() {
+        (None, Some(Instant::now() + AUTH_TIMEOUT))
+    } else {
+        (Some(Grant::Open), None)
+    };
+    let publishes = TokenBucket::new(state.config.publish_rate, state.config.publish_burst);
     debug!(conn = id, "connection opened");
     Connection {
         socket,
         state,
         member,
         write_timeout,
+        grant,
+        auth_deadline,
+        publishes,
+        _slot: slot,
     }
     .serve()
     .await;
     debug!(conn = id, "connection closed");
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Connection {
@@ -104,8 +155,20 @@ impl Connection {
         loop {
             let step = tokio::select! {
                 biased;
+                _ = sleep_until_some(self.auth_deadline) => {
+                    let message = if self.grant.is_some() {
+                        self.state.metrics.token_expiries.inc();
+                        "the token has expired: refresh it and reconnect"
+                    } else {
+                        self.state.metrics.auth_failure(AuthFailure::Missing.reason());
+                        "no `auth` frame with a token within 10 s"
+                    };
+                    self.refuse(message).await;
+                    return;
+                }
                 _ = kick.wait() => {
                     info!(conn = self.member.id, "closing a slow consumer");
+                    self.state.metrics.slow_consumers.inc();
                     let message = format!(
                         "the outbound queue ({} frames) is full: the connection is closed",
                         self.state.config.outbound_queue
@@ -124,7 +187,7 @@ impl Connection {
                     return;
                 }
                 frame = self.member.rx.recv() => match frame {
-                    Some(frame) => self.send_queued(frame.text).await,
+                    Some(frame) => self.send_queued(frame).await,
                     None => return,
                 },
                 _ = ticker.tick() => self.send(Utf8Bytes::from(encode_ping())).await,
@@ -162,22 +225,28 @@ impl Connection {
 
     /// Writes `first` and whatever else is already queued (up to 64 frames) with one flush, so a
     /// busy connection costs one write syscall per batch instead of one per frame.
-    async fn send_queued(&mut self, first: Utf8Bytes) -> Result<(), Gone> {
+    async fn send_queued(&mut self, first: Outbound) -> Result<(), Gone> {
         use futures_util::SinkExt;
         let socket = &mut self.socket;
         let rx = &mut self.member.rx;
         let kick = &self.member.kick;
+        let delivered = &self.state.metrics.delivered;
         let write = async move {
-            socket.feed(Message::Text(first)).await?;
+            let mut events = u64::from(first.position.is_some());
+            socket.feed(Message::Text(first.text)).await?;
             for _ in 1..64 {
                 if kick.is_kicked() {
                     break;
                 }
                 match rx.try_recv() {
-                    Ok(frame) => socket.feed(Message::Text(frame.text)).await?,
+                    Ok(frame) => {
+                        events += u64::from(frame.position.is_some());
+                        socket.feed(Message::Text(frame.text)).await?
+                    }
                     Err(_) => break,
                 }
             }
+            delivered.inc_by(events);
             socket.flush().await
         };
         match timeout(self.write_timeout, write).await {
@@ -200,6 +269,15 @@ impl Connection {
         id: Option<u64>,
     ) -> Result<(), Gone> {
         self.send(encode_error(code, message, id).into()).await
+    }
+
+    /// Sends `unauthorized` and closes with [`CLOSE_UNAUTHORIZED`]: the client gets a new token
+    /// and reconnects.
+    async fn refuse(&mut self, message: &str) {
+        let _ = self
+            .send_error(ErrorCode::Unauthorized, message, None)
+            .await;
+        self.close(CLOSE_UNAUTHORIZED, "unauthorized").await;
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
@@ -238,13 +316,27 @@ impl Connection {
                 "frame of {} bytes is over the limit of {max} bytes",
                 text.len()
             );
+            self.state.metrics.limit_hit(limit::FRAME_SIZE);
             return self.send_error(ErrorCode::TooLarge, &message, None).await;
         }
         let frame = match decode_client(text) {
             Ok(frame) => frame,
             Err(e) => return self.send_error(e.code, &e.message, e.id).await,
         };
+        let needs_grant = matches!(
+            frame,
+            ClientFrame::Subscribe { .. } | ClientFrame::Publish { .. }
+        );
+        if needs_grant && self.grant.is_none() {
+            self.state
+                .metrics
+                .auth_failure(AuthFailure::Missing.reason());
+            self.refuse("send an `auth` frame with a token before subscribing or publishing")
+                .await;
+            return Err(Gone);
+        }
         match frame {
+            ClientFrame::Auth { token } => self.authenticate(&token).await,
             ClientFrame::Subscribe { channels } => self.subscribe(&channels).await,
             ClientFrame::Unsubscribe { channels } => {
                 let names: Vec<&str> = channels.iter().map(|c| c.channel.as_ref()).collect();
@@ -262,19 +354,95 @@ impl Connection {
     async fn flush_queue(&mut self) -> Result<(), Gone> {
         while !self.member.kick.is_kicked() {
             match self.member.rx.try_recv() {
-                Ok(frame) => self.send(frame.text).await?,
+                Ok(frame) => {
+                    if frame.position.is_some() {
+                        self.state.metrics.delivered.inc();
+                    }
+                    self.send(frame.text).await?
+                }
                 Err(_) => break,
             }
         }
         Ok(())
     }
 
+    /// An `auth` frame: the first one grants the connection its rights (or closes it), a later
+    /// one refreshes the token (a refused refresh leaves the current token in force until it
+    /// expires).
+    async fn authenticate(&mut self, token: &str) -> Result<(), Gone> {
+        if !self.state.auth.connections_need_token() {
+            // Nothing to check, nothing to refresh.
+            return self.send(encode_authed(None, None).into()).await;
+        }
+        let first = self.grant.is_none();
+        let claims = self.state.auth.verify(token).and_then(|claims| {
+            match self.grant.as_ref().and_then(Grant::subject) {
+                Some(sub) if claims.sub.as_deref() != Some(sub) => Err(AuthFailure::SubjectChanged),
+                _ if auth::time_left(&claims).is_zero() => Err(AuthFailure::Expired),
+                _ => Ok(claims),
+            }
+        });
+        let claims = match claims {
+            Ok(claims) => claims,
+            Err(failure) => {
+                let e = self.state.refuse(&failure);
+                if first {
+                    self.refuse(&e.message).await;
+                    return Err(Gone);
+                }
+                return self.send_error(e.code, &e.message, None).await;
+            }
+        };
+        let left = auth::time_left(&claims);
+        self.auth_deadline = Some(Instant::now() + left);
+        self.state
+            .broker
+            .set_scopes(self.member.id, broker::scopes(&claims.scopes));
+        if !first {
+            self.state.metrics.token_refreshes.inc();
+        }
+        let ttl_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        let authed = encode_authed(claims.sub.as_deref(), Some(ttl_ms));
+        let grant = Grant::Token(claims);
+        // A refreshed token may allow fewer channels: those are left.
+        let lost: Vec<String> = self
+            .state
+            .broker
+            .channels_of(self.member.id)
+            .into_iter()
+            .filter(|channel| !grant.may_subscribe(channel))
+            .collect();
+        self.grant = Some(grant);
+        self.send(authed.into()).await?;
+        if !lost.is_empty() {
+            let names: Vec<&str> = lost.iter().map(String::as_str).collect();
+            self.state.broker.unsubscribe(self.member.id, &names);
+            for channel in &lost {
+                self.state.metrics.forbid("subscribe");
+                let message = format!(
+                    "the refreshed token does not allow `{channel}`: the subscription has ended"
+                );
+                let frame = encode_channel_error(ErrorCode::Forbidden, &message, channel);
+                self.send(frame.into()).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn subscribe(&mut self, channels: &[ChannelEntry<'_>]) -> Result<(), Gone> {
-        let limits = self.state.limits();
+        let Some(grant) = self.grant.clone() else {
+            return Err(Gone);
+        };
         let mut requests = Vec::with_capacity(channels.len());
         for entry in channels {
-            if let Err(e) = check_subscription(&entry.channel, &limits) {
-                return self.send_error(e.code, &e.message, None).await;
+            match self.state.authorize_subscription(&grant, &entry.channel) {
+                Ok(()) => {}
+                Err(e) if e.code == ErrorCode::Forbidden => {
+                    let frame = encode_channel_error(e.code, &e.message, &entry.channel);
+                    self.send(frame.into()).await?;
+                    continue;
+                }
+                Err(e) => return self.send_error(e.code, &e.message, None).await,
             }
             let since = match &entry.since {
                 None => Since::Now,
@@ -286,11 +454,20 @@ impl Connection {
                 since,
             });
         }
+        if requests.is_empty() {
+            return Ok(());
+        }
         let max = self.state.config.max_channels;
         // The broker queues the `subscribed` answer and the replay.
         match self.state.broker.subscribe(self.member.id, &requests, max) {
-            Ok(_) => self.flush_queue().await,
+            Ok(answer) => {
+                for entry in &answer {
+                    self.state.metrics.resumed(entry.recovered);
+                }
+                self.flush_queue().await
+            }
             Err(e) => {
+                self.state.metrics.limit_hit(limit::MAX_CHANNELS);
                 self.send_error(ErrorCode::TooManyChannels, &e.to_string(), None)
                     .await
             }
@@ -298,11 +475,23 @@ impl Connection {
     }
 
     async fn publish(&mut self, id: u64, event: Publish<'_>) -> Result<(), Gone> {
-        let event = match validate(event, &self.state.limits()) {
-            Ok(event) => event,
+        let Some(grant) = self.grant.clone() else {
+            return Err(Gone);
+        };
+        if !self.publishes.take() {
+            self.state.metrics.limit_hit(limit::PUBLISH_RATE);
+            let message = format!(
+                "over {} publishes per second on this connection (--publish-rate): retry later",
+                self.state.config.publish_rate
+            );
+            return self
+                .send_error(ErrorCode::RateLimited, &message, Some(id))
+                .await;
+        }
+        let seq = match self.state.publish(&grant, event) {
+            Ok((_, seq)) => seq,
             Err(e) => return self.send_error(e.code, &e.message, Some(id)).await,
         };
-        let seq = self.state.broker.publish(&event).seq();
         // Send what is queued first, so the publisher sees its own event before the ack.
         self.flush_queue().await?;
         self.send(encode_ack(id, seq).into()).await

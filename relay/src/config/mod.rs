@@ -2,6 +2,8 @@
 
 use clap::builder::{BoolishValueParser, RangedU64ValueParser};
 use clap::Parser;
+
+pub mod file;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,75 +18,194 @@ pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 pub const DEFAULT_HISTORY_SIZE: usize = 1000;
 pub const DEFAULT_HISTORY_TTL_MS: u64 = 300_000;
 pub const DEFAULT_PUBLISH_KEY_TTL_MS: u64 = 300_000;
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 5_000;
+pub const DEFAULT_PUBLISH_RATE: u32 = 100;
+pub const DEFAULT_PUBLISH_BURST: u32 = 200;
+pub const DEFAULT_KEY_PUBLISH_RATE: u32 = 1_000;
+pub const DEFAULT_KEY_PUBLISH_BURST: u32 = 2_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
+
+const HEADING_AUTH: &str = "Authentication";
+const HEADING_SERVER: &str = "Server";
+const HEADING_LIMITS: &str = "Limits";
+const HEADING_HISTORY: &str = "Timing and history";
 
 /// The relay server of wasm-live-provider: protocol v1 over WebSocket (`GET /ws`) and
 /// Server-Sent Events (`GET /sse`), `POST /publish`, `POST /revalidate`, `GET /healthz`,
-/// `GET /stats/channels`, optionally a static directory at `/` and, with `--demo`, an in-memory
-/// REST API at `/api`.
+/// `GET /metrics`, `GET /stats/channels`, optionally a static directory at `/` and, with `--demo`,
+/// an in-memory REST API at `/api`.
+///
+/// Every flag can also be set by its `LIVE_RELAY_*` variable or in the `--config` file (a flag's
+/// name with `_` for `-`, e.g. `history_size = 500`); a flag beats its variable, which beats the
+/// file. With no key configured the relay is open, which it allows on a loopback address only.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
-#[command(name = "live-relay", version, about)]
+#[command(name = "live-relay", version, about, long_about = None)]
 pub struct Config {
+    /// HS256 secret that connection tokens (JWT) are signed with (at least 32 bytes). Turns
+    /// authentication on.
+    #[arg(long, env = "LIVE_RELAY_JWT_SECRET", hide_env_values = true, help_heading = HEADING_AUTH)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM file of the public key tokens are signed with: RSA (RS256) or EC P-256 (ES256). Turns
+    /// authentication on.
+    #[arg(long, env = "LIVE_RELAY_JWT_PUBLIC_KEY", value_name = "PEM", help_heading = HEADING_AUTH)]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Refuse tokens whose `aud` is not this.
+    #[arg(long, env = "LIVE_RELAY_JWT_AUDIENCE", help_heading = HEADING_AUTH)]
+    pub jwt_audience: Option<String>,
+
+    /// Refuse tokens whose `iss` is not this.
+    #[arg(long, env = "LIVE_RELAY_JWT_ISSUER", help_heading = HEADING_AUTH)]
+    pub jwt_issuer: Option<String>,
+
+    /// API key(s) that backends send as `Authorization: Bearer <key>` to `POST /publish` and
+    /// `POST /revalidate` (comma-separated or repeated, to rotate keys; at least 16 characters).
+    #[arg(long, env = "LIVE_RELAY_API_KEY", hide_env_values = true, value_delimiter = ',',
+          help_heading = HEADING_AUTH)]
+    pub api_key: Vec<String>,
+
+    /// Origins whose pages may open WebSocket and SSE connections (comma-separated, e.g.
+    /// `https://admin.example.com`); others get 403. Requests without an `Origin` header
+    /// (servers, curl) are not affected. Default: any origin.
+    #[arg(long, env = "LIVE_RELAY_ALLOWED_ORIGINS", value_delimiter = ',', help_heading = HEADING_AUTH)]
+    pub allowed_origins: Vec<String>,
+
+    /// Serve without authentication on a non-loopback address (anyone who reaches the relay may
+    /// subscribe to and publish anything).
+    #[arg(long, env = "LIVE_RELAY_INSECURE_NO_AUTH", value_parser = BoolishValueParser::new(),
+          help_heading = HEADING_AUTH)]
+    pub insecure_no_auth: bool,
+
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "LIVE_RELAY_ADDR", default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)))]
+    #[arg(long, env = "LIVE_RELAY_ADDR", default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
+          help_heading = HEADING_SERVER)]
     pub addr: SocketAddr,
 
-    /// Interval of the relay's `ping` frames, in milliseconds. A WebSocket connection silent for
-    /// two intervals is closed (an SSE stream expects nothing back).
-    #[arg(long, env = "LIVE_RELAY_PING_MS", default_value_t = DEFAULT_PING_MS,
-          value_parser = RangedU64ValueParser::<u64>::new().range(1..=86_400_000))]
-    pub ping_ms: u64,
+    /// Read settings from this TOML file (keys are the flags' names with `_`).
+    #[arg(long, env = "LIVE_RELAY_CONFIG", value_name = "FILE", help_heading = HEADING_SERVER)]
+    pub config: Option<PathBuf>,
+
+    /// Serve this directory's files at `/` (index.html for directories).
+    #[arg(long, env = "LIVE_RELAY_STATIC_DIR", help_heading = HEADING_SERVER)]
+    pub static_dir: Option<PathBuf>,
+
+    /// Demo mode: serve an in-memory REST API at `/api` (the json-server conventions of
+    /// `@refinedev/simple-rest`), seeded with `posts` and `categories`, that publishes every change
+    /// on `resources/<resource>`, and mint short-lived tokens for a demo user at `GET /demo/token`.
+    /// The data lives in memory only and is lost when the relay stops.
+    #[arg(long, env = "LIVE_RELAY_DEMO", value_parser = BoolishValueParser::new(), help_heading = HEADING_SERVER)]
+    pub demo: bool,
+
+    /// How long the relay waits, after SIGTERM, for connections to close, in milliseconds
+    /// (clients are told to reconnect elsewhere at once).
+    #[arg(long, env = "LIVE_RELAY_SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS,
+          value_parser = RangedU64ValueParser::<u64>::new().range(0..=600_000), help_heading = HEADING_SERVER)]
+    pub shutdown_grace_ms: u64,
+
+    /// Publishes per second one WebSocket connection may make (token bucket; 0: no limit).
+    #[arg(long, env = "LIVE_RELAY_PUBLISH_RATE", default_value_t = DEFAULT_PUBLISH_RATE, help_heading = HEADING_LIMITS)]
+    pub publish_rate: u32,
+
+    /// Publishes one WebSocket connection may make in a burst.
+    #[arg(long, env = "LIVE_RELAY_PUBLISH_BURST", default_value_t = DEFAULT_PUBLISH_BURST,
+          value_parser = RangedU64ValueParser::<u32>::new().range(1..), help_heading = HEADING_LIMITS)]
+    pub publish_burst: u32,
+
+    /// HTTP publishes per second of one API key or one token's user (0: no limit).
+    #[arg(long, env = "LIVE_RELAY_KEY_PUBLISH_RATE", default_value_t = DEFAULT_KEY_PUBLISH_RATE, help_heading = HEADING_LIMITS)]
+    pub key_publish_rate: u32,
+
+    /// HTTP publishes one API key or user may make in a burst.
+    #[arg(long, env = "LIVE_RELAY_KEY_PUBLISH_BURST", default_value_t = DEFAULT_KEY_PUBLISH_BURST,
+          value_parser = RangedU64ValueParser::<u32>::new().range(1..), help_heading = HEADING_LIMITS)]
+    pub key_publish_burst: u32,
+
+    /// Open WebSocket and SSE connections from one IP address (0: no limit). Behind a proxy every
+    /// client shares the proxy's address: raise it or set it to 0 there.
+    #[arg(long, env = "LIVE_RELAY_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP,
+          help_heading = HEADING_LIMITS)]
+    pub max_connections_per_ip: usize,
 
     /// Largest accepted WebSocket frame or `POST /publish` / `POST /revalidate` body, in bytes.
     #[arg(long, env = "LIVE_RELAY_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES,
-          value_parser = RangedU64ValueParser::<usize>::new().range(64..=(1 << 30)))]
+          value_parser = RangedU64ValueParser::<usize>::new().range(64..=(1 << 30)), help_heading = HEADING_LIMITS)]
     pub max_frame_bytes: usize,
 
     /// Most channels one connection may subscribe to.
     #[arg(long, env = "LIVE_RELAY_MAX_CHANNELS", default_value_t = DEFAULT_MAX_CHANNELS,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..), help_heading = HEADING_LIMITS)]
     pub max_channels: usize,
 
     /// Longest channel name, in bytes.
     #[arg(long, env = "LIVE_RELAY_MAX_CHANNEL_LEN", default_value_t = DEFAULT_MAX_CHANNEL_LEN,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..), help_heading = HEADING_LIMITS)]
     pub max_channel_len: usize,
 
     /// Frames queued for one connection (WebSocket or SSE) before it counts as a slow consumer and
     /// is closed.
     #[arg(long, env = "LIVE_RELAY_OUTBOUND_QUEUE", default_value_t = DEFAULT_OUTBOUND_QUEUE,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=(1 << 20)))]
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=(1 << 20)), help_heading = HEADING_LIMITS)]
     pub outbound_queue: usize,
+
+    /// Interval of the relay's `ping` frames, in milliseconds. A WebSocket connection silent for
+    /// two intervals is closed (an SSE stream expects nothing back).
+    #[arg(long, env = "LIVE_RELAY_PING_MS", default_value_t = DEFAULT_PING_MS,
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=86_400_000), help_heading = HEADING_HISTORY)]
+    pub ping_ms: u64,
 
     /// Events kept per channel, so that a client coming back can be sent what it missed
     /// (0 keeps none: every reconnecting client is told to refetch). A replay must fit in the
     /// outbound queue, or the client is closed as a slow consumer.
     #[arg(long, env = "LIVE_RELAY_HISTORY_SIZE", default_value_t = DEFAULT_HISTORY_SIZE,
-          value_parser = RangedU64ValueParser::<usize>::new().range(0..=(1 << 20)))]
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=(1 << 20)), help_heading = HEADING_HISTORY)]
     pub history_size: usize,
 
     /// Kept events older than this many milliseconds are forgotten.
     #[arg(long, env = "LIVE_RELAY_HISTORY_TTL_MS", default_value_t = DEFAULT_HISTORY_TTL_MS,
-          value_parser = RangedU64ValueParser::<u64>::new().range(0..=(30 * 86_400_000)))]
+          value_parser = RangedU64ValueParser::<u64>::new().range(0..=(30 * 86_400_000)), help_heading = HEADING_HISTORY)]
     pub history_ttl_ms: u64,
 
     /// How long the `key` of a publish is remembered, in milliseconds: a publish resent with the
     /// same key within this time is acknowledged again and not published twice.
     #[arg(long, env = "LIVE_RELAY_PUBLISH_KEY_TTL_MS", default_value_t = DEFAULT_PUBLISH_KEY_TTL_MS,
-          value_parser = RangedU64ValueParser::<u64>::new().range(0..=(30 * 86_400_000)))]
+          value_parser = RangedU64ValueParser::<u64>::new().range(0..=(30 * 86_400_000)), help_heading = HEADING_HISTORY)]
     pub publish_key_ttl_ms: u64,
-
-    /// Serve this directory's files at `/` (index.html for directories).
-    #[arg(long, env = "LIVE_RELAY_STATIC_DIR")]
-    pub static_dir: Option<PathBuf>,
-
-    /// Demo mode: serve an in-memory REST API at `/api` (the json-server conventions of
-    /// `@refinedev/simple-rest`), seeded with `posts` and `categories`, that publishes every change
-    /// on `resources/<resource>`. The data lives in memory only and is lost when the relay stops.
-    #[arg(long, env = "LIVE_RELAY_DEMO", value_parser = BoolishValueParser::new())]
-    pub demo: bool,
 }
 
 impl Config {
+    /// Whether a token key is configured (connections must authenticate).
+    pub fn has_token_key(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_public_key.is_some()
+    }
+
+    /// Refuses a configuration that would put an open relay on the network: without a token key,
+    /// only a loopback address may be bound, unless `--insecure-no-auth` says otherwise.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.addr.ip().is_loopback() && !self.has_token_key() && !self.insecure_no_auth {
+            return Err(format!(
+                "refusing to serve {} without authentication: give --jwt-secret or \
+                 --jwt-public-key (and --api-key for backends), or --insecure-no-auth",
+                self.addr
+            ));
+        }
+        if self.demo
+            && !self.addr.ip().is_loopback()
+            && (self.jwt_secret.is_none() || self.api_key.is_empty())
+        {
+            return Err(format!(
+                "refusing to serve the demo on {} with its built-in credentials: give \
+                 --jwt-secret and --api-key, or bind a loopback address",
+                self.addr
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
     pub fn ping_interval(&self) -> Duration {
         Duration::from_millis(self.ping_ms)
     }
@@ -102,6 +223,20 @@ impl Default for Config {
     /// The same values as the flags' defaults, without reading the environment.
     fn default() -> Self {
         Config {
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_audience: None,
+            jwt_issuer: None,
+            api_key: Vec::new(),
+            allowed_origins: Vec::new(),
+            insecure_no_auth: false,
+            config: None,
+            shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            publish_rate: DEFAULT_PUBLISH_RATE,
+            publish_burst: DEFAULT_PUBLISH_BURST,
+            key_publish_rate: DEFAULT_KEY_PUBLISH_RATE,
+            key_publish_burst: DEFAULT_KEY_PUBLISH_BURST,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
             ping_ms: DEFAULT_PING_MS,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,

@@ -1,0 +1,158 @@
+//! Authentication and authorisation: who is connecting or publishing, and what they may do.
+//!
+//! - [`token`]: verifying connection tokens (JWT) with the configured keys;
+//! - [`claims`] and [`pattern`]: what a token allows (channels to subscribe and publish to,
+//!   scopes);
+//! - [`grant`]: the rights of one connection or request ([`Grant`]);
+//! - [`ticket`]: single-use tickets that open an SSE stream without a token in the URL;
+//! - [`failure`]: why a credential was refused.
+//!
+//! [`Auth`] puts them together from the configuration. With no key configured, everything is
+//! open (the embedded default, allowed on a loopback address only: see `Config::check`).
+
+pub mod claims;
+pub mod failure;
+pub mod grant;
+pub mod pattern;
+pub mod ticket;
+pub mod token;
+
+pub use claims::Claims;
+pub use failure::AuthFailure;
+pub use grant::Grant;
+
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use ticket::Tickets;
+use token::{Expectations, Verifier};
+
+/// The relay's credentials: its token verifier and API keys.
+#[derive(Debug)]
+pub struct Auth {
+    verifier: Option<Verifier>,
+    api_keys: Vec<String>,
+    pub tickets: Tickets,
+}
+
+impl Auth {
+    /// Nothing configured: every connection and publish is allowed.
+    pub fn open() -> Auth {
+        Auth {
+            verifier: None,
+            api_keys: Vec::new(),
+            tickets: Tickets::default(),
+        }
+    }
+
+    /// From the configuration; the error names the flag at fault.
+    pub fn from_config(config: &crate::Config) -> Result<Auth, String> {
+        let expect = Expectations {
+            audience: config.jwt_audience.clone(),
+            issuer: config.jwt_issuer.clone(),
+        };
+        let verifier = Verifier::new(
+            config.jwt_secret.as_deref(),
+            config.jwt_public_key.as_deref(),
+            &expect,
+        )?;
+        if let Some(short) = config.api_key.iter().find(|k| k.len() < 16) {
+            return Err(format!(
+                "--api-key: a key of {} characters is too easy to guess: use at least 16",
+                short.len()
+            ));
+        }
+        Ok(Auth {
+            verifier,
+            api_keys: config.api_key.clone(),
+            tickets: Tickets::default(),
+        })
+    }
+
+    /// Whether WebSocket and SSE connections must present a token.
+    pub fn connections_need_token(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// Whether `POST /publish` and `POST /revalidate` need credentials.
+    pub fn publishing_needs_credentials(&self) -> bool {
+        self.verifier.is_some() || !self.api_keys.is_empty()
+    }
+
+    /// The grant of a token (for a connection's `auth` frame or a ticket).
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, AuthFailure> {
+        match &self.verifier {
+            Some(verifier) => verifier.verify(token).map(Arc::new),
+            None => Err(AuthFailure::WrongAlgorithm(
+                "the relay has no key to verify tokens with".into(),
+            )),
+        }
+    }
+
+    /// The grant of an HTTP request from its `Authorization: Bearer …` header: an API key or a
+    /// token. Open when publishing needs no credentials.
+    pub fn bearer(&self, headers: &HeaderMap) -> Result<Grant, AuthFailure> {
+        if !self.publishing_needs_credentials() {
+            return Ok(Grant::Open);
+        }
+        let credential = bearer_credential(headers)?;
+        if let Some(index) = self
+            .api_keys
+            .iter()
+            .position(|key| same_bytes(key.as_bytes(), credential.as_bytes()))
+        {
+            return Ok(Grant::ApiKey { index });
+        }
+        match &self.verifier {
+            // Three dot-separated parts: a JWT, so its own refusal is the clearer one.
+            Some(verifier) if credential.split('.').count() == 3 => verifier
+                .verify(credential)
+                .map(|c| Grant::Token(Arc::new(c))),
+            _ => Err(AuthFailure::UnknownKey),
+        }
+    }
+}
+
+/// The credential of an `Authorization: Bearer <credential>` header.
+pub fn bearer_credential(headers: &HeaderMap) -> Result<&str, AuthFailure> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or(AuthFailure::Missing)?
+        .to_str()
+        .map_err(|_| AuthFailure::Malformed("the Authorization header is not ASCII".into()))?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            AuthFailure::Malformed(
+                "the Authorization header must be `Bearer <key or token>`".into(),
+            )
+        })
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// How long until a token's `exp` (zero when past).
+pub fn time_left(claims: &Claims) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(claims.exp).saturating_sub(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_bytes(b"abcdef", b"abcdef"));
+        assert!(!same_bytes(b"abcdef", b"abcdeg"));
+        assert!(!same_bytes(b"abc", b"abcdef"));
+    }
+}

@@ -1,0 +1,160 @@
+//! Verifying connection tokens (JWT) with the configured keys.
+//!
+//! Each key fixes its algorithm: an HMAC secret verifies HS256 only, an RSA public key RS256
+//! only, an EC (P-256) public key ES256 only. A token is checked with the key of its header's
+//! `alg` among those configured, so a token cannot choose a weaker algorithm (`none` does not
+//! exist here) or have an RSA public key used as an HMAC secret.
+
+use super::claims::Claims;
+use super::failure::AuthFailure;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::path::Path;
+
+/// The shortest HS256 secret accepted, in bytes: shorter ones can be brute-forced offline from
+/// any token.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// What the verifier checks besides the signature.
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    pub audience: Option<String>,
+    pub issuer: Option<String>,
+}
+
+struct Key {
+    algorithm: Algorithm,
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// Verifies tokens with one HMAC secret and/or one public key.
+pub struct Verifier {
+    keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.algorithms())
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// A verifier from an HS256 secret and/or the path of a PEM public key (RSA: RS256, EC P-256:
+    /// ES256). `Ok(None)` when neither is given. The error names the flag at fault.
+    pub fn new(
+        secret: Option<&str>,
+        public_key: Option<&Path>,
+        expect: &Expectations,
+    ) -> Result<Option<Verifier>, String> {
+        let mut keys = Vec::new();
+        if let Some(secret) = secret {
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(format!(
+                    "--jwt-secret is {} bytes long: use at least {MIN_SECRET_BYTES} random bytes \
+                     (e.g. `openssl rand -hex 32`)",
+                    secret.len()
+                ));
+            }
+            keys.push(Key::new(
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.as_bytes()),
+                expect,
+            ));
+        }
+        if let Some(path) = public_key {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("--jwt-public-key {}: cannot read it: {e}", path.display()))?;
+            let key = if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+                Key::new(Algorithm::RS256, key, expect)
+            } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+                Key::new(Algorithm::ES256, key, expect)
+            } else {
+                return Err(format!(
+                    "--jwt-public-key {}: not a PEM RSA or EC public key \
+                     (`-----BEGIN PUBLIC KEY-----`)",
+                    path.display()
+                ));
+            };
+            keys.push(key);
+        }
+        Ok((!keys.is_empty()).then_some(Verifier { keys }))
+    }
+
+    /// The algorithms this verifier accepts, e.g. `HS256, RS256`.
+    pub fn algorithms(&self) -> String {
+        let names: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| format!("{:?}", k.algorithm))
+            .collect();
+        names.join(", ")
+    }
+
+    /// The token's claims, or why it is refused.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthFailure> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AuthFailure::Missing);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| {
+            AuthFailure::Malformed(format!(
+                "unreadable header ({e}); the relay accepts {}",
+                self.algorithms()
+            ))
+        })?;
+        let Some(key) = self.keys.iter().find(|k| k.algorithm == header.alg) else {
+            return Err(AuthFailure::WrongAlgorithm(format!(
+                "signed with {:?}; the relay accepts {}",
+                header.alg,
+                self.algorithms()
+            )));
+        };
+        jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthFailure::Expired,
+                ErrorKind::ImmatureSignature => AuthFailure::NotYetValid,
+                ErrorKind::InvalidAudience => AuthFailure::WrongAudience,
+                ErrorKind::InvalidIssuer => AuthFailure::WrongIssuer,
+                ErrorKind::InvalidSignature => AuthFailure::BadSignature,
+                ErrorKind::InvalidAlgorithm => AuthFailure::WrongAlgorithm(format!(
+                    "signed with {:?}; the relay accepts {}",
+                    header.alg,
+                    self.algorithms()
+                )),
+                ErrorKind::MissingRequiredClaim(claim) => {
+                    AuthFailure::BadClaims(format!("the `{claim}` claim is required"))
+                }
+                ErrorKind::Json(e) => AuthFailure::BadClaims(e.to_string()),
+                _ => AuthFailure::Malformed(e.to_string()),
+            })
+    }
+}
+
+impl Key {
+    fn new(algorithm: Algorithm, key: DecodingKey, expect: &Expectations) -> Key {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp"]);
+        match &expect.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &expect.issuer {
+            validation.set_issuer(&[issuer]);
+            validation.required_spec_claims.insert("iss".into());
+        }
+        if expect.audience.is_some() {
+            validation.required_spec_claims.insert("aud".into());
+        }
+        Key {
+            algorithm,
+            key,
+            validation,
+        }
+    }
+}

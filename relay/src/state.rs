@@ -1,0 +1,189 @@
+//! What every route and connection shares ([`AppState`]), and the one way anything is published
+//! or subscribed: [`AppState::publish`], [`AppState::revalidate`] and
+//! [`AppState::authorize_subscription`] check the grant, validate, and count.
+
+use crate::auth::{Auth, AuthFailure, Grant};
+use crate::broker::{self, Broker};
+use crate::config::Config;
+use crate::demo;
+use crate::limits::{Buckets, IpSlot, PerIp};
+use crate::metrics::{limit, Metrics};
+use crate::publish::{check_subscription, validate, validate_on_any_channel, Limits, ValidEvent};
+use axum::http::header::ORIGIN;
+use axum::http::HeaderMap;
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use wasm_live_provider::engine::frame::{
+    excerpt, ErrorCode, FrameError, Publish, REVALIDATE_CHANNEL,
+};
+
+/// What every route and connection shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub broker: Arc<Broker>,
+    /// Identifies this run of the relay's history (sent in `hello`).
+    pub epoch: String,
+    /// The demo API's records (`--demo` only).
+    pub demo: Option<demo::Store>,
+    pub auth: Auth,
+    pub metrics: Metrics,
+    /// Open connections per client IP address.
+    pub per_ip: Arc<PerIp>,
+    /// The HTTP publishers' rate limits, per API key or token user.
+    pub http_publishers: Buckets,
+    /// Changes (or closes) when the relay shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A publish that was accepted: its channel and seq.
+pub type Published<'a> = (Cow<'a, str>, u64);
+
+impl AppState {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_channel_len: self.config.max_channel_len,
+        }
+    }
+
+    /// Publishes an event on a channel (not a reserved `$` one) for someone holding `grant`: the
+    /// WebSocket `publish` frame, `POST /publish` and the demo API all come here.
+    pub fn publish<'a>(
+        &self,
+        grant: &Grant,
+        event: Publish<'a>,
+    ) -> Result<Published<'a>, FrameError> {
+        self.check_publish(grant, &event.channel)?;
+        let event = validate(event, &self.limits())?;
+        Ok(self.send(event))
+    }
+
+    /// Publishes a revalidation on `$revalidate` (`POST /revalidate`).
+    pub fn revalidate<'a>(
+        &self,
+        grant: &Grant,
+        event: Publish<'a>,
+    ) -> Result<Published<'a>, FrameError> {
+        if event.channel != REVALIDATE_CHANNEL {
+            return Err(FrameError::new(
+                ErrorCode::BadChannel,
+                format!("a revalidation goes on `{REVALIDATE_CHANNEL}`"),
+            ));
+        }
+        self.check_publish(grant, &event.channel)?;
+        let event = validate_on_any_channel(event, &self.limits())?;
+        Ok(self.send(event))
+    }
+
+    /// Whether `grant` may subscribe to `channel` (a valid name, and allowed by its token).
+    pub fn authorize_subscription(&self, grant: &Grant, channel: &str) -> Result<(), FrameError> {
+        check_subscription(channel, &self.limits())?;
+        if grant.may_subscribe(channel) {
+            return Ok(());
+        }
+        self.metrics.forbid("subscribe");
+        Err(FrameError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "the token does not allow subscribing to `{}` (its `channels` claim)",
+                excerpt(channel)
+            ),
+        ))
+    }
+
+    /// The grant of an HTTP publisher (`Authorization: Bearer <API key or token>`), counted
+    /// against its rate limit; refused with `unauthorized` or `rate_limited`.
+    pub fn http_publisher(&self, headers: &HeaderMap) -> Result<Grant, FrameError> {
+        let grant = self.auth.bearer(headers).map_err(|e| self.refuse(&e))?;
+        self.check_http_rate(&grant)?;
+        Ok(grant)
+    }
+
+    /// An `unauthorized` error for a refused credential, counted by its reason.
+    pub fn refuse(&self, failure: &AuthFailure) -> FrameError {
+        self.metrics.auth_failure(failure.reason());
+        FrameError::new(ErrorCode::Unauthorized, failure.to_string())
+    }
+
+    /// Admits a new WebSocket or SSE connection: its page's `Origin` must be allowed
+    /// (`--allowed-origins`; requests without one are not from a page) and its IP address under
+    /// `--max-connections-per-ip`. The slot counts the connection until dropped.
+    pub fn admit(&self, headers: &HeaderMap, ip: IpAddr) -> Result<IpSlot, FrameError> {
+        if !self.config.allowed_origins.is_empty() {
+            if let Some(origin) = headers.get(ORIGIN) {
+                let allowed = self
+                    .config
+                    .allowed_origins
+                    .iter()
+                    .any(|o| o.as_bytes() == origin.as_bytes());
+                if !allowed {
+                    self.metrics.limit_hit(limit::ORIGIN);
+                    return Err(FrameError::new(
+                        ErrorCode::Forbidden,
+                        format!(
+                            "origin `{}` is not allowed (--allowed-origins)",
+                            excerpt(&String::from_utf8_lossy(origin.as_bytes()))
+                        ),
+                    ));
+                }
+            }
+        }
+        self.per_ip.admit(ip).ok_or_else(|| {
+            self.metrics.limit_hit(limit::CONNECTIONS_PER_IP);
+            FrameError::new(
+                ErrorCode::TooManyConnections,
+                format!(
+                    "{ip} has {} connections open already (--max-connections-per-ip)",
+                    self.config.max_connections_per_ip
+                ),
+            )
+        })
+    }
+
+    /// Counts one HTTP publish against its credential's rate limit.
+    pub fn check_http_rate(&self, grant: &Grant) -> Result<(), FrameError> {
+        let who = match grant {
+            Grant::Open => return Ok(()),
+            Grant::ApiKey { index } => format!("key:{index}"),
+            Grant::Token(claims) => format!("sub:{}", claims.sub.as_deref().unwrap_or("")),
+        };
+        if self.http_publishers.take(&who) {
+            return Ok(());
+        }
+        self.metrics.limit_hit(limit::PUBLISH_RATE);
+        Err(FrameError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "over {} publishes per second for this credential (--key-publish-rate): retry later",
+                self.config.key_publish_rate
+            ),
+        ))
+    }
+
+    fn check_publish(&self, grant: &Grant, channel: &str) -> Result<(), FrameError> {
+        if grant.may_publish(channel) {
+            return Ok(());
+        }
+        self.metrics.forbid("publish");
+        Err(FrameError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "the token does not allow publishing on `{}` (its `publish` claim)",
+                excerpt(channel)
+            ),
+        ))
+    }
+
+    fn send<'a>(&self, event: ValidEvent<'a>) -> Published<'a> {
+        match self.broker.publish(&event) {
+            broker::Published::New(seq) => {
+                self.metrics.published.inc();
+                (event.channel, seq)
+            }
+            // Its key was seen: the answer of the first publish.
+            broker::Published::Repeat { channel, seq } => (Cow::Owned(channel.into()), seq),
+        }
+    }
+}
