@@ -4,12 +4,13 @@
 //! outputs while holding the shell, then releases it and only then calls into app code. A callback
 //! may therefore subscribe, unsubscribe, publish or close without tripping over a borrow.
 
-use super::http::post_publish;
+use super::http::{post_publish, post_ticket};
 use super::js::{console_error, event_from_frame, live_event, now_ms, random_seed, resync_event};
 use super::page::{is_online, is_visible, PageEvent, PageWatcher};
 use super::socket::{Socket, SocketEvent};
 use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
+use crate::engine::frame::CLOSE_UNAUTHORIZED;
 use crate::engine::igniter::IgniterTranslator;
 use crate::engine::session::{PublishResult, TransportKind};
 use crate::engine::{
@@ -21,13 +22,33 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 /// App code to run once the shell is released.
 enum Call {
-    Deliver { subs: Vec<SubId>, event: JsValue },
-    Settle { callback: Function, value: JsValue },
+    Deliver {
+        subs: Vec<SubId>,
+        event: JsValue,
+    },
+    Settle {
+        callback: Function,
+        value: JsValue,
+    },
     State(JsValue),
     Problem(JsValue),
+    /// Call the app's `getToken` and answer the session's token `request` with what it settles to.
+    GetToken {
+        request: u64,
+        get_token: Function,
+    },
+}
+
+/// Where tokens come from (authentication on).
+enum TokenSource {
+    /// `token`: the same token for every connection (no refresh beyond it).
+    Fixed(String),
+    /// `getToken`: called before every connection and before the token expires.
+    Getter(Function),
 }
 
 /// Where the relay is.
@@ -42,6 +63,8 @@ struct Endpoints {
     scope_query: String,
     /// The SSE stream is an Igniter.js server's.
     igniter: bool,
+    /// Where an authenticated stream gets its ticket (`…/sse/ticket`).
+    ticket: String,
 }
 
 impl Endpoints {
@@ -69,6 +92,10 @@ struct Shell {
     socket: Option<Transport>,
     igniter: Option<IgniterTranslator>,
     connections: u64,
+    /// The stream attempt (its `connections` number) waiting for its ticket; cleared when the
+    /// session disconnects, so a late ticket opens nothing.
+    ticket_for: Option<u64>,
+    tokens: Option<TokenSource>,
     timer: Option<Timer>,
     page: Option<PageWatcher>,
     callbacks: HashMap<SubId, Function>,
@@ -91,10 +118,27 @@ pub struct LiveClient {
 impl LiveClient {
     /// `options` (all optional): `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`, `pingGraceMs`, `connectTimeoutMs`,
     /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs` (numbers), `onError(error)`,
-    /// `onStateChange(state)` (functions).
+    /// `onStateChange(state)` (functions), `token` (string) or `getToken()` (a function returning
+    /// a token or a promise of one).
     #[wasm_bindgen(constructor)]
     pub fn new(url: String, options: &JsValue) -> Result<LiveClient, JsValue> {
         let defaults = SessionConfig::default();
+        let tokens = match (string(options, "token")?, function(options, "getToken")?) {
+            (Some(_), Some(_)) => {
+                return Err(js_sys::TypeError::new(
+                    "options `token` and `getToken` exclude each other: give one",
+                )
+                .into())
+            }
+            (Some(token), None) if token.is_empty() => {
+                return Err(
+                    js_sys::TypeError::new("option `token` must be a non-empty string").into(),
+                )
+            }
+            (Some(token), None) => Some(TokenSource::Fixed(token)),
+            (None, Some(get_token)) => Some(TokenSource::Getter(get_token)),
+            (None, None) => None,
+        };
         let cfg = SessionConfig {
             backoff_min_ms: number(options, "backoffMinMs", defaults.backoff_min_ms)?,
             backoff_max_ms: number(options, "backoffMaxMs", defaults.backoff_max_ms)?,
@@ -117,10 +161,13 @@ impl LiveClient {
                 }
             },
             reopen_debounce_ms: defaults.reopen_debounce_ms,
+            auth: tokens.is_some(),
         };
+        let sse = string(options, "sseUrl")?.unwrap_or_else(|| url.clone());
         let endpoints = Endpoints {
             ws: url.clone(),
-            sse: string(options, "sseUrl")?.unwrap_or_else(|| url.clone()),
+            ticket: ticket_url(&sse),
+            sse,
             publish: string(options, "publishUrl")?.unwrap_or_default(),
             scope_query: string(options, "scopeQuery")?.unwrap_or_default(),
             igniter: string(options, "flavor")?.as_deref() == Some("igniter"),
@@ -149,6 +196,8 @@ impl LiveClient {
                 socket: None,
                 igniter: None,
                 connections: 0,
+                ticket_for: None,
+                tokens,
                 timer: Some(timer),
                 page: Some(page),
                 callbacks: HashMap::new(),
@@ -251,6 +300,18 @@ impl LiveClient {
         obj.into()
     }
 
+    /// Where a subscription stands with the relay: `pending` (not confirmed on the current
+    /// connection yet), `subscribed`, `forbidden` (the relay refused its channel for the token) or
+    /// `ended`.
+    #[wasm_bindgen(js_name = subscriptionState)]
+    pub fn subscription_state(&self, id: u32) -> String {
+        let sh = self.shell.borrow();
+        sh.session
+            .subscription_status(id)
+            .map_or("ended", |s| s.name())
+            .to_owned()
+    }
+
     /// How many subscriptions are live.
     #[wasm_bindgen(getter, js_name = subscriptionCount)]
     pub fn subscription_count(&self) -> u32 {
@@ -296,7 +357,12 @@ impl Shell {
                     .report("the relay sent a binary frame, which protocol v1 does not use".into()),
                 SocketEvent::Closed { code, reason } => {
                     sh.socket = None;
-                    let reason = if reason.is_empty() {
+                    let reason = if code == CLOSE_UNAUTHORIZED {
+                        format!(
+                            "the relay refused or expired the token (close {code}{}{reason}); reconnecting with a new one",
+                            if reason.is_empty() { "" } else { ": " }
+                        )
+                    } else if reason.is_empty() {
                         format!("connection closed (code {code})")
                     } else {
                         format!("connection closed (code {code}): {reason}")
@@ -370,8 +436,9 @@ impl Shell {
                 Output::PostPublish { id, body } => {
                     let weak = self.me.clone();
                     let url = self.endpoints.publish.clone();
+                    let token = self.session.token().map(str::to_owned);
                     wasm_bindgen_futures::spawn_local(async move {
-                        let result = post_publish(&url, &body).await;
+                        let result = post_publish(&url, &body, token.as_deref()).await;
                         if let Some(shell) = weak.upgrade() {
                             Shell::on_publish_result(&shell, id, result);
                         }
@@ -389,7 +456,30 @@ impl Shell {
                             .handle_close(now_ms(), &format!("send failed: {reason}"));
                     }
                 }
-                Output::Disconnect => self.socket = None,
+                Output::Disconnect => {
+                    self.socket = None;
+                    self.ticket_for = None;
+                }
+                Output::NeedToken { request } => match &self.tokens {
+                    Some(TokenSource::Fixed(token)) => {
+                        let token = token.clone();
+                        self.session.handle_token(now_ms(), request, Ok(token));
+                    }
+                    Some(TokenSource::Getter(get_token)) => self.calls.push(Call::GetToken {
+                        request,
+                        get_token: get_token.clone(),
+                    }),
+                    None => self.session.handle_token(
+                        now_ms(),
+                        request,
+                        Err("no `token` or `getToken` option".into()),
+                    ),
+                },
+                Output::Error {
+                    code,
+                    channel,
+                    message,
+                } => self.report_code(&message, &code, channel.as_deref()),
                 // One frame yields at most one delivery: when it came from the network as is, the
                 // event object is built from its JS string.
                 Output::Deliver { subs, .. } if self.frame.is_some() => {
@@ -494,8 +584,60 @@ impl Shell {
             (Endpoints::with_query(&self.endpoints.sse, query), &[])
         };
         let url = Endpoints::with_query(&url, &self.endpoints.scope_query);
+        match self.session.token().map(str::to_owned) {
+            Some(token) if !self.endpoints.igniter => {
+                // `EventSource` cannot send a header: trade the token for a single-use ticket first.
+                let attempt = self.connections;
+                self.ticket_for = Some(attempt);
+                let weak = self.me.clone();
+                let ticket_url = self.endpoints.ticket.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let ticket = post_ticket(&ticket_url, &token).await;
+                    if let Some(shell) = weak.upgrade() {
+                        Shell::on_ticket(&shell, attempt, &url, ticket);
+                    }
+                });
+            }
+            _ => self.open_stream(&url, named),
+        }
+    }
+
+    /// The ticket for stream attempt `attempt` came back.
+    fn on_ticket(
+        shell: &Rc<RefCell<Shell>>,
+        attempt: u64,
+        url: &str,
+        ticket: Result<String, String>,
+    ) {
+        Shell::with(shell, |sh| {
+            if sh.ticket_for != Some(attempt) || sh.connections != attempt {
+                return; // the session gave up on this attempt meanwhile
+            }
+            sh.ticket_for = None;
+            match ticket {
+                Ok(ticket) => {
+                    let mut query = String::from("ticket=");
+                    for b in ticket.bytes() {
+                        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                            query.push(b as char);
+                        } else {
+                            query.push_str(&format!("%{b:02X}"));
+                        }
+                    }
+                    sh.open_stream(&Endpoints::with_query(url, &query), &[]);
+                }
+                Err(reason) => {
+                    sh.report(reason.clone());
+                    sh.session.handle_close(now_ms(), &reason);
+                }
+            }
+        });
+    }
+
+    /// Opens the event stream at `url` (complete with its query).
+    fn open_stream(&mut self, url: &str, named: &'static [&'static str]) {
         let weak = self.me.clone();
-        let opened = Stream::open(&url, named, move |event| {
+        let opened = Stream::open(url, named, move |event| {
             if let Some(shell) = weak.upgrade() {
                 Shell::on_stream(&shell, event);
             }
@@ -514,6 +656,47 @@ impl Shell {
         let error = js_sys::Error::new(&message);
         error.set_name("LiveProviderError");
         self.calls.push(Call::Problem(error.into()));
+    }
+
+    /// An error with a stable `code` (and the `channel` it is about, if any) for the error hook.
+    fn report_code(&mut self, message: &str, code: &str, channel: Option<&str>) {
+        let error = js_sys::Error::new(message);
+        error.set_name("LiveProviderError");
+        set(&error, "code", &JsValue::from_str(code));
+        if let Some(channel) = channel {
+            set(&error, "channel", &JsValue::from_str(channel));
+        }
+        self.calls.push(Call::Problem(error.into()));
+    }
+
+    /// Calls the app's `getToken` (the shell is not borrowed) and feeds what it settles to back to
+    /// the session. Nothing it does is thrown into the app: a throw, a rejection or a value that is
+    /// not a string fails this connection attempt (which backs off and reports it).
+    fn get_token(shell: &Rc<RefCell<Shell>>, request: u64, get_token: &Function) {
+        let settle = move |shell: &Rc<RefCell<Shell>>, result: Result<String, String>| {
+            Shell::with(shell, |sh| {
+                sh.session.handle_token(now_ms(), request, result)
+            });
+        };
+        let returned = match get_token.call0(&JsValue::NULL) {
+            Ok(value) => value,
+            Err(e) => return settle(shell, Err(format!("getToken threw: {}", describe(&e)))),
+        };
+        let weak = Rc::downgrade(shell);
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = match JsFuture::from(Promise::resolve(&returned)).await {
+                Ok(value) => value.as_string().ok_or_else(|| {
+                    format!(
+                        "getToken resolved with {} instead of a string",
+                        type_name(&value)
+                    )
+                }),
+                Err(e) => Err(format!("getToken rejected: {}", describe(&e))),
+            };
+            if let Some(shell) = weak.upgrade() {
+                settle(&shell, result);
+            }
+        });
     }
 
     /// Runs app code. The shell is not borrowed here.
@@ -545,6 +728,9 @@ impl Shell {
                     }
                 }
                 Call::Problem(error) => Shell::hook(shell, "live provider problem", &error),
+                Call::GetToken { request, get_token } => {
+                    Shell::get_token(shell, request, &get_token)
+                }
             }
         }
     }
@@ -624,7 +810,26 @@ fn publish_error(error: &PublishError) -> JsValue {
     let js = js_sys::Error::new(&error.to_string());
     js.set_name("LivePublishError");
     set(&js, "code", &JsValue::from_str(error.code()));
+    if let PublishError::Rejected { code, .. } = error {
+        // The relay's own code: `forbidden`, `rate_limited`, `unauthorized`, `bad_event`, …
+        set(&js, "relayCode", &JsValue::from_str(code));
+    }
     js.into()
+}
+
+/// `typeof value`, with `null` told apart.
+fn type_name(value: &JsValue) -> String {
+    if value.is_null() {
+        "null".to_owned()
+    } else {
+        value.js_typeof().as_string().unwrap_or_default()
+    }
+}
+
+/// The ticket endpoint next to an SSE endpoint: `http://h/sse?x` → `http://h/sse/ticket`.
+fn ticket_url(sse: &str) -> String {
+    let base = sse.split(['?', '#']).next().unwrap_or(sse);
+    format!("{}/ticket", base.trim_end_matches('/'))
 }
 
 fn state_object(state: &ConnectionState) -> JsValue {

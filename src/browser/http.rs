@@ -1,4 +1,5 @@
-//! `POST /publish` over `fetch`, for the SSE transport.
+//! HTTP requests over `fetch`: `POST /publish` for the SSE transport, and `POST /sse/ticket`
+//! (the ticket that opens an authenticated event stream, since `EventSource` cannot send headers).
 
 use crate::engine::session::PublishResult;
 use js_sys::{Object, Reflect};
@@ -18,6 +19,11 @@ struct Ack {
 }
 
 #[derive(Deserialize)]
+struct Ticket {
+    ticket: String,
+}
+
+#[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
 }
@@ -33,18 +39,23 @@ fn set(target: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(target, &JsValue::from_str(key), value);
 }
 
-/// POSTs `body` (JSON) to `url` and reads the relay's answer.
-pub async fn post_publish(url: &str, body: &str) -> PublishResult {
+/// POSTs `body` (JSON, or nothing) to `url`, with `Authorization: Bearer <token>` when a token is
+/// given. Returns the status and the body's text; `Err` when there was no answer.
+async fn post(url: &str, body: Option<&str>, token: Option<&str>) -> Result<(u16, String), String> {
     let init = Object::new();
     set(&init, "method", &"POST".into());
-    set(&init, "body", &body.into());
     let headers = Object::new();
-    set(&headers, "content-type", &"application/json".into());
+    if let Some(body) = body {
+        set(&init, "body", &body.into());
+        set(&headers, "content-type", &"application/json".into());
+    }
+    if let Some(token) = token {
+        set(&headers, "authorization", &format!("Bearer {token}").into());
+    }
     set(&init, "headers", &headers);
-    let response = match JsFuture::from(global_fetch(url, &init)).await {
-        Ok(r) => r,
-        Err(e) => return PublishResult::Unreachable(super::client::describe(&e)),
-    };
+    let response = JsFuture::from(global_fetch(url, &init))
+        .await
+        .map_err(|e| super::client::describe(&e))?;
     let status = Reflect::get(&response, &"status".into())
         .ok()
         .and_then(|s| s.as_f64())
@@ -54,11 +65,29 @@ pub async fn post_publish(url: &str, body: &str) -> PublishResult {
         .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
         .map(|f| f.call0(&response))
     {
-        Some(Ok(p)) => match JsFuture::from(js_sys::Promise::from(p)).await {
-            Ok(t) => t.as_string().unwrap_or_default(),
-            Err(e) => return PublishResult::Unreachable(super::client::describe(&e)),
-        },
+        Some(Ok(p)) => JsFuture::from(js_sys::Promise::from(p))
+            .await
+            .map_err(|e| super::client::describe(&e))?
+            .as_string()
+            .unwrap_or_default(),
         _ => String::new(),
+    };
+    Ok((status, text))
+}
+
+/// The relay's `{"error": {"code", "message"}}`, or the status and text when the body is not that.
+fn error_of(status: u16, text: String) -> (String, String) {
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => (format!("http_{status}"), text),
+    }
+}
+
+/// POSTs `body` (JSON) to `url` and reads the relay's answer.
+pub async fn post_publish(url: &str, body: &str, token: Option<&str>) -> PublishResult {
+    let (status, text) = match post(url, Some(body), token).await {
+        Ok(answer) => answer,
+        Err(reason) => return PublishResult::Unreachable(reason),
     };
     match status {
         200..=299 => match serde_json::from_str::<Ack>(&text) {
@@ -68,16 +97,31 @@ pub async fn post_publish(url: &str, body: &str) -> PublishResult {
                 message: format!("the relay answered {status} with `{text}`: {e}"),
             },
         },
-        400..=499 => match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(b) => PublishResult::Rejected {
-                code: b.error.code,
-                message: b.error.message,
-            },
-            Err(_) => PublishResult::Rejected {
-                code: format!("http_{status}"),
-                message: text,
-            },
-        },
+        400..=499 => {
+            let (code, message) = error_of(status, text);
+            PublishResult::Rejected { code, message }
+        }
         _ => PublishResult::Unreachable(format!("the relay answered {status}")),
+    }
+}
+
+/// Exchanges `token` for a single-use stream ticket at `url` (`POST …/sse/ticket`). The error
+/// names what went wrong, for the connection state's reason.
+pub async fn post_ticket(url: &str, token: &str) -> Result<String, String> {
+    let (status, text) = post(url, None, Some(token))
+        .await
+        .map_err(|reason| format!("could not get a stream ticket from {url}: {reason}"))?;
+    match status {
+        200..=299 => serde_json::from_str::<Ticket>(&text)
+            .map(|t| t.ticket)
+            .map_err(|e| {
+                format!("the relay answered {status} to the ticket request with `{text}`: {e}")
+            }),
+        _ => {
+            let (code, message) = error_of(status, text);
+            Err(format!(
+                "the relay refused a stream ticket ({status} {code}): {message}"
+            ))
+        }
     }
 }

@@ -15,5 +15,6 @@ pub use filter::{Filter, TypeFilter};
 pub use history::{ChannelLog, HistoryLimits, Replay};
 pub use registry::{Registry, SubId};
 pub use session::{
-    ConnectionState, Output, PublishError, PublishId, Session, SessionConfig, SessionStats,
+    ChannelStatus, ConnectionState, Output, PublishError, PublishId, Session, SessionConfig,
+    SessionStats,
 };

@@ -180,6 +180,11 @@ impl Registry {
         self.subs.contains_key(&id)
     }
 
+    /// The channel of a live subscription.
+    pub fn channel_of(&self, id: SubId) -> Option<&str> {
+        self.subs.get(&id).map(|s| s.channel.as_str())
+    }
+
     pub fn len(&self) -> usize {
         self.subs.len()
     }

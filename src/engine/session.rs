@@ -477,6 +477,11 @@ impl Session {
         })
     }
 
+    /// Where a subscription's channel stands with the relay; `None` once it has ended.
+    pub fn subscription_status(&self, id: SubId) -> Option<ChannelStatus> {
+        self.channel_status(self.registry.channel_of(id)?)
+    }
+
     /// Whether the session currently uses Server-Sent Events (after an `Auto` fallback, too).
     pub fn uses_sse(&self) -> bool {
         self.using_sse
