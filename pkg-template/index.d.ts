@@ -30,7 +30,32 @@ export interface ConnectionStateChange {
 export interface LivePublishError extends Error {
   name: "LivePublishError";
   code: "invalid_json" | "timeout" | "queue_full" | "rejected" | "closed";
+  /**
+   * With `code: "rejected"`: the relay's reason, e.g. `forbidden` (the token does not allow this
+   * channel), `rate_limited`, `unauthorized`, `bad_event`; `get_token` when no token could be had.
+   */
+  relayCode?: string;
 }
+
+/**
+ * What `onError` receives for problems that are not thrown. Errors about authentication carry a
+ * `code`: `forbidden` (with the refused `channel`), `unauthorized` (the relay refused the token, or
+ * a refreshed one), `get_token` (`getToken` threw, rejected, timed out or gave no string), or
+ * another relay error code (`rate_limited`, `too_many_connections`, …).
+ */
+export interface LiveProviderError extends Error {
+  name: "LiveProviderError";
+  code?: "forbidden" | "unauthorized" | "get_token" | "rate_limited" | "too_many_connections" | (string & {});
+  /** With `code: "forbidden"`: the channel the relay refused. */
+  channel?: string;
+}
+
+/**
+ * Where a subscription stands with the relay: `pending` (not confirmed on the current connection
+ * yet: loading, connecting, reconnecting), `subscribed` (events flow), `forbidden` (the relay refused
+ * its channel for the token; asked again on every new connection) or `ended` (unsubscribed).
+ */
+export type SubscriptionState = "pending" | "subscribed" | "forbidden" | "ended";
 
 export interface LiveProviderOptions {
   /**
@@ -73,10 +98,28 @@ export interface LiveProviderOptions {
   onError?: (error: Error) => void;
   /** Connection state changes, e.g. to show a banner. */
   onStateChange?: (change: ConnectionStateChange) => void;
+  /**
+   * A token for a relay with authentication (a JWT), sent in the first frame of every connection.
+   * It is not refreshed: prefer `getToken` for tokens that expire.
+   */
+  token?: string;
+  /**
+   * Gets a token for a relay with authentication: called before every connection and again when
+   * about 75 % of the token's lifetime (as the relay counts it) has passed, at least 1 s before it
+   * expires; the new token is sent on the open connection (WebSocket) or the stream is reopened with
+   * it, resuming every channel (SSE) — nothing is lost or repeated. A throw, a rejection, a result
+   * that is not a non-empty string or no answer within `connectTimeoutMs` fails the attempt: the
+   * client reports it to `onError` (code `get_token`), shows `reconnecting` and retries with backoff.
+   */
+  getToken?: () => string | Promise<string>;
 }
 
 /** A subscription handle: pass it to `unsubscribe`, or call it. */
-export type SubscriptionHandle = () => void;
+export interface SubscriptionHandle {
+  (): void;
+  /** Where the subscription stands with the relay (e.g. `forbidden` when its channel was refused). */
+  readonly state: SubscriptionState;
+}
 
 export interface LiveClient {
   subscribe(
@@ -193,6 +236,8 @@ export interface RealtimeSubscribeProps {
 export interface UnsubscribeKey {
   (): void;
   readonly key: string;
+  /** Where the subscription stands with the relay (e.g. `forbidden` when its channel was refused). */
+  readonly state: SubscriptionState;
   toString(): string;
 }
 

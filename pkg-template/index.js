@@ -62,11 +62,20 @@ function checkOptions(options, where) {
       throw new TypeError(`${where}: \`${key}\` must be a non-negative number, got ${describe(v)}`);
     }
   }
-  for (const key of ["onError", "onStateChange"]) {
+  for (const key of ["onError", "onStateChange", "getToken"]) {
     const v = options[key];
     if (v !== undefined && typeof v !== "function") {
       throw new TypeError(`${where}: \`${key}\` must be a function, got ${describe(v)}`);
     }
+  }
+  if (options.token !== undefined && (typeof options.token !== "string" || options.token.length === 0)) {
+    throw new TypeError(`${where}: \`token\` must be a non-empty string, got ${describe(options.token)}`);
+  }
+  if (options.token !== undefined && options.getToken !== undefined) {
+    throw new TypeError(`${where}: give \`token\` or \`getToken\`, not both`);
+  }
+  if (options.flavor === "igniter" && (options.token !== undefined || options.getToken !== undefined)) {
+    throw new TypeError(`${where}: \`token\` and \`getToken\` are for the relay; an Igniter.js stream takes none`);
   }
 }
 
@@ -208,7 +217,17 @@ export function createLiveClient(options) {
     if (id !== undefined && client) client.unsubscribe(id);
   }
 
-  /** Subscribes; returns a handle that is also a function ending the subscription. */
+  /** Where a subscription stands: `pending`, `subscribed`, `forbidden` or `ended`. */
+  function subscriptionState(handle) {
+    if (!ids.has(handle)) return "ended";
+    const id = ids.get(handle);
+    return client && id !== undefined ? client.subscriptionState(id) : "pending";
+  }
+
+  /**
+   * Subscribes; returns a handle that is also a function ending the subscription, with a `state`
+   * getter (`pending`, `subscribed`, `forbidden` or `ended`).
+   */
   function subscribe(channel, types, recordIds, callback) {
     const w = "subscribe";
     checkChannel(channel, w);
@@ -220,6 +239,7 @@ export function createLiveClient(options) {
       throw new TypeError(`${w}: \`callback\` must be a function, got ${describe(callback)}`);
     }
     const handle = () => unsubscribe(handle);
+    Object.defineProperty(handle, "state", { get: () => subscriptionState(handle), enumerable: true });
     ids.set(handle, undefined);
     whenReady((c) => {
       if (c && ids.has(handle)) ids.set(handle, c.subscribe(channel, types, idStrings, callback));
@@ -385,6 +405,7 @@ export function realtime(options) {
         live.unsubscribe(inner);
       };
       handle.key = key;
+      Object.defineProperty(handle, "state", { get: () => inner.state, enumerable: true });
       handle.toString = () => key;
       handle[Symbol.toPrimitive] = () => key;
       handles.set(key, handle);

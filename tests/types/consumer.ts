@@ -101,3 +101,21 @@ export function RevalidatingComponent(): null {
   useRevalidation(sse, queryClient);
   return null;
 }
+
+// Authentication: a fixed token or a getter; forbidden subscriptions show in the handle's state.
+import type { LiveProviderError, SubscriptionState } from "wasm-live-provider";
+const authed = liveProvider({
+  url: "wss://relay.example.test/ws",
+  getToken: async () => (await fetch("/api/live-token")).text(),
+  onError: (e) => {
+    const error = e as LiveProviderError;
+    if (error.code === "forbidden") console.warn(`no access to ${error.channel ?? "?"}`);
+  },
+});
+const secret = authed.subscribe({ channel: "secret/x", types: ["*"], callback: () => {} });
+const secretState: SubscriptionState = secret.state;
+console.log(secretState === "forbidden");
+createLiveClient({ url: "http://127.0.0.1:8787/sse", transport: "sse", token: "eyJ..." }).close();
+realtime({ url: "ws://127.0.0.1:8787/ws", getToken: () => "static-token" }).close();
+const ginjouKey = realtime({ url: "ws://127.0.0.1:8787/ws" }).subscribe({ channel: "c", actions: ["*"], callback: () => {} });
+console.log(ginjouKey.state, (e: LivePublishError) => e.relayCode);
