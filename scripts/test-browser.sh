@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the wasm-bindgen browser tests (tests/browser.rs) in headless Chromium and Firefox against a
-# real live-relay process started (and restarted on demand) by tests/harness/relay-harness.mjs.
+# Runs the wasm-bindgen browser tests (tests/browser.rs, reliability, sse, igniter, auth) in headless Chromium and Firefox against a
+# real live-relay process (and a second one with authentication on) started by tests/harness/relay-harness.mjs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1m[test-browser]\033[0m %s\n' "$*"; }
@@ -19,5 +19,5 @@ for b in "${browsers[@]}"; do
   esac
   say "wasm-bindgen tests in headless $b against a real relay"
   env "${driver[@]}" node tests/harness/relay-harness.mjs --ping-ms 1000 --igniter -- \
-    wasm-pack test --headless "--$b" --test browser --test reliability --test sse --test igniter
+    wasm-pack test --headless "--$b" --test browser --test reliability --test sse --test igniter --test auth
 done

@@ -9,12 +9,20 @@
 //   LIVE_PROXY_WS     ws://127.0.0.1:PROXY/ws  (a TCP proxy to the relay that the tests can break:
 //                     POST /proxy/cut drops every proxied connection, /proxy/down also refuses new ones
 //                     until /proxy/up, /proxy/stall holds all bytes until /proxy/unstall)
-// and exits with COMMAND's status, stopping the relay. POST /report prints its body (figures a test
+//   LIVE_AUTH_RELAY_WS    ws://127.0.0.1:AUTH/ws  a second relay with authentication on (`--jwt-secret`,
+//   LIVE_AUTH_RELAY_HTTP  http://127.0.0.1:AUTH   a random 32-byte secret; the flags given here apply
+//                     to it too). The control server mints its tokens: GET /token?sub=u1&ttl_ms=2000&
+//                     channels=a,b/*&publish=x&scopes=s → an HS256 JWT (text/plain) with `sub`, `iat`,
+//                     `exp` = ceil((now + ttl_ms) / 1000) s (so it lives at least ttl_ms), `channels`
+//                     and `publish` (comma-split patterns; absent: none) and `scopes` when given.
+//                     Empty when the relay cannot start with --jwt-secret (its tests then fail saying so).
+// and exits with COMMAND's status, stopping the relays. POST /report prints its body (figures a test
 // measured) to stderr.
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import { createServer as createTcpServer, connect } from "node:net";
 import { once } from "node:events";
+import { createHmac, randomBytes } from "node:crypto";
 
 const argv = process.argv.slice(2);
 const split = argv.indexOf("--");
@@ -51,8 +59,16 @@ let relay = null;
 let restarts = 0;
 
 function startRelay() {
+  return spawnRelay(port, []).then((child) => {
+    relay = child;
+    return child;
+  });
+}
+
+/** Starts live-relay on `relayPort` with the harness's flags and `extra`; resolves once it listens. */
+function spawnRelay(relayPort, extra) {
   return new Promise((resolve, reject) => {
-    const child = spawn(relayPath, ["--addr", `127.0.0.1:${port}`, ...relayFlags], {
+    const child = spawn(relayPath, ["--addr", `127.0.0.1:${relayPort}`, ...relayFlags, ...extra], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     let out = "";
@@ -62,13 +78,15 @@ function startRelay() {
       reject(new Error(`could not start ${relayPath}: ${e.message}`));
     });
     child.on("exit", (code, signal) => {
-      if (child === relay && !child.expectedExit) log(`relay exited unexpectedly (code ${code}, signal ${signal})`);
+      clearTimeout(timer);
+      if (!child.listening) reject(new Error(`live-relay${extra.length ? " (with authentication)" : ""} exited before listening (code ${code}, signal ${signal}): ${out}`));
+      else if (!child.expectedExit) log(`relay on port ${relayPort} exited unexpectedly (code ${code}, signal ${signal})`);
     });
     child.stdout.on("data", (chunk) => {
       out += chunk;
-      if (out.includes("listening on")) {
+      if (out.includes("listening on") && !child.listening) {
+        child.listening = true;
         clearTimeout(timer);
-        relay = child;
         resolve(child);
       }
     });
@@ -85,6 +103,38 @@ async function stopRelay(signal) {
 
 await startRelay();
 log(`relay on 127.0.0.1:${port}`);
+
+// The relay with authentication on, and the secret its tokens are signed with.
+const jwtSecret = randomBytes(32).toString("hex");
+const authPort = await freePort();
+let authRelay = null;
+try {
+  authRelay = await spawnRelay(authPort, ["--jwt-secret", jwtSecret]);
+  log(`relay with authentication on 127.0.0.1:${authPort}`);
+} catch (e) {
+  log(`NOT STARTED: the relay with authentication (--jwt-secret): ${e.message.slice(0, 400)}`);
+}
+
+const base64url = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
+
+/** An HS256 JWT for the auth relay, from the query of `GET /token`. */
+function mintToken(query) {
+  const list = (name) => (query.has(name) ? query.get(name).split(",").filter(Boolean) : undefined);
+  const ttl = Number(query.get("ttl_ms") ?? 60_000);
+  if (!Number.isFinite(ttl) || ttl < 0) throw new Error(`ttl_ms must be a non-negative number, got ${query.get("ttl_ms")}`);
+  const now = Date.now();
+  const claims = {
+    sub: query.get("sub") ?? "u1",
+    iat: Math.floor(now / 1000),
+    exp: Math.ceil((now + ttl) / 1000),
+    channels: list("channels") ?? [],
+    publish: list("publish") ?? [],
+  };
+  const scopes = list("scopes");
+  if (scopes) claims.scopes = scopes;
+  const unsigned = `${base64url({ alg: "HS256", typ: "JWT" })}.${base64url(claims)}`;
+  return `${unsigned}.${createHmac("sha256", jwtSecret).update(unsigned).digest("base64url")}`;
+}
 
 // The breakable TCP proxy.
 const proxied = new Set();
@@ -153,6 +203,11 @@ const control = createServer(async (req, res) => {
       proxyActions[action]();
       return res.end(JSON.stringify({ proxy: action }));
     }
+    if (req.method === "GET" && req.url.startsWith("/token")) {
+      const token = mintToken(new URL(req.url, "http://harness").searchParams);
+      res.setHeader("Content-Type", "text/plain");
+      return res.end(token);
+    }
     if (req.method === "POST" && req.url === "/report") {
       let body = "";
       for await (const chunk of req) body += chunk;
@@ -201,10 +256,16 @@ const env = {
   LIVE_HARNESS_URL: `http://127.0.0.1:${control.address().port}`,
   LIVE_PROXY_WS: `ws://127.0.0.1:${proxy.address().port}/ws`,
   LIVE_PROXY_HTTP: `http://127.0.0.1:${proxy.address().port}`,
+  LIVE_AUTH_RELAY_WS: authRelay ? `ws://127.0.0.1:${authPort}/ws` : "",
+  LIVE_AUTH_RELAY_HTTP: authRelay ? `http://127.0.0.1:${authPort}` : "",
 };
 const child = spawn(command[0], command.slice(1), { stdio: "inherit", env });
 const [code, signal] = await once(child, "exit");
 await stopRelay("SIGTERM");
+if (authRelay && authRelay.exitCode === null) {
+  authRelay.expectedExit = true;
+  authRelay.kill("SIGTERM");
+}
 igniter?.kill();
 proxyActions.cut();
 proxy.close();
