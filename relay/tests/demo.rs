@@ -1,12 +1,15 @@
 //! Demo mode end to end: the in-memory REST API at `/api` as `@refinedev/simple-rest` calls it,
-//! the events its changes publish, and `GET /stats/channels`.
+//! the events its changes publish, `GET /stats/channels`, and the demo's authentication: tokens
+//! from `GET /demo/token` for WebSocket clients, the demo API key for `POST /publish`.
 
 mod common;
 
 use common::{Client, Relay, PATIENCE};
-use live_relay::Config;
+use futures_util::StreamExt;
+use live_relay::{Config, DEMO_API_KEY};
 use serde_json::{json, Value};
-use tokio::time::Instant;
+use tokio::time::{timeout, Instant};
+use tokio_tungstenite::tungstenite::Message;
 
 async fn demo() -> Relay {
     Relay::start(Config {
@@ -14,6 +17,65 @@ async fn demo() -> Relay {
         ..Config::default()
     })
     .await
+}
+
+/// A token from `GET /demo/token`, checking the answer's shape.
+async fn demo_token(relay: &Relay) -> String {
+    let (status, body) = relay.get_json("/demo/token").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 60, "{body}");
+    let token = body["token"].as_str().expect("a token string");
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    token.to_owned()
+}
+
+/// A WebSocket client that sent a demo token; returns it with its `authed` frame.
+async fn authed_client_with_frame(relay: &Relay) -> (Client, Value) {
+    let token = demo_token(relay).await;
+    let mut client = relay.client().await;
+    client
+        .send_json(json!({ "op": "auth", "token": token }))
+        .await;
+    let authed = client.recv_op("authed").await;
+    (client, authed)
+}
+
+/// A WebSocket client that sent a demo token.
+async fn authed_client(relay: &Relay) -> Client {
+    authed_client_with_frame(relay).await.0
+}
+
+/// `POST /publish` with this `Authorization` header (or none).
+async fn publish_as(relay: &Relay, authorization: Option<&str>, event: Value) -> (u16, Value) {
+    let mut request = relay
+        .http
+        .post(relay.url("/publish"))
+        .header("content-type", "application/json")
+        .body(event.to_string());
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let response = request.send().await.expect("POST /publish");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON answer"))
+}
+
+/// Waits for the relay to close the connection; returns the text frames before and the close code.
+async fn until_close_code(client: &mut Client) -> (Vec<Value>, Option<u16>) {
+    let mut frames = Vec::new();
+    loop {
+        let message = timeout(PATIENCE, client.ws.next())
+            .await
+            .expect("the relay closes the connection");
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                frames.push(serde_json::from_str(&text).expect("JSON"))
+            }
+            Some(Ok(Message::Close(frame))) => return (frames, frame.map(|f| u16::from(f.code))),
+            None | Some(Err(_)) => return (frames, None),
+            Some(Ok(_)) => {}
+        }
+    }
 }
 
 /// Sends a request; returns the status, the `x-total-count` header and the JSON body.
@@ -137,7 +199,7 @@ async fn get_many_and_get_one() {
 #[tokio::test]
 async fn changes_are_answered_and_published() {
     let relay = demo().await;
-    let mut watcher = relay.client().await;
+    let mut watcher = authed_client(&relay).await;
     watcher.subscribe(&["resources/posts"]).await;
 
     // Create.
@@ -217,7 +279,7 @@ async fn changes_are_answered_and_published() {
     watcher.expect_silence().await;
 
     // A new resource is created by its first record, on its own channel.
-    let mut tags = relay.client().await;
+    let mut tags = authed_client(&relay).await;
     tags.subscribe(&["resources/tags"]).await;
     let (status, _, tag) = call(
         relay
@@ -248,7 +310,7 @@ async fn bad_bodies_are_refused_by_name() {
         ..Config::default()
     })
     .await;
-    let mut watcher = relay.client().await;
+    let mut watcher = authed_client(&relay).await;
     watcher.subscribe(&["resources/posts"]).await;
     let post = |body: &str| {
         relay
@@ -400,5 +462,181 @@ async fn stats_count_subscribers_until_they_leave() {
 
     drop(b);
     wait_stats(&relay, json!({})).await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_token_is_accepted_and_its_client_gets_the_api_events() {
+    let relay = demo().await;
+    let (mut client, authed) = authed_client_with_frame(&relay).await;
+    assert_eq!(authed["sub"], "demo-user", "{authed}");
+    let ttl = authed["ttl_ms"].as_u64().expect("ttl_ms");
+    assert!(ttl > 50_000 && ttl <= 60_000, "a 60 s token: {authed}");
+
+    let subscribed = client.subscribe(&["resources/posts"]).await;
+    assert_eq!(
+        subscribed["channels"],
+        json!([{ "channel": "resources/posts", "seq": 0 }])
+    );
+    let (status, _, patched) = call(
+        relay
+            .http
+            .patch(relay.url("/api/posts/1"))
+            .json(&json!({ "title": "Edited with auth on" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        next_event(&mut client).await,
+        ("updated".into(), json!([1]))
+    );
+
+    // A fresh token refreshes the connection in-band.
+    let token = demo_token(&relay).await;
+    client
+        .send_json(json!({ "op": "auth", "token": token }))
+        .await;
+    let again = client.recv_op("authed").await;
+    assert_eq!(again["sub"], "demo-user", "{again}");
+    client.assert_alive().await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_without_a_token_is_refused_and_closed_with_4001() {
+    let relay = demo().await;
+    let mut client = relay.client().await;
+    client
+        .send_json(json!({ "op": "subscribe", "channels": [{ "channel": "resources/posts" }] }))
+        .await;
+    let (frames, code) = until_close_code(&mut client).await;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["op"], "error", "{frames:?}");
+    assert_eq!(frames[0]["code"], "unauthorized", "{frames:?}");
+    assert!(
+        frames[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("auth")),
+        "{frames:?}"
+    );
+    assert_eq!(code, Some(4001));
+
+    // A token that is not the relay's is refused the same way.
+    let mut forged = relay.client().await;
+    forged
+        .send_json(json!({ "op": "auth", "token": "eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl" }))
+        .await;
+    let (frames, code) = until_close_code(&mut forged).await;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["code"], "unauthorized", "{frames:?}");
+    assert_eq!(code, Some(4001));
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn http_publishes_need_the_demo_api_key() {
+    let relay = demo().await;
+    let mut watcher = authed_client(&relay).await;
+    watcher.subscribe(&["resources/posts"]).await;
+    let event =
+        json!({ "channel": "resources/posts", "type": "updated", "payload": { "ids": [1] } });
+
+    let (status, body) = publish_as(&relay, None, event.clone()).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    let (status, body) = publish_as(
+        &relay,
+        Some("Bearer not-the-demo-key-at-all"),
+        event.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &json!("unauthorized")),
+        "{body}"
+    );
+    watcher.expect_silence().await;
+
+    let key = format!("Bearer {DEMO_API_KEY}");
+    assert_eq!(key, "Bearer demo-publish-key");
+    let (status, body) = publish_as(&relay, Some(&key), event).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({ "channel": "resources/posts", "seq": 1 }));
+    let frame = watcher.recv_op("event").await;
+    assert_eq!(
+        (&frame["type"], &frame["seq"]),
+        (&json!("updated"), &json!(1)),
+        "{frame}"
+    );
+
+    // `POST /revalidate` takes the same key.
+    let revalidate = |authorization: Option<&'static str>| {
+        let mut request = relay
+            .http
+            .post(relay.url("/revalidate"))
+            .header("content-type", "application/json")
+            .body(json!({ "keys": [["posts"]] }).to_string());
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request
+    };
+    let (status, _, body) = call(revalidate(None)).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _, body) = call(revalidate(Some("Bearer demo-publish-key"))).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({ "channel": "$revalidate", "seq": 1 }))
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_token_stays_within_its_claims() {
+    let relay = demo().await;
+    let mut client = authed_client(&relay).await;
+
+    // Subscribing outside `resources/*`, `demo/*` and `$revalidate`: a forbidden frame naming the
+    // channel, and the allowed channels of the same frame are subscribed.
+    client
+        .send_json(json!({ "op": "subscribe", "channels": [
+            { "channel": "private/payroll" },
+            { "channel": "demo/notifications" },
+        ] }))
+        .await;
+    let refused = client.expect_error("forbidden", "private/payroll").await;
+    assert_eq!(refused["channel"], "private/payroll", "{refused}");
+    let subscribed = client.recv_op("subscribed").await;
+    assert_eq!(
+        subscribed["channels"],
+        json!([{ "channel": "demo/notifications", "seq": 0 }])
+    );
+    client.subscribe(&["$revalidate"]).await;
+
+    // Publishing: on `demo/*` only.
+    client
+        .send_json(json!({ "op": "publish", "id": 1, "channel": "resources/posts", "type": "updated", "payload": { "ids": [1] } }))
+        .await;
+    let refused = client.expect_error("forbidden", "resources/posts").await;
+    assert_eq!(refused["id"], 1, "{refused}");
+    client
+        .send_json(json!({ "op": "publish", "id": 2, "channel": "demo/notifications", "type": "ping", "payload": {} }))
+        .await;
+    let mut frames = vec![client.recv().await, client.recv().await];
+    frames.sort_by_key(|f| f["op"].as_str().map(str::to_owned));
+    assert_eq!(frames[0]["op"], "ack", "{frames:?}");
+    assert_eq!(
+        (&frames[0]["id"], &frames[0]["seq"]),
+        (&json!(2), &json!(1))
+    );
+    assert_eq!(
+        (&frames[1]["op"], &frames[1]["channel"], &frames[1]["type"]),
+        (
+            &json!("event"),
+            &json!("demo/notifications"),
+            &json!("ping")
+        )
+    );
+    client.assert_alive().await;
     relay.stop().await;
 }
