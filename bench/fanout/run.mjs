@@ -21,7 +21,7 @@ const command = `bash bench/fanout/run.sh ${process.argv.slice(2).join(" ")}`.tr
 const failures = [];
 
 const SERVERS = {
-  relay: { name: "live-relay", cmd: relayBin, args: ["--addr", "127.0.0.1:0"], env: { RUST_LOG: "warn" } },
+  relay: { name: "live-relay", cmd: relayBin, args: ["--addr", "127.0.0.1:0", "--publish-rate", "0", "--max-connections-per-ip", "0"], env: { RUST_LOG: "warn" } },
   node: { name: "Node ws broadcast", cmd: process.execPath, args: [join(benchDir, "fanout/node-server.mjs"), "--port", "0"], env: {} },
 };
 
@@ -142,7 +142,7 @@ const md = [
   `Machine at start: ${machineLine(m0)}  `,
   `Load at end: ${m1.load}`,
   "",
-  `Load client: Rust (bench/fanout, tokio with ${opt.threads} worker threads, a minimal hand-written WebSocket reader for the subscribers, tokio-tungstenite for the publisher), on the same 2 cores as the server. Every server is started fresh for every measurement; one channel, N subscribers, one publisher; every published event must reach every subscriber (checked). Saturation: at most ${opt.window} events in flight, ${opt["warmup-s"]} s warm-up then ${opt["duration-s"]} s measured. Relay: \`live-relay --addr 127.0.0.1:0\` (defaults: history 1000 events, outbound queue 1024).`,
+  `Load client: Rust (bench/fanout, tokio with ${opt.threads} worker threads, a minimal hand-written WebSocket reader for the subscribers, tokio-tungstenite for the publisher), on the same 2 cores as the server. Every server is started fresh for every measurement; one channel, N subscribers, one publisher; every published event must reach every subscriber (checked). Saturation: at most ${opt.window} events in flight, ${opt["warmup-s"]} s warm-up then ${opt["duration-s"]} s measured. Relay: \`live-relay --addr 127.0.0.1:0 --publish-rate 0 --max-connections-per-ip 0\` (one publisher connection publishes at full speed and the N subscribers all come from 127.0.0.1; otherwise the defaults: history 1000 events, outbound queue 1024).`,
   "",
   "**Delivered events per second (saturation)**",
   "",

@@ -171,3 +171,77 @@ fn demo_mode_can_be_turned_on_from_the_environment() {
         }
     }
 }
+
+#[test]
+fn refuses_to_serve_the_network_without_authentication() {
+    let output = relay()
+        .args(["--addr", "0.0.0.0:0"])
+        .output()
+        .expect("run live-relay");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+    assert!(
+        stderr.contains("without authentication") && stderr.contains("--insecure-no-auth"),
+        "{stderr}"
+    );
+
+    // The same with a key, or with the explicit opt-out, starts.
+    for flags in [
+        &["--jwt-secret", "0123456789abcdef0123456789abcdef"][..],
+        &["--insecure-no-auth"][..],
+    ] {
+        let child = relay()
+            .args(["--addr", "0.0.0.0:0"])
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start live-relay");
+        let mut running = Running(child);
+        let mut line = String::new();
+        BufReader::new(running.0.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the listening line");
+        assert!(line.starts_with("live-relay listening on"), "{flags:?}: {line:?}");
+    }
+}
+
+#[test]
+fn bad_credentials_and_config_files_are_named() {
+    let short = relay()
+        .args(["--addr", "127.0.0.1:0", "--jwt-secret", "short"])
+        .output()
+        .expect("run live-relay");
+    assert_eq!(short.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("--jwt-secret"));
+
+    let key = relay()
+        .args(["--addr", "127.0.0.1:0", "--jwt-public-key", "Cargo.toml"])
+        .output()
+        .expect("run live-relay");
+    assert_eq!(key.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&key.stderr).contains("--jwt-public-key Cargo.toml"));
+
+    let file = std::env::temp_dir().join(format!("live-relay-cli-{}.toml", std::process::id()));
+    std::fs::write(&file, "addr = \"127.0.0.1:0\"\npublish_rate = -3\n").expect("write");
+    let bad = relay()
+        .args(["--config", file.to_str().expect("utf-8")])
+        .output()
+        .expect("run live-relay");
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("`publish_rate`"), "{stderr}");
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn help_puts_authentication_first() {
+    let help = relay().arg("--help").output().expect("run live-relay");
+    let text = String::from_utf8_lossy(&help.stdout);
+    let auth = text.find("Authentication:").expect("an Authentication group");
+    for later in ["Server:", "Limits:", "Timing and history:"] {
+        assert!(text.find(later).expect(later) > auth, "{later} after Authentication");
+    }
+    assert!(text.contains("--jwt-secret") && text.contains("--api-key"));
+}

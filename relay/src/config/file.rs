@@ -7,6 +7,8 @@ use clap::parser::ValueSource;
 use clap::{ArgAction, CommandFactory, FromArgMatches};
 use std::ffi::OsString;
 use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 
 /// The configuration from the command line, the environment and the `--config` file (if any).
 /// The error is what to print, naming the file and key at fault.
@@ -108,4 +110,64 @@ fn file_args(path: &Path, given: &clap::ArgMatches) -> Result<Vec<String>, Strin
         out.append(&mut pair);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_file(name: &str, text: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("live-relay-{}-{name}.toml", std::process::id()));
+        std::fs::write(&path, text).expect("write the test file");
+        path
+    }
+
+    fn load_file(path: &Path, flags: &[&str]) -> Result<Config, String> {
+        let mut args = vec!["live-relay", "--config", path.to_str().expect("utf-8 path")];
+        args.extend_from_slice(flags);
+        load(args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_file_sets_what_flags_do_not() {
+        if std::env::vars().any(|(k, _)| k.starts_with("LIVE_RELAY_")) {
+            return; // the environment would take precedence over the file
+        }
+        let path = with_file(
+            "good",
+            "history_size = 5\nmax_frame_bytes = 100\napi_key = [\"0123456789abcdef\", \"fedcba9876543210\"]\ndemo = true\naddr = \"127.0.0.1:0\"\n",
+        );
+        let config = load_file(&path, &["--max-frame-bytes", "1000"]).expect("loads");
+        assert_eq!(config.history_size, 5);
+        assert_eq!(config.max_frame_bytes, 1000, "a flag beats the file");
+        assert_eq!(config.api_key.len(), 2);
+        assert!(config.demo);
+        assert_eq!(config.addr.port(), 0);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let path = with_file("typo", "histroy_size = 5\n");
+        let e = load_file(&path, &[]).expect_err("unknown key");
+        assert!(
+            e.contains("unknown key `histroy_size`") && e.contains("history_size"),
+            "{e}"
+        );
+        let path = with_file("type", "history_size = \"lots\"\n");
+        let e = load_file(&path, &[]).expect_err("bad value");
+        assert!(e.contains("`history_size`") && e.contains("lots"), "{e}");
+        let path = with_file("range", "ping_ms = 0\n");
+        let e = load_file(&path, &[]).expect_err("out of range");
+        assert!(e.contains("`ping_ms`"), "{e}");
+        let path = with_file("table", "[limits]\nx = 1\n");
+        let e = load_file(&path, &[]).expect_err("a table");
+        assert!(e.contains("unknown key `limits`"), "{e}");
+        let path = with_file("syntax", "history_size = \n");
+        let e = load_file(&path, &[]).expect_err("not TOML");
+        assert!(e.contains("not valid TOML"), "{e}");
+        let e = load_file(Path::new("/nonexistent/relay.toml"), &[]).expect_err("missing");
+        assert!(e.contains("/nonexistent/relay.toml"), "{e}");
+    }
 }
