@@ -13,8 +13,8 @@
 //! its scopes and as a `skip` frame for the others; the history keeps both frames and the scopes,
 //! so a replay makes the same choice for the connection it is sent to.
 
+use crate::config::Config;
 use crate::publish::ValidEvent;
-use crate::Config;
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};

@@ -4,8 +4,9 @@
 
 use crate::auth::Grant;
 use crate::error::frame_error_response;
+use crate::state::AppState;
 use crate::state::Published as Accepted;
-use crate::{demo, sse, ws, AppState};
+use crate::{demo, sse, ws};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};

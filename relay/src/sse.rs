@@ -42,7 +42,7 @@ use crate::error::frame_error_response;
 use crate::limits::IpSlot;
 use crate::publish::check_subscription;
 use crate::query::{bad_query, Params};
-use crate::AppState;
+use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};

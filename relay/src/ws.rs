@@ -17,7 +17,7 @@ use crate::error::frame_error_response;
 use crate::limits::{IpSlot, TokenBucket};
 use crate::metrics::limit;
 use crate::query::Params;
-use crate::AppState;
+use crate::state::AppState;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, RawQuery, State};

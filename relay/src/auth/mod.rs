@@ -47,7 +47,7 @@ impl Auth {
     }
 
     /// From the configuration; the error names the flag at fault.
-    pub fn from_config(config: &crate::Config) -> Result<Auth, String> {
+    pub fn from_config(config: &crate::config::Config) -> Result<Auth, String> {
         let expect = Expectations {
             audience: config.jwt_audience.clone(),
             issuer: config.jwt_issuer.clone(),
