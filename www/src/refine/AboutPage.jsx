@@ -10,6 +10,21 @@ export function AboutPage() {
         Every live event of the other pages travels over one WebSocket to <code>live-relay</code>; the filtering by
         event type and record id happens in Rust compiled to WebAssembly.
       </p>
+      <h2>Authentication</h2>
+      <p>
+        The relay checks tokens, as in production. This page's <code>getToken</code> asks{" "}
+        <code>GET /demo/token</code> for a 60-second token of user <code>demo-user</code> (channels{" "}
+        <code>resources/*</code>, <code>demo/*</code> and <code>$revalidate</code>; publishing on <code>demo/*</code>),
+        sends it in the connection's first frame and refreshes it on the open connection before it expires. A real app
+        gets its tokens from its own backend.
+      </p>
+      <p>A backend publishes over HTTP with an API key (the demo's is <code>demo-publish-key</code>):</p>
+      <pre data-testid="curl-publish">{`curl -X POST ${location.origin}/publish \\
+  -H 'authorization: Bearer demo-publish-key' -H 'content-type: application/json' \\
+  -d '{"channel":"resources/posts","type":"updated","payload":{"ids":[1]}}'`}</pre>
+      <p>
+        The demo REST API needs no key: <code>/api/posts</code> publishes its own changes.
+      </p>
     </>
   );
 }

@@ -2,6 +2,7 @@ import { useState } from "react";
 import { usePublish, useSubscription } from "@refinedev/core";
 import { NavLink, Outlet, useLocation } from "react-router";
 import { useConnectionState, useLiveEvent } from "wasm-live-provider/react";
+import { PING_CHANNEL } from "../live.js";
 
 function ConnectionBadge({ live }) {
   const { state, delayMs } = useConnectionState(live);
@@ -33,12 +34,15 @@ function EventLog({ live }) {
   );
 }
 
-/** A custom channel with Refine's own `usePublish` and `useSubscription`. */
+/**
+ * A custom channel with Refine's own `usePublish` and `useSubscription`: the publish goes through the
+ * live client, over the authenticated connection (the demo token may publish on `demo/*`).
+ */
 function Notifications() {
   const publish = usePublish();
   const [last, setLast] = useState(null);
   useSubscription({
-    channel: "notifications",
+    channel: PING_CHANNEL,
     types: ["ping"],
     onLiveEvent: (event) => setLast(event.payload.message),
   });
@@ -47,7 +51,7 @@ function Notifications() {
       <button
         data-testid="ping"
         onClick={() =>
-          publish?.({ channel: "notifications", type: "ping", payload: { message: `ping at ${new Date().toLocaleTimeString()}` }, date: new Date() })
+          publish?.({ channel: PING_CHANNEL, type: "ping", payload: { message: `ping at ${new Date().toLocaleTimeString()}` }, date: new Date() })
         }
       >
         Ping every window
