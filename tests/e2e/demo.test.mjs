@@ -1,5 +1,7 @@
 // End-to-end: the demo (www/dist, a real Refine app and a Vue app) served by a real relay in demo mode,
-// driven by Playwright in headless Chromium with two browser contexts (two "windows").
+// driven by Playwright in headless Chromium with two browser contexts (two "windows"). The relay runs
+// with authentication on, as `--demo` does: each page gets its connection token from GET /demo/token,
+// and HTTP publishes need the demo API key.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -30,14 +32,18 @@ async function openWindow(path) {
   const page = await context.newPage();
   const requests = [];
   const errors = [];
+  const tokens = [];
   page.on("request", (r) => {
     const url = new URL(r.url());
     if (url.pathname.startsWith("/api/")) requests.push(`${r.method()} ${url.pathname}${url.search}`);
   });
+  page.on("response", async (r) => {
+    if (new URL(r.url()).pathname === "/demo/token") tokens.push(r.status());
+  });
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(base + path);
   await page.getByTestId("connection").filter({ hasText: "open" }).waitFor({ timeout: 10_000 });
-  const w = { context, page, requests, errors, count: (prefix) => requests.filter((r) => r.startsWith(prefix)).length };
+  const w = { context, page, requests, errors, tokens, count: (prefix) => requests.filter((r) => r.startsWith(prefix)).length };
   windows.push(w);
   return w;
 }
@@ -58,6 +64,14 @@ async function api(method, path, body) {
   });
   assert.ok(response.ok, `${method} /api/${path}: ${response.status}`);
   return response.json();
+}
+
+/** `POST /publish` as a backend would, with this `Authorization` header (or none). */
+async function publish(event, authorization) {
+  const headers = { "content-type": "application/json" };
+  if (authorization) headers.authorization = authorization;
+  const response = await fetch(`${base}/publish`, { method: "POST", headers, body: JSON.stringify(event) });
+  return { status: response.status, body: await response.json() };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -186,5 +200,52 @@ test("navigating away unmounts the live components and the relay sees the subscr
   assert.ok(after < before, `the page's subscriptions went from ${before} to ${after}`);
   await w.page.getByRole("link", { name: "Posts" }).click();
   await until("coming back subscribes again", async () => (await stats()) === 1);
+  await closeAll();
+});
+
+test("with authentication on, each window connects with a token from /demo/token and edits still cross over", async () => {
+  const a = await openWindow("/#/posts");
+  const b = await openWindow("/vue.html");
+  for (const w of [a, b]) {
+    // The badge said "open" (openWindow waited for it) after the page fetched a token.
+    assert.ok(w.tokens.length >= 1 && w.tokens.every((s) => s === 200), `token requests: ${w.tokens}`);
+    assert.equal(await w.page.getByTestId("connection").textContent(), "open");
+    const stats = await w.page.evaluate(() => window.__live.stats);
+    assert.equal(stats.connections, 1, `one connection, not refused and retried: ${JSON.stringify(stats)}`);
+  }
+  await b.page.getByTestId("vue-post-7").waitFor();
+
+  // An edit in the Refine window reaches the Vue window over the authenticated connection.
+  const title = `Post 7, edited with auth on ${Date.now()}`;
+  await a.page.goto(`${base}/#/posts/7/edit`);
+  await a.page.getByTestId("edit-title").fill(title);
+  await a.page.getByTestId("save").click();
+  await b.page.getByTestId("vue-post-7").getByText(title).waitFor({ timeout: 5_000 });
+
+  // A backend publish needs the demo API key; with it, the event reaches the pages.
+  await a.page.goto(`${base}/#/posts`);
+  await a.page.getByTestId("event-log").waitFor();
+  const event = { channel: "resources/posts", type: "updated", payload: { ids: [8] } };
+  const refused = await publish(event);
+  assert.equal(refused.status, 401, JSON.stringify(refused.body));
+  assert.equal(refused.body.error.code, "unauthorized");
+  const accepted = await publish(event, "Bearer demo-publish-key");
+  assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
+  await a.page.getByTestId("event-log").getByText("updated 8").waitFor({ timeout: 5_000 });
+  await b.page.getByTestId("vue-event-log").getByText("updated 8").waitFor({ timeout: 5_000 });
+
+  // A WebSocket without a token is refused by the relay (close code 4001).
+  const refusal = await a.page.evaluate(
+    (url) =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(url, ["wlp.v1"]);
+        const frames = [];
+        ws.onopen = () => ws.send(JSON.stringify({ op: "subscribe", channels: [{ channel: "resources/posts" }] }));
+        ws.onmessage = (m) => frames.push(JSON.parse(m.data).op);
+        ws.onclose = (e) => resolve({ code: e.code, frames });
+      }),
+    base.replace(/^http/, "ws") + "/ws",
+  );
+  assert.deepEqual(refusal, { code: 4001, frames: ["hello", "error"] });
   await closeAll();
 });
