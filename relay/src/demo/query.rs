@@ -291,8 +291,8 @@ fn compare_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 
 #[cfg(test)]
 mod tests {
+    use super::super::store::Store;
     use super::*;
-    use crate::demo::store::Store;
 
     fn query(text: &str) -> Result<ListQuery, QueryError> {
         ListQuery::parse(&pairs(text))

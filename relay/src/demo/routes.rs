@@ -18,7 +18,7 @@
 //!
 //! Every change is then published on channel `resources/{resource}` as `created`, `updated` or
 //! `deleted` with payload `{"ids":[id]}` and meta `{"source":"demo-api"}`, through the same
-//! function as `POST /publish` ([`crate::AppState::publish`]).
+//! function as `POST /publish` ([`crate::state::AppState::publish`]).
 //!
 //! Errors are `{"error":{"code","message"},"message"}`: the top-level `message` is what the axios
 //! interceptor of simple-rest shows. A missing record is `404 not_found`, a full store `413
@@ -28,7 +28,7 @@ use super::query::{ListQuery, QueryError};
 use super::store::{check_resource, Store, StoreError};
 use crate::auth::Grant;
 use crate::publish::check_channel;
-use crate::AppState;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};

@@ -3,7 +3,7 @@
 //! in-band refresh). A real app gets its tokens from its own backend (see the README).
 
 use crate::error::error_response;
-use crate::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
