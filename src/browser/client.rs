@@ -12,7 +12,7 @@ use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::engine::frame::CLOSE_UNAUTHORIZED;
 use crate::engine::igniter::IgniterTranslator;
-use crate::engine::session::{PublishResult, TransportKind};
+use crate::engine::session::{percent_encode_into, PublishResult, TransportKind};
 use crate::engine::{
     ConnectionState, Filter, Output, PublishError, PublishId, Session, SessionConfig, SubId,
     TypeFilter,
@@ -617,13 +617,7 @@ impl Shell {
             match ticket {
                 Ok(ticket) => {
                     let mut query = String::from("ticket=");
-                    for b in ticket.bytes() {
-                        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                            query.push(b as char);
-                        } else {
-                            query.push_str(&format!("%{b:02X}"));
-                        }
-                    }
+                    percent_encode_into(&mut query, &ticket);
                     sh.open_stream(&Endpoints::with_query(url, &query), &[]);
                 }
                 Err(reason) => {

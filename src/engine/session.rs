@@ -1461,7 +1461,7 @@ fn sse_query(channels: &[&str], positions: &HashMap<String, ChannelPosition>) ->
 }
 
 /// `encodeURIComponent` for a query value.
-fn percent_encode_into(out: &mut String, value: &str) {
+pub fn percent_encode_into(out: &mut String, value: &str) {
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
             out.push(b as char);
