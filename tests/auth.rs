@@ -307,12 +307,14 @@ async fn sse_with_get_token_opens_through_a_ticket_and_reopens_before_expiry() {
         received, expected,
         "every event once, in order, across reopens"
     );
-    assert!(calls >= 3, "tokens refreshed: {calls} getToken calls");
+    // 2 s tokens (2-3 s with whole-second `exp`) over 5 s: reopened at least once before expiry —
+    // an expiry would have reached onError as `unauthorized`.
+    assert!(calls >= 2, "tokens refreshed: {calls} getToken calls");
     assert!(
-        stat(&c, "connections") >= 3.0,
-        "the stream was reopened with new tickets"
+        stat(&c, "connections") >= 2.0,
+        "the stream was reopened with a new ticket"
     );
-    assert_eq!(errors.count(), 0, "no error on the way");
+    assert_eq!(errors.count(), 0, "no error on the way (no expiry)");
     c.close();
 }
 
