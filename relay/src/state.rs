@@ -5,7 +5,7 @@
 use crate::auth::{Auth, AuthFailure, Grant};
 use crate::broker::{self, Broker};
 use crate::config::Config;
-use crate::demo;
+use crate::demo::store::Store;
 use crate::limits::{Buckets, IpSlot, PerIp};
 use crate::metrics::{limit, Metrics};
 use crate::publish::{check_subscription, validate, validate_on_any_channel, Limits, ValidEvent};
@@ -27,7 +27,7 @@ pub struct AppState {
     /// Identifies this run of the relay's history (sent in `hello`).
     pub epoch: String,
     /// The demo API's records (`--demo` only).
-    pub demo: Option<demo::Store>,
+    pub demo: Option<Store>,
     pub auth: Auth,
     pub metrics: Metrics,
     /// Open connections per client IP address.

@@ -203,7 +203,10 @@ fn refuses_to_serve_the_network_without_authentication() {
         BufReader::new(running.0.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("the listening line");
-        assert!(line.starts_with("live-relay listening on"), "{flags:?}: {line:?}");
+        assert!(
+            line.starts_with("live-relay listening on"),
+            "{flags:?}: {line:?}"
+        );
     }
 }
 
@@ -239,9 +242,14 @@ fn bad_credentials_and_config_files_are_named() {
 fn help_puts_authentication_first() {
     let help = relay().arg("--help").output().expect("run live-relay");
     let text = String::from_utf8_lossy(&help.stdout);
-    let auth = text.find("Authentication:").expect("an Authentication group");
+    let auth = text
+        .find("Authentication:")
+        .expect("an Authentication group");
     for later in ["Server:", "Limits:", "Timing and history:"] {
-        assert!(text.find(later).expect(later) > auth, "{later} after Authentication");
+        assert!(
+            text.find(later).expect(later) > auth,
+            "{later} after Authentication"
+        );
     }
     assert!(text.contains("--jwt-secret") && text.contains("--api-key"));
 }
