@@ -9,14 +9,20 @@
 //! - after the faults stop, delivery catches up with the last event published;
 //! - a publish from the client is acknowledged at most once and published at most once per relay
 //!   epoch, however often it was resent.
+//!
+//! Every other seed runs with authentication: the session asks for a token before each connection
+//! (a tenth of the requests fail while faults last), the relay wants `auth` first, gives short
+//! tokens (4 s) and ends a connection whose token expires (error `unauthorized`, then the close);
+//! the same guarantees must hold, and once the faults stop no token may expire (refreshes in-band).
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use wasm_live_provider::engine::backoff::XorShift;
 use wasm_live_provider::engine::frame::{
-    decode_client, decode_server, encode_ack, encode_event, encode_hello, encode_ping,
-    encode_subscribed, ChannelEntry, ClientFrame, ServerFrame,
+    decode_client, decode_server, encode_ack, encode_authed, encode_error, encode_event,
+    encode_hello, encode_ping, encode_subscribed, ChannelEntry, ClientFrame, ErrorCode,
+    ServerFrame,
 };
 use wasm_live_provider::engine::{
     ChannelLog, Filter, HistoryLimits, Output, Replay, Session, SessionConfig, SubId, TypeFilter,
@@ -27,6 +33,8 @@ const CHANNELS: [&str; 3] = ["c0", "c1", "c2"];
 const FAULTY_MS: u64 = 30_000;
 const QUIET_MS: u64 = 60_000;
 const PING_MS: u64 = 5_000;
+/// Lifetime of the tokens of authenticated seeds.
+const TOKEN_MS: u64 = 4_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -50,6 +58,10 @@ enum Happening {
     ClientPublish,
     Fault,
     Ping,
+    /// The answer to the session's token request: a token expiring at this time, or a failure.
+    Token(u64, Option<u64>),
+    /// The token of connection `conn` that expires at this time does so now (unless refreshed).
+    Expiry(u64, u64),
 }
 
 /// What a subscription saw.
@@ -73,6 +85,12 @@ struct Relay {
     conn: Option<u64>,
     subscribed: HashSet<String>,
     up: bool,
+    /// Authentication on: `auth` must come first; tokens expire.
+    auth: bool,
+    /// When the current connection's token expires (none: no token yet).
+    token_exp: Option<u64>,
+    /// Set by `receive` when the relay ends the connection (unauthorized).
+    closing: bool,
 }
 
 impl Relay {
@@ -121,7 +139,26 @@ impl Relay {
     /// Handles one client frame; returns the frames to send back, in order.
     fn receive(&mut self, now: u64, text: &str) -> Vec<String> {
         let mut out = Vec::new();
-        match decode_client(text).expect("the session sends valid frames") {
+        let frame = decode_client(text).expect("the session sends valid frames");
+        if let ClientFrame::Auth { token } = &frame {
+            assert!(self.auth, "an auth frame to a relay without authentication");
+            let exp: u64 = token[1..].parse().expect("a token of the simulation");
+            if exp > now {
+                self.token_exp = Some(exp);
+                out.push(encode_authed(Some("u"), Some(exp - now)));
+            } else {
+                out.push(encode_error(ErrorCode::Unauthorized, "expired", None));
+                // A refused refresh keeps the old token; a refused first token ends the connection.
+                self.closing = self.token_exp.is_none();
+            }
+            return out;
+        }
+        if self.auth && self.token_exp.is_none_or(|e| e <= now) {
+            out.push(encode_error(ErrorCode::Unauthorized, "auth first", None));
+            self.closing = true;
+            return out;
+        }
+        match frame {
             ClientFrame::Subscribe { channels } => {
                 let mut answers = Vec::new();
                 let mut replay = Vec::new();
@@ -162,7 +199,7 @@ impl Relay {
                 out.push(encode_ack(id, seq));
             }
             ClientFrame::Ping | ClientFrame::Pong => {}
-            ClientFrame::Auth { .. } => panic!("the simulation runs without authentication"),
+            ClientFrame::Auth { .. } => unreachable!("handled above"),
         }
         out
     }
@@ -170,6 +207,7 @@ impl Relay {
     fn drop_conn(&mut self) {
         self.conn = None;
         self.subscribed.clear();
+        self.token_exp = None;
     }
 }
 
@@ -194,6 +232,11 @@ struct Sim {
     failed: HashSet<u64>,
     /// `recovered: false` answers that reached the client: (connection, channel).
     unrecovered_seen: HashSet<(u64, String)>,
+    /// Token requests answered, failed on purpose, and expiries (relay closes) before and after the
+    /// faults stopped.
+    tokens: u64,
+    token_failures: u64,
+    expiries: (u64, u64),
 }
 
 impl Sim {
@@ -213,10 +256,12 @@ impl Sim {
                 max_age_ms: 3_600_000,
             },
         };
+        let auth = seed % 2 == 1;
         let cfg = SessionConfig {
             seed,
             backoff_min_ms: 100,
             backoff_max_ms: 3_000,
+            auth,
             ..SessionConfig::default()
         };
         Sim {
@@ -239,6 +284,9 @@ impl Sim {
                 conn: None,
                 subscribed: HashSet::new(),
                 up: true,
+                auth,
+                token_exp: None,
+                closing: false,
             },
             session: Session::new(cfg),
             subs: Vec::new(),
@@ -247,7 +295,17 @@ impl Sim {
             acks: HashMap::new(),
             failed: HashSet::new(),
             unrecovered_seen: HashSet::new(),
+            tokens: 0,
+            token_failures: 0,
+            expiries: (0, 0),
         }
+    }
+
+    /// The relay ends the current connection: the client hears of it after the frames in flight.
+    fn relay_closes(&mut self, conn: u64) {
+        self.relay.drop_conn();
+        let t = self.last_to_client.max(self.now) + 1;
+        self.at(t, Happening::Closed(conn));
     }
 
     fn at(&mut self, time: u64, what: Happening) {
@@ -335,7 +393,12 @@ impl Sim {
                     self.failed.insert(id);
                 }
                 Output::State(_) | Output::Problem(_) | Output::Error { .. } => {}
-                Output::NeedToken { .. } => panic!("the simulation runs without authentication"),
+                Output::NeedToken { request } => {
+                    let fail = self.now < FAULTY_MS && self.chance(10);
+                    let exp = (!fail).then_some(self.now + TOKEN_MS);
+                    let t = self.now + self.latency();
+                    self.at(t, Happening::Token(request, exp));
+                }
                 Output::ConnectStream { .. } | Output::PostPublish { .. } => {
                     panic!("the simulation runs the WebSocket transport")
                 }
@@ -429,8 +492,40 @@ impl Sim {
                     self.session.handle_text(t, &text)
                 }
                 Happening::ToRelay(conn, text) if self.relay.conn == Some(conn) => {
+                    let before = self.relay.token_exp;
                     for reply in self.relay.receive(t, &text) {
                         self.send_to_client(conn, reply);
+                    }
+                    if let Some(exp) = self.relay.token_exp.filter(|e| Some(*e) != before) {
+                        self.at(exp, Happening::Expiry(conn, exp));
+                    }
+                    if std::mem::take(&mut self.relay.closing) {
+                        self.relay_closes(conn);
+                    }
+                }
+                Happening::Token(request, exp) => {
+                    let answer = match exp {
+                        Some(exp) => {
+                            self.tokens += 1;
+                            Ok(format!("t{exp}"))
+                        }
+                        None => {
+                            self.token_failures += 1;
+                            Err("the token service is down".to_owned())
+                        }
+                    };
+                    self.session.handle_token(t, request, answer);
+                }
+                Happening::Expiry(conn, exp) => {
+                    if self.relay.conn == Some(conn) && self.relay.token_exp == Some(exp) {
+                        if faulty {
+                            self.expiries.0 += 1;
+                        } else {
+                            self.expiries.1 += 1;
+                        }
+                        let text = encode_error(ErrorCode::Unauthorized, "token expired", None);
+                        self.send_to_client(conn, text);
+                        self.relay_closes(conn);
                     }
                 }
                 Happening::Closed(conn) if self.client_conn == Some(conn) => {
@@ -596,6 +691,7 @@ fn check_subscription(
 fn exactly_once_in_order_or_one_resync_under_random_faults() {
     let mut totals = (0usize, 0usize, 0u64, 0u64);
     let mut published = 0usize;
+    let (mut tokens, mut token_failures, mut expiries) = (0u64, 0u64, 0u64);
     for seed in 0..SEEDS {
         let sim = Sim::new(seed).run();
         let mode = sim.mode;
@@ -626,10 +722,26 @@ fn exactly_once_in_order_or_one_resync_under_random_faults() {
         }
         totals.2 += sim.session.stats().duplicates;
         totals.3 += sim.session.stats().connections;
+        if seed % 2 == 1 {
+            assert!(
+                sim.tokens >= QUIET_MS / TOKEN_MS,
+                "seed {seed}: only {} tokens over {} s of 4 s tokens",
+                sim.tokens,
+                (FAULTY_MS + QUIET_MS) / 1000
+            );
+            assert_eq!(
+                sim.expiries.1, 0,
+                "seed {seed}: a token expired after the faults stopped: the refresh failed"
+            );
+        }
+        tokens += sim.tokens;
+        token_failures += sim.token_failures;
+        expiries += sim.expiries.0;
     }
     println!(
         "fault schedules: {SEEDS} seeds, {published} events published, {} deliveries checked, {} resyncs, \
-         {} replayed duplicates dropped, {} connections",
+         {} replayed duplicates dropped, {} connections; authenticated seeds: {tokens} tokens, \
+         {token_failures} token failures, {expiries} expiries while faults lasted, none after",
         totals.0, totals.1, totals.2, totals.3
     );
 }
