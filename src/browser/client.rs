@@ -5,7 +5,9 @@
 //! may therefore subscribe, unsubscribe, publish or close without tripping over a borrow.
 
 use super::http::{post_publish, post_ticket};
-use super::js::{console_error, event_from_frame, live_event, now_ms, random_seed, resync_event};
+use super::js::{
+    console_error, describe, event_from_frame, live_event, now_ms, random_seed, resync_event,
+};
 use super::page::{is_online, is_visible, PageEvent, PageWatcher};
 use super::socket::{Socket, SocketEvent};
 use super::stream::{Stream, StreamEvent};
@@ -844,13 +846,4 @@ fn state_object(state: &ConnectionState) -> JsValue {
         ConnectionState::Idle | ConnectionState::Connecting | ConnectionState::Open => {}
     }
     obj.into()
-}
-
-pub(crate) fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        // Not `{:?}`: JsValue's Debug formats floats, which costs kilobytes of wasm.
-        .or_else(|| js_sys::JSON::stringify(e).ok().and_then(|s| s.as_string()))
-        .unwrap_or_else(|| "an error that is not an Error".to_owned())
 }

@@ -1,6 +1,7 @@
 //! HTTP requests over `fetch`: `POST /publish` for the SSE transport, and `POST /sse/ticket`
 //! (the ticket that opens an authenticated event stream, since `EventSource` cannot send headers).
 
+use super::js::describe;
 use crate::engine::session::PublishResult;
 use js_sys::{Object, Reflect};
 use serde::Deserialize;
@@ -55,7 +56,7 @@ async fn post(url: &str, body: Option<&str>, token: Option<&str>) -> Result<(u16
     set(&init, "headers", &headers);
     let response = JsFuture::from(global_fetch(url, &init))
         .await
-        .map_err(|e| super::client::describe(&e))?;
+        .map_err(|e| describe(&e))?;
     let status = Reflect::get(&response, &"status".into())
         .ok()
         .and_then(|s| s.as_f64())
@@ -67,7 +68,7 @@ async fn post(url: &str, body: Option<&str>, token: Option<&str>) -> Result<(u16
     {
         Some(Ok(p)) => JsFuture::from(js_sys::Promise::from(p))
             .await
-            .map_err(|e| super::client::describe(&e))?
+            .map_err(|e| describe(&e))?
             .as_string()
             .unwrap_or_default(),
         _ => String::new(),

@@ -68,3 +68,13 @@ pub fn now_ms() -> u64 {
 pub fn random_seed() -> u64 {
     (math_random() * (u64::MAX as f64)) as u64
 }
+
+/// A JS error (or any thrown value) as text, for error messages.
+pub(crate) fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        // Not `{:?}`: JsValue's Debug formats floats, which costs kilobytes of wasm.
+        .or_else(|| js_sys::JSON::stringify(e).ok().and_then(|s| s.as_string()))
+        .unwrap_or_else(|| "an error that is not an Error".to_owned())
+}
