@@ -16,7 +16,8 @@
 //                     `exp` = ceil((now + ttl_ms) / 1000) s (so it lives at least ttl_ms), `channels`
 //                     and `publish` (comma-split patterns; absent: none) and `scopes` when given.
 //                     Empty when the relay cannot start with --jwt-secret (its tests then fail saying so).
-// and exits with COMMAND's status, stopping the relays. POST /report prints its body (figures a test
+// and exits with COMMAND's status, stopping the relays (after printing the authenticated relay's
+// non-zero /metrics samples). POST /report prints its body (figures a test
 // measured) to stderr.
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
@@ -261,6 +262,16 @@ const env = {
 };
 const child = spawn(command[0], command.slice(1), { stdio: "inherit", env });
 const [code, signal] = await once(child, "exit");
+// What the authenticated relay counted over the run (the figures of the auth tests, for the record).
+if (authRelay && authRelay.exitCode === null) {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${authPort}/metrics`)).text();
+    const lines = text.split("\n").filter((l) => l.startsWith("live_relay_") && !/ 0$/.test(l));
+    log(`metrics of the relay with authentication after the run (non-zero samples):\n  ${lines.join("\n  ")}`);
+  } catch (e) {
+    log(`could not read the authenticated relay's /metrics: ${e.message}`);
+  }
+}
 await stopRelay("SIGTERM");
 if (authRelay && authRelay.exitCode === null) {
   authRelay.expectedExit = true;
