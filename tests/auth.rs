@@ -74,34 +74,9 @@ impl TokenGetter {
 
 /// POSTs an event to the auth relay's `/publish` as a backend holding `token`.
 async fn publish_as(token: &str, channel: &str, payload: &str) {
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
     let body = format!(r#"{{"channel":"{channel}","type":"updated","payload":{payload}}}"#);
-    init.set_body(&JsValue::from_str(&body));
-    let headers = web_sys::Headers::new().expect("headers");
-    headers
-        .set("content-type", "application/json")
-        .expect("header");
-    headers
-        .set("authorization", &format!("Bearer {token}"))
-        .expect("header");
-    init.set_headers(&headers);
     let url = format!("{}/publish", auth_http());
-    let window = web_sys::window().expect("a window");
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
-        .await
-        .unwrap_or_else(|e| panic!("POST {url} failed: {e:?}"))
-        .unchecked_into();
-    let text = JsFuture::from(response.text().expect("text"))
-        .await
-        .expect("body")
-        .as_string()
-        .unwrap_or_default();
-    assert!(
-        response.ok(),
-        "POST {url} answered {}: {text}",
-        response.status()
-    );
+    fetch_as(Some(token), "POST", &url, Some(&body)).await;
 }
 
 /// The `n` field of every recorded event, in order.

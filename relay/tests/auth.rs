@@ -484,15 +484,7 @@ async fn attacks_are_refused() {
     tally.refused("POST /sse/ticket without a token", "401 unauthorized");
 
     // The metrics count the refusals by reason.
-    let metrics = relay
-        .http
-        .get(relay.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = relay.metrics().await;
     for line in [
         r#"live_relay_auth_failures_total{reason="expired"}"#,
         r#"live_relay_auth_failures_total{reason="wrong_algorithm"}"#,
@@ -589,15 +581,7 @@ async fn a_token_is_refreshed_in_band_and_expiry_closes_with_4001() {
         .as_str()
         .expect("message")
         .contains("expired"));
-    let metrics = relay
-        .http
-        .get(relay.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = relay.metrics().await;
     assert!(
         metrics.contains("live_relay_token_refreshes_total 7"),
         "{metrics}"
@@ -719,15 +703,7 @@ async fn a_publish_flood_is_throttled_while_others_keep_receiving() {
         other.recv_op("ack").await;
         expect_event(&mut reader, "calm", id + 1).await;
     }
-    let metrics = relay
-        .http
-        .get(relay.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = relay.metrics().await;
     let hits = format!(r#"live_relay_limit_hits_total{{limit="publish_rate"}} {limited}"#);
     assert!(metrics.contains(&hits), "{hits} in\n{metrics}");
     relay.stop().await;

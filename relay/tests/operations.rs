@@ -19,22 +19,6 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn metrics(relay: &Relay) -> String {
-    let response = relay
-        .http
-        .get(relay.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics");
-    assert_eq!(response.status(), 200);
-    let kind = response.headers()["content-type"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    assert!(kind.contains("openmetrics-text"), "{kind}");
-    response.text().await.expect("text")
-}
-
 #[tokio::test]
 async fn metrics_count_real_traffic() {
     let relay = Relay::start(Config {
@@ -72,7 +56,7 @@ async fn metrics_count_real_traffic() {
         .await;
     c.expect_error("too_many_channels", "").await;
 
-    let text = metrics(&relay).await;
+    let text = relay.metrics().await;
     let expect = [
         ("live_relay_connections", 3.0),
         ("live_relay_subscriptions", 4.0),

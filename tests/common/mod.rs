@@ -154,16 +154,26 @@ pub async fn wait_open(c: &LiveClient) {
 
 /// `fetch` with a method and an optional JSON body; returns the response text.
 pub async fn fetch(method: &str, url: &str, body: Option<&str>) -> String {
+    fetch_as(None, method, url, body).await
+}
+
+/// [`fetch`] with `Authorization: Bearer <bearer>` when given.
+pub async fn fetch_as(bearer: Option<&str>, method: &str, url: &str, body: Option<&str>) -> String {
     let init = web_sys::RequestInit::new();
     init.set_method(method);
+    let headers = web_sys::Headers::new().expect("headers");
     if let Some(body) = body {
         init.set_body(&JsValue::from_str(body));
-        let headers = web_sys::Headers::new().expect("headers");
         headers
             .set("content-type", "application/json")
             .expect("header");
-        init.set_headers(&headers);
     }
+    if let Some(bearer) = bearer {
+        headers
+            .set("authorization", &format!("Bearer {bearer}"))
+            .expect("header");
+    }
+    init.set_headers(&headers);
     let window = web_sys::window().expect("a window");
     let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await

@@ -198,6 +198,23 @@ impl Relay {
         }
     }
 
+    /// `GET /metrics`: the Prometheus text (checking its status and content type).
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(response.status(), 200);
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(kind.contains("openmetrics-text"), "{kind}");
+        response.text().await.expect("metrics text")
+    }
+
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
