@@ -4,6 +4,7 @@
 
 use crate::auth::Grant;
 use crate::error::frame_error_response;
+use crate::metrics::limit;
 use crate::state::AppState;
 use crate::state::Published as Accepted;
 use crate::{demo, sse, ws};
@@ -112,6 +113,7 @@ fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<By
     match body {
         Ok(body) => Ok(body),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            state.metrics.limit_hit(limit::FRAME_SIZE);
             let message = format!(
                 "body over the limit of {} bytes",
                 state.config.max_frame_bytes

@@ -56,6 +56,10 @@ async fn metrics_count_real_traffic() {
         .await;
     c.expect_error("too_many_channels", "").await;
 
+    // A body over the size limit.
+    let (status, _) = relay.post("x".repeat(70_000)).await;
+    assert_eq!(status, 413);
+
     let text = relay.metrics().await;
     let expect = [
         ("live_relay_connections", 3.0),
@@ -65,6 +69,7 @@ async fn metrics_count_real_traffic() {
         ("live_relay_channels_recovered_total", 1.0),
         ("live_relay_channels_not_recovered_total", 1.0),
         (r#"live_relay_limit_hits_total{limit="max_channels"}"#, 1.0),
+        (r#"live_relay_limit_hits_total{limit="frame_size"}"#, 1.0),
     ];
     for (name, value) in expect {
         assert_eq!(sample(&text, name), Some(value), "{name} in\n{text}");
