@@ -2,8 +2,13 @@
 //!
 //! The relay server of wasm-live-provider: protocol v1 (`docs/PROTOCOL.md`) over WebSocket at
 //! `GET /ws` and over Server-Sent Events at `GET /sse` (see [`sse`]), `POST /publish`,
-//! `POST /revalidate`, `GET /healthz`, `GET /stats/channels`, optionally a static directory at `/`
-//! and, in demo mode (`--demo`), an in-memory REST API at `/api` (see [`demo`]).
+//! `POST /revalidate`, `GET /healthz`, `GET /metrics`, `GET /stats/channels`, optionally a static
+//! directory at `/` and, in demo mode (`--demo`), an in-memory REST API at `/api` (see [`demo`]).
+//!
+//! The layers, top down: [`http`] (the routes) → [`ws`], [`sse`], [`demo`] (connections and the
+//! demo API) → [`state`] (what they share, and the one way to publish or subscribe, where
+//! [`auth`] grants are checked) → [`broker`], [`publish`] (validation), [`limits`], [`metrics`],
+//! [`error`], [`config`].
 //!
 //! Start it in-process with [`serve`] on a listener you bound:
 //!
