@@ -304,9 +304,19 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /stats/channels`: the channels with at least one subscriber, with their subscriber count
-/// and last seq.
-async fn channel_stats(State(state): State<Arc<AppState>>) -> Response {
-    Json(state.broker.channel_stats()).into_response()
+/// and last seq. Channel names can be private (`users/42/…`): with authentication on, only a
+/// backend holding an API key may read them.
+async fn channel_stats(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match state.auth.bearer(&headers) {
+        Ok(Grant::Open | Grant::ApiKey { .. }) => {
+            Json(state.broker.channel_stats()).into_response()
+        }
+        Ok(Grant::Token(_)) => frame_error_response(&FrameError::new(
+            ErrorCode::Forbidden,
+            "`GET /stats/channels` needs an API key, not a token",
+        )),
+        Err(failure) => frame_error_response(&state.refuse(&failure)),
+    }
 }
 
 /// `GET /metrics`: Prometheus text exposition.

@@ -78,10 +78,12 @@ async fn main() -> ExitCode {
             "demo mode: an in-memory REST API at http://{addr}/api (posts, categories); \
              changes are published on resources/<resource>; tokens for the demo user at \
              http://{addr}/demo/token; publish with `Authorization: Bearer {}`",
-            config
-                .api_key
-                .first()
-                .map_or(live_relay::DEMO_API_KEY, String::as_str)
+            // Never the operator's own key in a log.
+            if config.api_key.is_empty() {
+                live_relay::DEMO_API_KEY
+            } else {
+                "<your --api-key>"
+            }
         );
     }
 

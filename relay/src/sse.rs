@@ -40,6 +40,7 @@ use crate::auth::{self, bearer_credential, ticket::TICKET_TTL, Grant};
 use crate::broker::{self, Member, Outbound, Request, Since};
 use crate::error::frame_error_response;
 use crate::limits::IpSlot;
+use crate::metrics::limit;
 use crate::publish::check_subscription;
 use crate::query::{bad_query, Params};
 use crate::state::AppState;
@@ -138,9 +139,9 @@ fn open(
             state.auth.tickets.redeem(&ticket)
         }
         .map_err(|failure| state.refuse(&failure))?;
-        let left = auth::time_left(&claims);
         let scopes = broker::scopes(&claims.scopes);
-        (Grant::Token(claims), scopes, Some(Instant::now() + left))
+        let expires = auth::deadline(&claims);
+        (Grant::Token(claims), scopes, Some(expires))
     } else {
         (Grant::Open, params.scopes()?, None)
     };
@@ -209,7 +210,10 @@ fn open(
     let answer = state
         .broker
         .subscribe(member.id, &requests, state.config.max_channels)
-        .map_err(|e| FrameError::new(ErrorCode::TooManyChannels, e.to_string()))?;
+        .map_err(|e| {
+            state.metrics.limit_hit(limit::MAX_CHANNELS);
+            FrameError::new(ErrorCode::TooManyChannels, e.to_string())
+        })?;
     for entry in &answer {
         state.metrics.resumed(entry.recovered);
     }
@@ -288,6 +292,7 @@ fn read_channels(state: &AppState, params: &Params<'_>) -> Result<Vec<String>, F
     }
     let max = state.config.max_channels;
     if channels.len() > max {
+        state.metrics.limit_hit(limit::MAX_CHANNELS);
         return Err(FrameError::new(
             ErrorCode::TooManyChannels,
             format!(

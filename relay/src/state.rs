@@ -57,7 +57,7 @@ impl AppState {
     ) -> Result<Published<'a>, FrameError> {
         self.check_publish(grant, &event.channel)?;
         let event = validate(event, &self.limits())?;
-        Ok(self.send(event))
+        Ok(self.send(scope_key(grant, event)))
     }
 
     /// Publishes a revalidation on `$revalidate` (`POST /revalidate`).
@@ -74,7 +74,7 @@ impl AppState {
         }
         self.check_publish(grant, &event.channel)?;
         let event = validate_on_any_channel(event, &self.limits())?;
-        Ok(self.send(event))
+        Ok(self.send(scope_key(grant, event)))
     }
 
     /// Whether `grant` may subscribe to `channel` (a valid name, and allowed by its token).
@@ -186,4 +186,22 @@ impl AppState {
             broker::Published::Repeat { channel, seq } => (Cow::Owned(channel.into()), seq),
         }
     }
+}
+
+/// Gives a publish's idempotency key the publisher's credential and the channel as namespace, so
+/// one publisher's key can neither swallow another's event nor reveal where it was published.
+/// (Backends with API keys share one namespace: a resend after a key rotation is still one event.)
+fn scope_key<'a>(grant: &Grant, mut event: ValidEvent<'a>) -> ValidEvent<'a> {
+    if let Some(key) = event.key.take() {
+        let who = match grant {
+            Grant::Open => "",
+            Grant::ApiKey { .. } => "key",
+            Grant::Token(claims) => claims.sub.as_deref().unwrap_or("token"),
+        };
+        event.key = Some(Cow::Owned(format!(
+            "{who}\u{1f}{}\u{1f}{key}",
+            event.channel
+        )));
+    }
+    event
 }

@@ -23,6 +23,7 @@ use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, W
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +98,8 @@ struct Connection {
     auth_deadline: Option<Instant>,
     /// The connection's publishes per second.
     publishes: TokenBucket,
+    /// Channels a refreshed token no longer allows: frames of theirs still queued are dropped.
+    revoked: HashSet<Arc<str>>,
     /// Counts the connection against its IP address's limit while it lives.
     _slot: IpSlot,
 }
@@ -123,11 +126,21 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, scopes: Scopes, slot: 
         grant,
         auth_deadline,
         publishes,
+        revoked: HashSet::new(),
         _slot: slot,
     }
     .serve()
     .await;
     debug!(conn = id, "connection closed");
+}
+
+/// Whether `frame` belongs to a channel the connection's token no longer allows.
+fn is_revoked(revoked: &HashSet<Arc<str>>, frame: &Outbound) -> bool {
+    !revoked.is_empty()
+        && frame
+            .position
+            .as_ref()
+            .is_some_and(|(channel, _)| revoked.contains(channel))
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -231,20 +244,20 @@ impl Connection {
         let rx = &mut self.member.rx;
         let kick = &self.member.kick;
         let delivered = &self.state.metrics.delivered;
+        let revoked = &self.revoked;
         let write = async move {
-            let mut events = u64::from(first.position.is_some());
-            socket.feed(Message::Text(first.text)).await?;
-            for _ in 1..64 {
+            let mut events = 0;
+            let mut next = Some(first);
+            for _ in 0..64 {
+                let Some(frame) = next.take() else { break };
+                if !is_revoked(revoked, &frame) {
+                    events += u64::from(frame.position.is_some());
+                    socket.feed(Message::Text(frame.text)).await?;
+                }
                 if kick.is_kicked() {
                     break;
                 }
-                match rx.try_recv() {
-                    Ok(frame) => {
-                        events += u64::from(frame.position.is_some());
-                        socket.feed(Message::Text(frame.text)).await?
-                    }
-                    Err(_) => break,
-                }
+                next = rx.try_recv().ok();
             }
             delivered.inc_by(events);
             socket.flush().await
@@ -354,6 +367,7 @@ impl Connection {
     async fn flush_queue(&mut self) -> Result<(), Gone> {
         while !self.member.kick.is_kicked() {
             match self.member.rx.try_recv() {
+                Ok(frame) if is_revoked(&self.revoked, &frame) => {}
                 Ok(frame) => {
                     if frame.position.is_some() {
                         self.state.metrics.delivered.inc();
@@ -375,13 +389,17 @@ impl Connection {
             return self.send(encode_authed(None, None).into()).await;
         }
         let first = self.grant.is_none();
-        let claims = self.state.auth.verify(token).and_then(|claims| {
-            match self.grant.as_ref().and_then(Grant::subject) {
-                Some(sub) if claims.sub.as_deref() != Some(sub) => Err(AuthFailure::SubjectChanged),
+        let current = self.grant.as_ref().map(Grant::subject);
+        let claims = self
+            .state
+            .auth
+            .verify(token)
+            .and_then(|claims| match current {
+                // A refresh is for the same user (or, without `sub`, for no user).
+                Some(sub) if claims.sub.as_deref() != sub => Err(AuthFailure::SubjectChanged),
                 _ if auth::time_left(&claims).is_zero() => Err(AuthFailure::Expired),
                 _ => Ok(claims),
-            }
-        });
+            });
         let claims = match claims {
             Ok(claims) => claims,
             Err(failure) => {
@@ -394,17 +412,12 @@ impl Connection {
             }
         };
         let left = auth::time_left(&claims);
-        self.auth_deadline = Some(Instant::now() + left);
-        self.state
-            .broker
-            .set_scopes(self.member.id, broker::scopes(&claims.scopes));
-        if !first {
-            self.state.metrics.token_refreshes.inc();
-        }
+        self.auth_deadline = Some(auth::deadline(&claims));
         let ttl_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
         let authed = encode_authed(claims.sub.as_deref(), Some(ttl_ms));
         let grant = Grant::Token(claims);
-        // A refreshed token may allow fewer channels: those are left.
+        // A refreshed token may allow fewer channels: those are left at once (before anything
+        // awaits), and what is already queued for them is not sent.
         let lost: Vec<String> = self
             .state
             .broker
@@ -412,11 +425,23 @@ impl Connection {
             .into_iter()
             .filter(|channel| !grant.may_subscribe(channel))
             .collect();
-        self.grant = Some(grant);
-        self.send(authed.into()).await?;
         if !lost.is_empty() {
             let names: Vec<&str> = lost.iter().map(String::as_str).collect();
             self.state.broker.unsubscribe(self.member.id, &names);
+            self.revoked
+                .extend(lost.iter().map(|c| Arc::<str>::from(c.as_str())));
+        }
+        if let Grant::Token(claims) = &grant {
+            self.state
+                .broker
+                .set_scopes(self.member.id, broker::scopes(&claims.scopes));
+        }
+        if !first {
+            self.state.metrics.token_refreshes.inc();
+        }
+        self.grant = Some(grant);
+        self.send(authed.into()).await?;
+        if !lost.is_empty() {
             for channel in &lost {
                 self.state.metrics.forbid("subscribe");
                 let message = format!(
@@ -436,7 +461,9 @@ impl Connection {
         let mut requests = Vec::with_capacity(channels.len());
         for entry in channels {
             match self.state.authorize_subscription(&grant, &entry.channel) {
-                Ok(()) => {}
+                Ok(()) => {
+                    self.revoked.remove(entry.channel.as_ref());
+                }
                 Err(e) if e.code == ErrorCode::Forbidden => {
                     let frame = encode_channel_error(e.code, &e.message, &entry.channel);
                     self.send(frame.into()).await?;

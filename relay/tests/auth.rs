@@ -337,6 +337,20 @@ async fn attacks_are_refused() {
         mallory.expect_error("unauthorized", naming).await;
         tally.refused(attack, "unauthorized, old token stays");
     }
+    // A connection whose token names no user cannot become a user by refreshing.
+    let mut anonymous = good.clone();
+    anonymous.as_object_mut().expect("object").remove("sub");
+    let (mut nobody, answer) = authed(&relay, &hs(&anonymous)).await;
+    assert!(answer.get("sub").is_none(), "{answer}");
+    nobody
+        .send_json(json!({ "op": "auth", "token": hs(&good) }))
+        .await;
+    nobody.expect_error("unauthorized", "user").await;
+    tally.refused(
+        "refresh from a token without `sub` to a user",
+        "unauthorized, old token stays",
+    );
+
     // Mallory's allowed subscription and the victim both still receive.
     let seq = backend_publish(&relay, channel, 999).await;
     expect_event(&mut mallory, channel, seq).await;
@@ -482,6 +496,39 @@ async fn attacks_are_refused() {
         .expect("POST /sse/ticket");
     assert_eq!(response.status(), 401);
     tally.refused("POST /sse/ticket without a token", "401 unauthorized");
+
+    // Channel names are private: only a backend may list them.
+    for (attack, bearer, status) in [
+        ("GET /stats/channels without a key", None, 401),
+        (
+            "GET /stats/channels with a user's token",
+            Some(hs(&good)),
+            403,
+        ),
+    ] {
+        let mut request = relay.http.get(relay.url("/stats/channels"));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await.expect("GET /stats/channels");
+        assert_eq!(response.status().as_u16(), status, "{attack}");
+        tally.refused(
+            attack,
+            if status == 401 {
+                "401 unauthorized"
+            } else {
+                "403 forbidden"
+            },
+        );
+    }
+    let response = relay
+        .http
+        .get(relay.url("/stats/channels"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("GET /stats/channels");
+    assert_eq!(response.status(), 200);
 
     // The metrics count the refusals by reason.
     let metrics = relay.metrics().await;
@@ -818,5 +865,58 @@ async fn an_open_relay_answers_auth_without_a_ttl() {
     let answer = client.recv_op("authed").await;
     assert!(answer.get("ttl_ms").is_none(), "{answer}");
     client.subscribe(&["a"]).await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn publish_keys_belong_to_their_publisher_and_channel() {
+    let relay = Relay::start(hs_config()).await;
+    let (mut reader, _) = authed(&relay, &hs(&claims("r", 60, &["*"], &[]))).await;
+    reader.subscribe(&["audit", "chat/1"]).await;
+    // A backend publishes on `audit` with a predictable key…
+    let post = |bearer: String, channel: &'static str| {
+        let request = relay
+            .http
+            .post(relay.url("/publish"))
+            .bearer_auth(bearer)
+            .json(
+                &json!({ "channel": channel, "type": "x", "payload": {}, "key": "invoice-1001" }),
+            );
+        async move {
+            let response = request.send().await.expect("POST /publish");
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    let first = post(KEY.into(), "audit").await;
+    assert_eq!(
+        (first["channel"].as_str(), first["seq"].as_u64()),
+        (Some("audit"), Some(1))
+    );
+    expect_event(&mut reader, "audit", 1).await;
+    // …a user's token reusing it elsewhere neither learns about `audit` nor loses its own event.
+    let user = hs(&claims("u9", 60, &[], &["chat/*"]));
+    let second = post(user.clone(), "chat/1").await;
+    assert_eq!(
+        (second["channel"].as_str(), second["seq"].as_u64()),
+        (Some("chat/1"), Some(1))
+    );
+    expect_event(&mut reader, "chat/1", 1).await;
+    // The same publisher resending its key is still answered once.
+    let again = post(user, "chat/1").await;
+    assert_eq!(again["seq"].as_u64(), Some(1));
+    reader.expect_silence().await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_that_never_expires_does_not_overflow_the_deadline() {
+    let relay = Relay::start(hs_config()).await;
+    let mut forever = claims("u1", 60, &["a"], &[]);
+    forever["exp"] = json!(u64::MAX);
+    let (mut client, answer) = authed(&relay, &hs(&forever)).await;
+    assert!(answer["ttl_ms"].as_u64().expect("ttl") > 1_000_000);
+    client.subscribe(&["a"]).await;
+    client.assert_alive().await;
     relay.stop().await;
 }

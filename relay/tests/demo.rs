@@ -395,6 +395,7 @@ async fn channel_stats(relay: &Relay) -> Value {
     let response = relay
         .http
         .get(relay.url("/stats/channels"))
+        .bearer_auth(live_relay::DEMO_API_KEY)
         .header("origin", "http://127.0.0.1:5173")
         .send()
         .await

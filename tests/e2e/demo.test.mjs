@@ -186,7 +186,7 @@ test("a ping through Refine's usePublish reaches the other window's useSubscript
 });
 
 test("navigating away unmounts the live components and the relay sees the subscription go", async () => {
-  const stats = async () => (await (await fetch(`${base}/stats/channels`)).json())["resources/posts"]?.subscribers ?? 0;
+  const stats = async () => (await (await fetch(`${base}/stats/channels`, { headers: { authorization: "Bearer demo-publish-key" } })).json())["resources/posts"]?.subscribers ?? 0;
   const until = async (what, cond) => {
     for (let i = 0; i < 100 && !(await cond()); i++) await sleep(50);
     assert.ok(await cond(), what);

@@ -145,6 +145,12 @@ pub fn time_left(claims: &Claims) -> Duration {
     Duration::from_secs(claims.exp).saturating_sub(now)
 }
 
+/// When a token expires, as a deadline (a far-off `exp` is capped at a year, so no overflow).
+pub fn deadline(claims: &Claims) -> tokio::time::Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    tokio::time::Instant::now() + time_left(claims).min(YEAR)
+}
+
 #[cfg(test)]
 mod tests {
     use super::same_bytes;

@@ -41,13 +41,17 @@ impl Tickets {
                 waiting.remove(&oldest);
             }
         }
-        waiting.insert(ticket.clone(), (claims, now + TICKET_TTL));
+        // A ticket lives no longer than its token.
+        let ttl = TICKET_TTL.min(super::time_left(&claims));
+        waiting.insert(ticket.clone(), (claims, now + ttl));
         Ok(ticket)
     }
 
-    /// The claims of a ticket, which is used up.
+    /// The claims of a ticket, which is used up. A ticket whose token has expired since it was
+    /// issued opens nothing.
     pub fn redeem(&self, ticket: &str) -> Result<Arc<Claims>, AuthFailure> {
         match self.lock().remove(ticket) {
+            Some((claims, _)) if super::time_left(&claims).is_zero() => Err(AuthFailure::Expired),
             Some((claims, deadline)) if deadline > Instant::now() => Ok(claims),
             _ => Err(AuthFailure::BadTicket),
         }
@@ -71,8 +75,14 @@ mod tests {
         });
         let ticket = tickets.issue(Arc::clone(&claims)).expect("ticket");
         assert_eq!(ticket.len(), 48);
-        assert_eq!(tickets.redeem(&ticket), Ok(claims));
+        assert_eq!(tickets.redeem(&ticket), Ok(Arc::clone(&claims)));
         assert_eq!(tickets.redeem(&ticket), Err(AuthFailure::BadTicket));
         assert_eq!(tickets.redeem("guess"), Err(AuthFailure::BadTicket));
+        let expired = Arc::new(Claims {
+            exp: 1,
+            ..Claims::clone(&claims)
+        });
+        let ticket = tickets.issue(expired).expect("ticket");
+        assert_eq!(tickets.redeem(&ticket), Err(AuthFailure::Expired));
     }
 }
