@@ -334,7 +334,10 @@ async fn a_keyed_publish_over_http_is_published_once() {
     let (status, answer) = relay
         .publish(json!({ "key": "http-1", "channel": "elsewhere", "type": "updated" }))
         .await;
-    assert_eq!((status, answer), (200, json!({ "channel": "elsewhere", "seq": 1 })));
+    assert_eq!(
+        (status, answer),
+        (200, json!({ "channel": "elsewhere", "seq": 1 }))
+    );
     expect_events(&mut subscriber, "c", [1]).await;
     subscriber.expect_silence().await;
     assert_eq!(relay.health().await["history_events"], 2);
