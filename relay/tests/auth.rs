@@ -7,15 +7,12 @@
 
 mod common;
 
-use common::{Client, Relay, PATIENCE};
-use futures_util::StreamExt;
+use common::{Client, Relay};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use live_relay::Config;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
 const AUDIENCE: &str = "live-tests";
@@ -94,24 +91,6 @@ fn hs_config() -> Config {
         api_key: vec![KEY.into()],
         ping_ms: 5_000,
         ..Config::default()
-    }
-}
-
-/// Reads frames until the relay closes; the text frames and the close code.
-async fn closed(client: &mut Client) -> (Vec<Value>, Option<u16>) {
-    let mut frames = Vec::new();
-    loop {
-        match timeout(PATIENCE, client.ws.next())
-            .await
-            .expect("the relay closes the connection")
-        {
-            Some(Ok(Message::Text(text))) => {
-                frames.push(serde_json::from_str(&text).expect("JSON"))
-            }
-            Some(Ok(Message::Close(frame))) => return (frames, frame.map(|f| u16::from(f.code))),
-            None | Some(Err(_)) => return (frames, None),
-            Some(Ok(_)) => {}
-        }
     }
 }
 
@@ -248,7 +227,7 @@ async fn attacks_are_refused() {
                 .send_json(json!({ "op": "subscribe", "channels": [{ "channel": channel }] }))
                 .await;
         }
-        let (frames, code) = closed(&mut client).await;
+        let (frames, code) = client.until_close_code().await;
         let error = frames
             .iter()
             .find(|f| f["op"] == "error")
@@ -580,7 +559,7 @@ async fn public_keys_fix_the_algorithm() {
     .expect("sign");
     for token in [confused, sign(Algorithm::ES256, &good), unsigned(&good)] {
         let mut client = connect_with(&relay, Some(&token)).await;
-        let (frames, code) = closed(&mut client).await;
+        let (frames, code) = client.until_close_code().await;
         assert_eq!(frames[0]["code"], "unauthorized", "{frames:?}");
         assert_eq!(code, Some(4001));
     }
@@ -594,7 +573,7 @@ async fn public_keys_fix_the_algorithm() {
     .await;
     authed(&relay, &sign(Algorithm::ES256, &good)).await;
     let mut client = connect_with(&relay, Some(&sign(Algorithm::RS256, &good))).await;
-    assert_eq!(closed(&mut client).await.1, Some(4001));
+    assert_eq!(client.until_close_code().await.1, Some(4001));
     relay.stop().await;
 }
 
@@ -620,7 +599,7 @@ async fn a_token_is_refreshed_in_band_and_expiry_closes_with_4001() {
     }
     assert_eq!(expected, 7);
     // No more refreshes: the relay ends the connection at expiry, telling the client why.
-    let (frames, code) = closed(&mut client).await;
+    let (frames, code) = client.until_close_code().await;
     assert_eq!(code, Some(4001));
     let last = frames.last().expect("an error frame");
     assert_eq!(last["code"], "unauthorized", "{frames:?}");
@@ -918,5 +897,51 @@ async fn a_token_that_never_expires_does_not_overflow_the_deadline() {
     assert!(answer["ttl_ms"].as_u64().expect("ttl") > 1_000_000);
     client.subscribe(&["a"]).await;
     client.assert_alive().await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_never_authenticates_is_closed_after_the_auth_timeout() {
+    // Two ping intervals (the liveness limit) well past the auth timeout: only the missing `auth`
+    // frame can end this connection in time.
+    let relay = Relay::start(Config {
+        ping_ms: 20_000,
+        ..hs_config()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut silent = connect_with(&relay, None).await;
+    tokio::time::sleep(live_relay::ws::AUTH_TIMEOUT - Duration::from_secs(2)).await;
+    let (frames, code) = silent.until_close_code().await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(
+        frames.last().map(|f| &f["code"]),
+        Some(&json!("unauthorized")),
+        "{frames:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= live_relay::ws::AUTH_TIMEOUT - Duration::from_millis(200)
+            && waited < live_relay::ws::AUTH_TIMEOUT + Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_replaces_the_connection_scopes() {
+    let relay = Relay::start(hs_config()).await;
+    let (mut client, _) = authed(&relay, &hs(&claims("u1", 60, &["inbox"], &[]))).await;
+    client.subscribe(&["inbox"]).await;
+    backend_publish_scoped(&relay, "inbox", "user:u1").await;
+    assert_eq!(client.recv().await["op"], "skip", "no scope yet");
+    let mut scoped = claims("u1", 60, &["inbox"], &[]);
+    scoped["scopes"] = json!(["user:u1"]);
+    client
+        .send_json(json!({ "op": "auth", "token": hs(&scoped) }))
+        .await;
+    client.recv_op("authed").await;
+    backend_publish_scoped(&relay, "inbox", "user:u1").await;
+    expect_event(&mut client, "inbox", 2).await;
     relay.stop().await;
 }

@@ -5,11 +5,9 @@
 mod common;
 
 use common::{Client, Relay, PATIENCE};
-use futures_util::StreamExt;
 use live_relay::{Config, DEMO_API_KEY};
 use serde_json::{json, Value};
-use tokio::time::{timeout, Instant};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::time::Instant;
 
 async fn demo() -> Relay {
     Relay::start(Config {
@@ -58,24 +56,6 @@ async fn publish_as(relay: &Relay, authorization: Option<&str>, event: Value) ->
     let response = request.send().await.expect("POST /publish");
     let status = response.status().as_u16();
     (status, response.json().await.expect("JSON answer"))
-}
-
-/// Waits for the relay to close the connection; returns the text frames before and the close code.
-async fn until_close_code(client: &mut Client) -> (Vec<Value>, Option<u16>) {
-    let mut frames = Vec::new();
-    loop {
-        let message = timeout(PATIENCE, client.ws.next())
-            .await
-            .expect("the relay closes the connection");
-        match message {
-            Some(Ok(Message::Text(text))) => {
-                frames.push(serde_json::from_str(&text).expect("JSON"))
-            }
-            Some(Ok(Message::Close(frame))) => return (frames, frame.map(|f| u16::from(f.code))),
-            None | Some(Err(_)) => return (frames, None),
-            Some(Ok(_)) => {}
-        }
-    }
 }
 
 /// Sends a request; returns the status, the `x-total-count` header and the JSON body.
@@ -510,7 +490,7 @@ async fn a_client_without_a_token_is_refused_and_closed_with_4001() {
     client
         .send_json(json!({ "op": "subscribe", "channels": [{ "channel": "resources/posts" }] }))
         .await;
-    let (frames, code) = until_close_code(&mut client).await;
+    let (frames, code) = client.until_close_code().await;
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(frames[0]["op"], "error", "{frames:?}");
     assert_eq!(frames[0]["code"], "unauthorized", "{frames:?}");
@@ -527,7 +507,7 @@ async fn a_client_without_a_token_is_refused_and_closed_with_4001() {
     forged
         .send_json(json!({ "op": "auth", "token": "eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl" }))
         .await;
-    let (frames, code) = until_close_code(&mut forged).await;
+    let (frames, code) = forged.until_close_code().await;
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(frames[0]["code"], "unauthorized", "{frames:?}");
     assert_eq!(code, Some(4001));

@@ -3,12 +3,10 @@
 mod common;
 
 use common::{Relay, PATIENCE};
-use futures_util::StreamExt;
 use live_relay::Config;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
 
 /// The value of one sample line of `/metrics` (`name{labels} value`).
 fn sample(metrics: &str, name: &str) -> Option<f64> {
@@ -93,16 +91,7 @@ async fn shutdown_tells_clients_to_reconnect_and_ends_within_the_grace() {
     let started = Instant::now();
     let stopping = tokio::spawn(relay.stop());
     // The WebSocket client is told to go away (1001: reconnect, to this relay or another).
-    let code = loop {
-        match timeout(PATIENCE, ws.ws.next())
-            .await
-            .expect("a close in time")
-        {
-            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
+    let (_, code) = ws.until_close_code().await;
     assert_eq!(code, Some(1001));
     // The SSE stream ends.
     let ended = timeout(PATIENCE, async {

@@ -299,6 +299,12 @@ impl Client {
 
     /// Waits for the relay to end the connection; returns the text frames received before.
     pub async fn until_closed(&mut self) -> Vec<Value> {
+        self.until_close_code().await.0
+    }
+
+    /// Waits for the relay to end the connection; returns the text frames received before and
+    /// the close code (`None` when the connection ended without a close frame).
+    pub async fn until_close_code(&mut self) -> (Vec<Value>, Option<u16>) {
         let mut frames = Vec::new();
         loop {
             match timeout(PATIENCE, self.ws.next())
@@ -308,7 +314,10 @@ impl Client {
                 Some(Ok(Message::Text(text))) => {
                     frames.push(serde_json::from_str(&text).expect("JSON"))
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return frames,
+                Some(Ok(Message::Close(frame))) => {
+                    return (frames, frame.map(|f| u16::from(f.code)))
+                }
+                None | Some(Err(_)) => return (frames, None),
                 Some(Ok(_)) => {}
             }
         }
