@@ -94,15 +94,42 @@ fn stat(c: &LiveClient, name: &str) -> f64 {
 }
 
 /// Publishes a numbered stream on `channel` for `ms` milliseconds; returns how many were published.
-async fn numbered_stream(publisher: &str, channel: &str, ms: f64) -> usize {
+async fn numbered_stream(publisher: &str, channel: &str, first: usize, ms: f64) -> usize {
     let start = js_sys::Date::now();
-    let mut n = 0;
+    let mut n = first;
     while js_sys::Date::now() - start < ms {
         publish_as(publisher, channel, &format!(r#"{{"n":{n}}}"#)).await;
         n += 1;
         sleep(20).await;
     }
     n
+}
+
+/// Waits for the `n` events of a numbered stream, reports the figures to the harness as `test`
+/// (`links` names what `stats.connections` counts: connections or streams) and returns the
+/// numbers received, in order.
+async fn report_stream(
+    test: &str,
+    links: &str,
+    n: usize,
+    got: &Recorder,
+    calls: &std::cell::Cell<u32>,
+    c: &LiveClient,
+    errors: &Recorder,
+) -> Vec<f64> {
+    wait_until("every event", 10_000, || got.count() >= n).await;
+    sleep(300).await;
+    let received = numbers(got);
+    let (lost, duplicated) = lost_and_duplicated(&received, n);
+    let calls = calls.get();
+    let report = format!(
+        r#"{{"test":"{test}","published":{n},"received":{},"lost":{lost},"duplicated":{duplicated},"get_token_calls":{calls},"{links}":{},"errors":{}}}"#,
+        received.len(),
+        stat(c, "connections"),
+        errors.count(),
+    );
+    fetch("POST", &format!("{}/report", harness()), Some(&report)).await;
+    received
 }
 
 /// Lost and duplicated events of a numbered stream of `n`.
@@ -132,19 +159,18 @@ async fn get_token_refreshes_in_band_under_a_numbered_stream() {
     })
     .await;
     let publisher = mint("sub=backend&ttl_ms=120000&publish=*").await;
-    let n = numbered_stream(&publisher, &ch, 10_000.0).await;
-    wait_until("every event", 10_000, || got.count() >= n).await;
-    sleep(300).await;
-    let received = numbers(&got);
-    let (lost, duplicated) = lost_and_duplicated(&received, n);
+    let n = numbered_stream(&publisher, &ch, 0, 10_000.0).await;
+    let received = report_stream(
+        "auth_refresh_ws",
+        "connections",
+        n,
+        &got,
+        &getter.calls,
+        &c,
+        &errors,
+    )
+    .await;
     let calls = getter.calls.get();
-    let report = format!(
-        r#"{{"test":"auth_refresh_ws","published":{n},"received":{},"lost":{lost},"duplicated":{duplicated},"get_token_calls":{calls},"connections":{},"errors":{}}}"#,
-        received.len(),
-        stat(&c, "connections"),
-        errors.count(),
-    );
-    fetch("POST", &format!("{}/report", harness()), Some(&report)).await;
     let expected: Vec<f64> = (0..n).map(|i| i as f64).collect();
     assert_eq!(received, expected, "every event once, in order");
     assert!(
@@ -258,25 +284,18 @@ async fn sse_with_get_token_opens_through_a_ticket_and_reopens_before_expiry() {
     publish(&c, &ch, "updated", r#"{"n":0}"#).await;
     wait_until("the client's own publish", 5_000, || got.count() == 1).await;
     let publisher = mint("sub=backend&ttl_ms=120000&publish=*").await;
-    let start = js_sys::Date::now();
-    let mut n = 1;
-    while js_sys::Date::now() - start < 5_000.0 {
-        publish_as(&publisher, &ch, &format!(r#"{{"n":{n}}}"#)).await;
-        n += 1;
-        sleep(20).await;
-    }
-    wait_until("every event over SSE", 10_000, || got.count() >= n).await;
-    sleep(300).await;
-    let received = numbers(&got);
-    let (lost, duplicated) = lost_and_duplicated(&received, n);
+    let n = numbered_stream(&publisher, &ch, 1, 5_000.0).await;
+    let received = report_stream(
+        "auth_refresh_sse",
+        "streams",
+        n,
+        &got,
+        &getter.calls,
+        &c,
+        &errors,
+    )
+    .await;
     let calls = getter.calls.get();
-    let report = format!(
-        r#"{{"test":"auth_refresh_sse","published":{n},"received":{},"lost":{lost},"duplicated":{duplicated},"get_token_calls":{calls},"streams":{},"errors":{}}}"#,
-        received.len(),
-        stat(&c, "connections"),
-        errors.count(),
-    );
-    fetch("POST", &format!("{}/report", harness()), Some(&report)).await;
     let expected: Vec<f64> = (0..n).map(|i| i as f64).collect();
     assert_eq!(
         received, expected,
