@@ -19,13 +19,15 @@ struct ErrorDetail<'a> {
 }
 
 /// The HTTP status of an error code: `401 unauthorized`, `403 forbidden`, `413 too_large`,
-/// `429 rate_limited` / `too_many_connections`, `400` for the rest.
+/// `429 rate_limited` / `too_many_connections`, `503 unavailable` (with `Retry-After: 1`), `400` for the
+/// rest.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::RateLimited | ErrorCode::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -43,6 +45,12 @@ pub fn error_response(code: ErrorCode, message: &str) -> Response {
         response.headers_mut().insert(
             axum::http::header::WWW_AUTHENTICATE,
             axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    if code == ErrorCode::Unavailable {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
         );
     }
     response

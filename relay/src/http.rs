@@ -3,7 +3,7 @@
 //! `/api` and `GET /demo/token` (with `--demo`), and the optional static directory.
 
 use crate::auth::Grant;
-use crate::error::frame_error_response;
+use crate::error::{error_response, frame_error_response};
 use crate::metrics::limit;
 use crate::state::AppState;
 use crate::state::Published as Accepted;
@@ -146,7 +146,7 @@ async fn publish(
         Err(e) => return frame_error_response(&e),
     };
     match read_body(&state, body) {
-        Ok(body) => published(publish_body(&state, &grant, &body)),
+        Ok(body) => published(publish_body(&state, &grant, &body).await),
         Err(e) => frame_error_response(&e),
     }
 }
@@ -162,7 +162,7 @@ async fn revalidate(
         Err(e) => return frame_error_response(&e),
     };
     match read_body(&state, body) {
-        Ok(body) => published(revalidate_body(&state, &grant, &body)),
+        Ok(body) => published(revalidate_body(&state, &grant, &body).await),
         Err(e) => frame_error_response(&e),
     }
 }
@@ -233,7 +233,7 @@ fn revalidate_payload(keys: Option<&RawValue>) -> Result<Box<RawValue>, FrameErr
 }
 
 /// Validates and publishes one `POST /revalidate` body.
-fn revalidate_body<'b>(
+async fn revalidate_body<'b>(
     state: &AppState,
     grant: &Grant,
     body: &'b [u8],
@@ -260,12 +260,12 @@ fn revalidate_body<'b>(
         meta: None,
         scopes: read_scopes(request.scopes)?,
     };
-    let (_, seq) = state.revalidate(grant, publish)?;
+    let (_, seq) = state.revalidate(grant, publish).await?;
     Ok((Cow::Borrowed(REVALIDATE_CHANNEL), seq))
 }
 
 /// Validates and publishes one body; returns the channel and the event's seq.
-fn publish_body<'b>(
+async fn publish_body<'b>(
     state: &AppState,
     grant: &Grant,
     body: &'b [u8],
@@ -282,25 +282,42 @@ fn publish_body<'b>(
         meta: event.meta,
         scopes: read_scopes(event.scopes)?,
     };
-    state.publish(grant, publish)
+    state.publish(grant, publish).await
 }
 
 #[derive(Serialize)]
 struct Health<'a> {
+    /// `ok`, or `unavailable` (with `503`) while the broker cannot serve.
     status: &'static str,
+    /// Why not, when unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     /// The epoch announced in `hello`.
     epoch: &'a str,
+    /// `memory` or `redis`.
+    broker: &'static str,
     #[serde(flatten)]
     stats: crate::broker::Stats,
 }
 
+/// `GET /healthz`: `200` with this node's counts, or `503` while its broker (Redis) is
+/// unreachable, so that a load balancer sends clients to another node.
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    Json(Health {
-        status: "ok",
-        epoch: &state.epoch,
+    let health = state.broker.health();
+    let epoch = state.broker.epoch();
+    let body = Json(Health {
+        status: if health.is_ok() { "ok" } else { "unavailable" },
+        reason: health.as_ref().err().map(ToString::to_string),
+        epoch: &epoch,
+        broker: state.broker.kind(),
         stats: state.broker.stats(),
-    })
-    .into_response()
+    });
+    let status = if health.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body).into_response()
 }
 
 /// `GET /stats/channels`: the channels with at least one subscriber, with their subscriber count
@@ -308,9 +325,10 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 /// backend holding an API key may read them.
 async fn channel_stats(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match state.auth.bearer(&headers) {
-        Ok(Grant::Open | Grant::ApiKey { .. }) => {
-            Json(state.broker.channel_stats()).into_response()
-        }
+        Ok(Grant::Open | Grant::ApiKey { .. }) => match state.broker.channel_stats().await {
+            Ok(stats) => Json(stats).into_response(),
+            Err(e) => error_response(ErrorCode::Unavailable, &e.to_string()),
+        },
         Ok(Grant::Token(_)) => frame_error_response(&FrameError::new(
             ErrorCode::Forbidden,
             "`GET /stats/channels` needs an API key, not a token",

@@ -41,26 +41,12 @@ pub use config::Config;
 pub use state::AppState;
 
 use auth::Auth;
-use std::collections::hash_map::RandomState;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-
-/// A fresh epoch: 16 hex digits from the clock, the process id and std's random hash keys.
-pub fn new_epoch() -> String {
-    let mut hasher = RandomState::new().build_hasher();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    hasher.write_u128(nanos);
-    hasher.write_u32(std::process::id());
-    format!("{:016x}", hasher.finish())
-}
 
 /// The API key the demo accepts when none is configured (`--demo` on a loopback address only).
 pub const DEMO_API_KEY: &str = "demo-publish-key";
@@ -91,7 +77,14 @@ where
     let auth = Auth::from_config(&config)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let (stop, stopped) = watch::channel(false);
-    let broker = Arc::new(Broker::with_settings(Settings::from_config(&config)));
+    let settings = Settings::from_config(&config);
+    let broker = match &config.redis {
+        None => Broker::memory(settings),
+        Some(url) => Broker::redis(url, &config.redis_prefix, settings)
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e))?,
+    };
+    let broker = Arc::new(broker);
     let sweeper = tokio::spawn(sweep(Arc::clone(&broker), sweep_interval(&config)));
     let state = Arc::new(AppState {
         demo: config.demo.then(demo::Store::seeded),
@@ -101,7 +94,6 @@ where
         auth,
         config,
         broker,
-        epoch: new_epoch(),
         shutdown: stopped,
     });
     let app = http::router(Arc::clone(&state));
@@ -149,7 +141,7 @@ async fn sweep(broker: Arc<Broker>, every: Duration) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        broker.sweep();
+        broker.sweep().await;
     }
 }
 

@@ -125,7 +125,7 @@ mod tests {
         assert_eq!(q.list("none").expect("ok"), None);
         assert_eq!(
             &*q.scopes().expect("ok"),
-            ["team 7".into(), "user:1".into()]
+            [Box::<str>::from("team 7"), Box::from("user:1")]
         );
         assert_eq!(q.text("x").expect("ok").as_deref(), Some("1"));
     }

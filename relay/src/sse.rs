@@ -37,7 +37,7 @@
 //! a slow consumer (after an `error` frame), when its token expires, or when the relay shuts down.
 
 use crate::auth::{self, bearer_credential, ticket::TICKET_TTL, Grant};
-use crate::broker::{self, Member, Outbound, Request, Since};
+use crate::broker::{self, KickReason, Member, Outbound, Request, Since, SubscribeError};
 use crate::error::frame_error_response;
 use crate::limits::IpSlot;
 use crate::metrics::limit;
@@ -112,9 +112,10 @@ pub async fn stream(
     headers: HeaderMap,
     State(state): State<Arc<AppState>>,
 ) -> Response {
-    let opened = state
-        .admit(&headers, peer.ip())
-        .and_then(|slot| open(&state, query.as_deref(), &headers, slot));
+    let opened = match state.admit(&headers, peer.ip()) {
+        Ok(slot) => open(&state, query.as_deref(), &headers, slot).await,
+        Err(e) => Err(e),
+    };
     match opened {
         Ok(response) => response,
         Err(e) => frame_error_response(&e),
@@ -122,7 +123,7 @@ pub async fn stream(
 }
 
 /// Checks the request, registers and subscribes the connection, and starts its stream.
-fn open(
+async fn open(
     state: &Arc<AppState>,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -187,6 +188,10 @@ fn open(
         },
     };
 
+    let member = state
+        .broker
+        .connect(state.config.outbound_queue, scopes)
+        .map_err(|e| FrameError::new(ErrorCode::Unavailable, e.to_string()))?;
     let requests: Vec<Request<'_>> = channels
         .iter()
         .enumerate()
@@ -195,24 +200,25 @@ fn open(
             let since = match &since {
                 Some(position) => match position.seqs[i] {
                     None => Since::Now,
-                    Some(seq) if position.epoch == state.epoch => Since::Seq(seq),
-                    Some(_) => Since::OtherEpoch,
+                    Some(seq) => member.since(&position.epoch, seq),
                 },
                 None => Since::Now,
             };
             Request { channel, since }
         })
         .collect();
-
-    let member = state
-        .broker
-        .connect_scoped(state.config.outbound_queue, scopes);
     let answer = state
         .broker
         .subscribe(member.id, &requests, state.config.max_channels)
-        .map_err(|e| {
-            state.metrics.limit_hit(limit::MAX_CHANNELS);
-            FrameError::new(ErrorCode::TooManyChannels, e.to_string())
+        .await
+        .map_err(|e| match e {
+            SubscribeError::TooManyChannels(e) => {
+                state.metrics.limit_hit(limit::MAX_CHANNELS);
+                FrameError::new(ErrorCode::TooManyChannels, e.to_string())
+            }
+            SubscribeError::Unavailable(e) => {
+                FrameError::new(ErrorCode::Unavailable, e.to_string())
+            }
         })?;
     for entry in &answer {
         state.metrics.resumed(entry.recovered);
@@ -411,7 +417,7 @@ impl Connection {
         let mut buf = format!("retry: {RETRY_MS}\n\n");
         push_data(
             &mut buf,
-            &encode_hello(&self.state.epoch, self.state.config.ping_ms),
+            &encode_hello(&self.member.epoch, self.state.config.ping_ms),
         );
         buf.push_str(&std::mem::take(&mut self.preamble));
         // The `subscribed` answer and the replay are queued already.
@@ -447,14 +453,25 @@ impl Connection {
                     return;
                 }
                 _ = kick.wait() => {
-                    info!(conn = self.member.id, "closing a slow SSE consumer");
-                    self.state.metrics.slow_consumers.inc();
-                    let message = format!(
-                        "the outbound queue ({} frames) is full: the connection is closed",
-                        self.state.config.outbound_queue
-                    );
                     let mut buf = String::new();
-                    push_data(&mut buf, &encode_error(ErrorCode::SlowConsumer, &message, None));
+                    match kick.reason() {
+                        Some(KickReason::Unavailable) => {
+                            info!(conn = self.member.id, "ending an SSE stream: the broker is unavailable");
+                            let message = "the relay lost its connection to Redis: reopen the stream with `since` (on another relay, or here once it is back)";
+                            push_data(&mut buf, &encode_error(ErrorCode::Unavailable, message, None));
+                        }
+                        // The client reopens with its position and is told to resync.
+                        Some(KickReason::EpochChanged) => {}
+                        Some(KickReason::SlowConsumer) | None => {
+                            info!(conn = self.member.id, "closing a slow SSE consumer");
+                            self.state.metrics.slow_consumers.inc();
+                            let message = format!(
+                                "the outbound queue ({} frames) is full: the connection is closed",
+                                self.state.config.outbound_queue
+                            );
+                            push_data(&mut buf, &encode_error(ErrorCode::SlowConsumer, &message, None));
+                        }
+                    }
                     let _ = self.send(buf).await;
                     return;
                 }
@@ -503,7 +520,7 @@ impl Connection {
             if let Some(&i) = self.index.get(&**channel) {
                 self.positions[i] = *seq;
                 buf.push_str("id: ");
-                buf.push_str(&self.state.epoch);
+                buf.push_str(&self.member.epoch);
                 buf.push(':');
                 for (n, position) in self.positions.iter().enumerate() {
                     if n > 0 {

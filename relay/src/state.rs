@@ -24,8 +24,6 @@ use wasm_live_provider::engine::frame::{
 pub struct AppState {
     pub config: Config,
     pub broker: Arc<Broker>,
-    /// Identifies this run of the relay's history (sent in `hello`).
-    pub epoch: String,
     /// The demo API's records (`--demo` only).
     pub demo: Option<Store>,
     pub auth: Auth,
@@ -50,18 +48,18 @@ impl AppState {
 
     /// Publishes an event on a channel (not a reserved `$` one) for someone holding `grant`: the
     /// WebSocket `publish` frame, `POST /publish` and the demo API all come here.
-    pub fn publish<'a>(
+    pub async fn publish<'a>(
         &self,
         grant: &Grant,
         event: Publish<'a>,
     ) -> Result<Published<'a>, FrameError> {
         self.check_publish(grant, &event.channel)?;
         let event = validate(event, &self.limits())?;
-        Ok(self.send(scope_key(grant, event)))
+        self.send(scope_key(grant, event)).await
     }
 
     /// Publishes a revalidation on `$revalidate` (`POST /revalidate`).
-    pub fn revalidate<'a>(
+    pub async fn revalidate<'a>(
         &self,
         grant: &Grant,
         event: Publish<'a>,
@@ -74,7 +72,7 @@ impl AppState {
         }
         self.check_publish(grant, &event.channel)?;
         let event = validate_on_any_channel(event, &self.limits())?;
-        Ok(self.send(scope_key(grant, event)))
+        self.send(scope_key(grant, event)).await
     }
 
     /// Whether `grant` may subscribe to `channel` (a valid name, and allowed by its token).
@@ -176,14 +174,15 @@ impl AppState {
         ))
     }
 
-    fn send<'a>(&self, event: ValidEvent<'a>) -> Published<'a> {
-        match self.broker.publish(&event) {
-            broker::Published::New(seq) => {
+    async fn send<'a>(&self, event: ValidEvent<'a>) -> Result<Published<'a>, FrameError> {
+        match self.broker.publish(&event).await {
+            Ok(broker::Published::New(seq)) => {
                 self.metrics.published.inc();
-                (event.channel, seq)
+                Ok((event.channel, seq))
             }
             // Its key was seen: the answer of the first publish.
-            broker::Published::Repeat { channel, seq } => (Cow::Owned(channel.into()), seq),
+            Ok(broker::Published::Repeat { channel, seq }) => Ok((Cow::Owned(channel.into()), seq)),
+            Err(e) => Err(FrameError::new(ErrorCode::Unavailable, e.to_string())),
         }
     }
 }

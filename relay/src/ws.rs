@@ -12,8 +12,8 @@
 //! so the answer always precedes the events it announces.
 
 use crate::auth::{self, AuthFailure, Grant};
-use crate::broker::{self, Member, Outbound, Request, Scopes, Since};
-use crate::error::frame_error_response;
+use crate::broker::{self, KickReason, Member, Outbound, Request, Scopes, SubscribeError};
+use crate::error::{error_response, frame_error_response};
 use crate::limits::{IpSlot, TokenBucket};
 use crate::metrics::limit;
 use crate::query::Params;
@@ -68,6 +68,9 @@ pub async fn upgrade(
         Ok(slot) => slot,
         Err(e) => return frame_error_response(&e),
     };
+    if let Err(e) = state.broker.health() {
+        return error_response(ErrorCode::Unavailable, &e.to_string());
+    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
@@ -82,6 +85,9 @@ pub async fn upgrade(
         .max_frame_size(limit)
         .on_upgrade(move |socket| run(socket, state, scopes, slot))
 }
+
+/// The close reason (code 1013, try again later) when the relay loses its broker (Redis).
+const UNAVAILABLE_REASON: &str = "relay unavailable: its Redis is unreachable";
 
 /// The socket is gone (closed, failed, or too slow to take a write).
 struct Gone;
@@ -105,10 +111,21 @@ struct Connection {
 }
 
 /// Serves one upgraded connection, holding `scopes`, until it closes.
-pub async fn run(socket: WebSocket, state: Arc<AppState>, scopes: Scopes, slot: IpSlot) {
-    let member = state
-        .broker
-        .connect_scoped(state.config.outbound_queue, scopes);
+pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, slot: IpSlot) {
+    let member = match state.broker.connect(state.config.outbound_queue, scopes) {
+        Ok(member) => member,
+        Err(e) => {
+            // Redis went away during the upgrade.
+            let error = encode_error(ErrorCode::Unavailable, &e.to_string(), None);
+            let _ = socket.send(Message::Text(error.into())).await;
+            let close = CloseFrame {
+                code: close_code::AGAIN,
+                reason: Utf8Bytes::from_static(UNAVAILABLE_REASON),
+            };
+            let _ = socket.send(Message::Close(Some(close))).await;
+            return;
+        }
+    };
     let write_timeout = state.config.ping_interval() * 2;
     let id = member.id;
     let (grant, auth_deadline) = if state.auth.connections_need_token() {
@@ -153,7 +170,7 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 
 impl Connection {
     async fn serve(mut self) {
-        let hello = encode_hello(&self.state.epoch, self.state.config.ping_ms);
+        let hello = encode_hello(&self.member.epoch, self.state.config.ping_ms);
         if self.send(hello.into()).await.is_err() {
             return;
         }
@@ -180,14 +197,7 @@ impl Connection {
                     return;
                 }
                 _ = kick.wait() => {
-                    info!(conn = self.member.id, "closing a slow consumer");
-                    self.state.metrics.slow_consumers.inc();
-                    let message = format!(
-                        "the outbound queue ({} frames) is full: the connection is closed",
-                        self.state.config.outbound_queue
-                    );
-                    let _ = self.send(encode_error(ErrorCode::SlowConsumer, &message, None).into()).await;
-                    self.close(close_code::POLICY, "slow consumer").await;
+                    self.kicked(kick.reason()).await;
                     return;
                 }
                 _ = shutdown.changed() => {
@@ -218,6 +228,38 @@ impl Connection {
             };
             if step.is_err() {
                 return;
+            }
+        }
+    }
+
+    /// Closes a connection the broker ended, telling the client why.
+    async fn kicked(&mut self, reason: Option<KickReason>) {
+        match reason {
+            Some(KickReason::Unavailable) => {
+                info!(conn = self.member.id, "closing: the broker is unavailable");
+                let message = "the relay lost its connection to Redis: reconnect (to another relay, or to this one once it is back)";
+                let _ = self.send_error(ErrorCode::Unavailable, message, None).await;
+                self.close(close_code::AGAIN, UNAVAILABLE_REASON).await;
+            }
+            Some(KickReason::EpochChanged) => {
+                info!(
+                    conn = self.member.id,
+                    "closing: the cluster's epoch changed"
+                );
+                self.close(close_code::RESTART, "relay history reset: reconnect")
+                    .await;
+            }
+            Some(KickReason::SlowConsumer) | None => {
+                info!(conn = self.member.id, "closing a slow consumer");
+                self.state.metrics.slow_consumers.inc();
+                let message = format!(
+                    "the outbound queue ({} frames) is full: the connection is closed",
+                    self.state.config.outbound_queue
+                );
+                let _ = self
+                    .send_error(ErrorCode::SlowConsumer, &message, None)
+                    .await;
+                self.close(close_code::POLICY, "slow consumer").await;
             }
         }
     }
@@ -472,9 +514,8 @@ impl Connection {
                 Err(e) => return self.send_error(e.code, &e.message, None).await,
             }
             let since = match &entry.since {
-                None => Since::Now,
-                Some(position) if position.epoch == self.state.epoch => Since::Seq(position.seq),
-                Some(_) => Since::OtherEpoch,
+                None => broker::Since::Now,
+                Some(position) => self.member.since(&position.epoch, position.seq),
             };
             requests.push(Request {
                 channel: entry.channel.as_ref(),
@@ -486,16 +527,25 @@ impl Connection {
         }
         let max = self.state.config.max_channels;
         // The broker queues the `subscribed` answer and the replay.
-        match self.state.broker.subscribe(self.member.id, &requests, max) {
+        match self
+            .state
+            .broker
+            .subscribe(self.member.id, &requests, max)
+            .await
+        {
             Ok(answer) => {
                 for entry in &answer {
                     self.state.metrics.resumed(entry.recovered);
                 }
                 self.flush_queue().await
             }
-            Err(e) => {
+            Err(SubscribeError::TooManyChannels(e)) => {
                 self.state.metrics.limit_hit(limit::MAX_CHANNELS);
                 self.send_error(ErrorCode::TooManyChannels, &e.to_string(), None)
+                    .await
+            }
+            Err(SubscribeError::Unavailable(e)) => {
+                self.send_error(ErrorCode::Unavailable, &e.to_string(), None)
                     .await
             }
         }
@@ -515,7 +565,7 @@ impl Connection {
                 .send_error(ErrorCode::RateLimited, &message, Some(id))
                 .await;
         }
-        let seq = match self.state.publish(&grant, event) {
+        let seq = match self.state.publish(&grant, event).await {
             Ok((_, seq)) => seq,
             Err(e) => return self.send_error(e.code, &e.message, Some(id)).await,
         };

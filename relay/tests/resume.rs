@@ -102,7 +102,10 @@ async fn a_position_beyond_the_kept_history_or_in_the_future_is_not_recovered() 
     })
     .await;
     relay.publish_n("c", 5).await;
-    assert_eq!(relay.health().await["history_events"], 2);
+    if !common::on_redis() {
+        // (A node on Redis counts only the history of the channels its clients follow.)
+        assert_eq!(relay.health().await["history_events"], 2);
+    }
 
     let (mut gone, epoch) = connect(&relay).await;
     let subscribed = subscribe(&mut gone, json!([since("c", &epoch, 1)])).await;
@@ -340,7 +343,10 @@ async fn a_keyed_publish_over_http_is_published_once() {
     );
     expect_events(&mut subscriber, "c", [1]).await;
     subscriber.expect_silence().await;
-    assert_eq!(relay.health().await["history_events"], 2);
+    if !common::on_redis() {
+        // (A node on Redis counts only the history of the channels its clients follow.)
+        assert_eq!(relay.health().await["history_events"], 2);
+    }
 
     let (status, answer) = relay
         .publish(json!({ "key": "", "channel": "c", "type": "updated" }))

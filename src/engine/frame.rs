@@ -39,6 +39,9 @@ pub enum ErrorCode {
     RateLimited,
     /// Over the relay's limit of connections from one IP address.
     TooManyConnections,
+    /// The relay cannot reach its broker (a cluster's Redis) right now: retry later, or another
+    /// relay.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }

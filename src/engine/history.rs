@@ -57,6 +57,15 @@ impl<T> ChannelLog<T> {
         Self::default()
     }
 
+    /// An empty log whose next event is numbered `last_seq + 1` (a relay node that starts
+    /// following a channel numbered elsewhere).
+    pub fn starting_after(last_seq: u64) -> Self {
+        ChannelLog {
+            last_seq,
+            entries: VecDeque::new(),
+        }
+    }
+
     /// The seq of the newest event (0 before the first).
     pub fn last_seq(&self) -> u64 {
         self.last_seq

@@ -24,11 +24,13 @@ pub const DEFAULT_PUBLISH_BURST: u32 = 200;
 pub const DEFAULT_KEY_PUBLISH_RATE: u32 = 1_000;
 pub const DEFAULT_KEY_PUBLISH_BURST: u32 = 2_000;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
+pub const DEFAULT_REDIS_PREFIX: &str = "wlp";
 
 const HEADING_AUTH: &str = "Authentication";
 const HEADING_SERVER: &str = "Server";
 const HEADING_LIMITS: &str = "Limits";
 const HEADING_HISTORY: &str = "Timing and history";
+const HEADING_CLUSTER: &str = "Cluster";
 
 /// The relay server of wasm-live-provider: protocol v1 over WebSocket (`GET /ws`) and
 /// Server-Sent Events (`GET /sse`), `POST /publish`, `POST /revalidate`, `GET /healthz`,
@@ -171,6 +173,42 @@ pub struct Config {
     #[arg(long, env = "LIVE_RELAY_PUBLISH_KEY_TTL_MS", default_value_t = DEFAULT_PUBLISH_KEY_TTL_MS,
           value_parser = RangedU64ValueParser::<u64>::new().range(0..=(30 * 86_400_000)), help_heading = HEADING_HISTORY)]
     pub publish_key_ttl_ms: u64,
+
+    /// Run as one node of a cluster over Redis (`redis://[user:password@]host:port[/db]`, or
+    /// `rediss://` for TLS): every node on the same Redis shares the channels' numbering,
+    /// history and publish keys, so a client can resume on any node. Without it, one process
+    /// keeps everything in memory. See docs/SCALING.md.
+    #[arg(long, env = "LIVE_RELAY_REDIS_URL", hide_env_values = true, value_name = "URL",
+          value_parser = redis_url, help_heading = HEADING_CLUSTER)]
+    pub redis: Option<String>,
+
+    /// What every Redis key and pub/sub channel of this cluster starts with, so that several
+    /// clusters (staging and production, say) can share one Redis.
+    #[arg(long, env = "LIVE_RELAY_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX,
+          value_parser = redis_prefix, help_heading = HEADING_CLUSTER)]
+    pub redis_prefix: String,
+}
+
+/// A key prefix: 1 to 64 letters, digits, `_`, `-` or `.`.
+fn redis_prefix(text: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err("1 to 64 letters, digits, `_`, `-` or `.`".to_owned())
+    }
+}
+
+/// A `redis://`, `rediss://` or `unix://` URL (checked again, fully, when connecting).
+fn redis_url(text: &str) -> Result<String, String> {
+    let scheme = text.split_once("://").map(|(s, _)| s);
+    match scheme {
+        Some("redis" | "rediss" | "unix" | "redis+unix") => Ok(text.to_owned()),
+        _ => Err("expected a Redis URL such as redis://127.0.0.1:6379".to_owned()),
+    }
 }
 
 impl Config {
@@ -245,6 +283,8 @@ impl Default for Config {
             publish_key_ttl_ms: DEFAULT_PUBLISH_KEY_TTL_MS,
             static_dir: None,
             demo: false,
+            redis: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
         }
     }
 }

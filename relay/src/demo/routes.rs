@@ -220,7 +220,7 @@ fn object_body(
 }
 
 /// Publishes a change, as `POST /publish` would.
-fn announce(state: &AppState, resource: &str, kind: &'static str, id: u64) {
+async fn announce(state: &AppState, resource: &str, kind: &'static str, id: u64) {
     let payload = match serde_json::value::to_raw_value(&json!({ "ids": [id] })) {
         Ok(payload) => payload,
         Err(e) => {
@@ -244,7 +244,7 @@ fn announce(state: &AppState, resource: &str, kind: &'static str, id: u64) {
         scopes: None,
     };
     // The demo API is the backend here: it publishes with a backend's rights.
-    if let Err(e) = state.publish(&Grant::ApiKey { index: 0 }, event) {
+    if let Err(e) = state.publish(&Grant::ApiKey { index: 0 }, event).await {
         tracing::warn!(resource, kind, id, "demo API: the event was refused: {e}");
     }
 }
@@ -289,12 +289,12 @@ async fn create(
     let resource = resource_of(path)?;
     check_channel_of(&state, &resource)?;
     let fields = object_body(&state, body)?;
-    let mut tables = store.lock();
-    let record = tables.create(&resource, fields)?;
+    let changing = store.changes.lock().await;
+    let record = store.lock().create(&resource, fields)?;
     let id = record.get("id").and_then(Value::as_u64).unwrap_or_default();
-    // Published before the lock is released: events come in the order of the changes.
-    announce(&state, &resource, "created", id);
-    drop(tables);
+    // Published before the next change is made: events come in the order of the changes.
+    announce(&state, &resource, "created", id).await;
+    drop(changing);
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -308,10 +308,10 @@ async fn change(
     let (resource, id) = record_of(path)?;
     check_channel_of(state, &resource)?;
     let fields = object_body(state, body)?;
-    let mut tables = store.lock();
-    let (id, record) = tables.update(&resource, &id, fields, replace)?;
-    announce(state, &resource, "updated", id);
-    drop(tables);
+    let changing = store.changes.lock().await;
+    let (id, record) = store.lock().update(&resource, &id, fields, replace)?;
+    announce(state, &resource, "updated", id).await;
+    drop(changing);
     Ok(Json(record))
 }
 
@@ -341,10 +341,10 @@ async fn remove(
     let store = store(&state)?;
     let (resource, id) = record_of(path)?;
     check_channel_of(&state, &resource)?;
-    let mut tables = store.lock();
-    let (id, record) = tables.remove(&resource, &id)?;
-    announce(&state, &resource, "deleted", id);
-    drop(tables);
+    let changing = store.changes.lock().await;
+    let (id, record) = store.lock().remove(&resource, &id)?;
+    announce(&state, &resource, "deleted", id).await;
+    drop(changing);
     Ok(Json(record))
 }
 

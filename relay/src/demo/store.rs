@@ -97,6 +97,9 @@ pub fn check_resource(resource: &str) -> Result<(), StoreError> {
 #[derive(Debug, Default)]
 pub struct Store {
     tables: Mutex<Tables>,
+    /// Held from a change until its event is published, so that events come in the order of the
+    /// changes (publishing awaits the broker).
+    pub changes: tokio::sync::Mutex<()>,
 }
 
 /// The records, locked: every read and change goes through here.
@@ -135,11 +138,11 @@ impl Store {
         }
         Store {
             tables: Mutex::new(tables),
+            changes: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The records, locked until the guard is dropped (so that a caller can announce a change
-    /// before the next one is made).
+    /// The records, locked until the guard is dropped.
     pub fn lock(&self) -> MutexGuard<'_, Tables> {
         // Every change is checked before it is made: a panic cannot leave a half-made change.
         self.tables

@@ -2,6 +2,8 @@
 //! real HTTP client (reqwest), shared by the integration tests.
 #![allow(dead_code)] // each test crate uses part of it
 
+pub mod redis;
+
 use futures_util::{SinkExt, StreamExt};
 use live_relay::Config;
 use serde_json::{json, Value};
@@ -25,11 +27,34 @@ pub struct Relay {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    /// None for a relay running in another process ([`Relay::at`]).
+    task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
+/// The Redis the suites run on when `LIVE_RELAY_TEST_REDIS` is set (scripts/test-redis-suites.sh
+/// runs the protocol, resume, scopes and SSE suites a second time so).
+pub fn test_redis() -> Option<String> {
+    std::env::var("LIVE_RELAY_TEST_REDIS")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether the suites run on Redis (see [`test_redis`]).
+pub fn on_redis() -> bool {
+    test_redis().is_some()
+}
+
+static RELAYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Relay {
-    pub async fn start(config: Config) -> Relay {
+    /// Starts a relay in this process. On Redis ([`test_redis`]) each one is a cluster of its own
+    /// (its own key prefix), so tests running at once share nothing.
+    pub async fn start(mut config: Config) -> Relay {
+        if let (None, Some(url)) = (&config.redis, test_redis()) {
+            let n = RELAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            config.redis = Some(url);
+            config.redis_prefix = format!("test-{}-{n}", std::process::id());
+        }
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
@@ -42,7 +67,17 @@ impl Relay {
             addr,
             http: reqwest::Client::new(),
             stop: Some(stop),
-            task,
+            task: Some(task),
+        }
+    }
+
+    /// A relay another process runs, at `addr`.
+    pub fn at(addr: SocketAddr) -> Relay {
+        Relay {
+            addr,
+            http: reqwest::Client::new(),
+            stop: None,
+            task: None,
         }
     }
 
@@ -219,9 +254,10 @@ impl Relay {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let result = timeout(PATIENCE, &mut self.task)
-            .await
-            .expect("relay stops");
+        let Some(task) = self.task.as_mut() else {
+            return;
+        };
+        let result = timeout(PATIENCE, task).await.expect("relay stops");
         result.expect("serve task").expect("serve ends cleanly");
     }
 }

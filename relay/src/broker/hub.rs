@@ -1,0 +1,978 @@
+//! The hub: one relay node's connections, the channels they are subscribed to, each channel's
+//! recent events, and the fan-out of events to the subscribers' outbound queues. Both brokers
+//! own one; they differ only in who numbers the events (see [`super::memory`] and
+//! [`super::redis`]).
+//!
+//! One mutex guards the whole state. Appending an event keeps it in the channel's history and
+//! pushes it to every subscriber's queue while holding it. A subscribe registers the subscription
+//! and queues the `subscribed` answer followed by the replayed events while holding it. So each
+//! connection receives a channel's events in `seq` order, with no gap and no duplicate between a
+//! replay and the live events after it. Pushing never waits: a subscriber whose queue is full is
+//! kicked as a slow consumer and its connection closes itself.
+//!
+//! An event published with scopes is queued as its `event` frame for the subscribers holding one of
+//! its scopes and as a `skip` frame for the others; the history keeps both frames and the scopes,
+//! so a replay makes the same choice for the connection it is sent to.
+
+use crate::config::Config;
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Notify};
+use wasm_live_provider::engine::frame::{encode_skip, encode_subscribed, ChannelEntry};
+use wasm_live_provider::engine::history::{ChannelLog, HistoryLimits, Millis, Replay};
+
+/// Identifies one connection for the broker.
+pub type ConnId = u64;
+
+/// The counts reported by `GET /healthz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Open connections (WebSocket and Server-Sent Events).
+    pub connections: usize,
+    /// Channels with at least one subscriber.
+    pub channels: usize,
+    /// (connection, channel) pairs.
+    pub subscriptions: usize,
+    /// Events kept for replay, over all channels.
+    pub history_events: usize,
+}
+
+/// One channel of `GET /stats/channels`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ChannelStats {
+    /// Connections subscribed to the channel.
+    pub subscribers: usize,
+    /// The seq of the channel's last event (0 when nothing was published on it).
+    pub last_seq: u64,
+}
+
+/// The most publish keys remembered at once; beyond it the oldest are forgotten first.
+pub const DEFAULT_MAX_PUBLISH_KEYS: usize = 100_000;
+
+/// What the broker keeps, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Each channel's history.
+    pub history: HistoryLimits,
+    /// How long a publish key is remembered.
+    pub publish_key_ttl_ms: Millis,
+    /// The most publish keys remembered at once (in-process broker only: Redis forgets by TTL).
+    pub max_publish_keys: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_config(&Config::default())
+    }
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        Settings {
+            history: config.history_limits(),
+            publish_key_ttl_ms: config.publish_key_ttl_ms,
+            max_publish_keys: DEFAULT_MAX_PUBLISH_KEYS,
+        }
+    }
+}
+
+/// Why the broker ends a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KickReason {
+    /// Its outbound queue was full.
+    SlowConsumer = 1,
+    /// The broker lost its connection to Redis: nothing can be delivered in order until it is
+    /// back, so the client reconnects (to this node once it is back, or to another one).
+    Unavailable = 2,
+    /// The cluster's history was lost (Redis restarted without its data): the relay has a new
+    /// epoch, announced to the client when it reconnects.
+    EpochChanged = 3,
+}
+
+/// Raised once when the broker ends a connection; the connection waits on it.
+#[derive(Debug, Default)]
+pub struct Kick {
+    /// 0 until kicked, then a [`KickReason`].
+    reason: AtomicU8,
+    notify: Notify,
+}
+
+impl Kick {
+    /// Marks the connection as ended; wakes it the first time (the first reason stays).
+    pub(crate) fn kick(&self, reason: KickReason) {
+        if self
+            .reason
+            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn is_kicked(&self) -> bool {
+        self.reason.load(Ordering::Acquire) != 0
+    }
+
+    /// Why the connection was kicked (None while it was not).
+    pub fn reason(&self) -> Option<KickReason> {
+        match self.reason.load(Ordering::Acquire) {
+            1 => Some(KickReason::SlowConsumer),
+            2 => Some(KickReason::Unavailable),
+            3 => Some(KickReason::EpochChanged),
+            _ => None,
+        }
+    }
+
+    /// Resolves once the connection has been kicked.
+    pub async fn wait(&self) {
+        // `notify_one` keeps a permit when nobody waits yet, so a kick is never missed.
+        self.notify.notified().await;
+    }
+}
+
+/// A connection's scopes, sorted and without duplicates (see [`scopes`]).
+pub type Scopes = Arc<[Box<str>]>;
+
+/// A connection's scopes from a list as given.
+pub fn scopes<S: AsRef<str>>(list: impl IntoIterator<Item = S>) -> Scopes {
+    let mut list: Vec<Box<str>> = list.into_iter().map(|s| Box::from(s.as_ref())).collect();
+    list.sort_unstable();
+    list.dedup();
+    list.into()
+}
+
+/// One frame of a connection's outbound queue.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The frame, serialized.
+    pub text: Utf8Bytes,
+    /// For an `event` or a `skip` frame: its channel and seq (where it moves the connection's
+    /// position).
+    pub position: Option<(Arc<str>, u64)>,
+}
+
+impl Outbound {
+    /// A frame that moves no position (`subscribed`, ...).
+    pub fn other(text: Utf8Bytes) -> Self {
+        Outbound {
+            text,
+            position: None,
+        }
+    }
+}
+
+/// An event to append to a channel: its `event` frame (with its seq) and the scopes it is for
+/// (none: everyone).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub seq: u64,
+    pub frame: Utf8Bytes,
+    pub scopes: Option<Box<[Box<str>]>>,
+}
+
+/// An event as a channel keeps it: its frame and, for a scoped event, its scopes and the `skip`
+/// frame the other connections get.
+#[derive(Debug)]
+struct Logged {
+    channel: Arc<str>,
+    seq: u64,
+    event: Utf8Bytes,
+    scoped: Option<Box<Scoped>>,
+}
+
+#[derive(Debug)]
+struct Scoped {
+    /// Not empty.
+    scopes: Box<[Box<str>]>,
+    skip: Utf8Bytes,
+}
+
+impl Logged {
+    fn new(channel: &Arc<str>, entry: Entry) -> Self {
+        Logged {
+            channel: Arc::clone(channel),
+            seq: entry.seq,
+            scoped: entry.scopes.filter(|s| !s.is_empty()).map(|scopes| {
+                Box::new(Scoped {
+                    scopes,
+                    skip: Utf8Bytes::from(encode_skip(channel, entry.seq)),
+                })
+            }),
+            event: entry.frame,
+        }
+    }
+
+    /// What a connection holding `scopes` is sent for this event.
+    fn frame_for(&self, scopes: &[Box<str>]) -> Outbound {
+        let text = match &self.scoped {
+            Some(scoped) if !intersect(&scoped.scopes, scopes) => scoped.skip.clone(),
+            _ => self.event.clone(),
+        };
+        Outbound {
+            text,
+            position: Some((Arc::clone(&self.channel), self.seq)),
+        }
+    }
+}
+
+/// Whether an event's scopes and a connection's (sorted) scopes share one.
+fn intersect(event: &[Box<str>], connection: &[Box<str>]) -> bool {
+    !connection.is_empty()
+        && event
+            .iter()
+            .any(|s| connection.binary_search_by(|c| (**c).cmp(&**s)).is_ok())
+}
+
+/// The sending side of a connection's outbound queue.
+#[derive(Debug, Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Outbound>,
+    kick: Arc<Kick>,
+    scopes: Scopes,
+}
+
+impl Outbox {
+    /// How many frames can be queued right now. Only the hub pushes, under its lock, so the
+    /// room can only grow (as the connection drains the queue) while the lock is held.
+    fn room(&self) -> usize {
+        self.tx.capacity()
+    }
+
+    /// Queues a frame; returns false when the queue is full and the connection was kicked.
+    fn push(&self, frame: Outbound) -> bool {
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.kick.kick(KickReason::SlowConsumer);
+                false
+            }
+            // The connection is going away and will unregister itself.
+            Err(TrySendError::Closed(_)) => true,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Channel {
+    name: Arc<str>,
+    /// The channel's seq and its recent events.
+    log: ChannelLog<Logged>,
+    subscribers: HashMap<ConnId, Outbox>,
+    /// When its last subscriber left (None while it has some).
+    idle_since: Option<Millis>,
+}
+
+impl Channel {
+    fn new(name: &str, log: ChannelLog<Logged>, now: Millis) -> Self {
+        Channel {
+            name: Arc::from(name),
+            log,
+            subscribers: HashMap::new(),
+            idle_since: Some(now),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    outbox: Outbox,
+    channels: HashSet<Box<str>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The epoch the channels' seqs belong to (announced in `hello`).
+    epoch: Arc<str>,
+    /// Channels with subscribers or with events (in-process), or followed by this node (Redis).
+    channels: HashMap<Box<str>, Channel>,
+    conns: HashMap<ConnId, Conn>,
+    active_channels: usize,
+    subscriptions: usize,
+    /// The sum of the channels' kept events.
+    history_events: usize,
+}
+
+impl Inner {
+    /// Removes one (connection, channel) pair; the caller has removed it from the connection.
+    fn drop_subscription(&mut self, conn: ConnId, channel: &str, now: Millis, keep_empty: bool) {
+        let Some(ch) = self.channels.get_mut(channel) else {
+            return;
+        };
+        if ch.subscribers.remove(&conn).is_none() {
+            return;
+        }
+        self.subscriptions -= 1;
+        if ch.subscribers.is_empty() {
+            self.active_channels -= 1;
+            ch.idle_since = Some(now);
+            if !keep_empty && ch.log.last_seq() == 0 {
+                self.channels.remove(channel);
+            }
+        }
+    }
+
+    /// Ends every subscription of a connection being closed by the broker: it gets nothing
+    /// more, and closes itself.
+    fn cut_off(&mut self, conn: ConnId, now: Millis, keep_empty: bool) {
+        let channels = self
+            .conns
+            .get_mut(&conn)
+            .map(|c| std::mem::take(&mut c.channels));
+        for name in channels.into_iter().flatten() {
+            self.drop_subscription(conn, &name, now, keep_empty);
+        }
+    }
+}
+
+/// A subscribe that would exceed the per-connection channel limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyChannels {
+    pub subscribed: usize,
+    pub adding: usize,
+    pub max: usize,
+}
+
+impl std::fmt::Display for TooManyChannels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "subscribing to {} more channels would make {}, over the limit of {} channels per connection",
+            self.adding,
+            self.subscribed + self.adding,
+            self.max
+        )
+    }
+}
+
+/// Why the hub did not subscribe a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    TooManyChannels(TooManyChannels),
+    /// A channel this node does not follow (Redis broker): follow it first.
+    Untracked(String),
+}
+
+/// Where a subscribing connection wants a channel to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// No `since`: live events only, and no `recovered` in the answer.
+    Now,
+    /// A `since` in this relay's epoch: replay the events after this seq, if they are all kept.
+    Seq(u64),
+    /// A `since` in another epoch: nothing can be replayed.
+    OtherEpoch,
+}
+
+/// One channel of a subscribe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'c> {
+    pub channel: &'c str,
+    pub since: Since,
+}
+
+impl<'c> Request<'c> {
+    /// A channel without `since`.
+    pub fn live(channel: &'c str) -> Self {
+        Request {
+            channel,
+            since: Since::Now,
+        }
+    }
+}
+
+/// One channel of the `subscribed` answer the broker queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribed<'c> {
+    pub channel: &'c str,
+    /// The channel's last seq when it was subscribed.
+    pub seq: u64,
+    /// For a request with `since`: whether the missed events were queued after the answer.
+    pub recovered: Option<bool>,
+    /// How many events were queued for replay.
+    pub replayed: usize,
+}
+
+/// What became of an event handed to [`Hub::deliver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Appended and queued for the subscribers.
+    Delivered,
+    /// Its seq was appended already.
+    Stale,
+    /// Events before it are missing: nothing was appended.
+    Gap { last_seq: u64 },
+    /// The channel is not followed here.
+    Untracked,
+}
+
+/// One node's connections, channels and fan-out (see the module doc).
+#[derive(Debug)]
+pub struct Hub {
+    inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    /// Notified when the last connection leaves.
+    idle: Notify,
+    /// Notified whenever events are appended (see [`Hub::wait_for`]).
+    appended: Notify,
+    settings: Settings,
+    /// Whether subscribing creates a channel it does not know (in-process) or is refused
+    /// (Redis: the channel must be followed first, from its real seq).
+    creates_channels: bool,
+    /// The origin of the hub's clock (milliseconds, monotonic).
+    started: Instant,
+    /// Added to the clock (tests move time forward with it).
+    skew_ms: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(settings: Settings, epoch: &str, creates_channels: bool) -> Self {
+        Hub {
+            inner: Mutex::new(Inner {
+                epoch: Arc::from(epoch),
+                channels: HashMap::new(),
+                conns: HashMap::new(),
+                active_channels: 0,
+                subscriptions: 0,
+                history_events: 0,
+            }),
+            next_id: AtomicU64::new(0),
+            idle: Notify::new(),
+            appended: Notify::new(),
+            settings,
+            creates_channels,
+            started: Instant::now(),
+            skew_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Milliseconds since the hub started.
+    pub fn now(&self) -> Millis {
+        let elapsed = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        elapsed.saturating_add(self.skew_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves the hub's clock forward.
+    #[cfg(test)]
+    pub fn advance(&self, ms: Millis) {
+        self.skew_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The state stays consistent even if a holder panicked: every update is a few counter
+        // and map operations that do not panic midway.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> Arc<str> {
+        Arc::clone(&self.lock().epoch)
+    }
+
+    /// Registers a connection holding `scopes` with an outbound queue of `queue` frames.
+    /// Dropping the returned [`Member`] unregisters it.
+    pub fn connect(self: &Arc<Self>, queue: usize, scopes: Scopes) -> Member {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let kick = Arc::new(Kick::default());
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let outbox = Outbox {
+            tx,
+            kick: Arc::clone(&kick),
+            scopes,
+        };
+        let mut inner = self.lock();
+        inner.conns.insert(
+            id,
+            Conn {
+                outbox,
+                channels: HashSet::new(),
+            },
+        );
+        let epoch = Arc::clone(&inner.epoch);
+        drop(inner);
+        Member {
+            hub: Arc::clone(self),
+            id,
+            rx,
+            kick,
+            epoch,
+        }
+    }
+
+    fn disconnect(&self, id: ConnId) {
+        let now = self.now();
+        let keep_empty = !self.creates_channels;
+        let mut inner = self.lock();
+        if let Some(conn) = inner.conns.remove(&id) {
+            for channel in conn.channels {
+                inner.drop_subscription(id, &channel, now, keep_empty);
+            }
+        }
+        let idle = inner.conns.is_empty();
+        drop(inner);
+        if idle {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Subscribes a connection to channels (already validated) and queues, in one step, the
+    /// `subscribed` answer and then, for each channel resumed with [`Since::Seq`] whose missed
+    /// events are all kept, those events: any later event of these channels is queued after them.
+    ///
+    /// A channel requested twice counts once (its first `since` wins). Either all channels are
+    /// subscribed or, over the limit, none. If the answer and the replay do not fit in the
+    /// connection's queue, the connection is kicked as a slow consumer, subscribed to nothing,
+    /// and the result is empty (as it is for a connection already kicked).
+    pub fn subscribe<'c>(
+        &self,
+        id: ConnId,
+        requests: &[Request<'c>],
+        max_channels: usize,
+    ) -> Result<Vec<Subscribed<'c>>, Refusal> {
+        let now = self.now();
+        let limits = self.settings.history;
+        let keep_empty = !self.creates_channels;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(conn) = inner.conns.get_mut(&id) else {
+            return Ok(Vec::new());
+        };
+        if conn.outbox.kick.is_kicked() {
+            // Being closed: it subscribes to nothing any more.
+            return Ok(Vec::new());
+        }
+
+        let mut requested: Vec<Request<'c>> = Vec::with_capacity(requests.len());
+        for request in requests {
+            if !requested.iter().any(|r| r.channel == request.channel) {
+                requested.push(*request);
+            }
+        }
+        let adding = requested
+            .iter()
+            .filter(|r| !conn.channels.contains(r.channel))
+            .count();
+        if conn.channels.len() + adding > max_channels {
+            return Err(Refusal::TooManyChannels(TooManyChannels {
+                subscribed: conn.channels.len(),
+                adding,
+                max: max_channels,
+            }));
+        }
+        if !self.creates_channels {
+            if let Some(r) = requested
+                .iter()
+                .find(|r| !inner.channels.contains_key(r.channel))
+            {
+                return Err(Refusal::Untracked(r.channel.to_owned()));
+            }
+        }
+
+        // The answer and the replay, read before anything changes.
+        let never_published = ChannelLog::new();
+        let mut answer = Vec::with_capacity(requested.len());
+        let mut replay: Vec<Outbound> = Vec::new();
+        for request in &requested {
+            let log = inner
+                .channels
+                .get(request.channel)
+                .map_or(&never_published, |ch| &ch.log);
+            let before = replay.len();
+            let recovered = match request.since {
+                Since::Now => None,
+                Since::OtherEpoch => Some(false),
+                Since::Seq(seen) => Some(match log.since(now, &limits, seen) {
+                    Replay::Events(events) => {
+                        let scopes = &conn.outbox.scopes;
+                        replay.extend(events.into_iter().map(|e| e.frame_for(scopes)));
+                        true
+                    }
+                    Replay::Gap => false,
+                }),
+            };
+            answer.push(Subscribed {
+                channel: request.channel,
+                seq: log.last_seq(),
+                recovered,
+                replayed: replay.len() - before,
+            });
+        }
+        if conn.outbox.room() < 1 + replay.len() {
+            conn.outbox.kick.kick(KickReason::SlowConsumer);
+            inner.cut_off(id, now, keep_empty);
+            return Ok(Vec::new());
+        }
+
+        for request in &requested {
+            let ch = inner
+                .channels
+                .entry(Box::from(request.channel))
+                .or_insert_with(|| Channel::new(request.channel, ChannelLog::new(), now));
+            if conn.channels.insert(Box::from(request.channel)) {
+                ch.subscribers.insert(id, conn.outbox.clone());
+                ch.idle_since = None;
+                inner.subscriptions += 1;
+                if ch.subscribers.len() == 1 {
+                    inner.active_channels += 1;
+                }
+            }
+        }
+        let entries: Vec<ChannelEntry<'_>> = answer
+            .iter()
+            .map(|a| ChannelEntry {
+                seq: Some(a.seq),
+                recovered: a.recovered,
+                ..ChannelEntry::named(a.channel)
+            })
+            .collect();
+        // Both fit (checked above, and the room cannot shrink while the lock is held).
+        conn.outbox
+            .push(Outbound::other(Utf8Bytes::from(encode_subscribed(
+                &entries,
+            ))));
+        for frame in replay {
+            conn.outbox.push(frame);
+        }
+        Ok(answer)
+    }
+
+    /// Gives a connection new scopes (those of a refreshed token): events published from now on
+    /// are filtered with them.
+    pub fn set_scopes(&self, id: ConnId, scopes: Scopes) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(conn) = inner.conns.get_mut(&id) else {
+            return;
+        };
+        conn.outbox.scopes = Scopes::clone(&scopes);
+        for name in &conn.channels {
+            if let Some(outbox) = inner
+                .channels
+                .get_mut(name)
+                .and_then(|ch| ch.subscribers.get_mut(&id))
+            {
+                outbox.scopes = Scopes::clone(&scopes);
+            }
+        }
+    }
+
+    /// The channels a connection is subscribed to.
+    pub fn channels_of(&self, id: ConnId) -> Vec<String> {
+        self.lock()
+            .conns
+            .get(&id)
+            .map(|conn| conn.channels.iter().map(|c| c.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Unsubscribes a connection from channels; channels it is not subscribed to are ignored.
+    pub fn unsubscribe(&self, id: ConnId, channels: &[&str]) {
+        let now = self.now();
+        let keep_empty = !self.creates_channels;
+        let mut inner = self.lock();
+        for &name in channels {
+            let removed = inner
+                .conns
+                .get_mut(&id)
+                .is_some_and(|conn| conn.channels.remove(name));
+            if removed {
+                inner.drop_subscription(id, name, now, keep_empty);
+            }
+        }
+    }
+
+    /// The seq the next event of `channel` gets (in-process broker: the hub numbers them).
+    pub fn next_seq(&self, channel: &str) -> u64 {
+        self.lock()
+            .channels
+            .get(channel)
+            .map_or(1, |ch| ch.log.next_seq())
+    }
+
+    /// Appends the next event of a channel and queues it for every subscriber (a scoped event as
+    /// a `skip` for the subscribers holding none of its scopes). Creates the channel when the
+    /// hub creates channels; otherwise see [`Delivery`].
+    pub fn deliver(&self, channel: &str, entry: Entry) -> Delivery {
+        let now = self.now();
+        let settings = self.settings;
+        let keep_empty = !self.creates_channels;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let ch = match inner.channels.get_mut(channel) {
+            Some(ch) => ch,
+            None if self.creates_channels => inner
+                .channels
+                .entry(Box::from(channel))
+                .or_insert_with(|| Channel::new(channel, ChannelLog::new(), now)),
+            None => return Delivery::Untracked,
+        };
+        let last_seq = ch.log.last_seq();
+        if entry.seq <= last_seq {
+            return Delivery::Stale;
+        }
+        if entry.seq != last_seq + 1 {
+            return Delivery::Gap { last_seq };
+        }
+        let logged = if settings.history.max_events > 0 || !ch.subscribers.is_empty() {
+            Logged::new(&ch.name, entry)
+        } else {
+            // Neither kept nor sent: only the seq counts.
+            Logged::new(
+                &ch.name,
+                Entry {
+                    seq: entry.seq,
+                    frame: Utf8Bytes::from_static(""),
+                    scopes: None,
+                },
+            )
+        };
+        let mut kicked = Vec::new();
+        for (&id, outbox) in &ch.subscribers {
+            if !outbox.push(logged.frame_for(&outbox.scopes)) {
+                kicked.push(id);
+            }
+        }
+        let kept_before = ch.log.len();
+        ch.log.push(now, &settings.history, logged);
+        inner.history_events = inner.history_events + ch.log.len() - kept_before;
+        for id in kicked {
+            inner.cut_off(id, now, keep_empty);
+        }
+        drop(guard);
+        self.appended.notify_waiters();
+        Delivery::Delivered
+    }
+
+    /// Whether this node follows `channel` (always true once the in-process broker saw it).
+    pub fn is_tracked(&self, channel: &str) -> bool {
+        self.lock().channels.contains_key(channel)
+    }
+
+    /// The last seq of a followed channel.
+    pub fn last_seq(&self, channel: &str) -> Option<u64> {
+        self.lock()
+            .channels
+            .get(channel)
+            .map(|ch| ch.log.last_seq())
+    }
+
+    /// Starts following a channel whose last seq is `last_seq`, with its kept events (oldest
+    /// first, contiguous, the last one numbered `last_seq`), each with its age in milliseconds.
+    /// A channel followed already is left as it is.
+    pub fn track(&self, channel: &str, last_seq: u64, kept: Vec<(Entry, Millis)>) {
+        let now = self.now();
+        let settings = self.settings;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if inner.channels.contains_key(channel) {
+            return;
+        }
+        let first = kept.first().map_or(last_seq + 1, |(e, _)| e.seq);
+        let mut log = ChannelLog::starting_after(first.saturating_sub(1));
+        let mut ch = Channel::new(channel, ChannelLog::new(), now);
+        for (entry, age) in kept {
+            if entry.seq != log.next_seq() {
+                break;
+            }
+            let logged = Logged::new(&ch.name, entry);
+            log.push(now.saturating_sub(age), &settings.history, logged);
+        }
+        log.prune(now, &settings.history);
+        if log.last_seq() != last_seq {
+            // Not contiguous up to the end: keep the seq, replay nothing.
+            log = ChannelLog::starting_after(last_seq);
+        }
+        inner.history_events += log.len();
+        ch.log = log;
+        inner.channels.insert(Box::from(channel), ch);
+    }
+
+    /// Stops following the channels without subscribers for at least `idle_ms`; returns them.
+    pub fn untrack_idle(&self, idle_ms: Millis) -> Vec<String> {
+        let now = self.now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let gone: Vec<String> = inner
+            .channels
+            .iter()
+            .filter(|(_, ch)| {
+                ch.subscribers.is_empty()
+                    && ch
+                        .idle_since
+                        .is_some_and(|at| now.saturating_sub(at) >= idle_ms)
+            })
+            .map(|(name, _)| name.to_string())
+            .collect();
+        for name in &gone {
+            if let Some(ch) = inner.channels.remove(name.as_str()) {
+                inner.history_events -= ch.log.len();
+            }
+        }
+        gone
+    }
+
+    /// Stops following one channel: its subscribers are kicked with `reason` (they reconnect
+    /// and resume from the shared history).
+    pub fn untrack(&self, channel: &str, reason: KickReason) {
+        let now = self.now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(ch) = inner.channels.remove(channel) else {
+            return;
+        };
+        inner.history_events -= ch.log.len();
+        if !ch.subscribers.is_empty() {
+            inner.active_channels -= 1;
+        }
+        for (id, outbox) in ch.subscribers {
+            outbox.kick.kick(reason);
+            inner.subscriptions -= 1;
+            if let Some(conn) = inner.conns.get_mut(&id) {
+                conn.channels.remove(channel);
+            }
+            inner.cut_off(id, now, true);
+        }
+    }
+
+    /// Kicks every connection with `reason`, forgets every channel, and takes `epoch`: a
+    /// connection registered from now on announces it.
+    pub fn reset(&self, epoch: &str, reason: KickReason) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.epoch = Arc::from(epoch);
+        for conn in inner.conns.values_mut() {
+            conn.outbox.kick.kick(reason);
+            conn.channels.clear();
+        }
+        inner.channels.clear();
+        inner.active_channels = 0;
+        inner.subscriptions = 0;
+        inner.history_events = 0;
+    }
+
+    /// Resolves when `channel` has appended `seq` (or at once when it is not followed), or after
+    /// `patience`; returns whether it got there.
+    pub async fn wait_for(&self, channel: &str, seq: u64, patience: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let notified = self.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.last_seq(channel) {
+                Some(last) if last < seq => {}
+                _ => return true,
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Forgets the events that are too old. Appending prunes its own channel; this catches up
+    /// the channels nobody publishes on any more.
+    pub fn sweep(&self) {
+        let now = self.now();
+        let settings = self.settings;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut kept = 0;
+        for channel in inner.channels.values_mut() {
+            channel.log.prune(now, &settings.history);
+            kept += channel.log.len();
+        }
+        inner.history_events = kept;
+    }
+
+    pub fn stats(&self) -> Stats {
+        let inner = self.lock();
+        Stats {
+            connections: inner.conns.len(),
+            channels: inner.active_channels,
+            subscriptions: inner.subscriptions,
+            history_events: inner.history_events,
+        }
+    }
+
+    /// The channels with at least one subscriber, by name.
+    pub fn channel_stats(&self) -> BTreeMap<String, ChannelStats> {
+        let inner = self.lock();
+        inner
+            .channels
+            .iter()
+            .filter(|(_, ch)| !ch.subscribers.is_empty())
+            .map(|(name, ch)| {
+                let stats = ChannelStats {
+                    subscribers: ch.subscribers.len(),
+                    last_seq: ch.log.last_seq(),
+                };
+                (name.to_string(), stats)
+            })
+            .collect()
+    }
+
+    /// Resolves when no connection is registered.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().conns.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A registered connection: its id, the receiving side of its outbound queue, its kick signal,
+/// and the epoch it was registered in (the one to announce in `hello`). Unregisters the
+/// connection when dropped.
+#[derive(Debug)]
+pub struct Member {
+    hub: Arc<Hub>,
+    pub id: ConnId,
+    pub rx: mpsc::Receiver<Outbound>,
+    pub kick: Arc<Kick>,
+    pub epoch: Arc<str>,
+}
+
+impl Member {
+    /// Where a `since` position of the client resumes in this connection's epoch.
+    pub fn since(&self, epoch: &str, seq: u64) -> Since {
+        if epoch == &*self.epoch {
+            Since::Seq(seq)
+        } else {
+            Since::OtherEpoch
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.hub.disconnect(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_scopes_are_sorted_and_deduplicated() {
+        assert_eq!(&*scopes(["b", "a", "b"]), [Box::from("a"), Box::from("b")]);
+        assert!(intersect(&[Box::from("b")], &scopes(["a", "b"])));
+        assert!(!intersect(&[Box::from("c")], &scopes(["a", "b"])));
+        assert!(!intersect(&[Box::from("c")], &scopes::<&str>([])));
+    }
+}

@@ -1,0 +1,150 @@
+//! The broker: who is subscribed to what, each channel's numbering and recent events, the publish
+//! keys, and the fan-out. [`Broker`] is the one interface the HTTP, WebSocket and SSE code uses;
+//! it runs one of two implementations:
+//!
+//! - [`memory::MemoryBroker`] (the default): everything in this process.
+//! - [`redis::RedisBroker`] (`--redis`): several relay nodes share one Redis.
+//!
+//! Both deliver through a [`hub::Hub`], so a connection sees the same frames, in the same order,
+//! whichever runs.
+
+pub mod hub;
+pub mod keys;
+pub mod memory;
+pub mod outcome;
+pub mod redis;
+
+pub use hub::{
+    scopes, ChannelStats, ConnId, Kick, KickReason, Member, Outbound, Request, Scopes, Settings,
+    Since, Stats, Subscribed, TooManyChannels,
+};
+pub use outcome::{Published, SubscribeError, Unavailable};
+
+use crate::publish::ValidEvent;
+use hub::Hub;
+use memory::MemoryBroker;
+use redis::RedisBroker;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The broker a relay runs (see the module doc).
+#[derive(Debug)]
+pub enum Broker {
+    Memory(MemoryBroker),
+    Redis(RedisBroker),
+}
+
+impl Broker {
+    /// The in-process broker.
+    pub fn memory(settings: Settings) -> Self {
+        Broker::Memory(MemoryBroker::with_settings(settings))
+    }
+
+    /// The Redis broker on `url`, its keys under `prefix`; refuses (with the reason) when Redis cannot be reached.
+    pub async fn redis(url: &str, prefix: &str, settings: Settings) -> Result<Self, String> {
+        RedisBroker::connect(url, prefix, settings)
+            .await
+            .map(Broker::Redis)
+    }
+
+    fn hub(&self) -> &Arc<Hub> {
+        match self {
+            Broker::Memory(b) => b.hub(),
+            Broker::Redis(b) => b.hub(),
+        }
+    }
+
+    /// `memory` or `redis`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Broker::Memory(_) => "memory",
+            Broker::Redis(_) => "redis",
+        }
+    }
+
+    /// The epoch the relay announces now.
+    pub fn epoch(&self) -> Arc<str> {
+        self.hub().epoch()
+    }
+
+    /// Whether the broker can serve (Redis reachable), and why not.
+    pub fn health(&self) -> Result<(), Unavailable> {
+        match self {
+            Broker::Memory(_) => Ok(()),
+            Broker::Redis(b) => b.health(),
+        }
+    }
+
+    /// Registers a connection holding `scopes` with an outbound queue of `queue` frames.
+    /// Dropping the returned [`Member`] unregisters it.
+    pub fn connect(&self, queue: usize, scopes: Scopes) -> Result<Member, Unavailable> {
+        match self {
+            Broker::Memory(b) => Ok(b.hub().connect(queue, scopes)),
+            Broker::Redis(b) => b.connect_member(queue, scopes),
+        }
+    }
+
+    /// Subscribes a connection and queues the `subscribed` answer and the replay (see
+    /// [`Hub::subscribe`]).
+    pub async fn subscribe<'c>(
+        &self,
+        id: ConnId,
+        requests: &[Request<'c>],
+        max_channels: usize,
+    ) -> Result<Vec<Subscribed<'c>>, SubscribeError> {
+        match self {
+            Broker::Memory(b) => b
+                .subscribe(id, requests, max_channels)
+                .map_err(SubscribeError::TooManyChannels),
+            Broker::Redis(b) => b.subscribe(id, requests, max_channels).await,
+        }
+    }
+
+    pub fn unsubscribe(&self, id: ConnId, channels: &[&str]) {
+        self.hub().unsubscribe(id, channels)
+    }
+
+    /// Gives a connection new scopes (those of a refreshed token).
+    pub fn set_scopes(&self, id: ConnId, scopes: Scopes) {
+        self.hub().set_scopes(id, scopes)
+    }
+
+    /// The channels a connection is subscribed to.
+    pub fn channels_of(&self, id: ConnId) -> Vec<String> {
+        self.hub().channels_of(id)
+    }
+
+    /// Publishes an event (validated, its key namespaced).
+    pub async fn publish(&self, event: &ValidEvent<'_>) -> Result<Published, Unavailable> {
+        match self {
+            Broker::Memory(b) => Ok(b.publish(event)),
+            Broker::Redis(b) => b.publish(event).await,
+        }
+    }
+
+    /// Forgets what is too old (and, on Redis, stops following idle channels).
+    pub async fn sweep(&self) {
+        match self {
+            Broker::Memory(b) => b.sweep(),
+            Broker::Redis(b) => b.sweep().await,
+        }
+    }
+
+    /// This node's counts.
+    pub fn stats(&self) -> Stats {
+        self.hub().stats()
+    }
+
+    /// The channels with at least one subscriber (on any node), by name.
+    pub async fn channel_stats(&self) -> Result<BTreeMap<String, ChannelStats>, Unavailable> {
+        match self {
+            Broker::Memory(b) => Ok(b.channel_stats()),
+            Broker::Redis(b) => b.channel_stats().await,
+        }
+    }
+
+    /// Resolves when no connection is registered on this node.
+    pub async fn wait_idle(&self) {
+        self.hub().wait_idle().await
+    }
+}
