@@ -7,7 +7,7 @@ SHELL := /bin/bash
 DEMO_ADDR ?= 127.0.0.1:8787
 SAY = @printf '\033[1m[make]\033[0m %s\n'
 
-.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-browser test-packed test-types test-e2e test-igniter test-bench clean
+.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-redis test-browser test-packed test-types test-e2e test-igniter test-bench clean
 
 setup:
 	$(SAY) "checking the toolchain (installs only what is missing)"
@@ -40,8 +40,12 @@ lint:
 	@cargo clippy -q --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 test-native:
-	$(SAY) "native tests: engine unit tests and relay integration tests"
+	$(SAY) "native tests: engine unit tests and relay integration tests (the cluster tests start redis-server)"
 	@cargo test -q --workspace
+
+test-redis:
+	$(SAY) "the relay's protocol, resume, scopes and SSE suites again, on the Redis broker"
+	@bash scripts/test-redis-suites.sh
 
 test-browser: relay
 	$(SAY) "wasm-bindgen tests in headless Chromium and Firefox against a real relay"
@@ -67,7 +71,7 @@ test-igniter:
 	$(SAY) "the Igniter.js test server's wire format (tests/igniter)"
 	@IGNITER_SKIP_KEEPALIVE=1 node --test tests/igniter/
 
-test: setup-browsers lint test-native pkg test-types test-igniter test-browser test-packed test-e2e test-bench
+test: setup-browsers lint test-native test-redis pkg test-types test-igniter test-browser test-packed test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:

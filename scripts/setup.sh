@@ -47,6 +47,8 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ package.json -nt node_modules/.packa
 fi
 
 apt_install brotli
+# The relay's cluster tests run a real Redis (started by the tests on a free port, no persistence).
+apt_install redis-server
 # The Igniter.js server the SSE tests read (tests/igniter).
 if [ ! -f tests/igniter/node_modules/.package-lock.json ] || [ tests/igniter/package-lock.json -nt tests/igniter/node_modules/.package-lock.json ]; then
   say "installing the Igniter.js test server (tests/igniter)"

@@ -474,6 +474,13 @@ impl RedisBroker {
         max_channels: usize,
     ) -> Result<Vec<Subscribed<'c>>, SubscribeError> {
         for _ in 0..3 {
+            // A `since` another node delivered and this one has not received yet: wait for it
+            // (at once when this node is there already or does not follow the channel).
+            for request in requests {
+                if let Since::Seq(seen) = request.since {
+                    self.hub.wait_for(request.channel, seen, CATCH_UP).await;
+                }
+            }
             match self.hub.subscribe(id, requests, max_channels) {
                 Ok(answer) => return Ok(answer),
                 Err(Refusal::TooManyChannels(e)) => return Err(SubscribeError::TooManyChannels(e)),
@@ -485,10 +492,6 @@ impl RedisBroker {
                         .follow(request.channel)
                         .await
                         .map_err(SubscribeError::Unavailable)?;
-                }
-                // A `since` another node delivered and this one has not received yet.
-                if let Since::Seq(seen) = request.since {
-                    self.hub.wait_for(request.channel, seen, CATCH_UP).await;
                 }
             }
         }
