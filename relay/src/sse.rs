@@ -91,17 +91,15 @@ pub async fn ticket(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         let ticket = "open".to_owned();
         return Json(Ticket { ticket, ttl_ms }).into_response();
     }
-    let claims = bearer_credential(&headers).and_then(|token| state.auth.verify(token));
-    let claims = match claims {
-        Ok(claims) => claims,
+    let verified = bearer_credential(&headers)
+        .and_then(|token| state.auth.verify(token).map(|claims| (token, claims)));
+    let (token, claims) = match verified {
+        Ok(verified) => verified,
         Err(failure) => return frame_error_response(&state.refuse(&failure)),
     };
-    match state.auth.tickets.issue(claims) {
+    match state.issue_ticket(token, claims).await {
         Ok(ticket) => Json(Ticket { ticket, ttl_ms }).into_response(),
-        Err(message) => {
-            tracing::error!("{message}");
-            frame_error_response(&FrameError::new(ErrorCode::BadFrame, message))
-        }
+        Err(e) => frame_error_response(&e),
     }
 }
 
@@ -134,12 +132,7 @@ async fn open(
     // The connection's rights: a ticket's token with authentication on, everything without.
     let (grant, scopes, expires) = if state.auth.connections_need_token() {
         let ticket = params.text("ticket")?.unwrap_or_default();
-        let claims = if ticket.is_empty() {
-            Err(auth::AuthFailure::Missing)
-        } else {
-            state.auth.tickets.redeem(&ticket)
-        }
-        .map_err(|failure| state.refuse(&failure))?;
+        let claims = state.redeem_ticket(&ticket).await?;
         let scopes = broker::scopes(&claims.scopes);
         let expires = auth::deadline(&claims);
         (Grant::Token(claims), scopes, Some(expires))

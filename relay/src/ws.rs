@@ -232,14 +232,20 @@ impl Connection {
         }
     }
 
+    /// Tells the client the broker is unavailable and closes with 1013: it reconnects and resumes.
+    async fn unavailable(&mut self, message: &str) -> Result<(), Gone> {
+        let _ = self.send_error(ErrorCode::Unavailable, message, None).await;
+        self.close(close_code::AGAIN, UNAVAILABLE_REASON).await;
+        Err(Gone)
+    }
+
     /// Closes a connection the broker ended, telling the client why.
     async fn kicked(&mut self, reason: Option<KickReason>) {
         match reason {
             Some(KickReason::Unavailable) => {
                 info!(conn = self.member.id, "closing: the broker is unavailable");
                 let message = "the relay lost its connection to Redis: reconnect (to another relay, or to this one once it is back)";
-                let _ = self.send_error(ErrorCode::Unavailable, message, None).await;
-                self.close(close_code::AGAIN, UNAVAILABLE_REASON).await;
+                let _ = self.unavailable(message).await;
             }
             Some(KickReason::EpochChanged) => {
                 info!(
@@ -544,10 +550,8 @@ impl Connection {
                 self.send_error(ErrorCode::TooManyChannels, &e.to_string(), None)
                     .await
             }
-            Err(SubscribeError::Unavailable(e)) => {
-                self.send_error(ErrorCode::Unavailable, &e.to_string(), None)
-                    .await
-            }
+            // The client resubscribes after reconnecting.
+            Err(SubscribeError::Unavailable(e)) => self.unavailable(&e.to_string()).await,
         }
     }
 
@@ -567,6 +571,9 @@ impl Connection {
         }
         let seq = match self.state.publish(&grant, event).await {
             Ok((_, seq)) => seq,
+            // Not answered: the client resends it, with its key, after reconnecting (it may have
+            // been published just before Redis went away; the key makes it once).
+            Err(e) if e.code == ErrorCode::Unavailable => return self.unavailable(&e.message).await,
             Err(e) => return self.send_error(e.code, &e.message, Some(id)).await,
         };
         // Send what is queued first, so the publisher sees its own event before the ack.

@@ -485,3 +485,58 @@ async fn a_relay_without_its_redis_refuses_to_start() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn an_sse_ticket_issued_by_one_node_opens_a_stream_on_another_once() {
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-cluster-secret";
+    let (_redis, nodes, _) = cluster(2, &["--jwt-secret", SECRET]).await;
+    let (a, b) = (&nodes[0].relay, &nodes[1].relay);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    let claims = json!({ "sub": "u1", "exp": exp, "channels": ["posts"] });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let answer: Value = a
+        .http
+        .post(a.url("/sse/ticket"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("POST /sse/ticket")
+        .json()
+        .await
+        .expect("JSON");
+    let ticket = answer["ticket"].as_str().expect("ticket").to_owned();
+    let mut stream = b.sse(&format!("channels=posts&ticket={ticket}")).await;
+    let retry = stream.block().await;
+    assert_eq!(retry.retry.as_deref(), Some("1000"));
+    stream.recv_op("hello").await;
+    let (_, authed) = stream.recv_op("authed").await;
+    assert_eq!(authed["sub"], "u1", "{authed}");
+    let (_, subscribed) = stream.recv_op("subscribed").await;
+    assert_eq!(
+        subscribed["channels"][0]["channel"], "posts",
+        "{subscribed}"
+    );
+    let again = b
+        .http
+        .get(b.url(&format!("/sse?channels=posts&ticket={ticket}")))
+        .send()
+        .await
+        .expect("GET /sse");
+    assert_eq!(again.status().as_u16(), 401, "a ticket opens one stream");
+    let elsewhere = a
+        .http
+        .get(a.url(&format!("/sse?channels=posts&ticket={ticket}")))
+        .send()
+        .await
+        .expect("GET /sse");
+    assert_eq!(elsewhere.status().as_u16(), 401, "on any node");
+}

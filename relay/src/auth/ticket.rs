@@ -14,6 +14,21 @@ pub const TICKET_TTL: Duration = Duration::from_secs(30);
 /// The most tickets waiting at once (older ones are forgotten first when full).
 pub const MAX_TICKETS: usize = 100_000;
 
+/// A new random ticket: 48 hex digits (192 bits).
+pub fn fresh() -> Result<String, String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a ticket: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// How long a ticket for these claims may wait: [`TICKET_TTL`], or less when its token expires
+/// sooner.
+pub fn ttl(claims: &Claims) -> Duration {
+    TICKET_TTL.min(super::time_left(claims))
+}
+
+/// The tickets of a relay running alone (a cluster keeps them in Redis, so that any node redeems
+/// them).
 #[derive(Debug, Default)]
 pub struct Tickets {
     waiting: Mutex<HashMap<String, (Arc<Claims>, Instant)>>,
@@ -26,9 +41,7 @@ impl Tickets {
 
     /// A new single-use ticket for these claims.
     pub fn issue(&self, claims: Arc<Claims>) -> Result<String, String> {
-        let mut bytes = [0u8; 24];
-        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a ticket: {e}"))?;
-        let ticket: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let ticket = fresh()?;
         let now = Instant::now();
         let mut waiting = self.lock();
         waiting.retain(|_, (_, deadline)| *deadline > now);
@@ -42,7 +55,7 @@ impl Tickets {
             }
         }
         // A ticket lives no longer than its token.
-        let ttl = TICKET_TTL.min(super::time_left(&claims));
+        let ttl = ttl(&claims);
         waiting.insert(ticket.clone(), (claims, now + ttl));
         Ok(ticket)
     }

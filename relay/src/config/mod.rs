@@ -174,8 +174,8 @@ pub struct Config {
           value_parser = RangedU64ValueParser::<u64>::new().range(0..=(30 * 86_400_000)), help_heading = HEADING_HISTORY)]
     pub publish_key_ttl_ms: u64,
 
-    /// Run as one node of a cluster over Redis (`redis://[user:password@]host:port[/db]`, or
-    /// `rediss://` for TLS): every node on the same Redis shares the channels' numbering,
+    /// Run as one node of a cluster over Redis (`redis://[user:password@]host:port[/db]` or
+    /// `unix:///path/to/redis.sock`): every node on the same Redis shares the channels' numbering,
     /// history and publish keys, so a client can resume on any node. Without it, one process
     /// keeps everything in memory. See docs/SCALING.md.
     #[arg(long, env = "LIVE_RELAY_REDIS_URL", hide_env_values = true, value_name = "URL",
@@ -202,11 +202,16 @@ fn redis_prefix(text: &str) -> Result<String, String> {
     }
 }
 
-/// A `redis://`, `rediss://` or `unix://` URL (checked again, fully, when connecting).
+/// A `redis://` or `unix://` URL (checked again, fully, when connecting).
 fn redis_url(text: &str) -> Result<String, String> {
     let scheme = text.split_once("://").map(|(s, _)| s);
     match scheme {
-        Some("redis" | "rediss" | "unix" | "redis+unix") => Ok(text.to_owned()),
+        Some("redis" | "unix" | "redis+unix") => Ok(text.to_owned()),
+        Some("rediss") => Err(
+            "TLS to Redis (rediss://) is not built in: reach Redis over a private network, or \
+             through a TLS tunnel (stunnel, spiped) with a redis:// URL"
+                .to_owned(),
+        ),
         _ => Err("expected a Redis URL such as redis://127.0.0.1:6379".to_owned()),
     }
 }
@@ -314,6 +319,17 @@ mod tests {
         let c = Config::try_parse_from(["live-relay", "--history-size", "0"]).expect("no history");
         assert_eq!(c.history_limits().max_events, 0);
         assert!(Config::try_parse_from(["live-relay", "--history-ttl-ms", "-5"]).is_err());
+        let c = Config::try_parse_from(["live-relay", "--redis", "redis://10.0.0.5:6379/2"])
+            .expect("a Redis URL");
+        assert_eq!(c.redis.as_deref(), Some("redis://10.0.0.5:6379/2"));
+        assert_eq!(c.redis_prefix, "wlp");
+        for bad in ["10.0.0.5:6379", "http://x", "rediss://x"] {
+            assert!(Config::try_parse_from(["live-relay", "--redis", bad]).is_err(), "{bad}");
+        }
+        for bad in ["", "a b", "a:b", &"x".repeat(65)] {
+            let args = ["live-relay", "--redis-prefix", bad];
+            assert!(Config::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

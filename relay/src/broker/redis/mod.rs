@@ -544,6 +544,36 @@ impl RedisBroker {
         Ok(Published::New(seq))
     }
 
+    /// Keeps an SSE ticket (for the token it was issued for) where every node can redeem it.
+    pub async fn put_ticket(
+        &self,
+        ticket: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<(), Unavailable> {
+        let mut conn = self.link.conn()?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        redis::cmd("SET")
+            .arg(self.link.names.ticket(ticket))
+            .arg(token)
+            .arg("PX")
+            .arg(ttl_ms)
+            .arg("NX")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.link.failed("keep a ticket", e))
+    }
+
+    /// Uses up a ticket: the token it was issued for, if it was waiting.
+    pub async fn take_ticket(&self, ticket: &str) -> Result<Option<String>, Unavailable> {
+        let mut conn = self.link.conn()?;
+        redis::cmd("GETDEL")
+            .arg(self.link.names.ticket(ticket))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.link.failed("redeem a ticket", e))
+    }
+
     /// Forgets old events and unfollows idle channels.
     pub async fn sweep(&self) {
         self.hub.sweep();

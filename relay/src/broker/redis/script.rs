@@ -11,6 +11,8 @@
 //! - `wlp:k:<key>` — a publish key (already namespaced by publisher and channel) → the seq it was
 //!   given, expiring after `--publish-key-ttl-ms`.
 //! - `wlp:p:<channel>` — the pub/sub channel of the live fan-out: `<epoch>\n<seq>\n<scopes>\n<frame>`.
+//! - `wlp:t:<ticket>` — an SSE ticket → the token it was issued for, until redeemed (`GETDEL`) or
+//!   expired (30 s at most), so that any node opens the stream.
 //! - `wlp:nodes` (sorted set: node → last heartbeat, ms) and `wlp:n:<node>` (hash: channel →
 //!   subscribers on that node), for `GET /stats/channels` across nodes.
 
@@ -58,6 +60,11 @@ impl Names {
     /// The channel a fan-out channel is for.
     pub fn channel_of_fanout<'a>(&self, fanout: &'a str) -> Option<&'a str> {
         fanout.strip_prefix(&self.prefix)?.strip_prefix(":p:")
+    }
+
+    /// An SSE ticket waiting to be redeemed (its value: the token it was issued for).
+    pub fn ticket(&self, ticket: &str) -> String {
+        format!("{}:t:{ticket}", self.prefix)
     }
 
     pub fn node(&self, node: &str) -> String {
