@@ -16,10 +16,10 @@ use crate::engine::frame::CLOSE_UNAUTHORIZED;
 use crate::engine::igniter::IgniterTranslator;
 use crate::engine::session::{percent_encode_into, PublishResult, TransportKind};
 use crate::engine::{
-    ConnectionState, Filter, Output, PublishError, PublishId, Session, SessionConfig, SubId,
-    TypeFilter,
+    ConnectionState, Filter, Output, PublishError, PublishId, Relay, Relays, Session,
+    SessionConfig, SubId, TypeFilter, Urls,
 };
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
@@ -53,20 +53,14 @@ enum TokenSource {
     Getter(Function),
 }
 
-/// Where the relay is.
+/// Where the relays are.
 struct Endpoints {
-    /// The WebSocket endpoint (`ws://…/ws`).
-    ws: String,
-    /// The Server-Sent Events endpoint (`http://…/sse`, or an Igniter server's `…/sse/events`).
-    sse: String,
-    /// Where publishes go over HTTP (`http://…/publish`).
-    publish: String,
+    /// Each relay's WebSocket, SSE, ticket and publish URLs; the session says which is in use.
+    relays: Relays,
     /// `scopes=…` to add to either URL, or empty.
     scope_query: String,
     /// The SSE stream is an Igniter.js server's.
     igniter: bool,
-    /// Where an authenticated stream gets its ticket (`…/sse/ticket`).
-    ticket: String,
 }
 
 impl Endpoints {
@@ -118,12 +112,15 @@ pub struct LiveClient {
 
 #[wasm_bindgen]
 impl LiveClient {
-    /// `options` (all optional): `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`, `pingGraceMs`, `connectTimeoutMs`,
+    /// `url`: the relay's endpoint, or an array of several (nodes of one cluster: a failed attempt
+    /// or a dropped connection sends the next attempt to the next one, round robin).
+    /// `options` (all optional): `transport`, `sseUrl`, `publishUrl` (a URL, or an array with one
+    /// per `url`), `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`, `pingGraceMs`, `connectTimeoutMs`,
     /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs` (numbers), `onError(error)`,
     /// `onStateChange(state)` (functions), `token` (string) or `getToken()` (a function returning
     /// a token or a promise of one).
     #[wasm_bindgen(constructor)]
-    pub fn new(url: String, options: &JsValue) -> Result<LiveClient, JsValue> {
+    pub fn new(url: JsValue, options: &JsValue) -> Result<LiveClient, JsValue> {
         let defaults = SessionConfig::default();
         let tokens = match (string(options, "token")?, function(options, "getToken")?) {
             (Some(_), Some(_)) => {
@@ -141,6 +138,24 @@ impl LiveClient {
             (None, Some(get_token)) => Some(TokenSource::Getter(get_token)),
             (None, None) => None,
         };
+        let transport = match string(options, "transport")?.as_deref() {
+            None | Some("websocket") => TransportKind::WebSocket,
+            Some("sse") => TransportKind::Sse,
+            Some("auto") => TransportKind::Auto,
+            Some(other) => {
+                return Err(js_sys::TypeError::new(&format!(
+                    "option `transport` must be \"websocket\", \"sse\" or \"auto\", got \"{other}\""
+                ))
+                .into())
+            }
+        };
+        let relays = Relays::new(
+            urls(&url, "url")?
+                .ok_or_else(|| type_error("url", "a URL string or an array of them"))?,
+            urls(&field(options, "sseUrl")?, "sseUrl")?,
+            urls(&field(options, "publishUrl")?, "publishUrl")?,
+        )
+        .map_err(|e| JsValue::from(js_sys::TypeError::new(&e.to_string())))?;
         let cfg = SessionConfig {
             backoff_min_ms: number(options, "backoffMinMs", defaults.backoff_min_ms)?,
             backoff_max_ms: number(options, "backoffMaxMs", defaults.backoff_max_ms)?,
@@ -151,26 +166,13 @@ impl LiveClient {
             publish_queue: number(options, "publishQueue", defaults.publish_queue as u64)? as usize,
             idle_close_ms: number(options, "idleCloseMs", defaults.idle_close_ms)?,
             seed: random_seed(),
-            transport: match string(options, "transport")?.as_deref() {
-                None | Some("websocket") => TransportKind::WebSocket,
-                Some("sse") => TransportKind::Sse,
-                Some("auto") => TransportKind::Auto,
-                Some(other) => {
-                    return Err(js_sys::TypeError::new(&format!(
-                        "option `transport` must be \"websocket\", \"sse\" or \"auto\", got \"{other}\""
-                    ))
-                    .into())
-                }
-            },
+            transport,
             reopen_debounce_ms: defaults.reopen_debounce_ms,
             auth: tokens.is_some(),
+            relays: relays.len(),
         };
-        let sse = string(options, "sseUrl")?.unwrap_or_else(|| url.clone());
         let endpoints = Endpoints {
-            ws: url.clone(),
-            ticket: ticket_url(&sse),
-            sse,
-            publish: string(options, "publishUrl")?.unwrap_or_default(),
+            relays,
             scope_query: string(options, "scopeQuery")?.unwrap_or_default(),
             igniter: string(options, "flavor")?.as_deref() == Some("igniter"),
         };
@@ -282,11 +284,20 @@ impl LiveClient {
         self.shell.borrow().session.state().name().to_owned()
     }
 
-    /// Counters: `{ problems, duplicates, resyncs, connections }`.
+    /// Counters: `{ problems, duplicates, resyncs, connections }`, and `url`: the relay endpoint
+    /// in use (the current connection's; while reconnecting, the one the next attempt goes to).
     #[wasm_bindgen(getter)]
     pub fn stats(&self) -> JsValue {
-        let stats = self.shell.borrow().session.stats();
+        let sh = self.shell.borrow();
+        let stats = sh.session.stats();
         let obj = Object::new();
+        let relay = sh.relay();
+        let url = if sh.session.uses_sse() {
+            &relay.sse
+        } else {
+            &relay.ws
+        };
+        set(&obj, "url", &JsValue::from_str(url));
         set(&obj, "problems", &JsValue::from_f64(stats.problems as f64));
         set(
             &obj,
@@ -333,6 +344,11 @@ impl Drop for LiveClient {
 }
 
 impl Shell {
+    /// The relay the session uses now (the current connection's, or the next attempt's).
+    fn relay(&self) -> &Relay {
+        self.endpoints.relays.get(self.session.relay())
+    }
+
     /// Runs `f` on the shell, processes the session's outputs, then runs app code with the shell
     /// released.
     fn with<R>(shell: &Rc<RefCell<Shell>>, f: impl FnOnce(&mut Shell) -> R) -> R {
@@ -437,7 +453,7 @@ impl Shell {
                 Output::ConnectStream { query } => self.connect_stream(&query),
                 Output::PostPublish { id, body } => {
                     let weak = self.me.clone();
-                    let url = self.endpoints.publish.clone();
+                    let url = self.relay().publish.clone();
                     let token = self.session.token().map(str::to_owned);
                     wasm_bindgen_futures::spawn_local(async move {
                         let result = post_publish(&url, &body, token.as_deref()).await;
@@ -552,7 +568,7 @@ impl Shell {
 
     fn connect(&mut self) {
         let weak = self.me.clone();
-        let url = Endpoints::with_query(&self.endpoints.ws, &self.endpoints.scope_query);
+        let url = Endpoints::with_query(&self.relay().ws, &self.endpoints.scope_query);
         let opened = Socket::open(&url, move |event| {
             if let Some(shell) = weak.upgrade() {
                 Shell::on_socket(&shell, event);
@@ -578,12 +594,12 @@ impl Shell {
                 .map(str::to_owned)
                 .collect();
             let translator = IgniterTranslator::new(self.connections, channels);
-            let url = Endpoints::with_query(&self.endpoints.sse, &translator.query());
+            let url = Endpoints::with_query(&self.relay().sse, &translator.query());
             self.igniter = Some(translator);
             (url, IgniterTranslator::EVENT_TYPES)
         } else {
             self.igniter = None;
-            (Endpoints::with_query(&self.endpoints.sse, query), &[])
+            (Endpoints::with_query(&self.relay().sse, query), &[])
         };
         let url = Endpoints::with_query(&url, &self.endpoints.scope_query);
         match self.session.token().map(str::to_owned) {
@@ -592,7 +608,7 @@ impl Shell {
                 let attempt = self.connections;
                 self.ticket_for = Some(attempt);
                 let weak = self.me.clone();
-                let ticket_url = self.endpoints.ticket.clone();
+                let ticket_url = self.relay().ticket.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     let ticket = post_ticket(&ticket_url, &token).await;
                     if let Some(shell) = weak.upgrade() {
@@ -769,6 +785,42 @@ fn parse_date(text: &str) -> Option<f64> {
     ms.is_finite().then_some(ms)
 }
 
+/// `options[name]`, `undefined` when `options` is not an object.
+fn field(options: &JsValue, name: &str) -> Result<JsValue, JsValue> {
+    if !options.is_object() {
+        return Ok(JsValue::UNDEFINED);
+    }
+    Reflect::get(options, &JsValue::from_str(name))
+}
+
+fn type_error(field: &str, what: &str) -> JsValue {
+    js_sys::TypeError::new(&format!("option `{field}` must be {what}")).into()
+}
+
+/// One URL or an array of them (`None` when absent); the engine checks the URLs themselves.
+fn urls(value: &JsValue, field: &str) -> Result<Option<Urls>, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    if let Some(url) = value.as_string() {
+        return Ok(Some(Urls::One(url)));
+    }
+    let Some(array) = value.dyn_ref::<Array>() else {
+        return Err(type_error(field, "a URL string or an array of them"));
+    };
+    let mut list = Vec::with_capacity(array.length() as usize);
+    for (i, entry) in array.iter().enumerate() {
+        match entry.as_string() {
+            Some(url) => list.push(url),
+            None => {
+                let got = format!("a URL string, got {}", type_name(&entry));
+                return Err(type_error(&format!("{field}[{i}]"), &got));
+            }
+        }
+    }
+    Ok(Some(Urls::Many(list)))
+}
+
 fn string(options: &JsValue, field: &str) -> Result<Option<String>, JsValue> {
     if !options.is_object() {
         return Ok(None);
@@ -820,12 +872,6 @@ fn type_name(value: &JsValue) -> String {
     } else {
         value.js_typeof().as_string().unwrap_or_default()
     }
-}
-
-/// The ticket endpoint next to an SSE endpoint: `http://h/sse?x` → `http://h/sse/ticket`.
-fn ticket_url(sse: &str) -> String {
-    let base = sse.split(['?', '#']).next().unwrap_or(sse);
-    format!("{}/ticket", base.trim_end_matches('/'))
 }
 
 fn state_object(state: &ConnectionState) -> JsValue {

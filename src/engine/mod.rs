@@ -7,6 +7,7 @@ pub mod frame;
 pub mod history;
 pub mod igniter;
 pub mod registry;
+pub mod relays;
 pub mod session;
 
 pub use backoff::Backoff;
@@ -14,6 +15,7 @@ pub use event::{payload_ids, Event, RecordId};
 pub use filter::{Filter, TypeFilter};
 pub use history::{ChannelLog, HistoryLimits, Replay};
 pub use registry::{Registry, SubId};
+pub use relays::{Relay, Relays, RelaysError, Urls};
 pub use session::{
     ChannelStatus, ConnectionState, Output, PublishError, PublishId, Session, SessionConfig,
     SessionStats,

@@ -57,6 +57,10 @@ pub struct SessionConfig {
     /// The relay wants a token (`token` / `getToken`): every connection first asks the shell for
     /// one ([`Output::NeedToken`]), and the session refreshes it before it expires.
     pub auth: bool,
+    /// How many relay URLs the shell can reach: nodes of one cluster, which announce the same
+    /// epoch and resume any subscription. A failed attempt or a dropped connection sends the next
+    /// attempt to the next relay, round robin ([`Session::relay`]). `0` counts as `1`.
+    pub relays: usize,
 }
 
 /// How a session reaches the relay.
@@ -85,6 +89,7 @@ impl Default for SessionConfig {
             transport: TransportKind::WebSocket,
             reopen_debounce_ms: 50,
             auth: false,
+            relays: 1,
         }
     }
 }
@@ -340,6 +345,8 @@ pub struct Session {
     expires_at: Option<Millis>,
     /// Channels the relay refused for the token (`forbidden`).
     forbidden: HashSet<String>,
+    /// The relay (index into the shell's list) of the current connection, or of the next attempt.
+    relay: usize,
 }
 
 /// The [`Output::Error`] code of a token that could not be obtained (`getToken` threw, rejected,
@@ -429,6 +436,7 @@ impl Session {
             refresh: Refresh::None,
             expires_at: None,
             forbidden: HashSet::new(),
+            relay: 0,
         }
     }
 
@@ -485,6 +493,14 @@ impl Session {
     /// Whether the session currently uses Server-Sent Events (after an `Auto` fallback, too).
     pub fn uses_sse(&self) -> bool {
         self.using_sse
+    }
+
+    /// Which relay ([`SessionConfig::relays`]) the shell must use for [`Output::Connect`],
+    /// [`Output::ConnectStream`] and [`Output::PostPublish`]: the one of the current connection,
+    /// or — after a failed attempt or a dropped connection — the next one, which the next attempt
+    /// goes to. Positions carry over unchanged: the relays of one cluster share the epoch.
+    pub fn relay(&self) -> usize {
+        self.relay
     }
 
     /// Adds a subscription; connects if this is the first thing to do.
@@ -774,7 +790,7 @@ impl Session {
     /// The transport closed (or failed to open). `reason` is for the state report.
     pub fn handle_close(&mut self, now: Millis, reason: &str) {
         match self.link {
-            Link::Open { .. } | Link::Connecting { .. } => self.lose_link(now, reason),
+            Link::Open { .. } | Link::Connecting { .. } => self.lose_link(now, reason, true),
             // Authorizing: no transport yet; a close from an older one changes nothing.
             Link::Idle | Link::Authorizing { .. } | Link::Waiting { .. } | Link::Closed => {}
         }
@@ -907,14 +923,14 @@ impl Session {
                     "no hello from the relay within {} ms",
                     self.cfg.connect_timeout_ms
                 );
-                self.lose_link(now, &reason);
+                self.lose_link(now, &reason, true);
             }
             Link::Open {
                 last_rx, ping_ms, ..
             } if now >= last_rx + ping_ms + self.cfg.ping_grace_ms => {
                 self.outputs.push_back(Output::Disconnect);
                 let reason = format!("nothing heard from the relay for {} ms", now - last_rx);
-                self.lose_link(now, &reason);
+                self.lose_link(now, &reason, true);
             }
             Link::Waiting { until: Some(until) } if now >= until => self.connect(now),
             _ => {}
@@ -1167,7 +1183,7 @@ impl Session {
         match self.link {
             Link::Authorizing { .. } => {
                 self.token_request += 1; // a late answer to this request is ignored
-                self.lose_link(now, &message);
+                self.lose_link(now, &message, false);
             }
             Link::Open { .. } if self.refresh == Refresh::Fetching => self.retry_refresh(now),
             Link::Idle => {
@@ -1280,14 +1296,21 @@ impl Session {
         }
     }
 
-    fn lose_link(&mut self, now: Millis, reason: &str) {
+    /// The connection (or the attempt, or the wait for its token) is gone. `relay_failed`: the
+    /// relay could not be reached or dropped the connection (not: the page went offline, or no
+    /// token could be had), so the next attempt goes to the next relay.
+    fn lose_link(&mut self, now: Millis, reason: &str, relay_failed: bool) {
         if self.cfg.transport == TransportKind::Auto && !self.using_sse && !self.ws_worked {
             if let Link::Connecting { .. } = self.link {
                 self.ws_failures += 1;
-                if self.ws_failures >= WS_FAILURES_BEFORE_SSE {
+                // Every relay gets its chance at a WebSocket before falling back.
+                if self.ws_failures >= WS_FAILURES_BEFORE_SSE.max(self.relay_count() as u32) {
                     self.fall_back_to_sse(now);
                 }
             }
+        }
+        if relay_failed && matches!(self.link, Link::Connecting { .. } | Link::Open { .. }) {
+            self.relay = (self.relay + 1) % self.relay_count();
         }
         self.reopen_at = None;
         self.refresh = Refresh::None;
@@ -1327,6 +1350,10 @@ impl Session {
         self.outputs.extend(posts);
     }
 
+    fn relay_count(&self) -> usize {
+        self.cfg.relays.max(1)
+    }
+
     /// Schedules the next attempt, or waits for the page to allow one.
     fn wait_for_retry(&mut self, now: Millis, reason: &str) {
         if self.conditions.allow_connecting() {
@@ -1358,12 +1385,12 @@ impl Session {
             {
                 self.outputs.push_back(Output::Disconnect);
                 let reason = self.conditions.why_waiting();
-                self.lose_link(now, reason);
+                self.lose_link(now, reason, false);
             }
             Link::Authorizing { .. } if !self.conditions.online || self.conditions.frozen => {
                 self.token_request += 1; // the token being fetched is not needed any more
                 let reason = self.conditions.why_waiting();
-                self.lose_link(now, reason);
+                self.lose_link(now, reason, false);
             }
             Link::Waiting { .. } if allowed => self.connect(now),
             Link::Waiting { until: Some(_) } => {

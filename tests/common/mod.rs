@@ -81,15 +81,23 @@ pub async fn sleep(ms: i32) {
 
 /// Waits until `cond` holds, checking every 10 ms, for at most `timeout_ms`.
 pub async fn wait_until(what: &str, timeout_ms: i32, cond: impl Fn() -> bool) {
+    assert!(
+        wait_for(timeout_ms, cond).await,
+        "timed out after {timeout_ms} ms waiting for {what}"
+    );
+}
+
+/// Waits until `cond` holds, checking every 10 ms, for at most `timeout_ms`; whether it did.
+pub async fn wait_for(timeout_ms: i32, cond: impl Fn() -> bool) -> bool {
     let mut waited = 0;
     while !cond() {
-        assert!(
-            waited < timeout_ms,
-            "timed out after {timeout_ms} ms waiting for {what}"
-        );
+        if waited >= timeout_ms {
+            return false;
+        }
         sleep(10).await;
         waited += 10;
     }
+    true
 }
 
 /// A JS function that records what it is called with.
@@ -139,9 +147,43 @@ pub fn options(pairs: &[(&str, JsValue)]) -> Object {
 
 /// A client with quick retries, so tests do not wait for the default backoff.
 pub fn client_to(url: &str, extra: &[(&str, JsValue)]) -> LiveClient {
+    client_to_any(&url.into(), extra)
+}
+
+/// [`client_to`] with several relay URLs, tried in turn.
+pub fn client_to_relays(urls: &[&str], extra: &[(&str, JsValue)]) -> LiveClient {
+    client_to_any(&string_array(urls), extra)
+}
+
+/// A JS array of strings.
+pub fn string_array(items: &[&str]) -> JsValue {
+    items
+        .iter()
+        .map(|s| JsValue::from_str(s))
+        .collect::<js_sys::Array>()
+        .into()
+}
+
+fn client_to_any(url: &JsValue, extra: &[(&str, JsValue)]) -> LiveClient {
     let mut pairs = vec![("backoffMinMs", 20.into()), ("backoffMaxMs", 200.into())];
     pairs.extend(extra.iter().cloned());
-    LiveClient::new(url.to_owned(), &options(&pairs)).expect("client")
+    LiveClient::new(url.clone(), &options(&pairs)).expect("client")
+}
+
+/// A number from the client's `stats`, or -1.
+pub fn stat(c: &LiveClient, name: &str) -> f64 {
+    Reflect::get(&c.stats(), &name.into())
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(-1.0)
+}
+
+/// The relay URL the client uses (`stats.url`).
+pub fn stats_url(c: &LiveClient) -> String {
+    Reflect::get(&c.stats(), &"url".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default()
 }
 
 pub fn all() -> Vec<String> {

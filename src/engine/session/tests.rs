@@ -1379,3 +1379,256 @@ mod auth {
         assert!(errs[0].2.contains("`getToken`"), "{errs:?}");
     }
 }
+
+/// Several relay URLs (nodes of one cluster): where each attempt goes.
+mod relays {
+    use super::*;
+
+    fn cluster(relays: usize, transport: TransportKind) -> Session {
+        Session::new(SessionConfig {
+            relays,
+            transport,
+            seed: 42,
+            ..SessionConfig::default()
+        })
+    }
+
+    /// Subscribes, then fails `failures` attempts in a row (each refused at once). Returns the
+    /// relay of every attempt (one more than the failures: the attempt after the last one) and
+    /// the (attempt, delay) of every reconnect.
+    fn failing_attempts(s: &mut Session, failures: usize) -> (Vec<usize>, Vec<(u32, Millis)>) {
+        s.subscribe(0, "a", all());
+        let (mut relays, mut waits) = (Vec::new(), Vec::new());
+        let mut now = 0;
+        for _ in 0..=failures {
+            let out = drain(s);
+            assert!(out.contains(&Output::Connect), "{out:?}");
+            relays.push(s.relay());
+            if relays.len() > failures {
+                break;
+            }
+            now += 1;
+            s.handle_close(now, "refused");
+            match drain(s).last() {
+                Some(Output::State(ConnectionState::Reconnecting {
+                    attempt,
+                    delay_ms: Some(delay),
+                    ..
+                })) => waits.push((*attempt, *delay)),
+                other => panic!("{other:?}"),
+            }
+            now = s.poll_timeout().expect("a retry is scheduled");
+            s.handle_timeout(now);
+        }
+        (relays, waits)
+    }
+
+    #[test]
+    fn failed_attempts_go_round_robin_with_the_same_backoff() {
+        let mut s = cluster(3, TransportKind::WebSocket);
+        let (relays, waits) = failing_attempts(&mut s, 7);
+        assert_eq!(
+            relays,
+            vec![0, 1, 2, 0, 1, 2, 0, 1],
+            "in order, wrapping around"
+        );
+
+        // The backoff is exactly the one of a single relay: no delay added, none skipped.
+        let mut single = cluster(1, TransportKind::WebSocket);
+        let (single_relays, single_waits) = failing_attempts(&mut single, 7);
+        assert_eq!(single_relays, vec![0; 8]);
+        assert_eq!(waits, single_waits);
+        assert_eq!(
+            waits
+                .iter()
+                .map(|(attempt, _)| *attempt)
+                .collect::<Vec<_>>(),
+            (1..=7).collect::<Vec<_>>()
+        );
+        for (attempt, delay) in waits {
+            assert!(
+                delay <= (500u64 << (attempt - 1)).min(20_000),
+                "{attempt}: {delay}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dropped_connection_resumes_on_the_next_relay_from_its_positions() {
+        let mut s = cluster(2, TransportKind::WebSocket);
+        let sub = s.subscribe(0, "a", all());
+        s.subscribe(0, "b", all());
+        assert_eq!(s.relay(), 0);
+        s.handle_text(1, &encode_hello("cluster-epoch", 25_000));
+        s.handle_text(2, &subscribed(&[("a", 0, None), ("b", 7, None)]));
+        s.handle_text(3, &event("a", 1, "updated", "{}"));
+        s.handle_text(4, &event("a", 2, "updated", "{}"));
+        drain(&mut s);
+
+        // A stable connection drops (node killed): the first retry goes to the other relay, with
+        // the smallest delay, as a reconnect to the same URL would.
+        s.handle_close(10_000, "connection closed (code 1006)");
+        assert_eq!(s.relay(), 1);
+        let out = drain(&mut s);
+        let Some(Output::State(ConnectionState::Reconnecting {
+            attempt: 1,
+            delay_ms: Some(delay),
+            ..
+        })) = out.last()
+        else {
+            panic!("{out:?}")
+        };
+        assert!(*delay <= 500, "{delay}");
+        let wake = s.poll_timeout().expect("a retry");
+        assert_eq!(wake, 10_000 + delay);
+        s.handle_timeout(wake);
+        assert_eq!(
+            drain(&mut s),
+            vec![Output::Connect, Output::State(ConnectionState::Connecting)]
+        );
+        assert_eq!(s.relay(), 1);
+
+        // The other node announces the same epoch: every channel resumes from its position.
+        s.handle_text(wake + 1, &encode_hello("cluster-epoch", 25_000));
+        let out = drain(&mut s);
+        assert_eq!(
+            since_of(&out),
+            vec![
+                ("a".into(), Some(("cluster-epoch".into(), 2))),
+                ("b".into(), Some(("cluster-epoch".into(), 7)))
+            ]
+        );
+        s.handle_text(
+            wake + 2,
+            &subscribed(&[("a", 3, Some(true)), ("b", 7, Some(true))]),
+        );
+        for seq in 2..=3 {
+            s.handle_text(wake + 3, &event("a", seq, "updated", "{}"));
+        }
+        assert_eq!(
+            delivered(&drain(&mut s)),
+            vec![(vec![sub], "updated#3".into())]
+        );
+        assert_eq!(s.stats().resyncs, 0);
+        assert_eq!(s.stats().duplicates, 1);
+        assert_eq!(s.stats().connections, 2);
+
+        // The next drop wraps around to the first relay.
+        s.handle_close(wake + 10, "cut");
+        assert_eq!(s.relay(), 0);
+    }
+
+    #[test]
+    fn timeouts_move_on_but_the_page_and_tokens_do_not() {
+        let mut s = cluster(3, TransportKind::WebSocket);
+        s.subscribe(0, "a", all());
+        drain(&mut s);
+        // No hello within connect_timeout_ms: the relay failed.
+        s.handle_timeout(10_000);
+        assert_eq!(s.relay(), 1);
+        let wake = s.poll_timeout().expect("a retry");
+        s.handle_timeout(wake);
+        s.handle_text(wake, &encode_hello("e1", 25_000));
+        drain(&mut s);
+        // Nothing heard for ping + grace: the relay failed.
+        let deadline = s.poll_timeout().expect("liveness");
+        s.handle_timeout(deadline);
+        assert_eq!(s.relay(), 2);
+        let wake = s.poll_timeout().expect("a retry");
+        s.handle_timeout(wake);
+        s.handle_text(wake, &encode_hello("e1", 25_000));
+        drain(&mut s);
+
+        // Offline, then online: the relay did nothing wrong; the same one again.
+        s.set_online(wake + 1, false);
+        assert_eq!(drain(&mut s)[0], Output::Disconnect);
+        s.set_online(wake + 2, true);
+        assert_eq!(drain(&mut s)[0], Output::Connect);
+        assert_eq!(s.relay(), 2);
+
+        // Idle close and a new subscription: the same one again.
+        let mut s = cluster(2, TransportKind::WebSocket);
+        let sub = s.subscribe(0, "a", all());
+        s.handle_text(1, &encode_hello("e1", 25_000));
+        s.unsubscribe(2, sub);
+        s.handle_timeout(s.poll_timeout().expect("idle close"));
+        assert_eq!(s.state(), &ConnectionState::Idle);
+        s.subscribe(10_000, "b", all());
+        assert_eq!(
+            drain(&mut s)
+                .iter()
+                .filter(|o| **o == Output::Connect)
+                .count(),
+            2
+        );
+        assert_eq!(s.relay(), 0);
+
+        // No token: no relay was tried.
+        let mut s = Session::new(SessionConfig {
+            relays: 2,
+            auth: true,
+            ..SessionConfig::default()
+        });
+        s.subscribe(0, "a", all());
+        let request = drain(&mut s)
+            .iter()
+            .find_map(|o| match o {
+                Output::NeedToken { request } => Some(*request),
+                _ => None,
+            })
+            .expect("a token request");
+        s.handle_token(1, request, Err("getToken threw".into()));
+        assert_eq!(s.relay(), 0);
+    }
+
+    #[test]
+    fn auto_gives_every_relay_a_websocket_chance_before_sse() {
+        let mut s = cluster(3, TransportKind::Auto);
+        let (relays, _) = failing_attempts(&mut s, 2);
+        assert_eq!(
+            relays,
+            vec![0, 1, 2],
+            "three WebSocket attempts, one per relay"
+        );
+        assert!(!s.uses_sse());
+        s.handle_close(s.poll_timeout().unwrap_or_default(), "refused");
+        assert!(s.uses_sse(), "every relay refused the WebSocket");
+        assert_eq!(s.relay(), 0);
+        let wake = s.poll_timeout().expect("a retry");
+        s.handle_timeout(wake);
+        assert_eq!(stream_query(&drain(&mut s)).as_deref(), Some("channels=a"));
+        assert_eq!(s.relay(), 0);
+    }
+
+    #[test]
+    fn sse_streams_move_on_when_they_fail_but_not_when_they_reopen() {
+        let mut s = cluster(2, TransportKind::Sse);
+        s.subscribe(0, "a", all());
+        s.handle_timeout(50);
+        assert!(stream_query(&drain(&mut s)).is_some());
+        s.handle_text(51, &encode_hello("e1", 25_000));
+        s.handle_text(52, &subscribed(&[("a", 4, None)]));
+        s.subscribe(100, "b", all());
+        s.handle_timeout(150);
+        assert_eq!(
+            stream_query(&drain(&mut s)).as_deref(),
+            Some("channels=a,b&since=e1:4,")
+        );
+        assert_eq!(s.relay(), 0, "a reopen for new channels stays");
+        s.handle_close(200, "the event stream failed or was closed");
+        assert_eq!(s.relay(), 1);
+        let wake = s.poll_timeout().expect("a retry");
+        s.handle_timeout(wake);
+        assert_eq!(
+            stream_query(&drain(&mut s)).as_deref(),
+            Some("channels=a,b&since=e1:4,")
+        );
+    }
+
+    #[test]
+    fn zero_relays_count_as_one() {
+        let mut s = cluster(0, TransportKind::WebSocket);
+        let (relays, _) = failing_attempts(&mut s, 2);
+        assert_eq!(relays, vec![0, 0, 0]);
+    }
+}
