@@ -112,3 +112,72 @@ async fn relay_restart_resyncs_once_and_delivery_resumes() {
     c.close();
     drop((on_state, on_error));
 }
+
+#[wasm_bindgen_test]
+fn relay_url_lists_that_cannot_work_are_type_errors_naming_the_option() {
+    let refused = |url: JsValue, extra: &[(&str, JsValue)]| -> String {
+        let Err(error) = LiveClient::new(url, &options(extra)) else {
+            panic!("the options were accepted");
+        };
+        assert!(error.is_instance_of::<js_sys::TypeError>(), "{error:?}");
+        Reflect::get(&error, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .unwrap_or_default()
+    };
+    let two = || string_array(&["ws://a/ws", "ws://b/ws"]);
+    assert_eq!(
+        refused(string_array(&[]), &[]),
+        "option `url` is an empty array: give at least one relay URL"
+    );
+    assert_eq!(
+        refused(
+            js_sys::Array::of2(&"ws://a/ws".into(), &3.into()).into(),
+            &[]
+        ),
+        "option `url[1]` must be a URL string, got number"
+    );
+    assert_eq!(
+        refused(JsValue::from(3), &[]),
+        "option `url` must be a URL string or an array of them"
+    );
+    assert_eq!(
+        refused(two(), &[("sseUrl", "http://a/sse".into())]),
+        "option `sseUrl` has 1 URL but `url` has 2: give one per relay (an array of 2) or leave it out"
+    );
+    assert_eq!(
+        refused(
+            two(),
+            &[("publishUrl", js_sys::Array::of1(&"http://a/publish".into()).into())]
+        ),
+        "option `publishUrl` has 1 URL but `url` has 2: give one per relay (an array of 2) or leave it out"
+    );
+    assert_eq!(
+        refused(
+            two(),
+            &[(
+                "sseUrl",
+                js_sys::Array::of2(&"http://a/sse".into(), &JsValue::NULL).into()
+            )]
+        ),
+        "option `sseUrl[1]` must be a URL string, got null"
+    );
+    // The same options with one URL per relay are fine.
+    let ok = LiveClient::new(
+        two(),
+        &options(&[
+            ("sseUrl", string_array(&["http://a/sse", "http://b/sse"])),
+            (
+                "publishUrl",
+                string_array(&["http://a/publish", "http://b/publish"]),
+            ),
+        ]),
+    );
+    let ok = ok.unwrap_or_else(|e| panic!("refused: {e:?}"));
+    assert_eq!(
+        stats_url(&ok),
+        "ws://a/ws",
+        "nothing tried yet: the first URL"
+    );
+    ok.close();
+}

@@ -211,3 +211,135 @@ async fn a_publish_the_relay_never_acks_rejects_with_a_timeout() {
     );
     c.close();
 }
+
+/// A URL where nothing listens: port 9 (discard) is closed on loopback, so a WebSocket to it is
+/// refused at once.
+const CLOSED_WS: &str = "ws://127.0.0.1:9/ws";
+
+/// The `n` of every event received, in order.
+fn numbers(got: &Recorder) -> Vec<i64> {
+    (0..got.count())
+        .map(|i| {
+            got.field(i, &["payload", "n"])
+                .as_f64()
+                .map_or(-1, |v| v as i64)
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_first_url_fails_over_to_the_second() {
+    let ch = channel("failover-refused");
+    let c = client_to_relays(&[CLOSED_WS, relay_ws()], &[]);
+    let got = Recorder::new();
+    let started = js_sys::Date::now();
+    c.subscribe(ch.clone(), all(), None, got.function.clone());
+    wait_open(&c).await;
+    let opened_after = js_sys::Date::now() - started;
+    assert_eq!(
+        stats_url(&c),
+        relay_ws(),
+        "connected through the second URL"
+    );
+    sleep(50).await;
+    for n in 0..3 {
+        http_publish(&ch, "updated", &format!(r#"{{"n":{n}}}"#)).await;
+    }
+    wait_until("the events through the second relay", 5_000, || {
+        got.count() >= 3
+    })
+    .await;
+    assert_eq!(numbers(&got), vec![0, 1, 2]);
+    assert_eq!(stat(&c, "connections"), 1.0, "one connection reached hello");
+    assert_eq!(stat(&c, "resyncs"), 0.0);
+    let report = format!(
+        r#"{{"test":"a_refused_first_url_fails_over_to_the_second","open_after_ms":{opened_after}}}"#
+    );
+    fetch("POST", &format!("{}/report", harness()), Some(&report)).await;
+    c.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_lost_relay_fails_over_to_the_next_url_and_resumes_without_loss() {
+    const BEFORE: usize = 5;
+    const DURING: usize = 5;
+    const AFTER: usize = 5;
+    let ch = channel("failover-lost");
+    // Both URLs reach the same relay process (so the same epoch, as nodes of one cluster do);
+    // the first goes through the proxy the harness can take down.
+    let c = client_to_relays(&[proxy_ws(), relay_ws()], &[]);
+    let got = Recorder::new();
+    c.subscribe(ch.clone(), all(), None, got.function.clone());
+    wait_open(&c).await;
+    assert_eq!(stats_url(&c), proxy_ws());
+    sleep(50).await;
+
+    let mut n = 0;
+    for _ in 0..BEFORE {
+        http_publish(&ch, "updated", &format!(r#"{{"n":{n}}}"#)).await;
+        n += 1;
+    }
+    wait_until("the events before the loss", 5_000, || {
+        got.count() >= BEFORE
+    })
+    .await;
+
+    // Events the client cannot get from the first relay: held in the stalled proxy...
+    harness_do("proxy/stall").await;
+    for _ in 0..DURING {
+        http_publish(&ch, "updated", &format!(r#"{{"n":{n}}}"#)).await;
+        n += 1;
+    }
+    sleep(100).await;
+    let before_loss = got.count();
+    // ...then the first relay goes away for good: its connection is reset (the held events with
+    // it) and it refuses new ones. The second relay must replay them from the position.
+    harness_do("proxy/down").await;
+    let lost_at = js_sys::Date::now();
+    // Waits that do not panic before the proxy is restored for the tests after this one.
+    let reopened = wait_for(10_000, || {
+        c.state() == "open" && stat(&c, "connections") == 2.0
+    })
+    .await;
+    let reopened_after = js_sys::Date::now() - lost_at;
+    let url_after = stats_url(&c);
+    for _ in 0..AFTER {
+        http_publish(&ch, "updated", &format!(r#"{{"n":{n}}}"#)).await;
+        n += 1;
+    }
+    let published = n;
+    wait_for(10_000, || got.count() >= published).await;
+    // Anything extra (a duplicate) would arrive now.
+    sleep(300).await;
+    harness_do("proxy/unstall").await;
+    harness_do("proxy/up").await;
+    assert!(reopened, "no connection through the second URL within 10 s");
+
+    let received = numbers(&got);
+    let lost = (0..published as i64)
+        .filter(|n| !received.contains(n))
+        .count();
+    let duplicates = received.len()
+        - received
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+    let report = format!(
+        r#"{{"test":"a_lost_relay_fails_over","published":{published},"received":{},"lost":{lost},"duplicates":{duplicates},"resyncs":{},"replayed_duplicates_dropped":{},"connections":{},"reopened_after_ms":{reopened_after}}}"#,
+        received.len(),
+        stat(&c, "resyncs"),
+        stat(&c, "duplicates"),
+        stat(&c, "connections"),
+    );
+    fetch("POST", &format!("{}/report", harness()), Some(&report)).await;
+    assert_eq!(url_after, relay_ws(), "the client moved to the second URL");
+    assert_eq!(before_loss, BEFORE, "nothing passed the stalled proxy");
+    assert_eq!(
+        received,
+        (0..published as i64).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    assert_eq!(stat(&c, "resyncs"), 0.0, "resumed from its position");
+    assert_eq!(stat(&c, "connections"), 2.0);
+    c.close();
+}
