@@ -212,10 +212,6 @@ async fn a_publish_the_relay_never_acks_rejects_with_a_timeout() {
     c.close();
 }
 
-/// A URL where nothing listens: port 9 (discard) is closed on loopback, so a WebSocket to it is
-/// refused at once.
-const CLOSED_WS: &str = "ws://127.0.0.1:9/ws";
-
 /// The `n` of every event received, in order.
 fn numbers(got: &Recorder) -> Vec<i64> {
     (0..got.count())
@@ -230,7 +226,12 @@ fn numbers(got: &Recorder) -> Vec<i64> {
 #[wasm_bindgen_test]
 async fn a_refused_first_url_fails_over_to_the_second() {
     let ch = channel("failover-refused");
-    let c = client_to_relays(&[CLOSED_WS, relay_ws()], &[]);
+    // Nothing listens at the first URL: the connection is refused.
+    let states = Recorder::new();
+    let c = client_to_relays(
+        &[closed_ws(), relay_ws()],
+        &[("onStateChange", states.function.clone().into())],
+    );
     let got = Recorder::new();
     let started = js_sys::Date::now();
     c.subscribe(ch.clone(), all(), None, got.function.clone());
@@ -240,6 +241,14 @@ async fn a_refused_first_url_fails_over_to_the_second() {
         stats_url(&c),
         relay_ws(),
         "connected through the second URL"
+    );
+    let names: Vec<String> = (0..states.count())
+        .map(|i| states.field(i, &["state"]).as_string().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["connecting", "reconnecting", "connecting", "open"],
+        "one refused attempt, then the second URL"
     );
     sleep(50).await;
     for n in 0..3 {

@@ -57,6 +57,12 @@ pub fn proxy_ws() -> &'static str {
     env_url(option_env!("LIVE_PROXY_WS"), "LIVE_PROXY_WS")
 }
 
+/// A loopback WebSocket URL where nothing listens: connections are refused (a relay node that is
+/// down). Not port 9: browsers block it before trying.
+pub fn closed_ws() -> &'static str {
+    env_url(option_env!("LIVE_CLOSED_WS"), "LIVE_CLOSED_WS")
+}
+
 /// The harness's control endpoint.
 pub fn harness() -> &'static str {
     env_url(option_env!("LIVE_HARNESS_URL"), "LIVE_HARNESS_URL")

@@ -9,6 +9,8 @@
 //   LIVE_PROXY_WS     ws://127.0.0.1:PROXY/ws  (a TCP proxy to the relay that the tests can break:
 //                     POST /proxy/cut drops every proxied connection, /proxy/down also refuses new ones
 //                     until /proxy/up, /proxy/stall holds all bytes until /proxy/unstall)
+//   LIVE_CLOSED_WS    ws://127.0.0.1:CLOSED/ws  a loopback port where nothing listens (connections are
+//                     refused: a relay node that is down)
 //   LIVE_AUTH_RELAY_WS    ws://127.0.0.1:AUTH/ws  a second relay with authentication on (`--jwt-secret`,
 //   LIVE_AUTH_RELAY_HTTP  http://127.0.0.1:AUTH   a random 32-byte secret; the flags given here apply
 //                     to it too). The control server mints its tokens: GET /token?sub=u1&ttl_ms=2000&
@@ -249,8 +251,12 @@ if (withIgniter) {
   log(`Igniter.js server on ${igniterUrl}`);
 }
 
+// A port that was free a moment ago and that nothing here listens on.
+const closedPort = await freePort();
+
 const env = {
   ...process.env,
+  LIVE_CLOSED_WS: `ws://127.0.0.1:${closedPort}/ws`,
   LIVE_IGNITER_URL: igniterUrl,
   LIVE_RELAY_WS: `ws://127.0.0.1:${port}/ws`,
   LIVE_RELAY_HTTP: `http://127.0.0.1:${port}`,
