@@ -61,14 +61,27 @@ export interface LiveProviderOptions {
   /**
    * The relay's endpoint: its WebSocket (`ws://127.0.0.1:8787/ws`) for transports "websocket" and
    * "auto", its event stream (`http://127.0.0.1:8787/sse`, or an Igniter.js server's) for "sse".
+   *
+   * Or several: the nodes of one relay cluster (`live-relay --redis …`), e.g.
+   * `["wss://a.example.com/ws", "wss://b.example.com/ws"]`. The client connects to the first; when an
+   * attempt fails or an open connection drops, the next attempt goes to the next URL (round robin,
+   * with the usual backoff) and resumes every subscription where it was. `stats.url` names the one
+   * in use. An empty array, an entry that is not a string or not a URL throws a `TypeError` naming
+   * `url[i]`.
    */
-  url: string;
+  url: string | readonly string[];
   /** "websocket" (default), "sse" (Server-Sent Events + HTTP publish), or "auto" (WebSocket, falling back to SSE when it cannot connect). */
   transport?: "websocket" | "sse" | "auto";
-  /** The event stream URL for "auto" (default: `url`'s last path segment replaced by `sse`, over http(s)). */
-  sseUrl?: string;
-  /** Where publishes go over SSE (default: `url`'s last path segment replaced by `publish`, over http(s)). */
-  publishUrl?: string;
+  /**
+   * The event stream URL for "auto" (default: `url`'s last path segment replaced by `sse`, over http(s)).
+   * With several `url`s: one per URL, in the same order (default: derived from each).
+   */
+  sseUrl?: string | readonly string[];
+  /**
+   * Where publishes go over SSE (default: `url`'s last path segment replaced by `publish`, over http(s)).
+   * With several `url`s: one per URL, in the same order (default: derived from each).
+   */
+  publishUrl?: string | readonly string[];
   /**
    * Scopes this connection declares: events published with scopes reach only connections holding one.
    * Declared by the client, they are not a security boundary (see the README).
@@ -161,6 +174,12 @@ export interface LiveStats {
   resyncs: number;
   /** Connections that reached the relay's hello. */
   connections: number;
+  /**
+   * The relay endpoint in use: the current connection's (its WebSocket URL, or its event stream's
+   * over SSE); while reconnecting, the one the next attempt goes to. With several `url`s, it changes
+   * when the client fails over to another relay.
+   */
+  url: string;
 }
 
 /** Receives revalidated keys (arrays), or `null` for "everything". */

@@ -25,10 +25,7 @@ function checkOptions(options, where) {
   if (options === null || typeof options !== "object") {
     throw new TypeError(`${where}: options must be an object like { url: "ws://127.0.0.1:8787/ws" }, got ${describe(options)}`);
   }
-  const { url } = options;
-  if (typeof url !== "string") {
-    throw new TypeError(`${where}: \`url\` must be a string, got ${describe(url)}`);
-  }
+  const urls = urlList(options.url, "url", where);
   const transport = options.transport ?? "websocket";
   if (!TRANSPORTS.includes(transport)) {
     throw new TypeError(`${where}: \`transport\` must be one of ${TRANSPORTS.map((t) => `"${t}"`).join(", ")}, got ${describe(transport)}`);
@@ -39,19 +36,30 @@ function checkOptions(options, where) {
   if (options.flavor === "igniter" && transport !== "sse") {
     throw new TypeError(`${where}: \`flavor: "igniter"\` reads an Igniter.js SSE stream: it needs \`transport: "sse"\``);
   }
-  const parsed = parseUrl(url, "url", where);
   const wanted = transport === "sse" ? ["http:", "https:"] : ["ws:", "wss:"];
-  if (!wanted.includes(parsed.protocol)) {
-    const scheme = transport === "sse" ? "http:// or https://" : "ws:// or wss://";
-    throw new TypeError(`${where}: with transport "${transport}", \`url\` must start with ${scheme}, got "${url}"`);
-  }
-  for (const key of ["sseUrl", "publishUrl"]) {
-    if (options[key] !== undefined) {
-      const u = parseUrl(options[key], key, where);
-      if (u.protocol !== "http:" && u.protocol !== "https:") {
-        throw new TypeError(`${where}: \`${key}\` must start with http:// or https://, got "${options[key]}"`);
-      }
+  urls.forEach((url, i) => {
+    const field = Array.isArray(options.url) ? `url[${i}]` : "url";
+    if (!wanted.includes(parseUrl(url, field, where).protocol)) {
+      const scheme = transport === "sse" ? "http:// or https://" : "ws:// or wss://";
+      throw new TypeError(`${where}: with transport "${transport}", \`${field}\` must start with ${scheme}, got "${url}"`);
     }
+  });
+  for (const key of ["sseUrl", "publishUrl"]) {
+    if (options[key] === undefined) continue;
+    const given = urlList(options[key], key, where);
+    if (given.length !== urls.length) {
+      throw new TypeError(
+        `${where}: \`${key}\` has ${given.length} URL${given.length === 1 ? "" : "s"} but \`url\` has ${urls.length}: ` +
+          `give an array of ${urls.length} (one per relay), or leave it out to derive each from \`url\``,
+      );
+    }
+    given.forEach((url, i) => {
+      const field = Array.isArray(options[key]) ? `${key}[${i}]` : key;
+      const u = parseUrl(url, field, where);
+      if (u.protocol !== "http:" && u.protocol !== "https:") {
+        throw new TypeError(`${where}: \`${field}\` must start with http:// or https://, got "${url}"`);
+      }
+    });
   }
   if (options.scopes !== undefined && (!Array.isArray(options.scopes) || options.scopes.some((s) => typeof s !== "string" || !s))) {
     throw new TypeError(`${where}: \`scopes\` must be an array of non-empty strings, got ${describe(options.scopes)}`);
@@ -81,6 +89,23 @@ function checkOptions(options, where) {
 
 const TRANSPORTS = ["websocket", "sse", "auto"];
 
+/** An option that takes one URL or an array of them (one per relay), as a list. */
+function urlList(value, field, where) {
+  if (typeof value === "string") return [value];
+  if (!Array.isArray(value)) {
+    throw new TypeError(`${where}: \`${field}\` must be a URL string or an array of them, got ${describe(value)}`);
+  }
+  if (value.length === 0) {
+    throw new TypeError(`${where}: \`${field}\` is an empty array: give at least one relay URL`);
+  }
+  value.forEach((v, i) => {
+    if (typeof v !== "string") {
+      throw new TypeError(`${where}: \`${field}[${i}]\` must be a string, got ${describe(v)}`);
+    }
+  });
+  return value;
+}
+
 function parseUrl(value, field, where) {
   if (typeof value !== "string") {
     throw new TypeError(`${where}: \`${field}\` must be a string, got ${describe(value)}`);
@@ -102,13 +127,20 @@ function sibling(url, endpoint) {
   return u.toString();
 }
 
-/** What the wasm client needs to reach the relay, from the user's options. */
+/**
+ * What the wasm client needs to reach the relays, from the user's options: with several `url`s,
+ * the SSE and publish URLs of each, derived from it as for a single one (copies of the arrays, so
+ * that changing them later changes nothing).
+ */
 function endpoints(options) {
   const transport = options.transport ?? "websocket";
+  const copy = (value) => (Array.isArray(value) ? [...value] : value);
+  const derive = (given, make) =>
+    given !== undefined ? copy(given) : Array.isArray(options.url) ? options.url.map(make) : make(options.url);
   const out = {
     transport,
-    sseUrl: options.sseUrl ?? (transport === "sse" ? options.url : sibling(options.url, "sse")),
-    publishUrl: options.publishUrl ?? sibling(options.url, "publish"),
+    sseUrl: derive(options.sseUrl, (url) => (transport === "sse" ? url : sibling(url, "sse"))),
+    publishUrl: derive(options.publishUrl, (url) => sibling(url, "publish")),
   };
   if (options.scopes?.length) out.scopeQuery = `scopes=${options.scopes.map(encodeURIComponent).join(",")}`;
   if (options.flavor) out.flavor = options.flavor;
@@ -169,6 +201,7 @@ export function createLiveClient(options) {
   checkOptions(options, where);
   const { url, wasm, scopes, transport, sseUrl, publishUrl, flavor, ...clientOptions } = options;
   const reach = endpoints(options);
+  const relayUrl = Array.isArray(url) ? [...url] : url; // a copy: the client is created later
   let client = null;
   let failed = null;
   let closed = false;
@@ -191,7 +224,7 @@ export function createLiveClient(options) {
   loadModule(wasm).then(
     () => {
       if (closed) return;
-      client = new LiveClient(url, { ...clientOptions, ...reach, onStateChange: notifyState });
+      client = new LiveClient(relayUrl, { ...clientOptions, ...reach, onStateChange: notifyState });
       for (const op of pending.splice(0)) op(client);
     },
     (cause) => {
@@ -321,9 +354,15 @@ export function createLiveClient(options) {
       );
       return () => unsubscribe(handle);
     },
-    /** Counters from the connection: `{ problems, duplicates, resyncs, connections }`. */
+    /**
+     * Counters from the connection: `{ problems, duplicates, resyncs, connections }`, and `url`: the
+     * relay endpoint in use (with several `url`s, the one of the current connection, or the one the
+     * next attempt goes to).
+     */
     get stats() {
-      return client ? client.stats : { problems: 0, duplicates: 0, resyncs: 0, connections: 0 };
+      if (client) return client.stats;
+      const first = Array.isArray(relayUrl) ? relayUrl[0] : relayUrl;
+      return { problems: 0, duplicates: 0, resyncs: 0, connections: 0, url: first };
     },
   };
 }

@@ -291,13 +291,6 @@ impl LiveClient {
         let sh = self.shell.borrow();
         let stats = sh.session.stats();
         let obj = Object::new();
-        let relay = sh.relay();
-        let url = if sh.session.uses_sse() {
-            &relay.sse
-        } else {
-            &relay.ws
-        };
-        set(&obj, "url", &JsValue::from_str(url));
         set(&obj, "problems", &JsValue::from_f64(stats.problems as f64));
         set(
             &obj,
@@ -310,6 +303,13 @@ impl LiveClient {
             "connections",
             &JsValue::from_f64(stats.connections as f64),
         );
+        let relay = sh.relay();
+        let url = if sh.session.uses_sse() {
+            &relay.sse
+        } else {
+            &relay.ws
+        };
+        set(&obj, "url", &JsValue::from_str(url));
         obj.into()
     }
 

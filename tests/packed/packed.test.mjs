@@ -7,6 +7,7 @@ import { mkdtempSync, cpSync, writeFileSync, readdirSync, rmSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { once } from "node:events";
+import { createServer } from "node:net";
 import { chromium } from "playwright-core";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -50,8 +51,17 @@ test("the packed package works in a fresh Vite app, called the way Refine calls 
   const page = await browser.newPage();
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
-  page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
-  await page.goto(base + "/");
+  // A port where nothing listens, for the cluster provider's first URL. The browser logs the refused
+  // connection to it; that is the only console error expected.
+  const closed = await new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+  const refused = `WebSocket connection to 'ws://127.0.0.1:${closed}/ws' failed`;
+  page.on("console", (m) => m.type() === "error" && !m.text().startsWith(refused) && pageErrors.push(m.text()));
+  await page.goto(`${base}/?closed=${closed}`);
   const r = await page.evaluate(() => window.runScenario());
 
   assert.equal(r.stateBeforeLoad, "loading", "subscribe was called before the wasm module loaded");
@@ -68,6 +78,10 @@ test("the packed package works in a fresh Vite app, called the way Refine calls 
   assert.equal(r.beforeUnsubscribe, 8);
   assert.equal(r.afterUnsubscribe, 8, "nothing arrives after unsubscribe");
 
+  assert.equal(r.clusterUrl, `ws://${new URL(base).host}/ws`, "failed over from the refused first URL to the second");
+  assert.deepEqual(r.clustered, ["updated:4"]);
+  assert.match(r.errors.urlIndex?.message ?? "", /`url\[1\]` must start with ws:\/\/ or wss:\/\//);
+  assert.match(r.errors.sseUrlLength?.message ?? "", /`sseUrl` has 1 URL but `url` has 2/);
   assert.equal(r.errors.url?.name, "TypeError");
   assert.match(r.errors.url.message, /`url` must start with ws:\/\/ or wss:\/\//);
   assert.match(r.errors.channel?.message ?? "", /`channel` must be a non-empty string/);

@@ -119,3 +119,27 @@ createLiveClient({ url: "http://127.0.0.1:8787/sse", transport: "sse", token: "e
 realtime({ url: "ws://127.0.0.1:8787/ws", getToken: () => "static-token" }).close();
 const ginjouKey = realtime({ url: "ws://127.0.0.1:8787/ws" }).subscribe({ channel: "c", actions: ["*"], callback: () => {} });
 console.log(ginjouKey.state, (e: LivePublishError) => e.relayCode);
+
+// A relay cluster: several URLs (one per node), tried in turn; `stats.url` names the one in use.
+const nodes = ["wss://a.relay.example.test/ws", "wss://b.relay.example.test/ws"] as const;
+const cluster = liveProvider({
+  url: nodes,
+  onStateChange: (s) => s.state === "open" && console.log(`live via ${cluster.stats.url}`),
+});
+const relayInUse: string = cluster.stats.url;
+console.log(relayInUse);
+const clusterRefine: RefineLiveProvider = cluster;
+console.log(clusterRefine.subscribe.length);
+createLiveClient({
+  url: ["ws://a.example.test/ws", "ws://b.example.test/ws"],
+  transport: "auto",
+  sseUrl: ["http://a.example.test/sse", "http://b.example.test/sse"],
+  publishUrl: ["http://a.example.test/publish", "http://b.example.test/publish"],
+}).close();
+realtime({ url: ["ws://a.example.test/ws", "ws://b.example.test/ws"], getToken: () => "t" }).close();
+export function ClusterBadge(): string {
+  const { state } = useReactState(cluster);
+  return `${state} via ${cluster.stats.url}`;
+}
+// @ts-expect-error a relay URL is a string
+liveProvider({ url: ["ws://a.example.test/ws", 8787] });

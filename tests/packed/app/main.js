@@ -97,8 +97,23 @@ window.runScenario = async () => {
   await sleep(100);
   report.afterUnsubscribe = total();
 
+  // A relay cluster given as several URLs: nothing listens at the first (the test names a closed
+  // port in `?closed=`), so the client fails over to the second.
+  const closed = `ws://127.0.0.1:${new URLSearchParams(location.search).get("closed")}/ws`;
+  const cluster = liveProvider({ url: [closed, url], backoffMinMs: 20 });
+  const clustered = [];
+  cluster.subscribe({ channel, types: ["*"], callback: (e) => clustered.push(e) });
+  await until("the cluster provider to connect through its second URL", () => cluster.state === "open");
+  report.clusterUrl = cluster.stats.url;
+  await editor.publish({ channel, type: "updated", payload: { ids: [4] } });
+  await until("the cluster provider to receive", () => clustered.length === 1);
+  report.clustered = kinds(clustered);
+  cluster.close();
+
   report.errors = {
     url: thrown(() => liveProvider({ url: "http://example.test" })),
+    urlIndex: thrown(() => liveProvider({ url: [url, "http://example.test"] })),
+    sseUrlLength: thrown(() => liveProvider({ url: [url, url], sseUrl: "http://example.test/sse" })),
     channel: thrown(() => viewer.subscribe({ channel: "", types: ["*"], callback() {} })),
     ids: thrown(() => viewer.subscribe({ channel, types: ["*"], params: { ids: [{}] }, callback() {} })),
     callback: thrown(() => viewer.subscribe({ channel, types: ["*"] })),
