@@ -9,6 +9,13 @@
 //!
 //! Modes: `--window W` (saturation: at most W events in flight, counted over all subscribers) or
 //! `--rate R` (paced: R publishes per second). Prints one JSON object on stdout.
+//!
+//! Several servers (bench/cluster: relay nodes sharing a Redis): `--url` takes a comma-separated
+//! list and the subscribers are spread over it round-robin; the publisher connects to
+//! `--publish-url` (the first URL by default; `--publishers K` opens K publisher connections
+//! there and sends publish i on connection i % K); `--server-pid` takes a list too (RSS and CPU are
+//! summed). `--redis HOST:PORT` reads Redis's `INFO` at the start and the end of the measured
+//! window (returned as text, for the caller to compare).
 
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -28,14 +35,17 @@ fn now_us() -> u64 {
 }
 
 struct Opts {
-    url: String,
+    urls: Vec<String>,
+    publish_url: Option<String>,
+    redis: Option<String>,
     conns: usize,
     channel: String,
     duration_s: f64,
     warmup_s: f64,
     window: u64,
     rate: f64,
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
+    publishers: usize,
     connect_concurrency: usize,
     threads: usize,
     idle_settle_ms: u64,
@@ -43,14 +53,17 @@ struct Opts {
 
 fn parse() -> Opts {
     let mut o = Opts {
-        url: "ws://127.0.0.1:8787/ws".into(),
+        urls: vec!["ws://127.0.0.1:8787/ws".into()],
+        publish_url: None,
+        redis: None,
         conns: 100,
         channel: "bench".into(),
         duration_s: 5.0,
         warmup_s: 1.0,
         window: 16,
         rate: 0.0,
-        server_pid: None,
+        server_pids: Vec::new(),
+        publishers: 1,
         connect_concurrency: 200,
         threads: 2,
         idle_settle_ms: 1000,
@@ -60,14 +73,17 @@ fn parse() -> Opts {
     while i < args.len() {
         let v = args.get(i + 1).cloned().unwrap_or_default();
         match args[i].as_str() {
-            "--url" => o.url = v,
+            "--url" => o.urls = v.split(',').map(str::to_owned).collect(),
+            "--publish-url" => o.publish_url = Some(v),
+            "--publishers" => o.publishers = v.parse().expect("--publishers"),
+            "--redis" => o.redis = Some(v),
             "--conns" => o.conns = v.parse().expect("--conns"),
             "--channel" => o.channel = v,
             "--duration-s" => o.duration_s = v.parse().expect("--duration-s"),
             "--warmup-s" => o.warmup_s = v.parse().expect("--warmup-s"),
             "--window" => o.window = v.parse().expect("--window"),
             "--rate" => o.rate = v.parse().expect("--rate"),
-            "--server-pid" => o.server_pid = Some(v.parse().expect("--server-pid")),
+            "--server-pid" => o.server_pids = v.split(',').map(|p| p.parse().expect("--server-pid")).collect(),
             "--connect-concurrency" => o.connect_concurrency = v.parse().expect("--connect-concurrency"),
             "--threads" => o.threads = v.parse().expect("--threads"),
             "--idle-settle-ms" => o.idle_settle_ms = v.parse().expect("--idle-settle-ms"),
@@ -99,6 +115,44 @@ fn stamp(text: &str) -> Option<u64> {
     let at = text.find("\"t\":")? + 4;
     let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
     text[at..at + digits].parse().ok()
+}
+
+/// Redis's `INFO` (the sections asked for), over a fresh connection (one inline command).
+async fn redis_info(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect to Redis");
+    s.write_all(b"INFO commandstats cpu memory stats\r\n").await.expect("INFO");
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = s.read(&mut chunk).await.expect("read INFO");
+        assert!(n > 0, "Redis closed the connection during INFO");
+        buf.extend_from_slice(&chunk[..n]);
+        // `$<len>\r\n<body>\r\n`
+        if let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") {
+            let len: usize = std::str::from_utf8(&buf[1..eol]).ok().and_then(|l| l.parse().ok()).expect("INFO reply");
+            if buf.len() >= eol + 2 + len {
+                return String::from_utf8_lossy(&buf[eol + 2..eol + 2 + len]).into_owned();
+            }
+        }
+    }
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c if (c as u32) < 0x20 => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 struct Shared {
@@ -325,8 +379,8 @@ async fn run(o: Opts) {
         progress: Notify::new(),
         problems: AtomicU64::new(0),
     });
-    let rss = |pid: Option<u32>| pid.and_then(rss_kib).unwrap_or(0);
-    let rss0 = rss(o.server_pid);
+    let rss = |pids: &[u32]| pids.iter().map(|&p| rss_kib(p).unwrap_or(0)).sum::<u64>();
+    let rss0 = rss(&o.server_pids);
 
     // Subscribers.
     let t_connect = Instant::now();
@@ -335,9 +389,10 @@ async fn run(o: Opts) {
     let (lat_tx, mut lat_rx) = mpsc::unbounded_channel();
     let subscribe = format!("{{\"op\":\"subscribe\",\"channels\":[{{\"channel\":\"{}\"}}]}}", o.channel);
     let mut ready = Vec::with_capacity(o.conns);
-    for _ in 0..o.conns {
+    for i in 0..o.conns {
         let permit = Arc::clone(&sem).acquire_owned().await.expect("semaphore");
-        let (url, sub, shared, stop, out) = (o.url.clone(), subscribe.clone(), Arc::clone(&shared), stop_rx.clone(), lat_tx.clone());
+        let url = o.urls[i % o.urls.len()].clone();
+        let (sub, shared, stop, out) = (subscribe.clone(), Arc::clone(&shared), stop_rx.clone(), lat_tx.clone());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
         ready.push(ready_rx);
         tokio::spawn(async move {
@@ -367,14 +422,17 @@ async fn run(o: Opts) {
     }
     let connect_s = t_connect.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(o.idle_settle_ms)).await;
-    let rss_idle = rss(o.server_pid);
+    let rss_idle = rss(&o.server_pids);
+    let rss_idle_each: Vec<u64> = o.server_pids.iter().map(|&p| rss_kib(p).unwrap_or(0)).collect();
 
-    // Publisher.
-    let mut publisher = connect(&o.url).await;
-    wait_for(&mut publisher, "\"op\":\"hello\"").await;
-    let (mut pub_tx, mut pub_rx) = publisher.split();
+    // Publishers (one by default; with several, publish i goes to connection i % publishers).
     let acks = Arc::new(AtomicU64::new(0));
-    {
+    let mut pub_txs = Vec::with_capacity(o.publishers);
+    for _ in 0..o.publishers.max(1) {
+        let mut publisher = connect(o.publish_url.as_deref().unwrap_or(&o.urls[0])).await;
+        wait_for(&mut publisher, "\"op\":\"hello\"").await;
+        let (pub_tx, mut pub_rx) = publisher.split();
+        pub_txs.push(pub_tx);
         let acks = Arc::clone(&acks);
         tokio::spawn(async move {
             while let Some(Ok(msg)) = pub_rx.next().await {
@@ -394,15 +452,25 @@ async fn run(o: Opts) {
     let warm_end = begin + Duration::from_secs_f64(o.warmup_s);
     let end = warm_end + Duration::from_secs_f64(o.duration_s);
     let mut measure_start: Option<(Instant, u64, u64, f64, f64)> = None; // (when, delivered, published, server cpu, client cpu)
-    let server_cpu = |pid: Option<u32>| pid.and_then(|p| cpu_s(&p.to_string())).unwrap_or(f64::NAN);
+    let server_cpu = |pids: &[u32]| -> f64 {
+        if pids.is_empty() {
+            return f64::NAN;
+        }
+        pids.iter().map(|p| cpu_s(&p.to_string()).unwrap_or(f64::NAN)).sum()
+    };
+    let mut redis_start = String::new();
     loop {
         let now = Instant::now();
         if now >= end {
             break;
         }
         if measure_start.is_none() && now >= warm_end {
+            if let Some(addr) = &o.redis {
+                redis_start = redis_info(addr).await;
+            }
+            let now = Instant::now();
             shared.measuring.store(true, Relaxed);
-            measure_start = Some((now, shared.delivered.load(Relaxed), published, server_cpu(o.server_pid), cpu_s("self").unwrap_or(f64::NAN)));
+            measure_start = Some((now, shared.delivered.load(Relaxed), published, server_cpu(&o.server_pids), cpu_s("self").unwrap_or(f64::NAN)));
         }
         if o.rate > 0.0 {
             let due = (begin.elapsed().as_secs_f64() * o.rate) as u64;
@@ -430,34 +498,41 @@ async fn run(o: Opts) {
             published % 1000,
             now_us()
         );
-        pub_tx.send(Message::text(frame)).await.expect("publish");
+        let k = (published % pub_txs.len() as u64) as usize;
+        pub_txs[k].send(Message::text(frame)).await.expect("publish");
     }
     let (m_when, m_delivered, m_published, m_server_cpu, m_client_cpu) = measure_start.expect("no measurement window");
     let seconds = m_when.elapsed().as_secs_f64();
     let delivered_in_window = shared.delivered.load(Relaxed) - m_delivered;
     let published_in_window = published - m_published;
-    let server_cpu_s = server_cpu(o.server_pid) - m_server_cpu;
+    let server_cpu_s = server_cpu(&o.server_pids) - m_server_cpu;
     let client_cpu_s = cpu_s("self").unwrap_or(f64::NAN) - m_client_cpu;
     shared.measuring.store(false, Relaxed);
+    let redis_end = match &o.redis {
+        Some(addr) => redis_info(addr).await,
+        None => String::new(),
+    };
 
     // Drain: everything published must reach every subscriber.
     let expected = published * n;
     let drain_start = Instant::now();
-    while shared.delivered.load(Relaxed) < expected && drain_start.elapsed() < Duration::from_secs(20) {
+    while (shared.delivered.load(Relaxed) < expected || acks.load(Relaxed) < published) && drain_start.elapsed() < Duration::from_secs(20) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let delivered_total = shared.delivered.load(Relaxed);
-    let rss_end = rss(o.server_pid);
+    let rss_end = rss(&o.server_pids);
     let _ = stop_tx.send(true);
     let mut lat: Vec<u32> = Vec::new();
     while let Some(v) = lat_rx.recv().await {
         lat.extend(v);
     }
     lat.sort_unstable();
-    let _ = pub_tx.close().await;
+    for mut pub_tx in pub_txs {
+        let _ = pub_tx.close().await;
+    }
 
     println!(
-        "{{\"conns\":{},\"mode\":\"{}\",\"window\":{},\"rate\":{},\"seconds\":{:.3},\"published\":{},\"published_in_window\":{},\"delivered_in_window\":{},\"delivered_per_s\":{:.1},\"expected_total\":{},\"delivered_total\":{},\"acks\":{},\"problems\":{},\"lat_samples\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"connect_s\":{:.3},\"rss0_kib\":{},\"rss_idle_kib\":{},\"rss_end_kib\":{},\"idle_kib_per_conn\":{:.2},\"server_cpu_s\":{:.3},\"client_cpu_s\":{:.3}}}",
+        "{{\"conns\":{},\"mode\":\"{}\",\"window\":{},\"rate\":{},\"seconds\":{:.3},\"published\":{},\"published_in_window\":{},\"delivered_in_window\":{},\"delivered_per_s\":{:.1},\"expected_total\":{},\"delivered_total\":{},\"acks\":{},\"problems\":{},\"lat_samples\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"connect_s\":{:.3},\"rss0_kib\":{},\"rss_idle_kib\":{},\"rss_end_kib\":{},\"idle_kib_per_conn\":{:.2},\"server_cpu_s\":{:.3},\"client_cpu_s\":{:.3},\"rss_idle_kib_each\":{:?},\"redis_info_start\":{},\"redis_info_end\":{}}}",
         o.conns,
         if o.rate > 0.0 { "paced" } else { "saturate" },
         o.window,
@@ -484,6 +559,9 @@ async fn run(o: Opts) {
         (rss_idle as f64 - rss0 as f64) / o.conns as f64,
         server_cpu_s,
         client_cpu_s,
+        rss_idle_each,
+        json_string(&redis_start),
+        json_string(&redis_end),
     );
     std::process::exit(0);
 }
