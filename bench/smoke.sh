@@ -11,10 +11,10 @@ trap 'rm -rf "$log"' EXIT
 
 if [ ! -f pkg/wasm_live_provider_bg.wasm ]; then
   echo "bench smoke: pkg/ is missing: run bash scripts/build-pkg.sh first" >&2
-  echo "bench smoke: 0 passed, 4 failed"; exit 1
+  echo "bench smoke: 0 passed, 5 failed"; exit 1
 fi
 if [ ! -d bench/node_modules/playwright-core ] || [ ! -d bench/node_modules/ws ]; then
-  (cd bench && npm ci --no-audit --no-fund --loglevel=error) || { echo "bench smoke: npm ci failed"; echo "bench smoke: 0 passed, 4 failed"; exit 1; }
+  (cd bench && npm ci --no-audit --no-fund --loglevel=error) || { echo "bench smoke: npm ci failed"; echo "bench smoke: 0 passed, 5 failed"; exit 1; }
 fi
 
 # `numbers FILE EXPR`: the JSON result FILE has a finite positive number at EXPR (a JS expression on `r`).
@@ -50,6 +50,13 @@ fanout() {
       'r.summary[200].relay.deliveredPerSec' 'r.summary[200].node.deliveredPerSec' 'r.summary[200].relay.pacedP99ms' \
       'r.summary[200].relay.idleKiBPerConn' 'r.summary[200].node.serverCpuUsPerDelivery'
 }
+cluster() {
+  bash bench/cluster/run.sh --smoke &&
+    numbers bench/results/cluster-smoke.json \
+      'r.summary[200].memory.deliveredPerSec' 'r.summary[200].redis1.deliveredPerSec' 'r.summary[200].redis2.deliveredPerSec' \
+      'r.summary[200].redis2.pacedP99ms' 'r.summary[200].redis1.redis.roundTripsPerPublish' 'r.summary[200].redis2.redis.innerPerPublish' \
+      'r.summary[200].redis1.idleKiBPerConn'
+}
 memory() {
   node bench/memory/run.mjs --smoke &&
     numbers bench/results/memory-smoke.json 'r.results.wasm.jsPerSub' 'r.results.wasm.wasmPerSub' 'r.results.hand.jsPerSub' 'r.results.wasm.cycleKeptUs'
@@ -63,6 +70,7 @@ size() {
 t0=$SECONDS
 step dispatch dispatch
 step fanout fanout
+step cluster cluster
 step memory memory
 step size size
 echo "bench smoke: total $((SECONDS - t0)) s"
