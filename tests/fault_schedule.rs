@@ -14,6 +14,11 @@
 //! (a tenth of the requests fail while faults last), the relay wants `auth` first, gives short
 //! tokens (4 s) and ends a connection whose token expires (error `unauthorized`, then the close);
 //! the same guarantees must hold, and once the faults stop no token may expire (refreshes in-band).
+//!
+//! Half of the seeds give the session three relay URLs: the nodes of one cluster, sharing the
+//! simulated relay's state (one epoch, one history, one set of publish keys). Nodes also go down
+//! (refusing connections, the client's connection on it cut) and come back. The same guarantees
+//! must hold, and every connection attempt must go to the node after the previous attempt's.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::cmp::Reverse;
@@ -35,6 +40,8 @@ const QUIET_MS: u64 = 60_000;
 const PING_MS: u64 = 5_000;
 /// Lifetime of the tokens of authenticated seeds.
 const TOKEN_MS: u64 = 4_000;
+/// Relay URLs of the cluster seeds.
+const NODES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -237,6 +244,15 @@ struct Sim {
     tokens: u64,
     token_failures: u64,
     expiries: (u64, u64),
+    seed: u64,
+    /// Per relay URL (one, or [`NODES`] for cluster seeds): whether the node accepts connections.
+    nodes: Vec<bool>,
+    /// The node of the last connection attempt, and of the client's current connection.
+    last_node: Option<usize>,
+    client_node: Option<usize>,
+    /// Connection attempts per node, and node outages.
+    node_connects: Vec<u64>,
+    node_outages: u64,
 }
 
 impl Sim {
@@ -257,11 +273,13 @@ impl Sim {
             },
         };
         let auth = seed % 2 == 1;
+        let nodes = if seed % 4 >= 2 { NODES } else { 1 };
         let cfg = SessionConfig {
             seed,
             backoff_min_ms: 100,
             backoff_max_ms: 3_000,
             auth,
+            relays: nodes,
             ..SessionConfig::default()
         };
         Sim {
@@ -298,6 +316,12 @@ impl Sim {
             tokens: 0,
             token_failures: 0,
             expiries: (0, 0),
+            seed,
+            nodes: vec![true; nodes],
+            last_node: None,
+            client_node: None,
+            node_connects: vec![0; nodes],
+            node_outages: 0,
         }
     }
 
@@ -343,11 +367,23 @@ impl Sim {
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Connect => {
+                    // Every attempt follows a failed attempt or a lost connection (no offline
+                    // page, no idle time here): it goes to the next node.
+                    let node = self.session.relay();
+                    let expected = self.last_node.map_or(0, |n| (n + 1) % self.nodes.len());
+                    assert_eq!(
+                        node, expected,
+                        "seed {}: the attempt after one on node {:?} went to node {node}",
+                        self.seed, self.last_node
+                    );
+                    self.last_node = Some(node);
+                    self.client_node = Some(node);
+                    self.node_connects[node] += 1;
                     self.next_conn += 1;
                     let conn = self.next_conn;
                     self.client_conn = Some(conn);
                     let t = self.now + self.latency();
-                    if self.relay.up {
+                    if self.relay.up && self.nodes[node] {
                         self.relay.drop_conn();
                         self.relay.conn = Some(conn);
                         self.last_to_client = t;
@@ -434,10 +470,25 @@ impl Sim {
                     self.relay.keys.clear();
                 }
             }
+            80..=89 if self.nodes.len() > 1 => {
+                // A node goes down: it refuses connections, and the client's connection on it is cut.
+                let node = self.rng.below(self.nodes.len() as u64) as usize;
+                if self.nodes[node] {
+                    self.nodes[node] = false;
+                    self.node_outages += 1;
+                    if self.client_node == Some(node) {
+                        self.cut(true);
+                    }
+                }
+            }
             _ => {} // a calm moment
         }
         if !self.relay.up && self.chance(70) {
             self.relay.up = true;
+        }
+        if self.chance(40) {
+            let node = self.rng.below(self.nodes.len() as u64) as usize;
+            self.nodes[node] = true;
         }
     }
 
@@ -565,6 +616,7 @@ impl Sim {
                         self.at(next, Happening::Fault);
                     } else {
                         self.relay.up = true;
+                        self.nodes.iter_mut().for_each(|up| *up = true);
                     }
                 }
                 Happening::Ping => {
@@ -692,6 +744,7 @@ fn exactly_once_in_order_or_one_resync_under_random_faults() {
     let mut totals = (0usize, 0usize, 0u64, 0u64);
     let mut published = 0usize;
     let (mut tokens, mut token_failures, mut expiries) = (0u64, 0u64, 0u64);
+    let (mut node_connects, mut node_outages) = ([0u64; NODES], 0u64);
     for seed in 0..SEEDS {
         let sim = Sim::new(seed).run();
         let mode = sim.mode;
@@ -737,11 +790,22 @@ fn exactly_once_in_order_or_one_resync_under_random_faults() {
         tokens += sim.tokens;
         token_failures += sim.token_failures;
         expiries += sim.expiries.0;
+        if sim.nodes.len() == NODES {
+            for (total, n) in node_connects.iter_mut().zip(&sim.node_connects) {
+                *total += n;
+            }
+            node_outages += sim.node_outages;
+        }
     }
+    assert!(
+        node_connects.iter().all(|n| *n > 0) && node_outages > 0,
+        "the cluster seeds used every node ({node_connects:?}) and took nodes down ({node_outages})"
+    );
     println!(
         "fault schedules: {SEEDS} seeds, {published} events published, {} deliveries checked, {} resyncs, \
          {} replayed duplicates dropped, {} connections; authenticated seeds: {tokens} tokens, \
-         {token_failures} token failures, {expiries} expiries while faults lasted, none after",
+         {token_failures} token failures, {expiries} expiries while faults lasted, none after; \
+         cluster seeds: attempts per node {node_connects:?}, {node_outages} node outages",
         totals.0, totals.1, totals.2, totals.3
     );
 }
