@@ -1,6 +1,6 @@
 //! The Server-Sent Events transport in a real browser against the real relay: the same delivery and
 //! filter suites as the WebSocket, resume after the stream is cut, revalidation with and without
-//! scopes, and the fallback from a refused WebSocket.
+//! scopes, the fallback from a refused WebSocket, and failover from a refused first stream URL.
 //! Run by `scripts/test-browser.sh` (see tests/harness/relay-harness.mjs).
 #![cfg(target_arch = "wasm32")]
 
@@ -170,5 +170,41 @@ async fn auto_falls_back_to_sse_when_the_websocket_is_refused() {
             .contains("Server-Sent Events")
     });
     assert!(said_fallback, "the fallback is reported through onError");
+    c.close();
+}
+
+#[wasm_bindgen_test]
+async fn sse_a_refused_first_stream_fails_over_to_the_second() {
+    let ch = channel("sse-failover");
+    // Nothing listens at the first relay: its stream (and its publish URL) are refused.
+    let closed = closed_ws().replace("ws://", "http://");
+    let closed = closed.trim_end_matches("/ws");
+    let c = client_to_relays(
+        &[&format!("{closed}/sse"), &relay_sse()],
+        &[
+            ("transport", "sse".into()),
+            (
+                "publishUrl",
+                string_array(&[
+                    &format!("{closed}/publish"),
+                    &format!("{}/publish", relay_http()),
+                ]),
+            ),
+        ],
+    );
+    let got = Recorder::new();
+    c.subscribe(ch.clone(), all(), None, got.function.clone());
+    wait_until("the stream through the second URL", 10_000, || {
+        c.state() == "open"
+    })
+    .await;
+    assert_eq!(stats_url(&c), relay_sse());
+    // Publishes go to the second relay's publish URL too.
+    publish(&c, &ch, "updated", "{}").await;
+    wait_until("delivery over the second stream", 5_000, || {
+        got.count() == 1
+    })
+    .await;
+    assert_eq!(stat(&c, "resyncs"), 0.0);
     c.close();
 }
