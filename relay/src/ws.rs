@@ -573,7 +573,9 @@ impl Connection {
             Ok((_, seq)) => seq,
             // Not answered: the client resends it, with its key, after reconnecting (it may have
             // been published just before Redis went away; the key makes it once).
-            Err(e) if e.code == ErrorCode::Unavailable => return self.unavailable(&e.message).await,
+            Err(e) if e.code == ErrorCode::Unavailable => {
+                return self.unavailable(&e.message).await
+            }
             Err(e) => return self.send_error(e.code, &e.message, Some(id)).await,
         };
         // Send what is queued first, so the publisher sees its own event before the ack.

@@ -14,16 +14,19 @@
 //! its scopes and as a `skip` frame for the others; the history keeps both frames and the scopes,
 //! so a replay makes the same choice for the connection it is sent to.
 
+use super::kick::{Kick, KickReason};
+use super::outbound::{Entry, Logged, Outbound, Scopes};
+use super::request::{Delivery, Refusal, Request, Since, Subscribed, TooManyChannels};
 use crate::config::Config;
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Notify};
-use wasm_live_provider::engine::frame::{encode_skip, encode_subscribed, ChannelEntry};
+use wasm_live_provider::engine::frame::{encode_subscribed, ChannelEntry};
 use wasm_live_provider::engine::history::{ChannelLog, HistoryLimits, Millis, Replay};
 
 /// Identifies one connection for the broker.
@@ -79,154 +82,6 @@ impl Settings {
             max_publish_keys: DEFAULT_MAX_PUBLISH_KEYS,
         }
     }
-}
-
-/// Why the broker ends a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum KickReason {
-    /// Its outbound queue was full.
-    SlowConsumer = 1,
-    /// The broker lost its connection to Redis: nothing can be delivered in order until it is
-    /// back, so the client reconnects (to this node once it is back, or to another one).
-    Unavailable = 2,
-    /// The cluster's history was lost (Redis restarted without its data): the relay has a new
-    /// epoch, announced to the client when it reconnects.
-    EpochChanged = 3,
-}
-
-/// Raised once when the broker ends a connection; the connection waits on it.
-#[derive(Debug, Default)]
-pub struct Kick {
-    /// 0 until kicked, then a [`KickReason`].
-    reason: AtomicU8,
-    notify: Notify,
-}
-
-impl Kick {
-    /// Marks the connection as ended; wakes it the first time (the first reason stays).
-    pub(crate) fn kick(&self, reason: KickReason) {
-        if self
-            .reason
-            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            self.notify.notify_one();
-        }
-    }
-
-    pub fn is_kicked(&self) -> bool {
-        self.reason.load(Ordering::Acquire) != 0
-    }
-
-    /// Why the connection was kicked (None while it was not).
-    pub fn reason(&self) -> Option<KickReason> {
-        match self.reason.load(Ordering::Acquire) {
-            1 => Some(KickReason::SlowConsumer),
-            2 => Some(KickReason::Unavailable),
-            3 => Some(KickReason::EpochChanged),
-            _ => None,
-        }
-    }
-
-    /// Resolves once the connection has been kicked.
-    pub async fn wait(&self) {
-        // `notify_one` keeps a permit when nobody waits yet, so a kick is never missed.
-        self.notify.notified().await;
-    }
-}
-
-/// A connection's scopes, sorted and without duplicates (see [`scopes`]).
-pub type Scopes = Arc<[Box<str>]>;
-
-/// A connection's scopes from a list as given.
-pub fn scopes<S: AsRef<str>>(list: impl IntoIterator<Item = S>) -> Scopes {
-    let mut list: Vec<Box<str>> = list.into_iter().map(|s| Box::from(s.as_ref())).collect();
-    list.sort_unstable();
-    list.dedup();
-    list.into()
-}
-
-/// One frame of a connection's outbound queue.
-#[derive(Debug, Clone)]
-pub struct Outbound {
-    /// The frame, serialized.
-    pub text: Utf8Bytes,
-    /// For an `event` or a `skip` frame: its channel and seq (where it moves the connection's
-    /// position).
-    pub position: Option<(Arc<str>, u64)>,
-}
-
-impl Outbound {
-    /// A frame that moves no position (`subscribed`, ...).
-    pub fn other(text: Utf8Bytes) -> Self {
-        Outbound {
-            text,
-            position: None,
-        }
-    }
-}
-
-/// An event to append to a channel: its `event` frame (with its seq) and the scopes it is for
-/// (none: everyone).
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub seq: u64,
-    pub frame: Utf8Bytes,
-    pub scopes: Option<Box<[Box<str>]>>,
-}
-
-/// An event as a channel keeps it: its frame and, for a scoped event, its scopes and the `skip`
-/// frame the other connections get.
-#[derive(Debug)]
-struct Logged {
-    channel: Arc<str>,
-    seq: u64,
-    event: Utf8Bytes,
-    scoped: Option<Box<Scoped>>,
-}
-
-#[derive(Debug)]
-struct Scoped {
-    /// Not empty.
-    scopes: Box<[Box<str>]>,
-    skip: Utf8Bytes,
-}
-
-impl Logged {
-    fn new(channel: &Arc<str>, entry: Entry) -> Self {
-        Logged {
-            channel: Arc::clone(channel),
-            seq: entry.seq,
-            scoped: entry.scopes.filter(|s| !s.is_empty()).map(|scopes| {
-                Box::new(Scoped {
-                    scopes,
-                    skip: Utf8Bytes::from(encode_skip(channel, entry.seq)),
-                })
-            }),
-            event: entry.frame,
-        }
-    }
-
-    /// What a connection holding `scopes` is sent for this event.
-    fn frame_for(&self, scopes: &[Box<str>]) -> Outbound {
-        let text = match &self.scoped {
-            Some(scoped) if !intersect(&scoped.scopes, scopes) => scoped.skip.clone(),
-            _ => self.event.clone(),
-        };
-        Outbound {
-            text,
-            position: Some((Arc::clone(&self.channel), self.seq)),
-        }
-    }
-}
-
-/// Whether an event's scopes and a connection's (sorted) scopes share one.
-fn intersect(event: &[Box<str>], connection: &[Box<str>]) -> bool {
-    !connection.is_empty()
-        && event
-            .iter()
-            .any(|s| connection.binary_search_by(|c| (**c).cmp(&**s)).is_ok())
 }
 
 /// The sending side of a connection's outbound queue.
@@ -328,87 +183,6 @@ impl Inner {
             self.drop_subscription(conn, &name, now, keep_empty);
         }
     }
-}
-
-/// A subscribe that would exceed the per-connection channel limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooManyChannels {
-    pub subscribed: usize,
-    pub adding: usize,
-    pub max: usize,
-}
-
-impl std::fmt::Display for TooManyChannels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "subscribing to {} more channels would make {}, over the limit of {} channels per connection",
-            self.adding,
-            self.subscribed + self.adding,
-            self.max
-        )
-    }
-}
-
-/// Why the hub did not subscribe a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    TooManyChannels(TooManyChannels),
-    /// A channel this node does not follow (Redis broker): follow it first.
-    Untracked(String),
-}
-
-/// Where a subscribing connection wants a channel to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Since {
-    /// No `since`: live events only, and no `recovered` in the answer.
-    Now,
-    /// A `since` in this relay's epoch: replay the events after this seq, if they are all kept.
-    Seq(u64),
-    /// A `since` in another epoch: nothing can be replayed.
-    OtherEpoch,
-}
-
-/// One channel of a subscribe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request<'c> {
-    pub channel: &'c str,
-    pub since: Since,
-}
-
-impl<'c> Request<'c> {
-    /// A channel without `since`.
-    pub fn live(channel: &'c str) -> Self {
-        Request {
-            channel,
-            since: Since::Now,
-        }
-    }
-}
-
-/// One channel of the `subscribed` answer the broker queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subscribed<'c> {
-    pub channel: &'c str,
-    /// The channel's last seq when it was subscribed.
-    pub seq: u64,
-    /// For a request with `since`: whether the missed events were queued after the answer.
-    pub recovered: Option<bool>,
-    /// How many events were queued for replay.
-    pub replayed: usize,
-}
-
-/// What became of an event handed to [`Hub::deliver`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// Appended and queued for the subscribers.
-    Delivered,
-    /// Its seq was appended already.
-    Stale,
-    /// Events before it are missing: nothing was appended.
-    Gap { last_seq: u64 },
-    /// The channel is not followed here.
-    Untracked,
 }
 
 /// One node's connections, channels and fan-out (see the module doc).
@@ -961,18 +735,5 @@ impl Member {
 impl Drop for Member {
     fn drop(&mut self) {
         self.hub.disconnect(self.id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_scopes_are_sorted_and_deduplicated() {
-        assert_eq!(&*scopes(["b", "a", "b"]), [Box::from("a"), Box::from("b")]);
-        assert!(intersect(&[Box::from("b")], &scopes(["a", "b"])));
-        assert!(!intersect(&[Box::from("c")], &scopes(["a", "b"])));
-        assert!(!intersect(&[Box::from("c")], &scopes::<&str>([])));
     }
 }

@@ -1,12 +1,11 @@
 //! The in-process broker (the default): the hub numbers each channel's events itself and the
 //! publish keys live in this process. One relay process, no dependency.
 
-use super::hub::{
-    scopes, ChannelStats, Entry, Hub, Member, Refusal, Request, Scopes, Settings, Stats,
-    Subscribed, TooManyChannels,
-};
+use super::hub::{ChannelStats, Hub, Member, Settings, Stats};
 use super::keys::{KeyedPublish, PublishKeys};
+use super::outbound::{scopes, Entry, Scopes};
 use super::outcome::Published;
+use super::request::{Refusal, Request, Subscribed, TooManyChannels};
 use crate::publish::ValidEvent;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -149,7 +148,7 @@ pub fn new_epoch() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::hub::Since;
+    use crate::broker::request::Since;
     use serde_json::value::RawValue;
     use serde_json::Value;
     use wasm_live_provider::engine::history::{HistoryLimits, Millis};

@@ -10,15 +10,18 @@
 
 pub mod hub;
 pub mod keys;
+pub mod kick;
 pub mod memory;
+pub mod outbound;
 pub mod outcome;
 pub mod redis;
+pub mod request;
 
-pub use hub::{
-    scopes, ChannelStats, ConnId, Kick, KickReason, Member, Outbound, Request, Scopes, Settings,
-    Since, Stats, Subscribed, TooManyChannels,
-};
+pub use hub::{ChannelStats, ConnId, Member, Settings, Stats};
+pub use kick::{Kick, KickReason};
+pub use outbound::{scopes, Outbound, Scopes};
 pub use outcome::{Published, SubscribeError, Unavailable};
+pub use request::{Request, Since, Subscribed, TooManyChannels};
 
 use crate::publish::ValidEvent;
 use hub::Hub;

@@ -1,6 +1,6 @@
 //! What a publish and a subscribe come to, whichever broker runs.
 
-use super::hub::TooManyChannels;
+use super::request::TooManyChannels;
 
 /// The outcome of a publish.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -324,7 +324,10 @@ mod tests {
         assert_eq!(c.redis.as_deref(), Some("redis://10.0.0.5:6379/2"));
         assert_eq!(c.redis_prefix, "wlp");
         for bad in ["10.0.0.5:6379", "http://x", "rediss://x"] {
-            assert!(Config::try_parse_from(["live-relay", "--redis", bad]).is_err(), "{bad}");
+            assert!(
+                Config::try_parse_from(["live-relay", "--redis", bad]).is_err(),
+                "{bad}"
+            );
         }
         for bad in ["", "a b", "a:b", &"x".repeat(65)] {
             let args = ["live-relay", "--redis-prefix", bad];

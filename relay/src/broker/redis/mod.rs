@@ -23,10 +23,12 @@
 pub mod message;
 pub mod script;
 
-use super::hub::{ChannelStats, Delivery, Entry, Hub, KickReason, Member, Refusal};
-use super::hub::{Request, Scopes, Settings, Since, Subscribed};
+use super::hub::{ChannelStats, Hub, Member, Settings};
+use super::kick::KickReason;
 use super::memory::new_epoch;
+use super::outbound::{Entry, Scopes};
 use super::outcome::{Published, SubscribeError, Unavailable};
+use super::request::{Delivery, Refusal, Request, Since, Subscribed};
 use crate::publish::ValidEvent;
 use message::{encode_scopes, split_frame, Live};
 use redis::aio::MultiplexedConnection;
