@@ -18,6 +18,10 @@
 //                     `exp` = ceil((now + ttl_ms) / 1000) s (so it lives at least ttl_ms), `channels`
 //                     and `publish` (comma-split patterns; absent: none) and `scopes` when given.
 //                     Empty when the relay cannot start with --jwt-secret (its tests then fail saying so).
+//   LIVE_CLUSTER_WS   three relay nodes of one cluster (`--redis` on a redis-server the harness starts on
+//   LIVE_CLUSTER_HTTP a free port, without persistence): comma-separated ws://…/ws and http:// URLs, in
+//                     node order. POST /cluster/kill/<i> kills node i (SIGKILL, by pid). Empty when
+//                     Redis or a node cannot start (the cluster test then fails saying so).
 // and exits with COMMAND's status, stopping the relays (after printing the authenticated relay's
 // non-zero /metrics samples). POST /report prints its body (figures a test
 // measured) to stderr.
@@ -26,6 +30,9 @@ import { createServer } from "node:http";
 import { createServer as createTcpServer, connect } from "node:net";
 import { once } from "node:events";
 import { createHmac, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const argv = process.argv.slice(2);
 const split = argv.indexOf("--");
@@ -116,6 +123,56 @@ try {
   log(`relay with authentication on 127.0.0.1:${authPort}`);
 } catch (e) {
   log(`NOT STARTED: the relay with authentication (--jwt-secret): ${e.message.slice(0, 400)}`);
+}
+
+// A cluster: a redis-server without persistence and three relay nodes on it.
+const cluster = { redis: null, dir: null, nodes: [] };
+try {
+  const redisPort = await freePort();
+  cluster.dir = mkdtempSync(join(tmpdir(), "relay-harness-redis-"));
+  cluster.redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", cluster.dir], { stdio: "ignore" });
+  const redisStarted = Date.now();
+  while (!(await reachable(redisPort))) {
+    if (Date.now() - redisStarted > 10_000 || cluster.redis.exitCode !== null) throw new Error("redis-server did not start (apt-get install redis-server)");
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+  for (let i = 0; i < 3; i++) {
+    const nodePort = await freePort();
+    const child = await spawnRelay(nodePort, ["--redis", `redis://127.0.0.1:${redisPort}`, "--redis-prefix", "harness"]);
+    cluster.nodes.push({ port: nodePort, child });
+  }
+  for (const node of cluster.nodes) await waitHealthy(node.port);
+  log(`cluster: Redis on 127.0.0.1:${redisPort}, nodes on ${cluster.nodes.map((n) => n.port).join(", ")}`);
+} catch (e) {
+  log(`NOT STARTED: the cluster (Redis and three nodes): ${e.message.slice(0, 400)}`);
+  for (const node of cluster.nodes) node.child.kill("SIGKILL");
+  cluster.nodes = [];
+}
+
+/** Whether something accepts TCP connections on `port`. */
+function reachable(port) {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.on("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on("error", () => resolve(false));
+  });
+}
+
+/** Waits until the relay on `port` answers /healthz with 200 (a cluster node reaches Redis). */
+async function waitHealthy(relayPort) {
+  const started = Date.now();
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${relayPort}/healthz`)).ok) return;
+    } catch {
+      // not serving yet
+    }
+    if (Date.now() - started > 10_000) throw new Error(`the node on ${relayPort} never became healthy`);
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
 }
 
 const base64url = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
@@ -211,6 +268,17 @@ const control = createServer(async (req, res) => {
       res.setHeader("Content-Type", "text/plain");
       return res.end(token);
     }
+    const kill = req.method === "POST" && req.url.match(/^\/cluster\/kill\/(\d+)$/);
+    if (kill) {
+      const node = cluster.nodes[Number(kill[1])];
+      if (!node) throw new Error(`no cluster node ${kill[1]}`);
+      node.child.expectedExit = true;
+      const exited = node.child.exitCode === null ? once(node.child, "exit") : null;
+      node.child.kill("SIGKILL");
+      await exited;
+      log(`cluster node ${kill[1]} (port ${node.port}, pid ${node.child.pid}) killed`);
+      return res.end(JSON.stringify({ killed: Number(kill[1]) }));
+    }
     if (req.method === "POST" && req.url === "/report") {
       let body = "";
       for await (const chunk of req) body += chunk;
@@ -265,6 +333,8 @@ const env = {
   LIVE_PROXY_HTTP: `http://127.0.0.1:${proxy.address().port}`,
   LIVE_AUTH_RELAY_WS: authRelay ? `ws://127.0.0.1:${authPort}/ws` : "",
   LIVE_AUTH_RELAY_HTTP: authRelay ? `http://127.0.0.1:${authPort}` : "",
+  LIVE_CLUSTER_WS: cluster.nodes.map((n) => `ws://127.0.0.1:${n.port}/ws`).join(","),
+  LIVE_CLUSTER_HTTP: cluster.nodes.map((n) => `http://127.0.0.1:${n.port}`).join(","),
 };
 const child = spawn(command[0], command.slice(1), { stdio: "inherit", env });
 const [code, signal] = await once(child, "exit");
@@ -284,6 +354,12 @@ if (authRelay && authRelay.exitCode === null) {
   authRelay.kill("SIGTERM");
 }
 igniter?.kill();
+for (const node of cluster.nodes) {
+  node.child.expectedExit = true;
+  node.child.kill("SIGTERM");
+}
+cluster.redis?.kill("SIGKILL");
+if (cluster.dir) rmSync(cluster.dir, { recursive: true, force: true });
 proxyActions.cut();
 proxy.close();
 control.close();

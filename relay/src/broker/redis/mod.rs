@@ -155,8 +155,11 @@ impl Link {
 
     /// Redis is back: takes its epoch (a new one closes every connection: the history is gone).
     fn up(&self, conn: MultiplexedConnection, epoch: &str) {
-        if *self.hub.epoch() != *epoch {
-            info!(epoch, "the cluster's epoch is new: Redis lost its data");
+        let known = self.hub.epoch();
+        if *known != *epoch {
+            if !known.is_empty() {
+                info!(epoch, "the cluster's epoch is new: Redis lost its data");
+            }
             self.hub.reset(epoch, KickReason::EpochChanged);
         }
         *lock(&self.conn) = Ok(conn);
