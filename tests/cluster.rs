@@ -62,7 +62,10 @@ async fn a_killed_node_hands_its_clients_to_another_with_nothing_lost() {
         publish_on(http[1], &ch, n).await;
         n += 1;
     }
-    wait_until("the events before the kill", 10_000, || got.count() >= BEFORE).await;
+    wait_until("the events before the kill", 10_000, || {
+        got.count() >= BEFORE
+    })
+    .await;
 
     harness_do("cluster/kill/0").await;
     let killed_at = js_sys::Date::now();
