@@ -737,3 +737,153 @@ impl Drop for Member {
         self.hub.disconnect(self.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn entry(seq: u64) -> Entry {
+        Entry {
+            seq,
+            frame: Utf8Bytes::from(format!(r#"{{"op":"event","channel":"c","seq":{seq}}}"#)),
+            scopes: None,
+        }
+    }
+
+    /// A hub that follows channels numbered elsewhere (the Redis broker's).
+    fn follower() -> Arc<Hub> {
+        Arc::new(Hub::new(Settings::default(), "e1", false))
+    }
+
+    fn drain(member: &mut Member) -> Vec<Value> {
+        std::iter::from_fn(|| member.rx.try_recv().ok())
+            .map(|f| serde_json::from_str(f.text.as_str()).expect("JSON"))
+            .collect()
+    }
+
+    fn since(channel: &str, seq: u64) -> Request<'_> {
+        Request {
+            channel,
+            since: Since::Seq(seq),
+        }
+    }
+
+    #[test]
+    fn a_followed_channel_starts_at_its_loaded_seq_and_replays_what_was_loaded() {
+        let hub = follower();
+        let mut a = hub.connect(16, Scopes::from([]));
+        assert_eq!(
+            hub.subscribe(a.id, &[since("c", 3)], 10),
+            Err(Refusal::Untracked("c".to_owned())),
+            "not followed yet"
+        );
+        assert_eq!(hub.deliver("c", entry(1)), Delivery::Untracked);
+        // Loaded: seq 7, events 5..=7 kept (ages in ms).
+        hub.track("c", 7, vec![(entry(5), 30), (entry(6), 20), (entry(7), 10)]);
+        assert_eq!(hub.last_seq("c"), Some(7));
+        let answer = hub
+            .subscribe(a.id, &[since("c", 4)], 10)
+            .expect("subscribed");
+        assert_eq!(
+            (answer[0].seq, answer[0].recovered, answer[0].replayed),
+            (7, Some(true), 3)
+        );
+        let seqs: Vec<u64> = drain(&mut a)
+            .iter()
+            .filter_map(|f| f["seq"].as_u64())
+            .collect();
+        assert_eq!(seqs, [5, 6, 7]);
+        let mut b = hub.connect(16, Scopes::from([]));
+        let answer = hub
+            .subscribe(b.id, &[since("c", 3)], 10)
+            .expect("subscribed");
+        assert_eq!(answer[0].recovered, Some(false), "event 4 was not loaded");
+        drain(&mut b);
+
+        assert_eq!(hub.deliver("c", entry(7)), Delivery::Stale);
+        assert_eq!(hub.deliver("c", entry(9)), Delivery::Gap { last_seq: 7 });
+        assert_eq!(hub.deliver("c", entry(8)), Delivery::Delivered);
+        assert_eq!(drain(&mut a).len(), 1);
+        assert_eq!(hub.stats().history_events, 4);
+    }
+
+    #[test]
+    fn a_load_that_does_not_reach_the_last_seq_replays_nothing() {
+        let hub = follower();
+        hub.track("c", 9, vec![(entry(5), 0), (entry(6), 0)]);
+        let mut a = hub.connect(16, Scopes::from([]));
+        let answer = hub
+            .subscribe(a.id, &[since("c", 5)], 10)
+            .expect("subscribed");
+        assert_eq!((answer[0].seq, answer[0].recovered), (9, Some(false)));
+        assert_eq!(drain(&mut a).len(), 1, "the answer only");
+    }
+
+    #[test]
+    fn untracking_and_resetting_kick_with_their_reason() {
+        let hub = follower();
+        hub.track("c", 0, vec![]);
+        hub.track("d", 0, vec![]);
+        let a = hub.connect(16, Scopes::from([]));
+        let b = hub.connect(16, Scopes::from([]));
+        hub.subscribe(a.id, &[Request::live("c")], 10).expect("a");
+        hub.subscribe(b.id, &[Request::live("d")], 10).expect("b");
+        hub.untrack("c", KickReason::Unavailable);
+        assert_eq!(a.kick.reason(), Some(KickReason::Unavailable));
+        assert_eq!(b.kick.reason(), None);
+        assert_eq!(hub.stats().subscriptions, 1);
+        hub.reset("e2", KickReason::EpochChanged);
+        assert_eq!(
+            a.kick.reason(),
+            Some(KickReason::Unavailable),
+            "the first reason stays"
+        );
+        assert_eq!(b.kick.reason(), Some(KickReason::EpochChanged));
+        assert!(!hub.is_tracked("d"));
+        assert_eq!(hub.connect(1, Scopes::from([])).epoch.as_ref(), "e2");
+        assert_eq!(&*a.epoch, "e1");
+    }
+
+    #[test]
+    fn idle_channels_are_untracked_after_their_idle_time() {
+        let hub = follower();
+        hub.track("c", 0, vec![]);
+        let a = hub.connect(16, Scopes::from([]));
+        hub.subscribe(a.id, &[Request::live("c")], 10).expect("a");
+        hub.advance(60_000);
+        assert!(hub.untrack_idle(1000).is_empty(), "it has a subscriber");
+        drop(a);
+        assert!(hub.is_tracked("c"), "kept while idle");
+        hub.advance(999);
+        assert!(hub.untrack_idle(1000).is_empty());
+        hub.advance(1);
+        assert_eq!(hub.untrack_idle(1000), ["c"]);
+        assert!(!hub.is_tracked("c"));
+    }
+
+    #[tokio::test]
+    async fn wait_for_resolves_when_the_seq_arrives() {
+        let hub = follower();
+        hub.track("c", 1, vec![]);
+        let waiter = {
+            let hub = Arc::clone(&hub);
+            tokio::spawn(async move {
+                hub.wait_for("c", 3, std::time::Duration::from_secs(5))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        hub.deliver("c", entry(2));
+        hub.deliver("c", entry(3));
+        assert!(waiter.await.expect("task"));
+        let late = hub
+            .wait_for("c", 9, std::time::Duration::from_millis(20))
+            .await;
+        assert!(!late, "gives up after its patience");
+        assert!(
+            hub.wait_for("x", 9, std::time::Duration::ZERO).await,
+            "not followed"
+        );
+    }
+}

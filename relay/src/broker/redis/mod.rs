@@ -35,6 +35,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
 use redis::{RedisError, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
@@ -67,6 +68,8 @@ struct Link {
     conn: Mutex<Result<MultiplexedConnection, String>>,
     /// Woken when a command finds Redis gone.
     lost: Notify,
+    /// Counts the times the node went down: a load begun before the last one is stale.
+    downs: AtomicU64,
     /// Serializes following and unfollowing channels (`SUBSCRIBE`/`UNSUBSCRIBE` + load).
     follow: tokio::sync::Mutex<()>,
     /// Channels being followed: the fan-out messages that arrived before their load.
@@ -170,6 +173,7 @@ impl Link {
     fn down(&self, reason: String) {
         warn!(%reason, "Redis unavailable: closing every connection until it is back");
         *lock(&self.conn) = Err(format!("the relay cannot reach Redis: {reason}"));
+        self.downs.fetch_add(1, Ordering::AcqRel);
         lock(&self.syncing).clear();
         let epoch = self.hub.epoch();
         self.hub.reset(&epoch, KickReason::Unavailable);
@@ -244,11 +248,18 @@ impl Link {
             return Ok(());
         }
         let mut conn = self.conn()?;
+        let downs = self.downs.load(Ordering::Acquire);
         lock(&self.syncing).insert(channel.to_owned(), Vec::new());
         let loaded = self.load_channel(&mut conn, channel).await;
         let mut syncing = lock(&self.syncing);
         let held = syncing.remove(channel);
         let (epoch, last_seq, kept) = loaded?;
+        if self.downs.load(Ordering::Acquire) != downs {
+            // Redis was lost meanwhile: what was loaded may miss events.
+            return Err(self.conn().err().unwrap_or_else(|| {
+                Unavailable("the relay lost Redis while following a channel: retry".to_owned())
+            }));
+        }
         if *self.hub.epoch() != *epoch {
             drop(syncing);
             self.adopt(&epoch);
@@ -437,6 +448,7 @@ impl RedisBroker {
             shown,
             conn: Mutex::new(Err("connecting to Redis".to_owned())),
             lost: Notify::new(),
+            downs: AtomicU64::new(0),
             follow: tokio::sync::Mutex::new(()),
             syncing: Mutex::new(HashMap::new()),
             node: format!("{}-{}", new_epoch(), std::process::id()),
