@@ -110,11 +110,16 @@ fn cpu_s(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-/// The number after `"t":` in a frame, if any.
-fn stamp(text: &str) -> Option<u64> {
-    let at = text.find("\"t\":")? + 4;
+/// The number after the first `key` (e.g. `"t":`) in a frame, if any.
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let at = text.find(key)? + key.len();
     let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
     text[at..at + digits].parse().ok()
+}
+
+/// The send time the publisher put in an event's payload.
+fn stamp(text: &str) -> Option<u64> {
+    number_after(text, "\"t\":")
 }
 
 /// Redis's `INFO` (the sections asked for), over a fresh connection (one inline command).
@@ -161,6 +166,9 @@ struct Shared {
     publisher_waiting: AtomicBool,
     progress: Notify,
     problems: AtomicU64,
+    /// Events whose seq was not the subscriber's previous one + 1, and the seqs skipped over.
+    seq_gaps: AtomicU64,
+    seq_skipped: AtomicU64,
 }
 
 async fn connect(url: &str) -> Ws {
@@ -302,8 +310,10 @@ impl RawWs {
     }
 }
 
-async fn subscriber(mut ws: RawWs, shared: Arc<Shared>, mut stop: watch::Receiver<bool>, out: mpsc::UnboundedSender<Vec<u32>>) {
+async fn subscriber(mut ws: RawWs, shared: Arc<Shared>, mut stop: watch::Receiver<bool>, out: mpsc::UnboundedSender<(u64, Vec<u32>)>) {
     let mut lat: Vec<u32> = Vec::new();
+    let mut events: u64 = 0;
+    let mut last_seq: Option<u64> = None;
     'outer: loop {
         let mut pongs = 0;
         while let Some((op, range)) = ws.frame() {
@@ -312,6 +322,14 @@ async fn subscriber(mut ws: RawWs, shared: Arc<Shared>, mut stop: watch::Receive
             match op {
                 1 if text.starts_with("{\"op\":\"event\"") => {
                     shared.delivered.fetch_add(1, Relaxed);
+                    events += 1;
+                    if let Some(seq) = number_after(text, "\"seq\":") {
+                        if let Some(last) = last_seq.filter(|&last| seq != last + 1) {
+                            shared.seq_gaps.fetch_add(1, Relaxed);
+                            shared.seq_skipped.fetch_add(seq.saturating_sub(last + 1), Relaxed);
+                        }
+                        last_seq = Some(seq);
+                    }
                     if shared.measuring.load(Relaxed) {
                         if let Some(sent) = stamp(text) {
                             lat.push(now_us().saturating_sub(sent).min(u32::MAX as u64) as u32);
@@ -348,7 +366,7 @@ async fn subscriber(mut ws: RawWs, shared: Arc<Shared>, mut stop: watch::Receive
             _ = stop.changed() => break,
         }
     }
-    let _ = out.send(lat);
+    let _ = out.send((events, lat));
     let _ = ws.send(8, &[0x03, 0xe8]).await;
 }
 
@@ -378,6 +396,8 @@ async fn run(o: Opts) {
         publisher_waiting: AtomicBool::new(false),
         progress: Notify::new(),
         problems: AtomicU64::new(0),
+        seq_gaps: AtomicU64::new(0),
+        seq_skipped: AtomicU64::new(0),
     });
     let rss = |pids: &[u32]| pids.iter().map(|&p| rss_kib(p).unwrap_or(0)).sum::<u64>();
     let rss0 = rss(&o.server_pids);
@@ -519,11 +539,18 @@ async fn run(o: Opts) {
     while (shared.delivered.load(Relaxed) < expected || acks.load(Relaxed) < published) && drain_start.elapsed() < Duration::from_secs(20) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let drain_s = drain_start.elapsed().as_secs_f64();
     let delivered_total = shared.delivered.load(Relaxed);
     let rss_end = rss(&o.server_pids);
     let _ = stop_tx.send(true);
     let mut lat: Vec<u32> = Vec::new();
-    while let Some(v) = lat_rx.recv().await {
+    // Subscribers that received fewer events than were published, and the fewest any received.
+    let (mut short, mut fewest) = (0u64, u64::MAX);
+    while let Some((events, v)) = lat_rx.recv().await {
+        if events < published {
+            short += 1;
+        }
+        fewest = fewest.min(events);
         lat.extend(v);
     }
     lat.sort_unstable();
@@ -532,7 +559,7 @@ async fn run(o: Opts) {
     }
 
     println!(
-        "{{\"conns\":{},\"mode\":\"{}\",\"window\":{},\"rate\":{},\"seconds\":{:.3},\"published\":{},\"published_in_window\":{},\"delivered_in_window\":{},\"delivered_per_s\":{:.1},\"expected_total\":{},\"delivered_total\":{},\"acks\":{},\"problems\":{},\"lat_samples\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"connect_s\":{:.3},\"rss0_kib\":{},\"rss_idle_kib\":{},\"rss_end_kib\":{},\"idle_kib_per_conn\":{:.2},\"server_cpu_s\":{:.3},\"client_cpu_s\":{:.3},\"rss_idle_kib_each\":{:?},\"redis_info_start\":{},\"redis_info_end\":{}}}",
+        "{{\"conns\":{},\"mode\":\"{}\",\"window\":{},\"rate\":{},\"seconds\":{:.3},\"published\":{},\"published_in_window\":{},\"delivered_in_window\":{},\"delivered_per_s\":{:.1},\"expected_total\":{},\"delivered_total\":{},\"acks\":{},\"problems\":{},\"lat_samples\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"connect_s\":{:.3},\"rss0_kib\":{},\"rss_idle_kib\":{},\"rss_end_kib\":{},\"idle_kib_per_conn\":{:.2},\"server_cpu_s\":{:.3},\"client_cpu_s\":{:.3},\"rss_idle_kib_each\":{:?},\"drain_s\":{:.3},\"seq_gaps\":{},\"seq_skipped\":{},\"short_subscribers\":{},\"fewest_events\":{},\"redis_info_start\":{},\"redis_info_end\":{}}}",
         o.conns,
         if o.rate > 0.0 { "paced" } else { "saturate" },
         o.window,
@@ -560,6 +587,11 @@ async fn run(o: Opts) {
         server_cpu_s,
         client_cpu_s,
         rss_idle_each,
+        drain_s,
+        shared.seq_gaps.load(Relaxed),
+        shared.seq_skipped.load(Relaxed),
+        short,
+        if fewest == u64::MAX { 0 } else { fewest },
         json_string(&redis_start),
         json_string(&redis_end),
     );
