@@ -224,6 +224,7 @@ async function measure(setup, conns, publishers, extra) {
     if (r.delivered_total !== r.expected_total) failures.push(`${tag}: delivered ${r.delivered_total} of ${r.expected_total}`);
     if (r.acks !== r.published) failures.push(`${tag}: ${r.acks} acks for ${r.published} publishes`);
     if (r.problems) failures.push(`${tag}: ${r.problems} connection problems`);
+    if (r.seq_gaps) failures.push(`${tag}: ${r.seq_gaps} seq gaps at the subscribers (${r.seq_skipped} events skipped; ${r.short_subscribers} subscribers short, the fewest got ${r.fewest_events} of ${r.published})`);
     if (!(r.delivered_per_s > 0)) failures.push(`${tag}: nothing delivered`);
     // Anything the relay logged at warn or above under load.
     r.relay_log = nodes.map((n) => n.stderr().split("\n").filter((l) => l && !/authentication off/.test(l)));
@@ -371,7 +372,7 @@ const md = [
   `Machine at start: ${machineLine(m0)}  `,
   `Load at end: ${m1.load} · ${redis.version}`,
   "",
-  `Three setups, in one run, driven by the fan-out load client (bench/fanout, Rust, tokio with ${opt.threads} worker threads) on the same 2 cores as the relay nodes and Redis: one channel, N subscriber connections, ${opt.publishers} publisher connection(s) to node 1 sending WebSocket \`publish\` frames, publish i on connection i mod ${opt.publishers} (the same publishing path for all three; the relay handles a connection's publishes one at a time${withSingle ? ", so the last two columns, with a single publisher connection, show one publish's turnaround rather than the node's capacity" : ""}). *2 nodes on Redis*: two relay processes on the same Redis and prefix, the subscribers split round-robin between them (N/2 each), so half of the deliveries cross Redis to node 2. Every relay (\`live-relay ${RELAY_ARGS.join(" ")}\`, plus \`--redis redis://127.0.0.1:PORT --redis-prefix benchK\` on Redis: history 1000 events, outbound queue 1024) is started fresh for every measurement; one \`redis-server --save "" --appendonly no\` for the run, a fresh prefix per measurement. Every published event must reach every subscriber, and every publish must be acked (checked). Saturation: at most ${opt.window} events in flight over all subscribers, ${opt["warmup-s"]} s warm-up then ${opt["duration-s"]} s measured. Each figure is the median of ${opt.rounds} round(s), the setups' order rotated per round. Relay log lines at warn or above during the measurements: ${relayLogSummary()}. Paced: every setup at the same rate, ${fmt(opt["paced-fraction"] * 100)} % of the slowest setup's saturated publish rate, over the same ${opt.publishers} publisher connection(s).`,
+  `Three setups, in one run, driven by the fan-out load client (bench/fanout, Rust, tokio with ${opt.threads} worker threads) on the same 2 cores as the relay nodes and Redis: one channel, N subscriber connections, ${opt.publishers} publisher connection(s) to node 1 sending WebSocket \`publish\` frames, publish i on connection i mod ${opt.publishers} (the same publishing path for all three; the relay handles a connection's publishes one at a time${withSingle ? ", so the last two columns, with a single publisher connection, show one publish's turnaround rather than the node's capacity" : ""}). *2 nodes on Redis*: two relay processes on the same Redis and prefix, the subscribers split round-robin between them (N/2 each), so half of the deliveries cross Redis to node 2. Every relay (\`live-relay ${RELAY_ARGS.join(" ")}\`, plus \`--redis redis://127.0.0.1:PORT --redis-prefix benchK\` on Redis: history 1000 events, outbound queue 1024) is started fresh for every measurement; one \`redis-server --save "" --appendonly no\` for the run, a fresh prefix per measurement. Every published event must reach every subscriber, in seq order with no gap, and every publish must be acked (checked). Saturation: at most ${opt.window} events in flight over all subscribers, ${opt["warmup-s"]} s warm-up then ${opt["duration-s"]} s measured. Each figure is the median of ${opt.rounds} round(s), the setups' order rotated per round. Relay log lines at warn or above during the measurements: ${relayLogSummary()}. Paced: every setup at the same rate, ${fmt(opt["paced-fraction"] * 100)} % of the slowest setup's saturated publish rate, over the same ${opt.publishers} publisher connection(s).`,
   "",
   "**Delivered events per second (saturation)**",
   "",
@@ -401,6 +402,8 @@ const md = [
   "**Relay memory per idle subscribed connection** ((RSS of the node(s) with N idle subscribed connections − RSS before) ÷ N; median over the setup's runs)",
   "",
   table(["connections", "setup", "relay KiB/conn", "relay RSS MiB, idle (per node)"], memRows),
+  "",
+  failures.length ? `**Checks: ${failures.length} failed** — ${failures.map((f) => `${f}`).join("; ")}.` : "Checks: every event reached every subscriber in order, every publish was acked, no connection failed.",
 ].join("\n");
 writeResults(opt.out, { machine: { start: m0, end: m1 }, command, redis: redis.version, options: opt, summary, results }, md);
 console.log("\n" + md);
@@ -408,4 +411,4 @@ if (failures.length) {
   console.error(`\ncluster: ${failures.length} check(s) failed:\n  ${failures.join("\n  ")}`);
   process.exit(1);
 }
-console.log("\ncluster: every event reached every subscriber, every publish was acked");
+console.log("\ncluster: every event reached every subscriber in order, every publish was acked");
