@@ -31,16 +31,6 @@ async fn publish_on(node: &str, channel: &str, n: usize) {
     fetch("POST", &format!("{node}/publish"), Some(&body)).await;
 }
 
-fn numbers(got: &Recorder) -> Vec<i64> {
-    (0..got.count())
-        .map(|i| {
-            got.field(i, &["payload", "n"])
-                .as_f64()
-                .map_or(-1, |v| v as i64)
-        })
-        .collect()
-}
-
 #[wasm_bindgen_test]
 async fn a_killed_node_hands_its_clients_to_another_with_nothing_lost() {
     const BEFORE: usize = 20;
@@ -89,14 +79,7 @@ async fn a_killed_node_hands_its_clients_to_another_with_nothing_lost() {
     sleep(300).await;
 
     let received = numbers(&got);
-    let lost = (0..published as i64)
-        .filter(|n| !received.contains(n))
-        .count();
-    let duplicates = received.len()
-        - received
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
+    let (lost, duplicates) = lost_and_duplicated(&received, published);
     let report = format!(
         r#"{{"test":"cluster_node_killed","published":{published},"received":{},"lost":{lost},"duplicates":{duplicates},"resyncs":{},"connections":{},"resumed_after_ms":{resumed_after}}}"#,
         received.len(),

@@ -94,12 +94,7 @@ async fn a_hundred_cuts_lose_and_duplicate_nothing() {
         .iter()
         .fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
     let mean = d.iter().sum::<f64>() / d.len().max(1) as f64;
-    let lost = expected.iter().filter(|n| !received.contains(n)).count();
-    let duplicates = received.len()
-        - received
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
+    let (lost, duplicates) = lost_and_duplicated(&received, published);
     let report = format!(
         r#"{{"test":"a_hundred_cuts","cuts":{CUTS},"published":{published},"received":{},"lost":{lost},"duplicates":{duplicates},"resyncs":{},"replayed_duplicates_dropped":{},"connections":{},"reconnect_delays_ms":{{"count":{},"min":{min},"mean":{mean:.1},"max":{max}}}}}"#,
         received.len(),
@@ -212,17 +207,6 @@ async fn a_publish_the_relay_never_acks_rejects_with_a_timeout() {
     c.close();
 }
 
-/// The `n` of every event received, in order.
-fn numbers(got: &Recorder) -> Vec<i64> {
-    (0..got.count())
-        .map(|i| {
-            got.field(i, &["payload", "n"])
-                .as_f64()
-                .map_or(-1, |v| v as i64)
-        })
-        .collect()
-}
-
 #[wasm_bindgen_test]
 async fn a_refused_first_url_fails_over_to_the_second() {
     let ch = channel("failover-refused");
@@ -325,14 +309,7 @@ async fn a_lost_relay_fails_over_to_the_next_url_and_resumes_without_loss() {
     assert!(reopened, "no connection through the second URL within 10 s");
 
     let received = numbers(&got);
-    let lost = (0..published as i64)
-        .filter(|n| !received.contains(n))
-        .count();
-    let duplicates = received.len()
-        - received
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
+    let (lost, duplicates) = lost_and_duplicated(&received, published);
     let report = format!(
         r#"{{"test":"a_lost_relay_fails_over","published":{published},"received":{},"lost":{lost},"duplicates":{duplicates},"resyncs":{},"replayed_duplicates_dropped":{},"connections":{},"reopened_after_ms":{reopened_after}}}"#,
         received.len(),

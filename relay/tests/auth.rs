@@ -641,17 +641,7 @@ async fn a_refresh_with_fewer_channels_ends_the_lost_subscriptions() {
 async fn sse_opens_with_a_single_use_ticket() {
     let relay = Relay::start(hs_config()).await;
     let token = hs(&claims("u1", 60, &["resources/*"], &[]));
-    let ticket: Value = relay
-        .http
-        .post(relay.url("/sse/ticket"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("POST /sse/ticket")
-        .json()
-        .await
-        .expect("JSON");
-    let ticket = ticket["ticket"].as_str().expect("ticket").to_owned();
+    let ticket = relay.ticket(&token).await;
     let mut sse = relay
         .sse(&format!(
             "channels=resources%2Fposts,secret&ticket={ticket}"

@@ -503,17 +503,7 @@ async fn an_sse_ticket_issued_by_one_node_opens_a_stream_on_another_once() {
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .expect("sign");
-    let answer: Value = a
-        .http
-        .post(a.url("/sse/ticket"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("POST /sse/ticket")
-        .json()
-        .await
-        .expect("JSON");
-    let ticket = answer["ticket"].as_str().expect("ticket").to_owned();
+    let ticket = a.ticket(&token).await;
     let mut stream = b.sse(&format!("channels=posts&ticket={ticket}")).await;
     let retry = stream.block().await;
     assert_eq!(retry.retry.as_deref(), Some("1000"));

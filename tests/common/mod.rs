@@ -106,6 +106,30 @@ pub async fn wait_for(timeout_ms: i32, cond: impl Fn() -> bool) -> bool {
     true
 }
 
+/// The `payload.n` of every event a [`Recorder`] got, in order (-1 where there is none).
+pub fn numbers(got: &Recorder) -> Vec<i64> {
+    (0..got.count())
+        .map(|i| {
+            got.field(i, &["payload", "n"])
+                .as_f64()
+                .map_or(-1, |v| v as i64)
+        })
+        .collect()
+}
+
+/// Of a stream numbered `0..published`: how many numbers were never received, and how many were
+/// received more than once.
+pub fn lost_and_duplicated(received: &[i64], published: usize) -> (usize, usize) {
+    let lost = (0..published as i64)
+        .filter(|n| !received.contains(n))
+        .count();
+    let unique = received
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    (lost, received.len() - unique)
+}
+
 /// A JS function that records what it is called with.
 pub struct Recorder {
     pub events: Rc<RefCell<Vec<JsValue>>>,

@@ -171,6 +171,21 @@ impl Relay {
         (status, body)
     }
 
+    /// A ticket for `token` from `POST /sse/ticket`.
+    pub async fn ticket(&self, token: &str) -> String {
+        let answer: Value = self
+            .http
+            .post(self.url("/sse/ticket"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("POST /sse/ticket")
+            .json()
+            .await
+            .expect("JSON");
+        answer["ticket"].as_str().expect("ticket").to_owned()
+    }
+
     /// Opens `GET /sse?{query}` and checks it is an event stream.
     pub async fn sse(&self, query: &str) -> Sse {
         self.sse_with(query, &[]).await

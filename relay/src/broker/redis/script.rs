@@ -72,18 +72,28 @@ impl Names {
     }
 }
 
-/// The epoch, created with ARGV[1] when Redis has none. Returns it.
-pub fn epoch() -> Script {
-    Script::new(
-        r"
+/// Every script starts here: `now_ms()` reads Redis's clock; `epoch` is the cluster's epoch
+/// (KEYS[1]), created with ARGV[1] when Redis has none.
+const PRELUDE: &str = r"
+local function now_ms()
+  local time = redis.call('TIME')
+  return tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+end
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[1], epoch)
 end
-return epoch
-",
-    )
+";
+
+/// A script of `body`, run after [`PRELUDE`].
+fn with_epoch(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}{body}"))
+}
+
+/// The epoch, created with ARGV[1] when Redis has none. Returns it.
+pub fn epoch() -> Script {
+    with_epoch("return epoch\n")
 }
 
 /// One publish, atomically. KEYS: epoch, seq, history, publish key (unused when ARGV[9] is not
@@ -92,14 +102,8 @@ return epoch
 /// 7 publish key TTL (ms), 8 the fan-out channel, 9 `1` when the publish has a key.
 /// Returns `{epoch, 1, seq}` for a new event and `{epoch, 0, seq}` for a key seen already.
 pub fn publish() -> Script {
-    Script::new(
-        r"
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-end
-if ARGV[9] == '1' then
+    with_epoch(
+        r"if ARGV[9] == '1' then
   local seen = redis.call('GET', KEYS[4])
   if seen then
     return {epoch, 0, tonumber(seen)}
@@ -107,8 +111,7 @@ if ARGV[9] == '1' then
 end
 local seq = redis.call('INCR', KEYS[2])
 local frame = ARGV[2] .. seq .. ARGV[3]
-local time = redis.call('TIME')
-local now = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+local now = now_ms()
 if tonumber(ARGV[5]) > 0 then
   redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[5], '0-' .. seq, 'f', frame, 's', ARGV[4], 't', now)
   redis.call('PEXPIRE', KEYS[3], ARGV[6])
@@ -126,16 +129,9 @@ return {epoch, 1, seq}
 /// new epoch (used only when Redis has none). Returns `{epoch, last seq, Redis time (ms),
 /// seq1, frame1, scopes1, time1, seq2, ...}` with the kept events oldest first.
 pub fn load() -> Script {
-    Script::new(
-        r"
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-end
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local time = redis.call('TIME')
-local now = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+    with_epoch(
+        r"local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local now = now_ms()
 local out = {epoch, tostring(last), now}
 for _, entry in ipairs(redis.call('XRANGE', KEYS[3], '-', '+')) do
   local id = entry[1]
