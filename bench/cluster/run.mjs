@@ -18,23 +18,35 @@
 //
 //   bash bench/cluster/run.sh [--conns 1000,5000] [--duration-s 5] [--warmup-s 1] [--window 16]
 //                             [--publishers 4] [--setups memory,redis1,redis2] [--smoke]
+//   node bench/cluster/run.mjs --report-from cluster   (the tables again from results/cluster.json)
 import { spawn, execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { once } from "node:events";
 import { createServer } from "node:net";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { root, benchDir, machine, machineLine, median, writeResults, table, args, fmt } from "../lib/common.mjs";
+import { root, benchDir, resultsDir, machine, machineLine, writeResults, table, args, fmt } from "../lib/common.mjs";
 
-const opt = args({ conns: "1000,5000", "duration-s": 5, "warmup-s": 1, window: 16, publishers: 4, rounds: 2, "no-single": false, threads: 2, "idle-settle-ms": 1000, "paced-fraction": 0.5, setups: "memory,redis1,redis2", smoke: false, out: "cluster" });
+let opt = args({ conns: "1000,5000", "duration-s": 5, "warmup-s": 1, window: 16, publishers: 4, rounds: 2, "no-single": false, threads: 2, "idle-settle-ms": 1000, "paced-fraction": 0.5, setups: "memory,redis1,redis2", smoke: false, out: "cluster" });
 if (opt.smoke) Object.assign(opt, { conns: "200", "duration-s": 0.8, "warmup-s": 0.3, "idle-settle-ms": 200, rounds: 1, "no-single": true, out: opt.out === "cluster" ? "cluster-smoke" : opt.out });
+// `--report-from NAME`: no measurement, the tables again from the runs kept in results/NAME.json.
+const saved = opt["report-from"] ? JSON.parse(readFileSync(join(resultsDir, `${opt["report-from"]}.json`), "utf8")) : null;
+if (saved) opt = { ...saved.options, out: opt["report-from"] };
 opt.single = !opt["no-single"];
 const connCounts = String(opt.conns).split(",").map(Number);
 const setupNames = String(opt.setups).split(",");
 const client = join(benchDir, "fanout/target/release/fanout-load");
 const relayBin = process.env.LIVE_RELAY ?? join(root, "target/release/live-relay");
-const command = `bash bench/cluster/run.sh ${process.argv.slice(2).join(" ")}`.trim();
-const failures = [];
+const command = saved ? saved.command : `bash bench/cluster/run.sh ${process.argv.slice(2).join(" ")}`.trim();
+const failures = saved ? (saved.failures ?? []) : [];
+
+/** The median (the mean of the middle two for an even count). */
+function median(values) {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
 
 const SETUPS = {
   memory: { label: "1 node, in-process broker", nodes: 1, redis: false },
@@ -242,14 +254,19 @@ const logLine = (conns, setup, what, r) =>
   );
 const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length]);
 
-const m0 = machine();
-console.log(`cluster: ${machineLine(m0)}`);
-redis = await startRedis();
-console.log(`cluster: ${redis.version}, port ${redis.port}`);
-const results = {};
+const m0 = saved ? saved.machine.start : machine();
+let results = {};
 const modes = [["saturate", opt.publishers]];
 if (opt.single && opt.publishers !== 1) modes.push(["single", 1]);
-try {
+if (saved) {
+  results = saved.results;
+  redis = { version: saved.redis };
+} else {
+  console.log(`cluster: ${machineLine(m0)}`);
+  redis = await startRedis();
+  console.log(`cluster: ${redis.version}, port ${redis.port}`);
+}
+if (!saved) try {
   for (const conns of connCounts) {
     const res = (results[conns] = { saturate: {}, single: {}, paced: {} });
     for (const mode of Object.keys(res)) for (const setup of setupNames) res[mode][setup] = [];
@@ -279,7 +296,7 @@ try {
   await stop(redis.child);
   rmSync(redis.dir, { recursive: true, force: true });
 }
-const m1 = machine();
+const m1 = saved ? saved.machine.end : machine();
 
 const withSingle = opt.single && opt.publishers !== 1;
 const med = (runs, f) => median(runs.map(f));
@@ -372,7 +389,7 @@ const md = [
   `Machine at start: ${machineLine(m0)}  `,
   `Load at end: ${m1.load} · ${redis.version}`,
   "",
-  `Three setups, in one run, driven by the fan-out load client (bench/fanout, Rust, tokio with ${opt.threads} worker threads) on the same 2 cores as the relay nodes and Redis: one channel, N subscriber connections, ${opt.publishers} publisher connection(s) to node 1 sending WebSocket \`publish\` frames, publish i on connection i mod ${opt.publishers} (the same publishing path for all three; the relay handles a connection's publishes one at a time${withSingle ? ", so the last two columns, with a single publisher connection, show one publish's turnaround rather than the node's capacity" : ""}). *2 nodes on Redis*: two relay processes on the same Redis and prefix, the subscribers split round-robin between them (N/2 each), so half of the deliveries cross Redis to node 2. Every relay (\`live-relay ${RELAY_ARGS.join(" ")}\`, plus \`--redis redis://127.0.0.1:PORT --redis-prefix benchK\` on Redis: history 1000 events, outbound queue 1024) is started fresh for every measurement; one \`redis-server --save "" --appendonly no\` for the run, a fresh prefix per measurement. Every published event must reach every subscriber, in seq order with no gap, and every publish must be acked (checked). Saturation: at most ${opt.window} events in flight over all subscribers, ${opt["warmup-s"]} s warm-up then ${opt["duration-s"]} s measured. Each figure is the median of ${opt.rounds} round(s), the setups' order rotated per round. Relay log lines at warn or above during the measurements: ${relayLogSummary()}. Paced: every setup at the same rate, ${fmt(opt["paced-fraction"] * 100)} % of the slowest setup's saturated publish rate, over the same ${opt.publishers} publisher connection(s).`,
+  `Three setups, in one run, driven by the fan-out load client (bench/fanout, Rust, tokio with ${opt.threads} worker threads) on the same 2 cores as the relay nodes and Redis: one channel, N subscriber connections, ${opt.publishers} publisher connection(s) to node 1 sending WebSocket \`publish\` frames, publish i on connection i mod ${opt.publishers} (the same publishing path for all three; the relay handles a connection's publishes one at a time${withSingle ? ", so the last two columns, with a single publisher connection, show one publish's turnaround rather than the node's capacity" : ""}). *2 nodes on Redis*: two relay processes on the same Redis and prefix, the subscribers split round-robin between them (N/2 each), so half of the deliveries cross Redis to node 2. Every relay (\`live-relay ${RELAY_ARGS.join(" ")}\`, plus \`--redis redis://127.0.0.1:PORT --redis-prefix benchK\` on Redis: history 1000 events, outbound queue 1024) is started fresh for every measurement; one \`redis-server --save "" --appendonly no\` for the run, a fresh prefix per measurement. Every published event must reach every subscriber, in seq order with no gap, and every publish must be acked (checked). Saturation: at most ${opt.window} events in flight over all subscribers, ${opt["warmup-s"]} s warm-up then ${opt["duration-s"]} s measured. Each figure is the median of ${opt.rounds} round(s) (with 2, their mean; every round is in the JSON), the setups' order rotated per round. Relay log lines at warn or above during the measurements: ${relayLogSummary()}. Paced: every setup at the same rate, ${fmt(opt["paced-fraction"] * 100)} % of the slowest setup's saturated publish rate, over the same ${opt.publishers} publisher connection(s).`,
   "",
   "**Delivered events per second (saturation)**",
   "",
@@ -405,7 +422,8 @@ const md = [
   "",
   failures.length ? `**Checks: ${failures.length} failed** — ${failures.map((f) => `${f}`).join("; ")}.` : "Checks: every event reached every subscriber in order, every publish was acked, no connection failed.",
 ].join("\n");
-writeResults(opt.out, { machine: { start: m0, end: m1 }, command, redis: redis.version, options: opt, summary, results }, md);
+const { "report-from": _, ...options } = opt;
+writeResults(opt.out, { machine: { start: m0, end: m1 }, command, redis: redis.version, options, failures, summary, results }, md);
 console.log("\n" + md);
 if (failures.length) {
   console.error(`\ncluster: ${failures.length} check(s) failed:\n  ${failures.join("\n  ")}`);
