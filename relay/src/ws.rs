@@ -296,13 +296,15 @@ impl Connection {
         let write = async move {
             let mut events = 0;
             let mut next = Some(first);
-            for _ in 0..64 {
-                let Some(frame) = next.take() else { break };
+            let mut fed = 0;
+            while let Some(frame) = next.take() {
                 if !is_revoked(revoked, &frame) {
                     events += u64::from(frame.position.is_some());
                     socket.feed(Message::Text(frame.text)).await?;
                 }
-                if kick.is_kicked() {
+                fed += 1;
+                // Only take another frame off the queue when it will be written.
+                if kick.is_kicked() || fed == 64 {
                     break;
                 }
                 next = rx.try_recv().ok();

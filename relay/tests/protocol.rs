@@ -583,3 +583,34 @@ async fn shutdown_closes_websocket_connections() {
     let frames = client.until_closed().await;
     assert!(frames.is_empty(), "{frames:?}");
 }
+
+#[tokio::test]
+async fn a_subscriber_that_fell_behind_gets_every_queued_event_once() {
+    // Large events fill the socket's buffers while the subscriber does not read, so hundreds of
+    // frames wait in its outbound queue and leave in batches.
+    let relay = Relay::default().await;
+    let mut slow = relay.client().await;
+    slow.subscribe(&["big"]).await;
+    let padding = "x".repeat(16_000);
+    const N: u64 = 600;
+    for n in 1..=N {
+        let (status, answer) = relay
+            .publish(
+                json!({ "channel": "big", "type": "t", "payload": { "n": n, "pad": padding } }),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < N as usize {
+        let event = slow.recv_op("event").await;
+        seqs.push(event["seq"].as_u64().expect("seq"));
+    }
+    assert_eq!(
+        seqs,
+        (1..=N).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    slow.expect_silence().await;
+    relay.stop().await;
+}
