@@ -571,8 +571,8 @@ impl Connection {
                 .send_error(ErrorCode::RateLimited, &message, Some(id))
                 .await;
         }
-        let seq = match self.state.publish(&grant, event).await {
-            Ok((_, seq)) => seq,
+        let (channel, seq) = match self.state.publish(&grant, event).await {
+            Ok(published) => published,
             // Not answered: the client resends it, with its key, after reconnecting (it may have
             // been published just before Redis went away; the key makes it once).
             Err(e) if e.code == ErrorCode::Unavailable => {
@@ -581,6 +581,10 @@ impl Connection {
             Err(e) => return self.send_error(e.code, &e.message, Some(id)).await,
         };
         // Send what is queued first, so the publisher sees its own event before the ack.
+        self.state
+            .broker
+            .delivered(self.member.id, &channel, seq)
+            .await;
         self.flush_queue().await?;
         self.send(encode_ack(id, seq).into()).await
     }

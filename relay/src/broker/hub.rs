@@ -441,6 +441,14 @@ impl Hub {
         }
     }
 
+    /// Whether a connection is subscribed to `channel`.
+    pub fn is_subscribed(&self, id: ConnId, channel: &str) -> bool {
+        self.lock()
+            .conns
+            .get(&id)
+            .is_some_and(|conn| conn.channels.contains(channel))
+    }
+
     /// The channels a connection is subscribed to.
     pub fn channels_of(&self, id: ConnId) -> Vec<String> {
         self.lock()

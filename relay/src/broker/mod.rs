@@ -125,6 +125,17 @@ impl Broker {
         }
     }
 
+    /// Resolves once connection `id`, when it is subscribed to `channel`, has had event `seq`
+    /// queued (at once in process; on Redis, when the fan-out has brought it back, 1 s at most),
+    /// so that a publisher subscribed to its channel sees its event before the ack.
+    pub async fn delivered(&self, id: ConnId, channel: &str, seq: u64) {
+        if let Broker::Redis(b) = self {
+            if b.hub().is_subscribed(id, channel) {
+                b.hub().wait_for(channel, seq, redis::CATCH_UP).await;
+            }
+        }
+    }
+
     /// Forgets what is too old (and, on Redis, stops following idle channels).
     pub async fn sweep(&self) {
         match self {

@@ -51,8 +51,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 const NODE_EXPIRY_MS: u64 = 5_000;
 /// A channel without subscribers on this node is unfollowed after this long.
 pub const IDLE_UNFOLLOW: Duration = Duration::from_secs(10);
-/// How long a subscribe waits for this node to catch up with a `since` another node delivered.
-const CATCH_UP: Duration = Duration::from_secs(1);
+/// How long a subscribe waits for this node to catch up with a `since` another node delivered,
+/// and a publisher for its own event to come back through the fan-out.
+pub const CATCH_UP: Duration = Duration::from_secs(1);
 /// Reconnect backoff.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -517,8 +518,8 @@ impl RedisBroker {
         )))
     }
 
-    /// Publishes through the script; answers once this node has delivered the event to its own
-    /// subscribers (so a publisher subscribed here sees its event before the ack).
+    /// Publishes through the script. The event reaches this node's subscribers through the
+    /// fan-out, a moment later (see [`Broker::delivered`](super::Broker::delivered)).
     pub async fn publish(&self, event: &ValidEvent<'_>) -> Result<Published, Unavailable> {
         let mut conn = self.link.conn()?;
         let settings = *self.hub.settings();
@@ -557,7 +558,6 @@ impl RedisBroker {
                 seq,
             });
         }
-        self.hub.wait_for(channel, seq, CATCH_UP).await;
         Ok(Published::New(seq))
     }
 
