@@ -44,7 +44,7 @@ test-native:
 	@cargo test -q --workspace
 
 test-redis:
-	$(SAY) "the relay's protocol, resume, scopes and SSE suites again, on the Redis broker"
+	$(SAY) "the relay's protocol, resume, scopes, SSE and auth suites again, on the Redis broker"
 	@bash scripts/test-redis-suites.sh
 
 test-browser: relay

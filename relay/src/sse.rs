@@ -97,7 +97,7 @@ pub async fn ticket(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         Ok(verified) => verified,
         Err(failure) => return frame_error_response(&state.refuse(&failure)),
     };
-    match state.issue_ticket(token, claims).await {
+    match state.issue_ticket(token, &claims).await {
         Ok(ticket) => Json(Ticket { ticket, ttl_ms }).into_response(),
         Err(e) => frame_error_response(&e),
     }

@@ -77,46 +77,40 @@ impl AppState {
         self.send(scope_key(grant, event)).await
     }
 
-    /// A single-use SSE ticket for a verified token: in this process, or in Redis for a cluster
-    /// (any node redeems it).
-    pub async fn issue_ticket(
-        &self,
-        token: &str,
-        claims: Arc<Claims>,
-    ) -> Result<String, FrameError> {
-        let Broker::Redis(redis) = &*self.broker else {
-            return self.auth.tickets.issue(claims).map_err(|message| {
-                tracing::error!("{message}");
-                FrameError::new(ErrorCode::Unavailable, message)
-            });
-        };
-        let ticket = ticket::fresh().map_err(|m| FrameError::new(ErrorCode::Unavailable, m))?;
-        redis
-            .put_ticket(&ticket, token, ticket::ttl(&claims))
+    /// A single-use SSE ticket for a verified token, kept by the broker (any node of a cluster
+    /// redeems it).
+    pub async fn issue_ticket(&self, token: &str, claims: &Claims) -> Result<String, FrameError> {
+        let unavailable = |message: String| FrameError::new(ErrorCode::Unavailable, message);
+        let ticket = ticket::fresh().map_err(unavailable)?;
+        self.broker
+            .put_ticket(&ticket, token, ticket::ttl(claims))
             .await
-            .map_err(|e| FrameError::new(ErrorCode::Unavailable, e.to_string()))?;
+            .map_err(|e| unavailable(e.to_string()))?;
         Ok(ticket)
     }
 
-    /// The claims of an SSE ticket, which is used up (`unauthorized` when unknown, used, expired,
-    /// or its token has expired since).
+    /// The claims of an SSE ticket, which is used up: its token is verified again
+    /// (`unauthorized` when the ticket is unknown, used or expired, or its token has expired).
     pub async fn redeem_ticket(&self, ticket: &str) -> Result<Arc<Claims>, FrameError> {
-        let redeemed = match &*self.broker {
-            _ if ticket.is_empty() => Err(AuthFailure::Missing),
-            Broker::Memory(_) => self.auth.tickets.redeem(ticket),
-            Broker::Redis(redis) => match redis.take_ticket(ticket).await {
-                Err(e) => return Err(FrameError::new(ErrorCode::Unavailable, e.to_string())),
-                Ok(None) => Err(AuthFailure::BadTicket),
-                Ok(Some(token)) => self.auth.verify(&token).and_then(|claims| {
-                    if crate::auth::time_left(&claims).is_zero() {
-                        Err(AuthFailure::Expired)
-                    } else {
-                        Ok(claims)
-                    }
-                }),
-            },
+        if ticket.is_empty() {
+            return Err(self.refuse(&AuthFailure::Missing));
+        }
+        let token = self
+            .broker
+            .take_ticket(ticket)
+            .await
+            .map_err(|e| FrameError::new(ErrorCode::Unavailable, e.to_string()))?;
+        let claims = match token {
+            None => Err(AuthFailure::BadTicket),
+            Some(token) => self.auth.verify(&token).and_then(|claims| {
+                if crate::auth::time_left(&claims).is_zero() {
+                    Err(AuthFailure::Expired)
+                } else {
+                    Ok(claims)
+                }
+            }),
         };
-        redeemed.map_err(|failure| self.refuse(&failure))
+        claims.map_err(|failure| self.refuse(&failure))
     }
 
     /// Whether `grant` may subscribe to `channel` (a valid name, and allowed by its token).

@@ -935,3 +935,17 @@ async fn a_refresh_replaces_the_connection_scopes() {
     expect_event(&mut client, "inbox", 2).await;
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn a_ticket_opens_nothing_once_its_token_has_expired() {
+    let relay = Relay::start(hs_config()).await;
+    let token = hs(&claims("u1", 2, &["resources/*"], &[]));
+    let ticket = relay.ticket(&token).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let (status, answer) = relay
+        .get_json(&format!("/sse?channels=resources%2Fposts&ticket={ticket}"))
+        .await;
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(answer["error"]["code"], "unauthorized", "{answer}");
+    relay.stop().await;
+}

@@ -25,7 +25,6 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use ticket::Tickets;
 use token::{Expectations, Verifier};
 
 /// The relay's credentials: its token verifier and API keys.
@@ -33,7 +32,6 @@ use token::{Expectations, Verifier};
 pub struct Auth {
     verifier: Option<Verifier>,
     api_keys: Vec<String>,
-    pub tickets: Tickets,
 }
 
 impl Auth {
@@ -42,7 +40,6 @@ impl Auth {
         Auth {
             verifier: None,
             api_keys: Vec::new(),
-            tickets: Tickets::default(),
         }
     }
 
@@ -66,7 +63,6 @@ impl Auth {
         Ok(Auth {
             verifier,
             api_keys: config.api_key.clone(),
-            tickets: Tickets::default(),
         })
     }
 

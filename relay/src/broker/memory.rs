@@ -6,6 +6,7 @@ use super::keys::{KeyedPublish, PublishKeys};
 use super::outbound::{scopes, Entry, Scopes};
 use super::outcome::Published;
 use super::request::{Refusal, Request, Subscribed, TooManyChannels};
+use super::tickets::Tickets;
 use crate::publish::ValidEvent;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,6 +16,7 @@ pub struct MemoryBroker {
     hub: Arc<Hub>,
     /// Held for the whole of a publish: it numbers events one at a time, and keeps the keys.
     publishing: Mutex<PublishKeys>,
+    pub tickets: Tickets,
 }
 
 impl Default for MemoryBroker {
@@ -33,6 +35,7 @@ impl MemoryBroker {
         MemoryBroker {
             hub: Arc::new(Hub::new(settings, &new_epoch(), true)),
             publishing: Mutex::default(),
+            tickets: Tickets::default(),
         }
     }
 

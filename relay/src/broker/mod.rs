@@ -16,6 +16,7 @@ pub mod outbound;
 pub mod outcome;
 pub mod redis;
 pub mod request;
+pub mod tickets;
 
 pub use hub::{ChannelStats, ConnId, Member, Settings, Stats};
 pub use kick::{Kick, KickReason};
@@ -133,6 +134,30 @@ impl Broker {
             if b.hub().is_subscribed(id, channel) {
                 b.hub().wait_for(channel, seq, redis::CATCH_UP).await;
             }
+        }
+    }
+
+    /// Keeps an SSE ticket, for the token it was issued for, where any node can redeem it.
+    pub async fn put_ticket(
+        &self,
+        ticket: &str,
+        token: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), Unavailable> {
+        match self {
+            Broker::Memory(b) => {
+                b.tickets.put(ticket, token, ttl);
+                Ok(())
+            }
+            Broker::Redis(b) => b.put_ticket(ticket, token, ttl).await,
+        }
+    }
+
+    /// Uses up a ticket: the token it was issued for, if it was waiting.
+    pub async fn take_ticket(&self, ticket: &str) -> Result<Option<String>, Unavailable> {
+        match self {
+            Broker::Memory(b) => Ok(b.tickets.take(ticket)),
+            Broker::Redis(b) => b.take_ticket(ticket).await,
         }
     }
 

@@ -32,7 +32,7 @@ pub struct Relay {
 }
 
 /// The Redis the suites run on when `LIVE_RELAY_TEST_REDIS` is set (scripts/test-redis-suites.sh
-/// runs the protocol, resume, scopes and SSE suites a second time so).
+/// runs the protocol, resume, scopes, SSE and auth suites a second time so).
 pub fn test_redis() -> Option<String> {
     std::env::var("LIVE_RELAY_TEST_REDIS")
         .ok()
