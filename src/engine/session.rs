@@ -736,6 +736,13 @@ impl Session {
             Ok(f) => f,
             Err(e) => return self.problem(format!("malformed frame from the relay: {e}")),
         };
+        if matches!(self.link, Link::Connecting { .. })
+            && !matches!(frame, ServerFrame::Hello { .. })
+        {
+            // The protocol's first frame is `hello`: anything else is not acted on (an event would
+            // move the position past events never resumed), and the connection is given up.
+            return self.violation(now, "the relay sent a frame before `hello`");
+        }
         match frame {
             ServerFrame::Hello {
                 version,
@@ -1441,6 +1448,14 @@ impl Session {
 
     fn send(&mut self, text: String) {
         self.outputs.push_back(Output::Send(text));
+    }
+
+    /// The relay broke the protocol on this connection: reported (counted in `problems`), the
+    /// connection dropped and retried with backoff, as if it had failed.
+    fn violation(&mut self, now: Millis, message: &str) {
+        self.problem(format!("protocol violation: {message}; reconnecting"));
+        self.outputs.push_back(Output::Disconnect);
+        self.lose_link(now, message, true);
     }
 
     fn problem(&mut self, message: String) {

@@ -1632,3 +1632,41 @@ mod relays {
         assert_eq!(relays, vec![0, 0, 0]);
     }
 }
+
+/// Issue 12, fault 2: on a reconnect, a frame before `hello` is a protocol violation — the event
+/// is not delivered, the position does not move, and the connection is dropped and retried.
+#[test]
+fn a_frame_before_hello_is_a_violation_that_drops_the_connection() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    s.handle_text(10, &event("a", 1, "updated", "{}"));
+    drain(&mut s);
+    s.handle_close(20, "cut");
+    drain(&mut s);
+    let wake = s.poll_timeout().expect("a retry is scheduled");
+    s.handle_timeout(wake);
+    drain(&mut s);
+    s.handle_open(wake + 1);
+    let problems = s.problems();
+    s.handle_text(wake + 2, &event("a", 2, "updated", "{}"));
+    let out = drain(&mut s);
+    assert!(delivered(&out).is_empty(), "{out:?}");
+    assert_eq!(s.problems(), problems + 1);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Problem(m) if m.contains("before `hello`"))),
+        "{out:?}"
+    );
+    assert!(out.contains(&Output::Disconnect), "{out:?}");
+    assert!(
+        matches!(s.state(), ConnectionState::Reconnecting { .. }),
+        "{:?}",
+        s.state()
+    );
+    // The next connection resumes from the last event really delivered.
+    let wake = s.poll_timeout().expect("a retry is scheduled");
+    s.handle_timeout(wake);
+    drain(&mut s);
+    s.handle_text(wake + 1, &encode_hello("e1", 25_000));
+    let out = drain(&mut s);
+    assert_eq!(since_of(&out), vec![("a".into(), Some(("e1".into(), 1)))]);
+}
