@@ -371,8 +371,7 @@ impl Shell {
                     sh.frame = Some(raw);
                     sh.session.handle_text(now, &text);
                 }
-                SocketEvent::Binary => sh
-                    .report("the relay sent a binary frame, which protocol v1 does not use".into()),
+                SocketEvent::Binary => sh.session.handle_binary(now),
                 SocketEvent::Closed { code, reason } => {
                     sh.socket = None;
                     let reason = if code == CLOSE_UNAUTHORIZED {

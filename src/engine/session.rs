@@ -794,6 +794,20 @@ impl Session {
         }
     }
 
+    /// A binary frame arrived: protocol v1 does not use them. Reported and counted; fatal only
+    /// before `hello` (like any frame there).
+    pub fn handle_binary(&mut self, now: Millis) {
+        match self.link {
+            Link::Open { .. } => {
+                self.problem("the relay sent a binary frame, which protocol v1 does not use".into())
+            }
+            Link::Connecting { .. } => {
+                self.violation(now, "the relay sent a binary frame before `hello`")
+            }
+            Link::Idle | Link::Authorizing { .. } | Link::Waiting { .. } | Link::Closed => {}
+        }
+    }
+
     /// The transport closed (or failed to open). `reason` is for the state report.
     pub fn handle_close(&mut self, now: Millis, reason: &str) {
         match self.link {

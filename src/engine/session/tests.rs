@@ -1670,3 +1670,18 @@ fn a_frame_before_hello_is_a_violation_that_drops_the_connection() {
     let out = drain(&mut s);
     assert_eq!(since_of(&out), vec![("a".into(), Some(("e1".into(), 1)))]);
 }
+
+/// Issue 12, fault 3: a binary frame is reported and counted like any other unexpected frame.
+#[test]
+fn a_binary_frame_is_counted_in_problems() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    s.handle_binary(10);
+    let out = drain(&mut s);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Problem(m) if m.contains("binary"))),
+        "{out:?}"
+    );
+    assert_eq!(s.problems(), 1);
+    assert_eq!(s.state(), &ConnectionState::Open);
+}
