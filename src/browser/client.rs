@@ -14,7 +14,7 @@ use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::engine::frame::CLOSE_UNAUTHORIZED;
 use crate::engine::igniter::IgniterTranslator;
-use crate::engine::session::{percent_encode_into, PublishResult, TransportKind};
+use crate::engine::session::{percent_encode_into, PublishResult, TransportKind, MAX_TIMER_MS};
 use crate::engine::{
     ConnectionState, Filter, Output, PublishError, PublishId, Relay, Relays, Session,
     SessionConfig, SubId, TypeFilter, Urls,
@@ -770,9 +770,10 @@ fn number(options: &JsValue, field: &str, default: u64) -> Result<u64, JsValue> 
         return Ok(default);
     }
     match value.as_f64() {
-        Some(n) if n.is_finite() && n >= 0.0 => Ok(n as u64),
+        // Past 2^31-1 ms (24.8 days) `setTimeout` fires at once: such a value is a mistake.
+        Some(n) if n.is_finite() && n >= 0.0 && n <= MAX_TIMER_MS as f64 => Ok(n as u64),
         _ => Err(js_sys::TypeError::new(&format!(
-            "option `{field}` must be a non-negative number of milliseconds"
+            "option `{field}` must be a non-negative number of milliseconds, at most 2147483647"
         ))
         .into()),
     }

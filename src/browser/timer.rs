@@ -1,6 +1,7 @@
 //! One re-armable `setTimeout`, owning its closure; dropping it clears the pending timeout.
 
 use super::js::{clear_timeout, set_timeout};
+use crate::engine::session::timer_delay;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -32,7 +33,7 @@ impl Timer {
         }
         self.cancel();
         if let Some(at) = deadline {
-            let ms = at.saturating_sub(now()) as f64;
+            let ms = timer_delay(at, now());
             self.handle = Some(set_timeout(self.closure.as_ref().unchecked_ref(), ms));
             self.deadline = Some(at);
         }

@@ -363,6 +363,15 @@ pub fn refresh_delay(ttl_ms: Millis) -> Millis {
     ttl_ms - margin
 }
 
+/// The longest delay `setTimeout` honours (2^31-1 ms, about 24.8 days); a longer one fires at once.
+pub const MAX_TIMER_MS: Millis = (1 << 31) - 1;
+
+/// The delay to hand `setTimeout` for `deadline` at `now`: never negative, never past
+/// [`MAX_TIMER_MS`] (waking early is harmless: nothing is due, and the timer is armed again).
+pub fn timer_delay(deadline: Millis, now: Millis) -> f64 {
+    deadline.saturating_sub(now).min(MAX_TIMER_MS) as f64
+}
+
 /// A subscription's channel, as the relay last answered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelStatus {
@@ -402,7 +411,20 @@ enum Refresh {
 const WS_FAILURES_BEFORE_SSE: u32 = 2;
 
 impl Session {
-    pub fn new(cfg: SessionConfig) -> Self {
+    pub fn new(mut cfg: SessionConfig) -> Self {
+        // Every span becomes a deadline: none may be further than a timer can wait.
+        for span in [
+            &mut cfg.backoff_min_ms,
+            &mut cfg.backoff_max_ms,
+            &mut cfg.stable_after_ms,
+            &mut cfg.ping_grace_ms,
+            &mut cfg.connect_timeout_ms,
+            &mut cfg.publish_timeout_ms,
+            &mut cfg.idle_close_ms,
+            &mut cfg.reopen_debounce_ms,
+        ] {
+            *span = (*span).min(MAX_TIMER_MS);
+        }
         let cfg_transport = cfg.transport;
         let backoff = Backoff::new(cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.seed);
         let mut rng = XorShift::new(cfg.seed.rotate_left(17));
@@ -866,7 +888,7 @@ impl Session {
             }
             Link::Open {
                 last_rx, ping_ms, ..
-            } => Some(last_rx + ping_ms + self.cfg.ping_grace_ms),
+            } => Some(last_rx + self.liveness_span(ping_ms)),
             Link::Waiting { until } => until,
             Link::Idle | Link::Closed => None,
         };
@@ -948,7 +970,7 @@ impl Session {
             }
             Link::Open {
                 last_rx, ping_ms, ..
-            } if now >= last_rx + ping_ms + self.cfg.ping_grace_ms => {
+            } if now >= last_rx + self.liveness_span(ping_ms) => {
                 self.outputs.push_back(Output::Disconnect);
                 let reason = format!("nothing heard from the relay for {} ms", now - last_rx);
                 self.lose_link(now, &reason, true);
@@ -969,6 +991,14 @@ impl Session {
             }
         }
         self.check_idle(now);
+    }
+
+    /// How long the link may stay silent: the relay's ping interval and the grace, at most
+    /// [`MAX_TIMER_MS`] (a relay may announce any `ping_ms`).
+    fn liveness_span(&self, ping_ms: Millis) -> Millis {
+        ping_ms
+            .saturating_add(self.cfg.ping_grace_ms)
+            .min(MAX_TIMER_MS)
     }
 
     fn on_hello(&mut self, now: Millis, version: u32, epoch: &str, ping_ms: Millis) {
@@ -1244,6 +1274,9 @@ impl Session {
         }
         match ttl_ms {
             Some(ttl) if self.cfg.auth => {
+                // Refreshing a very long-lived token early is harmless; a deadline past what a
+                // timer can wait is not.
+                let ttl = ttl.min(MAX_TIMER_MS);
                 self.expires_at = Some(now + ttl);
                 self.refresh = Refresh::At(now + refresh_delay(ttl));
             }

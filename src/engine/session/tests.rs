@@ -1685,3 +1685,28 @@ fn a_binary_frame_is_counted_in_problems() {
     assert_eq!(s.problems(), 1);
     assert_eq!(s.state(), &ConnectionState::Open);
 }
+
+/// Issue 12, fault 4: no deadline is further than `setTimeout` can wait (2^31-1 ms), whatever the
+/// relay announces or the options say; a longer one made the browser fire at once, in a loop.
+#[test]
+fn no_deadline_is_further_than_set_timeout_can_wait() {
+    let mut s = Session::new(SessionConfig::default());
+    s.subscribe(0, "a", all());
+    s.handle_text(1, &encode_hello("e1", 1_000_000_000_000));
+    drain(&mut s);
+    let at = s.poll_timeout().expect("a liveness deadline");
+    assert!(at - 1 <= MAX_TIMER_MS, "liveness deadline {at}");
+
+    let mut s = Session::new(SessionConfig {
+        connect_timeout_ms: 3_000_000_000,
+        ..SessionConfig::default()
+    });
+    s.subscribe(0, "a", all());
+    let at = s.poll_timeout().expect("a connect deadline");
+    assert!(at <= MAX_TIMER_MS, "connect deadline {at}");
+
+    // And the shell's clamp on what it hands to `setTimeout`.
+    assert_eq!(timer_delay(10, 4), 6.0);
+    assert_eq!(timer_delay(3, 4), 0.0);
+    assert_eq!(timer_delay(u64::MAX, 0), MAX_TIMER_MS as f64);
+}
