@@ -95,7 +95,12 @@ export interface LiveProviderOptions {
   backoffMinMs?: number;
   /** Largest reconnect delay, ms (default 20000). */
   backoffMaxMs?: number;
-  /** A connection open this long resets the backoff, ms (default 5000). */
+  /**
+   * A connection open this long resets the backoff, ms (default 5000). So does one that got the
+   * relay's `subscribed` answer and then served at least 250 ms: the backoff grows only across
+   * attempts that failed before being useful (refused, timed out, dropped before or just after
+   * the answer), so a flapping network is retried quickly and a refusing relay is not hammered.
+   */
   stableAfterMs?: number;
   /** How long past the relay's ping interval the link counts as dead, ms (default 10000). */
   pingGraceMs?: number;

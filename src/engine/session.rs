@@ -35,7 +35,8 @@ pub struct SessionConfig {
     pub backoff_min_ms: Millis,
     /// Largest reconnect delay.
     pub backoff_max_ms: Millis,
-    /// A connection open this long counts as stable: the backoff starts again from the smallest delay.
+    /// A connection open this long counts as stable: the backoff starts again from the smallest
+    /// delay (as it does after a connection useful for [`MIN_USEFUL_MS`]: see there).
     pub stable_after_ms: Millis,
     /// How long after the relay's announced ping interval the link is declared dead.
     pub ping_grace_ms: Millis,
@@ -347,6 +348,9 @@ pub struct Session {
     forbidden: HashSet<String>,
     /// The relay (index into the shell's list) of the current connection, or of the next attempt.
     relay: usize,
+    /// When the current connection became useful: `hello`, then every channel of its `subscribe`
+    /// answered ([`MIN_USEFUL_MS`]).
+    useful_since: Option<Millis>,
 }
 
 /// The [`Output::Error`] code of a token that could not be obtained (`getToken` threw, rejected,
@@ -371,6 +375,17 @@ pub const MAX_TIMER_MS: Millis = (1 << 31) - 1;
 pub fn timer_delay(deadline: Millis, now: Millis) -> f64 {
     deadline.saturating_sub(now).min(MAX_TIMER_MS) as f64
 }
+
+/// How long a connection must have been useful — every channel of its `subscribe` answered — for
+/// its loss to start the backoff again from the smallest delay (see [`SessionConfig::stable_after_ms`]).
+///
+/// The backoff grows only across attempts that failed before being useful: refused, timed out,
+/// dropped before `hello` or before the `subscribed` answer, or dropped within this long of it (a
+/// relay that answers and then crashes in a loop is retried with growing delays, as a refusing one
+/// is). A link cut every few hundred milliseconds whose connections each got their answer — a
+/// flapping proxy — is retried within `backoff_min_ms`, so that the outage stays within the relay's
+/// history and the missed events come back as replays, not resyncs.
+pub const MIN_USEFUL_MS: Millis = 250;
 
 /// A subscription's channel, as the relay last answered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,6 +474,7 @@ impl Session {
             expires_at: None,
             forbidden: HashSet::new(),
             relay: 0,
+            useful_since: None,
         }
     }
 
@@ -814,6 +830,7 @@ impl Session {
             ServerFrame::Ping => self.send(frame::encode_pong()),
             ServerFrame::Pong => {}
         }
+        self.check_useful(now);
     }
 
     /// A binary frame arrived: protocol v1 does not use them. Reported and counted; fatal only
@@ -1021,6 +1038,7 @@ impl Session {
         if self.using_sse {
             // The stream's URL named the channels (and `awaiting` was set when it was opened);
             // publishes travel over HTTP.
+            self.check_useful(now);
             self.check_idle(now);
             return;
         }
@@ -1060,7 +1078,18 @@ impl Session {
         for text in resend {
             self.send(text);
         }
+        self.check_useful(now);
         self.check_idle(now);
+    }
+
+    /// The connection became useful once open with no `subscribed` answer due.
+    fn check_useful(&mut self, now: Millis) {
+        if self.useful_since.is_none()
+            && matches!(self.link, Link::Open { .. })
+            && self.awaiting.is_empty()
+        {
+            self.useful_since = Some(now);
+        }
     }
 
     fn on_subscribed(&mut self, entries: &[ChannelEntry<'_>]) {
@@ -1330,6 +1359,7 @@ impl Session {
     /// Opens the transport (the token, if any, is at hand).
     fn open_transport(&mut self, now: Millis) {
         self.link = Link::Connecting { since: now };
+        self.useful_since = None;
         self.awaiting.clear();
         self.reopen_at = None;
         if self.using_sse {
@@ -1370,10 +1400,14 @@ impl Session {
         self.refresh = Refresh::None;
         self.expires_at = None;
         if let Link::Open { since, .. } = self.link {
-            if now.saturating_sub(since) >= self.cfg.stable_after_ms {
+            let stable = now.saturating_sub(since) >= self.cfg.stable_after_ms;
+            let useful =
+                (self.useful_since).is_some_and(|u| now.saturating_sub(u) >= MIN_USEFUL_MS);
+            if stable || useful {
                 self.backoff.reset();
             }
         }
+        self.useful_since = None;
         self.awaiting.clear();
         if !self.has_work() {
             self.link = Link::Idle;

@@ -1710,3 +1710,84 @@ fn no_deadline_is_further_than_set_timeout_can_wait() {
     assert_eq!(timer_delay(3, 4), 0.0);
     assert_eq!(timer_delay(u64::MAX, 0), MAX_TIMER_MS as f64);
 }
+
+/// Drops the open connection at `now` and brings the next one up to `hello` (and, when
+/// `answered`, its `subscribed` answer) one millisecond after the retry; returns the reported
+/// (attempt, delay) and when the connection came up.
+fn flap(s: &mut Session, now: Millis, answered: bool) -> (u32, Millis, Millis) {
+    s.handle_close(now, "cut");
+    let out = drain(s);
+    let Some(Output::State(ConnectionState::Reconnecting {
+        attempt,
+        delay_ms: Some(delay),
+        ..
+    })) = out.last()
+    else {
+        panic!("{out:?}")
+    };
+    let (attempt, delay) = (*attempt, *delay);
+    let wake = s.poll_timeout().expect("a retry is scheduled");
+    s.handle_timeout(wake);
+    s.handle_open(wake);
+    s.handle_text(wake + 1, &encode_hello("e1", 25_000));
+    if answered {
+        s.handle_text(wake + 1, &subscribed(&[("a", 0, Some(true))]));
+    }
+    drain(s);
+    (attempt, delay, wake + 1)
+}
+
+/// Issue 12, fault 1: a link cut every few hundred milliseconds, whose every connection gets its
+/// `subscribed` answer, keeps retrying within `backoff_min_ms` instead of climbing to seconds.
+#[test]
+fn a_flapping_link_whose_connections_were_useful_keeps_short_delays() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    let mut now = 400;
+    for i in 0..40 {
+        let (_, delay, up) = flap(&mut s, now, true);
+        assert!(delay <= 500, "cut {i}: delay {delay}");
+        now = up + 300 + (i * 37) % 400; // cut again 300..700 ms later
+    }
+}
+
+/// Issue 12, fault 1 (the guard): connections that fail before they are useful — refused, or
+/// dropped after `hello` but before `subscribed` — still back off up to `backoff_max_ms`.
+#[test]
+fn refused_and_useless_connections_still_back_off_to_the_maximum() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    let mut now = 400;
+    for expected in 1..=10 {
+        s.handle_close(now, "refused");
+        let out = drain(&mut s);
+        assert!(
+            matches!(out.last(), Some(Output::State(ConnectionState::Reconnecting { attempt, .. })) if *attempt == expected),
+            "{out:?}"
+        );
+        now = s.poll_timeout().expect("retry");
+        s.handle_timeout(now);
+        drain(&mut s);
+    }
+    // hello but never `subscribed`: not useful either.
+    let (mut s, _) = open_session(&[("a", all())]);
+    let mut now = 400;
+    for expected in 1..=10 {
+        let (attempt, _, up) = flap(&mut s, now, false);
+        assert_eq!(attempt, expected);
+        now = up + 600;
+    }
+}
+
+/// Issue 12, fault 1 (the crash loop): a relay that answers `subscribed` and dies at once is not
+/// retried at full speed: a connection counts as useful only after `MIN_USEFUL_MS` of service.
+#[test]
+fn a_relay_that_crashes_right_after_subscribed_still_backs_off() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    let mut now = 400;
+    let mut attempts = Vec::new();
+    for _ in 0..10 {
+        let (attempt, _, up) = flap(&mut s, now, true);
+        attempts.push(attempt);
+        now = up + MIN_USEFUL_MS - 1;
+    }
+    assert_eq!(attempts, (1..=10).collect::<Vec<_>>());
+}
