@@ -4,15 +4,20 @@
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
+function eventDate(ms) {
+  const date = new Date(ms);
+  return isNaN(date.getTime()) ? new Date() : date;
+}
 export function liveEvent(channel, type, payload, date, meta) {
-  const event = { channel, type, payload: JSON.parse(payload), date: new Date(date) };
+  const event = { channel, type, payload: JSON.parse(payload), date: eventDate(date) };
   if (meta !== undefined) event.meta = JSON.parse(meta);
   return event;
 }
 export function eventFromFrame(frame) {
   const f = JSON.parse(frame);
-  const event = { channel: f.channel, type: f.type, payload: f.payload, date: new Date(f.date) };
-  if (f.meta !== undefined) event.meta = f.meta;
+  const event = { channel: f.channel, type: f.type, payload: f.payload, date: eventDate(f.date) };
+  const m = f.meta;
+  if (typeof m === "object" && m !== null && !Array.isArray(m)) event.meta = m;
   return event;
 }
 export function resyncEvent(channel, reason) {

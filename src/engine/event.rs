@@ -20,9 +20,10 @@ pub struct Event {
     pub seq: u64,
     /// Raw JSON text of the payload (an object for Refine events).
     pub payload: String,
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch; NaN when the relay's was not a time JS can represent
+    /// (the shell puts the receipt time instead).
     pub date: f64,
-    /// Raw JSON text of `meta`, when present.
+    /// Raw JSON text of `meta`, when present (always an object: any other meta is dropped).
     pub meta: Option<String>,
     /// `payload.ids` as strings; `None` when the payload carries no ids.
     pub ids: Option<Vec<RecordId>>,

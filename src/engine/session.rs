@@ -376,6 +376,9 @@ pub fn timer_delay(deadline: Millis, now: Millis) -> f64 {
     deadline.saturating_sub(now).min(MAX_TIMER_MS) as f64
 }
 
+/// The largest distance from the epoch a JS `Date` can hold, ms (±8.64e15).
+pub const MAX_JS_DATE_MS: f64 = 8.64e15;
+
 /// How long a connection must have been useful — every channel of its `subscribe` answered — for
 /// its loss to start the backoff again from the smallest delay (see [`SessionConfig::stable_after_ms`]).
 ///
@@ -1179,6 +1182,25 @@ impl Session {
                 None
             }
         };
+        // Never lose the event for an odd field: a date JS cannot represent becomes the receipt
+        // time (NaN here: the shell, which has the wall clock, puts it in), a meta that is not an
+        // object is dropped.
+        let mut date = ev.date;
+        if !(date.is_finite() && date.abs() <= MAX_JS_DATE_MS) {
+            self.problem(format!(
+                "event {} on `{channel}`: `date` is not a time JS can represent; delivered with the receipt time",
+                ev.seq
+            ));
+            date = f64::NAN;
+        }
+        let mut meta = ev.meta;
+        if meta.is_some_and(|m| !m.get().trim_start().starts_with('{')) {
+            self.problem(format!(
+                "event {} on `{channel}`: `meta` is not an object; delivered without it",
+                ev.seq
+            ));
+            meta = None;
+        }
         let subs = self.registry.route(channel, &ev.kind, ids.as_deref());
         if subs.is_empty() {
             return;
@@ -1188,8 +1210,8 @@ impl Session {
             kind: ev.kind.into_owned(),
             seq: ev.seq,
             payload: ev.payload.get().to_owned(),
-            date: ev.date,
-            meta: ev.meta.map(|m| m.get().to_owned()),
+            date,
+            meta: meta.map(|m| m.get().to_owned()),
             ids,
         };
         self.outputs.push_back(Output::Deliver { subs, event });

@@ -1791,3 +1791,46 @@ fn a_relay_that_crashes_right_after_subscribed_still_backs_off() {
     }
     assert_eq!(attempts, (1..=10).collect::<Vec<_>>());
 }
+
+/// Issue 12, fault 7: an event with a `date` outside JS Date's range or a `meta` that is not an
+/// object is still delivered (never lost), with the date left for the shell to replace by the
+/// receipt time (NaN) and the meta dropped; each oddity counted and reported.
+#[test]
+fn odd_date_and_meta_are_reported_and_the_event_still_delivered() {
+    let (mut s, subs) = open_session(&[("a", all())]);
+    let payload = RawValue::from_string("{}".into()).expect("JSON");
+    let text = RawValue::from_string(r#""text""#.into()).expect("JSON");
+    let object = RawValue::from_string(r#"{"k":1}"#.into()).expect("JSON");
+    s.handle_text(
+        10,
+        &encode_event("a", 1, "updated", &payload, 1e300, Some(&text)),
+    );
+    s.handle_text(
+        11,
+        &encode_event("a", 2, "updated", &payload, 8.64e15, Some(&object)),
+    );
+    s.handle_text(
+        12,
+        &encode_event("a", 3, "updated", &payload, -8.64e15 - 1.0, None),
+    );
+    let out = drain(&mut s);
+    let events: Vec<&Event> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Deliver { subs: d, event } if d == &subs => Some(event),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events.len(), 3, "{out:?}");
+    assert!(events[0].date.is_nan());
+    assert_eq!(events[0].meta, None);
+    assert_eq!(events[1].date, 8.64e15);
+    assert_eq!(events[1].meta.as_deref(), Some(r#"{"k":1}"#));
+    assert!(events[2].date.is_nan());
+    assert_eq!(s.problems(), 3, "{out:?}");
+    let reported = out
+        .iter()
+        .filter(|o| matches!(o, Output::Problem(m) if m.contains("`date`") || m.contains("`meta`")))
+        .count();
+    assert_eq!(reported, 3, "{out:?}");
+}
