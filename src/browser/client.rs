@@ -14,6 +14,7 @@ use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::engine::frame::CLOSE_UNAUTHORIZED;
 use crate::engine::igniter::IgniterTranslator;
+use crate::engine::limiter::{ConsoleLimiter, Verdict};
 use crate::engine::session::{percent_encode_into, PublishResult, TransportKind, MAX_TIMER_MS};
 use crate::engine::{
     ConnectionState, Filter, Output, PublishError, PublishId, Relay, Relays, Session,
@@ -97,6 +98,8 @@ struct Shell {
     callbacks: HashMap<SubId, Function>,
     publishes: HashMap<PublishId, (Function, Function)>,
     on_error: Option<Function>,
+    /// The rate limit of the `console.error` fallback.
+    console: ConsoleLimiter,
     on_state: Option<Function>,
     calls: Vec<Call>,
     /// The frame being handled, as the JS string it arrived as (see `eventFromFrame`).
@@ -207,6 +210,7 @@ impl LiveClient {
                 callbacks: HashMap::new(),
                 publishes: HashMap::new(),
                 on_error,
+                console: ConsoleLimiter::new(),
                 on_state,
                 calls: Vec::new(),
                 frame: None,
@@ -746,17 +750,38 @@ impl Shell {
         }
     }
 
-    /// Hands an error to the app's `onError`, or to `console.error` when there is none (or it threw).
+    /// Hands an error to the app's `onError` (every one), or to `console.error` when there is none
+    /// (or it threw) — rate-limited there ([`ConsoleLimiter`]).
     fn hook(shell: &Rc<RefCell<Shell>>, context: &str, error: &JsValue) {
         let hook = shell.borrow().on_error.clone();
-        match hook {
-            Some(hook) => {
-                if let Err(thrown) = hook.call1(&JsValue::NULL, error) {
-                    console_error("wasm-live-provider: onError threw", &thrown);
-                    console_error(&format!("wasm-live-provider: {context}"), error);
-                }
+        let thrown = match hook {
+            Some(hook) => match hook.call1(&JsValue::NULL, error) {
+                Ok(_) => return,
+                Err(thrown) => Some(thrown),
+            },
+            None => None,
+        };
+        let verdict = shell.borrow_mut().console.admit(now_ms());
+        if let Verdict::Print { suppressed } = verdict {
+            if suppressed > 0 {
+                console_error(
+                    &format!("wasm-live-provider: {suppressed} more problems were not printed"),
+                    &JsValue::UNDEFINED,
+                );
             }
-            None => console_error(&format!("wasm-live-provider: {context}"), error),
+        }
+        if verdict == Verdict::Suppress {
+            return;
+        }
+        if let Some(thrown) = thrown {
+            console_error("wasm-live-provider: onError threw", &thrown);
+        }
+        console_error(&format!("wasm-live-provider: {context}"), error);
+        if verdict == Verdict::PrintLast {
+            console_error(
+                "wasm-live-provider: further problems are not printed for 10 s (give `onError` to see every one)",
+                &JsValue::UNDEFINED,
+            );
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod filter;
 pub mod frame;
 pub mod history;
 pub mod igniter;
+pub mod limiter;
 pub mod registry;
 pub mod relays;
 pub mod session;
