@@ -112,6 +112,14 @@ export interface LiveProviderOptions {
   publishQueue?: number;
   /** How long the connection stays open after the last subscription ends, ms (default 5000). */
   idleCloseMs?: number;
+  /**
+   * The largest frame accepted from the relay (default 1048576, 1 MiB), measured on the JS string's
+   * length (UTF-16 units) before it is copied into wasm. A longer frame is dropped, reported to
+   * `onError` and counted in `stats().problems`, and the connection is dropped and resumed (the
+   * relay replays what it held, or a `$resync` covers it). The millisecond options above must be
+   * at most 2147483647 (what `setTimeout` can wait); a bad value throws a `TypeError`.
+   */
+  maxFrameBytes?: number;
   /** Problems that are not thrown: malformed frames, callback errors, failed publishes nobody awaited. */
   onError?: (error: Error) => void;
   /** Connection state changes, e.g. to show a banner. */

@@ -66,9 +66,14 @@ function checkOptions(options, where) {
   }
   for (const key of MS_OPTIONS) {
     const v = options[key];
-    if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
-      throw new TypeError(`${where}: \`${key}\` must be a non-negative number, got ${describe(v)}`);
+    // Past 2^31-1 ms `setTimeout` fires at once.
+    if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 2147483647)) {
+      throw new TypeError(`${where}: \`${key}\` must be a non-negative number, at most 2147483647, got ${describe(v)}`);
     }
+  }
+  const max = options.maxFrameBytes;
+  if (max !== undefined && !(typeof max === "number" && max >= 1 && max <= 2147483647)) {
+    throw new TypeError(`${where}: \`maxFrameBytes\` must be a positive number, at most 2147483647, got ${describe(max)}`);
   }
   for (const key of ["onError", "onStateChange", "getToken"]) {
     const v = options[key];

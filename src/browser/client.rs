@@ -98,6 +98,8 @@ struct Shell {
     callbacks: HashMap<SubId, Function>,
     publishes: HashMap<PublishId, (Function, Function)>,
     on_error: Option<Function>,
+    /// Longer text frames (in characters) are dropped before they enter wasm (`maxFrameBytes`).
+    max_frame: u32,
     /// The rate limit of the `console.error` fallback.
     console: ConsoleLimiter,
     on_state: Option<Function>,
@@ -106,6 +108,9 @@ struct Shell {
     frame: Option<JsValue>,
     me: Weak<RefCell<Shell>>,
 }
+
+/// The default cap on an incoming frame (`maxFrameBytes`): 1 MiB.
+const DEFAULT_MAX_FRAME: u32 = 1 << 20;
 
 /// A live connection to a relay. Created by the JS entry (`liveProvider`), not by apps directly.
 #[wasm_bindgen]
@@ -119,7 +124,7 @@ impl LiveClient {
     /// or a dropped connection sends the next attempt to the next one, round robin).
     /// `options` (all optional): `transport`, `sseUrl`, `publishUrl` (a URL, or an array with one
     /// per `url`), `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`, `pingGraceMs`, `connectTimeoutMs`,
-    /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs` (numbers), `onError(error)`,
+    /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs`, `maxFrameBytes` (numbers), `onError(error)`,
     /// `onStateChange(state)` (functions), `token` (string) or `getToken()` (a function returning
     /// a token or a promise of one).
     #[wasm_bindgen(constructor)]
@@ -179,6 +184,10 @@ impl LiveClient {
             scope_query: string(options, "scopeQuery")?.unwrap_or_default(),
             igniter: string(options, "flavor")?.as_deref() == Some("igniter"),
         };
+        let max_frame = match number(options, "maxFrameBytes", DEFAULT_MAX_FRAME.into()) {
+            Ok(n) if n >= 1 => n as u32,
+            _ => return Err(type_error("maxFrameBytes", "a positive number of bytes")),
+        };
         let on_error = function(options, "onError")?;
         let on_state = function(options, "onStateChange")?;
         let shell = Rc::new_cyclic(|me: &Weak<RefCell<Shell>>| {
@@ -211,6 +220,7 @@ impl LiveClient {
                 publishes: HashMap::new(),
                 on_error,
                 console: ConsoleLimiter::new(),
+                max_frame,
                 on_state,
                 calls: Vec::new(),
                 frame: None,
@@ -376,6 +386,10 @@ impl Shell {
                     sh.session.handle_text(now, &text);
                 }
                 SocketEvent::Binary => sh.session.handle_binary(now),
+                SocketEvent::Oversized { len } => {
+                    sh.session
+                        .handle_oversized(now, len.into(), sh.max_frame.into());
+                }
                 SocketEvent::Closed { code, reason } => {
                     sh.socket = None;
                     let reason = if code == CLOSE_UNAUTHORIZED {
@@ -413,6 +427,10 @@ impl Shell {
                         Err(problem) => sh.report(problem),
                     },
                 },
+                StreamEvent::Oversized { len } => {
+                    sh.session
+                        .handle_oversized(now, len.into(), sh.max_frame.into());
+                }
                 StreamEvent::Failed => {
                     sh.socket = None;
                     sh.session
@@ -572,7 +590,7 @@ impl Shell {
     fn connect(&mut self) {
         let weak = self.me.clone();
         let url = Endpoints::with_query(&self.relay().ws, &self.endpoints.scope_query);
-        let opened = Socket::open(&url, move |event| {
+        let opened = Socket::open(&url, self.max_frame, move |event| {
             if let Some(shell) = weak.upgrade() {
                 Shell::on_socket(&shell, event);
             }
@@ -652,7 +670,7 @@ impl Shell {
     /// Opens the event stream at `url` (complete with its query).
     fn open_stream(&mut self, url: &str, named: &'static [&'static str]) {
         let weak = self.me.clone();
-        let opened = Stream::open(url, named, move |event| {
+        let opened = Stream::open(url, named, self.max_frame, move |event| {
             if let Some(shell) = weak.upgrade() {
                 Shell::on_stream(&shell, event);
             }

@@ -18,6 +18,10 @@ pub enum SocketEvent {
     },
     /// A binary frame: not part of protocol v1.
     Binary,
+    /// A text frame of `len` characters, over the cap: dropped before it was copied into wasm.
+    Oversized {
+        len: u32,
+    },
     Closed {
         code: u16,
         reason: String,
@@ -33,7 +37,12 @@ pub struct Socket {
 
 impl Socket {
     /// Opens a WebSocket offering protocol v1. Errors when the URL is refused by the constructor.
-    pub fn open(url: &str, on_event: impl Fn(SocketEvent) + 'static) -> Result<Socket, JsValue> {
+    /// Text frames longer than `max_frame` characters are reported as [`SocketEvent::Oversized`].
+    pub fn open(
+        url: &str,
+        max_frame: u32,
+        on_event: impl Fn(SocketEvent) + 'static,
+    ) -> Result<Socket, JsValue> {
         let ws = WebSocket::new_with_str(url, SUBPROTOCOL)?;
         let on_event: Rc<dyn Fn(SocketEvent)> = Rc::new(on_event);
 
@@ -42,8 +51,16 @@ impl Socket {
         let handler = on_event.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             let raw = e.data();
-            match raw.as_string() {
-                Some(text) => handler(SocketEvent::Text { text, raw }),
+            // The length is read on the JS string: an oversized frame never enters wasm memory.
+            match raw
+                .dyn_ref::<js_sys::JsString>()
+                .map(js_sys::JsString::length)
+            {
+                Some(len) if len > max_frame => handler(SocketEvent::Oversized { len }),
+                Some(_) => match raw.as_string() {
+                    Some(text) => handler(SocketEvent::Text { text, raw }),
+                    None => handler(SocketEvent::Binary),
+                },
                 None => handler(SocketEvent::Binary),
             }
         });

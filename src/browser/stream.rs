@@ -16,6 +16,10 @@ pub enum StreamEvent {
         /// `data` as the JS string it arrived as.
         raw: JsValue,
     },
+    /// Data of `len` characters, over the cap: dropped before it was copied into wasm.
+    Oversized {
+        len: u32,
+    },
     /// The stream failed or was closed by the server.
     Failed,
 }
@@ -31,10 +35,12 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Opens `url`, listening to `message` events and to the named event types in `named`.
+    /// Opens `url`, listening to `message` events and to the named event types in `named`. Data
+    /// longer than `max_frame` characters is reported as [`StreamEvent::Oversized`].
     pub fn open(
         url: &str,
         named: &[&str],
+        max_frame: u32,
         on_event: impl Fn(StreamEvent) + 'static,
     ) -> Result<Stream, JsValue> {
         let source = EventSource::new(url)?;
@@ -55,7 +61,13 @@ impl Stream {
                 let Some(raw) = e.dyn_ref::<MessageEvent>().map(MessageEvent::data) else {
                     return;
                 };
-                if let Some(data) = raw.as_string() {
+                // The length is read on the JS string: oversized data never enters wasm memory.
+                let len = raw
+                    .dyn_ref::<js_sys::JsString>()
+                    .map(js_sys::JsString::length);
+                if let Some(len) = len.filter(|len| *len > max_frame) {
+                    handler(StreamEvent::Oversized { len });
+                } else if let Some(data) = raw.as_string() {
                     handler(StreamEvent::Message {
                         kind: name.clone(),
                         data,

@@ -850,6 +850,16 @@ impl Session {
         }
     }
 
+    /// The shell dropped a frame of `len` (more than `max`) without reading it: it may have been an
+    /// event, so the connection is given up as for a protocol violation, and the next one resumes
+    /// from the last delivered position (the relay replays the event, or a resync covers it).
+    pub fn handle_oversized(&mut self, now: Millis, len: u64, max: u64) {
+        if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
+            let message = format!("a frame of {len} characters, over maxFrameBytes ({max})");
+            self.violation(now, &message);
+        }
+    }
+
     /// The transport closed (or failed to open). `reason` is for the state report.
     pub fn handle_close(&mut self, now: Millis, reason: &str) {
         match self.link {

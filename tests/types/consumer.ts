@@ -45,7 +45,7 @@ async function publishes(): Promise<number> {
 }
 void publishes();
 
-const client = createLiveClient({ url: "wss://example.test/ws", publishTimeoutMs: 5000 });
+const client = createLiveClient({ url: "wss://example.test/ws", publishTimeoutMs: 5000, maxFrameBytes: 256 * 1024 });
 const stop = client.subscribe("notifications", ["created"], undefined, (e) => console.log(e.payload));
 stop();
 const state: string = client.state;

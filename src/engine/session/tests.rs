@@ -1834,3 +1834,29 @@ fn odd_date_and_meta_are_reported_and_the_event_still_delivered() {
         .count();
     assert_eq!(reported, 3, "{out:?}");
 }
+
+/// Issue 12, fault 5: a frame over `maxFrameBytes` (dropped by the shell before it enters wasm)
+/// may have been an event: a protocol violation — counted, reported, the connection dropped and
+/// retried from the last delivered position, so the relay replays it or a `$resync` covers it.
+#[test]
+fn an_oversized_frame_drops_the_connection_and_resumes_from_the_position() {
+    let (mut s, _) = open_session(&[("a", all())]);
+    s.handle_text(10, &event("a", 1, "updated", "{}"));
+    drain(&mut s);
+    s.handle_oversized(20, 10 << 20, 1 << 20);
+    let out = drain(&mut s);
+    assert_eq!(s.problems(), 1);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Problem(m) if m.contains("10485760"))),
+        "{out:?}"
+    );
+    assert!(out.contains(&Output::Disconnect), "{out:?}");
+    assert!(matches!(s.state(), ConnectionState::Reconnecting { .. }));
+    let wake = s.poll_timeout().expect("a retry is scheduled");
+    s.handle_timeout(wake);
+    drain(&mut s);
+    s.handle_text(wake + 1, &encode_hello("e1", 25_000));
+    let out = drain(&mut s);
+    assert_eq!(since_of(&out), vec![("a".into(), Some(("e1".into(), 1)))]);
+}
