@@ -262,22 +262,18 @@ export interface RealtimeSubscribeProps {
 }
 
 /**
- * The key `subscribe` returns: it converts to a unique string (Ginjou's `UnsubscribeKey`) and, called,
- * unsubscribes (as Ginjou's documentation describes).
+ * The key `subscribe` returns: a string unique per subscription (`"wlp:1"`, `"wlp:2"`, …), as Ginjou
+ * types it (`UnsubscribeKey = string`). Hand it back to `unsubscribe`.
  */
-export interface UnsubscribeKey {
-  (): void;
-  readonly key: string;
-  /** Where the subscription stands with the relay (e.g. `forbidden` when its channel was refused). */
-  readonly state: SubscriptionState;
-  toString(): string;
-}
+export type UnsubscribeKey = string;
 
 /** Ginjou's `Realtime` shape, plus the shared extras. */
 export interface WasmRealtime extends ProviderExtras {
   subscribe(props: RealtimeSubscribeProps): UnsubscribeKey;
-  /** Accepts the key or its string form. */
-  unsubscribe(key: UnsubscribeKey | string): void;
+  /** Ends the subscription of `key`; a key it does not know, or has already ended, is ignored. */
+  unsubscribe(key: UnsubscribeKey): void;
+  /** Where the subscription of `key` stands with the relay; `ended` once unsubscribed (and for unknown keys). */
+  subscriptionState(key: UnsubscribeKey): SubscriptionState;
   publish(event: { channel: string; action: string; payload?: unknown; date?: Date | string | number; meta?: Record<string, unknown> }): Promise<{ seq: number }>;
 }
 

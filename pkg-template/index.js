@@ -424,15 +424,17 @@ function toGinjouEvent(event) {
   return out;
 }
 
+let nextKey = 0; // shared by every `realtime(...)`: a key never names another provider's subscription
+
 /**
  * Ginjou's `Realtime`: `createApp(...).use(...)` with `realtime: realtime({ url })`.
- * `subscribe` returns synchronously a handle that is both the unsubscribe key Ginjou passes back to
- * `unsubscribe` (it converts to a string) and a function that unsubscribes when called.
+ * `subscribe` returns synchronously a string key, unique per subscription (`"wlp:1"`, `"wlp:2"`, …),
+ * as Ginjou types it (`UnsubscribeKey = string`); `unsubscribe(key)` ends that subscription, and
+ * ignores a key it does not know or has already ended.
  */
 export function realtime(options) {
   const live = createLiveClient(options);
-  const handles = new Map(); // key -> handle
-  let next = 0;
+  const handles = new Map(); // key -> handle of the client
   return withClient(live, {
     subscribe({ channel, actions, params, callback }) {
       const w = "realtime.subscribe";
@@ -443,21 +445,19 @@ export function realtime(options) {
         throw new TypeError(`${w}: \`callback\` must be a function, got ${describe(callback)}`);
       }
       const inner = live.subscribe(channel, actions ?? ["*"], subscriptionIds(params), (e) => callback(toGinjouEvent(e)));
-      const key = `wlp-${++next}`;
-      const handle = () => {
-        handles.delete(key);
-        live.unsubscribe(inner);
-      };
-      handle.key = key;
-      Object.defineProperty(handle, "state", { get: () => inner.state, enumerable: true });
-      handle.toString = () => key;
-      handle[Symbol.toPrimitive] = () => key;
-      handles.set(key, handle);
-      return handle;
+      const key = `wlp:${++nextKey}`;
+      handles.set(key, inner);
+      return key;
     },
     unsubscribe(key) {
-      const k = typeof key === "function" ? key.key : String(key);
-      handles.get(k)?.();
+      const inner = handles.get(key);
+      if (inner === undefined) return;
+      handles.delete(key);
+      live.unsubscribe(inner);
+    },
+    /** Where the subscription of `key` stands: `pending`, `subscribed`, `forbidden`, or `ended` (also for unknown keys). */
+    subscriptionState(key) {
+      return handles.get(key)?.state ?? "ended";
     },
     publish(event) {
       if (event === null || typeof event !== "object") {

@@ -52,7 +52,7 @@ const state: string = client.state;
 console.log(state, client.subscriptionCount);
 client.close();
 
-// Ginjou's Realtime contract (contracts.md §2): `subscribe` returns a key (string-convertible and callable).
+// Ginjou's Realtime contract (contracts.md §2): `subscribe` returns a string key (ginjou.ts checks the exact types).
 import { realtime } from "wasm-live-provider";
 type GinjouRealtime = {
   subscribe: (props: {
@@ -66,7 +66,7 @@ type GinjouRealtime = {
 };
 const ginjou: GinjouRealtime = realtime({ url: "ws://127.0.0.1:8787/ws" });
 const key = ginjou.subscribe({ channel: "resources/posts", actions: ["updated"], params: { type: "one", resource: "posts", id: 3 }, callback: (e) => console.log(e.action) });
-ginjou.unsubscribe?.(String(key));
+ginjou.unsubscribe?.(key);
 
 // The adapters.
 import { useConnectionState as useReactState, useLiveEvent, useLiveInvalidation } from "wasm-live-provider/react";
@@ -117,8 +117,10 @@ const secretState: SubscriptionState = secret.state;
 console.log(secretState === "forbidden");
 createLiveClient({ url: "http://127.0.0.1:8787/sse", transport: "sse", token: "eyJ..." }).close();
 realtime({ url: "ws://127.0.0.1:8787/ws", getToken: () => "static-token" }).close();
-const ginjouKey = realtime({ url: "ws://127.0.0.1:8787/ws" }).subscribe({ channel: "c", actions: ["*"], callback: () => {} });
-console.log(ginjouKey.state, (e: LivePublishError) => e.relayCode);
+const ginjouLive = realtime({ url: "ws://127.0.0.1:8787/ws" });
+const ginjouKey: string = ginjouLive.subscribe({ channel: "c", actions: ["*"], callback: () => {} });
+const ginjouState: SubscriptionState = ginjouLive.subscriptionState(ginjouKey);
+console.log(ginjouState, (e: LivePublishError) => e.relayCode);
 
 // A relay cluster: several URLs (one per node), tried in turn; `stats.url` names the one in use.
 const nodes = ["wss://a.relay.example.test/ws", "wss://b.relay.example.test/ws"] as const;
