@@ -1,5 +1,6 @@
 // Installs the *packed* npm package (npm pack of pkg/) into a fresh Vite project, builds it, serves
-// it from a real live-relay, and drives it in headless Chromium the way Refine uses a LiveProvider.
+// it from a real live-relay, and drives it in headless Chromium the way Refine uses a LiveProvider and
+// Ginjou a Realtime (string keys handed back to unsubscribe).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -47,7 +48,7 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-test("the packed package works in a fresh Vite app, called the way Refine calls it", async () => {
+test("the packed package works in a fresh Vite app, called the way Refine and Ginjou call it", async () => {
   const page = await browser.newPage();
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
@@ -80,6 +81,13 @@ test("the packed package works in a fresh Vite app, called the way Refine calls 
 
   assert.equal(r.clusterUrl, `ws://${new URL(base).host}/ws`, "failed over from the refused first URL to the second");
   assert.deepEqual(r.clustered, ["updated:4"]);
+  assert.deepEqual(r.ginjouKeys, ["string", "string", true, true, true], "Ginjou keys are distinct strings like wlp:1");
+  assert.deepEqual(r.ginjouOne, ["updated:2"], "unsubscribe(key) stopped delivery to that subscription");
+  assert.equal(r.ginjouStateAfter, "ended");
+  assert.equal(r.ginjouNoops, null, "a second unsubscribe(key) and unknown keys are no-ops");
+  assert.deepEqual(r.ginjouList, ["updated:2", "updated:2"], "the other Ginjou subscription was left alone");
+  assert.equal(r.ginjouCount, 1);
+  assert.equal(r.ginjouCountAfter, 0);
   assert.match(r.errors.urlIndex?.message ?? "", /`url\[1\]` must start with ws:\/\/ or wss:\/\//);
   assert.match(r.errors.sseUrlLength?.message ?? "", /`sseUrl` has 1 URL but `url` has 2/);
   assert.equal(r.errors.url?.name, "TypeError");

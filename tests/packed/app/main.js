@@ -1,6 +1,7 @@
 // A fresh Vite app that installed the packed tarball. It drives `liveProvider` exactly the way
-// Refine's hooks do (see ../../../../shared/reference/contracts.md §1), and reports what happened.
-import { liveProvider } from "wasm-live-provider";
+// Refine's hooks do (see ../../../../shared/reference/contracts.md §1), then `realtime` the way Ginjou
+// does (§2: a string key, handed back to `unsubscribe`), and reports what happened.
+import { liveProvider, realtime } from "wasm-live-provider";
 
 const url = `ws://${location.host}/ws`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -109,6 +110,42 @@ window.runScenario = async () => {
   await until("the cluster provider to receive", () => clustered.length === 1);
   report.clustered = kinds(clustered);
   cluster.close();
+
+  // Ginjou: `subscribe` returns a string key at once; Ginjou hands exactly that value to `unsubscribe`.
+  const ginjou = realtime({ url });
+  const got = { one: [], list: [] };
+  const oneKey = ginjou.subscribe({
+    channel,
+    actions: ["*"],
+    params: { type: "one", resource: "posts", id: 2 },
+    callback: (e) => got.one.push(`${e.action}:${e.payload.ids.join(",")}`),
+  });
+  const listKey = ginjou.subscribe({
+    channel,
+    actions: ["updated"],
+    params: { type: "list", resource: "posts" },
+    callback: (e) => got.list.push(`${e.action}:${e.payload.ids.join(",")}`),
+  });
+  report.ginjouKeys = [typeof oneKey, typeof listKey, oneKey !== listKey, /^wlp:\d+$/.test(oneKey), /^wlp:\d+$/.test(listKey)];
+  await until("the Ginjou provider to subscribe", () => ginjou.subscriptionState(oneKey) === "subscribed" && ginjou.subscriptionState(listKey) === "subscribed");
+  await editor.publish({ channel, type: "updated", payload: { ids: [2] } });
+  await until("both Ginjou callbacks to receive", () => got.one.length === 1 && got.list.length === 1);
+  ginjou.unsubscribe(oneKey);
+  report.ginjouStateAfter = ginjou.subscriptionState(oneKey);
+  report.ginjouNoops = thrown(() => {
+    ginjou.unsubscribe(oneKey); // a double unsubscribe, as a re-subscribing hook may do
+    ginjou.unsubscribe("nonsense");
+    ginjou.unsubscribe(undefined);
+  });
+  await editor.publish({ channel, type: "updated", payload: { ids: [2] } });
+  await until("the remaining Ginjou subscription to receive", () => got.list.length === 2);
+  await sleep(100);
+  report.ginjouOne = got.one;
+  report.ginjouList = got.list;
+  report.ginjouCount = ginjou.client.subscriptionCount;
+  ginjou.unsubscribe(listKey);
+  report.ginjouCountAfter = ginjou.client.subscriptionCount;
+  ginjou.close();
 
   report.errors = {
     url: thrown(() => liveProvider({ url: "http://example.test" })),
