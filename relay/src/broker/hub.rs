@@ -474,18 +474,28 @@ impl Hub {
         }
     }
 
-    /// The seq the next event of `channel` gets (in-process broker: the hub numbers them).
-    pub fn next_seq(&self, channel: &str) -> u64 {
-        self.lock()
-            .channels
-            .get(channel)
-            .map_or(1, |ch| ch.log.next_seq())
+    /// Numbers the next event of `channel` and appends it, built by `make` from its seq, in one
+    /// step (the in-process broker: the hub numbers the events). `make` is not called when the
+    /// event is neither kept nor sent. Returns the seq.
+    pub fn deliver_next(&self, channel: &str, make: impl FnOnce(u64) -> Entry) -> u64 {
+        self.append(channel, None, make).1
     }
 
-    /// Appends the next event of a channel and queues it for every subscriber (a scoped event as
-    /// a `skip` for the subscribers holding none of its scopes). Creates the channel when the
-    /// hub creates channels; otherwise see [`Delivery`].
+    /// Appends an event numbered elsewhere (the Redis broker) and queues it for every subscriber
+    /// (a scoped event as a `skip` for the subscribers holding none of its scopes); see
+    /// [`Delivery`].
     pub fn deliver(&self, channel: &str, entry: Entry) -> Delivery {
+        self.append(channel, Some(entry.seq), |_| entry).0
+    }
+
+    /// Appends the event numbered `seq` (`None`: the next one) to a channel, created when the hub
+    /// creates channels, and queues it for the subscribers.
+    fn append(
+        &self,
+        channel: &str,
+        seq: Option<u64>,
+        make: impl FnOnce(u64) -> Entry,
+    ) -> (Delivery, u64) {
         let now = self.now();
         let settings = self.settings;
         let keep_empty = !self.creates_channels;
@@ -497,28 +507,27 @@ impl Hub {
                 .channels
                 .entry(Box::from(channel))
                 .or_insert_with(|| Channel::new(channel, ChannelLog::new(), now)),
-            None => return Delivery::Untracked,
+            None => return (Delivery::Untracked, 0),
         };
         let last_seq = ch.log.last_seq();
-        if entry.seq <= last_seq {
-            return Delivery::Stale;
+        let seq = seq.unwrap_or(last_seq + 1);
+        if seq <= last_seq {
+            return (Delivery::Stale, seq);
         }
-        if entry.seq != last_seq + 1 {
-            return Delivery::Gap { last_seq };
+        if seq != last_seq + 1 {
+            return (Delivery::Gap { last_seq }, seq);
         }
-        let logged = if settings.history.max_events > 0 || !ch.subscribers.is_empty() {
-            Logged::new(&ch.name, entry)
+        let entry = if settings.history.max_events > 0 || !ch.subscribers.is_empty() {
+            make(seq)
         } else {
             // Neither kept nor sent: only the seq counts.
-            Logged::new(
-                &ch.name,
-                Entry {
-                    seq: entry.seq,
-                    frame: Utf8Bytes::from_static(""),
-                    scopes: None,
-                },
-            )
+            Entry {
+                seq,
+                frame: Utf8Bytes::from_static(""),
+                scopes: None,
+            }
         };
+        let logged = Logged::new(&ch.name, entry);
         let mut kicked = Vec::new();
         for (&id, outbox) in &ch.subscribers {
             if !outbox.push(logged.frame_for(&outbox.scopes)) {
@@ -533,7 +542,7 @@ impl Hub {
         }
         drop(guard);
         self.appended.notify_waiters();
-        Delivery::Delivered
+        (Delivery::Delivered, seq)
     }
 
     /// Whether this node follows `channel` (always true once the in-process broker saw it).

@@ -1,6 +1,7 @@
 //! The in-process broker (the default): the hub numbers each channel's events itself and the
 //! publish keys live in this process. One relay process, no dependency.
 
+use super::epoch::new_epoch;
 use super::hub::{ChannelStats, Hub, Member, Settings, Stats};
 use super::keys::{KeyedPublish, PublishKeys};
 use super::outbound::{scopes, Entry, Scopes};
@@ -84,16 +85,14 @@ impl MemoryBroker {
                 seq: seen.seq,
             };
         }
-        let seq = self.hub.next_seq(&event.channel);
-        let entry = Entry {
+        let seq = self.hub.deliver_next(&event.channel, |seq| Entry {
             seq,
             frame: event.frame(seq),
             scopes: event
                 .scopes
                 .as_ref()
                 .map(|list| list.iter().map(|s| Box::from(s.as_ref())).collect()),
-        };
-        self.hub.deliver(&event.channel, entry);
+        });
         if let Some(key) = event.key.as_deref() {
             let published = KeyedPublish {
                 channel: Box::from(event.channel.as_ref()),
@@ -131,21 +130,6 @@ impl MemoryBroker {
     ) -> Member {
         self.hub.connect(queue, scopes(list))
     }
-}
-
-/// A fresh epoch: 16 hex digits from the clock, the process id and std's random hash keys.
-pub fn new_epoch() -> String {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let mut hasher = RandomState::new().build_hasher();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    hasher.write_u128(nanos);
-    hasher.write_u32(std::process::id());
-    format!("{:016x}", hasher.finish())
 }
 
 #[cfg(test)]

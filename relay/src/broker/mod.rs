@@ -8,6 +8,7 @@
 //! Both deliver through a [`hub::Hub`], so a connection sees the same frames, in the same order,
 //! whichever runs.
 
+pub mod epoch;
 pub mod hub;
 pub mod keys;
 pub mod kick;

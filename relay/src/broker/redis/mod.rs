@@ -23,9 +23,9 @@
 pub mod message;
 pub mod script;
 
+use super::epoch::new_epoch;
 use super::hub::{ChannelStats, Hub, Member, Settings};
 use super::kick::KickReason;
-use super::memory::new_epoch;
 use super::outbound::{Entry, Scopes};
 use super::outcome::{Published, SubscribeError, Unavailable};
 use super::request::{Delivery, Refusal, Request, Since, Subscribed};
@@ -159,13 +159,7 @@ impl Link {
 
     /// Redis is back: takes its epoch (a new one closes every connection: the history is gone).
     fn up(&self, conn: MultiplexedConnection, epoch: &str) {
-        let known = self.hub.epoch();
-        if *known != *epoch {
-            if !known.is_empty() {
-                info!(epoch, "the cluster's epoch is new: Redis lost its data");
-            }
-            self.hub.reset(epoch, KickReason::EpochChanged);
-        }
+        self.adopt(epoch);
         *lock(&self.conn) = Ok(conn);
         info!(redis = %self.shown, "connected to Redis");
     }
@@ -181,9 +175,13 @@ impl Link {
     }
 
     /// Another epoch seen in Redis (it lost its data while this node stayed connected).
+    /// (At start-up the hub has no epoch yet: it takes Redis's without a word.)
     fn adopt(&self, epoch: &str) {
-        if *self.hub.epoch() != *epoch {
-            info!(epoch, "the cluster's epoch changed: Redis lost its data");
+        let known = self.hub.epoch();
+        if *known != *epoch {
+            if !known.is_empty() {
+                info!(epoch, "the cluster's epoch changed: Redis lost its data");
+            }
             lock(&self.syncing).clear();
             self.hub.reset(epoch, KickReason::EpochChanged);
         }
