@@ -1,6 +1,6 @@
 //! The HTTP routes: `GET /ws`, `GET /sse`, `POST /sse/ticket`, `POST /publish`,
 //! `POST /revalidate`, `GET /healthz`, `GET /metrics`, `GET /stats/channels`, the demo API at
-//! `/api` and `GET /demo/token` (with `--demo`), and the optional static directory.
+//! `/api`, `GET /demo/token` and `POST /demo/cut` (with `--demo`), and the optional static directory.
 
 use crate::auth::Grant;
 use crate::error::{error_response, frame_error_response};
@@ -64,7 +64,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     if state.demo.is_some() {
         app = app
             .nest("/api", demo::router(state.config.max_frame_bytes))
-            .merge(demo::token_router());
+            .merge(demo::token_router())
+            .merge(demo::cut_router());
     }
     if let Some(dir) = &state.config.static_dir {
         app = app.fallback_service(ServeDir::new(dir));

@@ -455,6 +455,10 @@ impl Connection {
                         }
                         // The client reopens with its position and is told to resync.
                         Some(KickReason::EpochChanged) => {}
+                        // Ended without a word, as a network blip would end it.
+                        Some(KickReason::Cut) => {
+                            info!(conn = self.member.id, "cut (demo): ending an SSE stream");
+                        }
                         Some(KickReason::SlowConsumer) | None => {
                             info!(conn = self.member.id, "closing a slow SSE consumer");
                             self.state.metrics.slow_consumers.inc();

@@ -247,6 +247,8 @@ impl Connection {
                 let message = "the relay lost its connection to Redis: reconnect (to another relay, or to this one once it is back)";
                 let _ = self.unavailable(message).await;
             }
+            // Dropped without a close frame, as a network blip would drop it.
+            Some(KickReason::Cut) => info!(conn = self.member.id, "cut (demo): dropping"),
             Some(KickReason::EpochChanged) => {
                 info!(
                     conn = self.member.id,

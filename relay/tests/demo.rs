@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Client, Relay, PATIENCE};
+use common::{Client, Relay, Sse, PATIENCE};
 use live_relay::{Config, DEMO_API_KEY};
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -618,6 +618,111 @@ async fn the_demo_token_stays_within_its_claims() {
             &json!("ping")
         )
     );
+    client.assert_alive().await;
+    relay.stop().await;
+}
+
+/// `POST /demo/cut`, answering `(status, body)`.
+async fn cut(relay: &Relay) -> (u16, Value) {
+    let response = relay
+        .http
+        .post(relay.url("/demo/cut"))
+        .send()
+        .await
+        .expect("POST /demo/cut");
+    let status = response.status().as_u16();
+    let body = response.text().await.expect("a body");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+/// Opens an SSE stream of `resources/posts` with a demo token (`since` appended to the query);
+/// returns it with the epoch of its `hello` and its `subscribed` channels.
+async fn demo_sse(relay: &Relay, token: &str, since: &str) -> (Sse, String, Value) {
+    let ticket = relay.ticket(token).await;
+    let mut sse = relay
+        .sse(&format!("ticket={ticket}&channels=resources/posts{since}"))
+        .await;
+    assert_eq!(sse.block().await.retry.as_deref(), Some("1000"));
+    let hello = sse.recv_op("hello").await.1;
+    let epoch = hello["epoch"].as_str().expect("epoch").to_owned();
+    assert_eq!(sse.recv_op("authed").await.1["sub"], "demo-user");
+    let subscribed = sse.recv_op("subscribed").await.1;
+    (sse, epoch, subscribed["channels"].clone())
+}
+
+async fn patch_post(relay: &Relay, title: &str) {
+    let (status, _, body) = call(
+        relay
+            .http
+            .patch(relay.url("/api/posts/1"))
+            .json(&json!({ "title": title })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_cut_drops_every_connection_without_a_word_and_they_resume_without_loss() {
+    let relay = demo().await;
+    let mut ws = authed_client(&relay).await;
+    ws.subscribe(&["resources/posts"]).await;
+    let token = demo_token(&relay).await;
+    let (mut sse, epoch, _) = demo_sse(&relay, &token, "").await;
+    patch_post(&relay, "Before the cut").await;
+    assert_eq!(next_event(&mut ws).await, ("updated".into(), json!([1])));
+    sse.expect("event", "resources/posts", 1, &format!("{epoch}:1"))
+        .await;
+
+    assert_eq!(cut(&relay).await, (200, json!({ "cut": 2 })));
+    // Like a network blip: no close frame, no error frame.
+    assert_eq!(ws.until_close_code().await, (vec![], None));
+    let ended = tokio::time::timeout(PATIENCE, sse.response.chunk())
+        .await
+        .expect("the SSE stream ends");
+    assert!(
+        matches!(ended, Ok(None)),
+        "the stream ends without a frame: {ended:?}"
+    );
+    relay
+        .wait_health("no connection left", |h| h["connections"] == 0)
+        .await;
+
+    // Published while nobody is connected, then replayed to both on resuming.
+    patch_post(&relay, "During the cut").await;
+    let mut ws = authed_client(&relay).await;
+    ws.send_json(json!({
+        "op": "subscribe",
+        "channels": [{ "channel": "resources/posts", "since": { "epoch": epoch, "seq": 1 } }],
+    }))
+    .await;
+    let subscribed = ws.recv_op("subscribed").await;
+    assert_eq!(
+        subscribed["channels"],
+        json!([{ "channel": "resources/posts", "seq": 2, "recovered": true }])
+    );
+    let replayed = ws.recv_op("event").await;
+    assert_eq!(replayed["seq"], 2, "{replayed}");
+    let (mut sse, _, channels) = demo_sse(&relay, &token, &format!("&since={epoch}:1")).await;
+    assert_eq!(channels[0]["recovered"], true, "{channels}");
+    sse.expect("event", "resources/posts", 2, &format!("{epoch}:2"))
+        .await;
+
+    // Live again.
+    patch_post(&relay, "After the cut").await;
+    assert_eq!(ws.recv_op("event").await["seq"], 3);
+    sse.expect("event", "resources/posts", 3, &format!("{epoch}:3"))
+        .await;
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn without_demo_there_is_no_cut() {
+    let relay = Relay::default().await;
+    let mut client = relay.client().await;
+    assert_eq!(cut(&relay).await.0, 404);
     client.assert_alive().await;
     relay.stop().await;
 }

@@ -636,6 +636,24 @@ impl Hub {
         }
     }
 
+    /// Kicks every connection with `reason` and ends its subscriptions (it gets nothing more and
+    /// closes itself); the channels keep their seqs and history, so the clients resume where
+    /// they were. Returns how many connections there were.
+    pub fn kick_all(&self, reason: KickReason) -> usize {
+        let now = self.now();
+        let keep_empty = !self.creates_channels;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let ids: Vec<ConnId> = inner.conns.keys().copied().collect();
+        for &id in &ids {
+            if let Some(conn) = inner.conns.get(&id) {
+                conn.outbox.kick.kick(reason);
+            }
+            inner.cut_off(id, now, keep_empty);
+        }
+        ids.len()
+    }
+
     /// Kicks every connection with `reason`, forgets every channel, and takes `epoch`: a
     /// connection registered from now on announces it.
     pub fn reset(&self, epoch: &str, reason: KickReason) {
@@ -860,6 +878,35 @@ mod tests {
         assert!(!hub.is_tracked("d"));
         assert_eq!(hub.connect(1, Scopes::from([])).epoch.as_ref(), "e2");
         assert_eq!(&*a.epoch, "e1");
+    }
+
+    #[test]
+    fn kicking_all_ends_every_subscription_and_keeps_the_history() {
+        let hub = follower();
+        hub.track("c", 0, vec![]);
+        assert_eq!(hub.deliver("c", entry(1)), Delivery::Delivered);
+        let mut a = hub.connect(16, Scopes::from([]));
+        let b = hub.connect(16, Scopes::from([]));
+        hub.subscribe(a.id, &[since("c", 1)], 10).expect("a");
+        drain(&mut a);
+        assert_eq!(hub.kick_all(KickReason::Cut), 2);
+        assert_eq!(a.kick.reason(), Some(KickReason::Cut));
+        assert_eq!(b.kick.reason(), Some(KickReason::Cut));
+        assert_eq!(hub.stats().subscriptions, 0);
+        assert_eq!(hub.deliver("c", entry(2)), Delivery::Delivered);
+        assert!(
+            drain(&mut a).is_empty(),
+            "a kicked connection gets nothing more"
+        );
+        drop((a, b));
+        let mut c = hub.connect(16, Scopes::from([]));
+        let answer = hub.subscribe(c.id, &[since("c", 1)], 10).expect("c");
+        assert_eq!((answer[0].seq, answer[0].recovered), (2, Some(true)));
+        let seqs: Vec<u64> = drain(&mut c)
+            .iter()
+            .filter_map(|f| f["seq"].as_u64())
+            .collect();
+        assert_eq!(seqs, [2], "what the cut connection missed is replayed");
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum KickReason {
     /// The cluster's history was lost (Redis restarted without its data): the relay has a new
     /// epoch, announced to the client when it reconnects.
     EpochChanged = 3,
+    /// The demo's `POST /demo/cut`: the connection is dropped without a word, as a network blip
+    /// would drop it; the client reconnects and resumes with its positions.
+    Cut = 4,
 }
 
 /// Raised once when the broker ends a connection; the connection waits on it.
@@ -48,6 +51,7 @@ impl Kick {
             1 => Some(KickReason::SlowConsumer),
             2 => Some(KickReason::Unavailable),
             3 => Some(KickReason::EpochChanged),
+            4 => Some(KickReason::Cut),
             _ => None,
         }
     }

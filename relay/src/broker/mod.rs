@@ -183,6 +183,12 @@ impl Broker {
         }
     }
 
+    /// Drops every connection on this node at once, as a network blip would (the demo's
+    /// `POST /demo/cut`); the clients reconnect and resume. Returns how many there were.
+    pub fn cut_every_connection(&self) -> usize {
+        self.hub().kick_all(KickReason::Cut)
+    }
+
     /// Resolves when no connection is registered on this node.
     pub async fn wait_idle(&self) {
         self.hub().wait_idle().await
