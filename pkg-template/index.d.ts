@@ -187,6 +187,10 @@ export interface LiveStats {
   resyncs: number;
   /** Connections that reached the relay's hello. */
   connections: number;
+  /** Events received in order, each once (whether or not a subscription's filter wanted it). */
+  delivered: number;
+  /** Of those, the events the relay replayed on a resume: missed while the connection was down. */
+  replayed: number;
   /**
    * The relay endpoint in use: the current connection's (its WebSocket URL, or its event stream's
    * over SSE); while reconnecting, the one the next attempt goes to. With several `url`s, it changes

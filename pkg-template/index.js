@@ -360,14 +360,14 @@ export function createLiveClient(options) {
       return () => unsubscribe(handle);
     },
     /**
-     * Counters from the connection: `{ problems, duplicates, resyncs, connections }`, and `url`: the
-     * relay endpoint in use (with several `url`s, the one of the current connection, or the one the
-     * next attempt goes to).
+     * Counters from the connection: `{ problems, duplicates, resyncs, connections, delivered,
+     * replayed }`, and `url`: the relay endpoint in use (with several `url`s, the one of the current
+     * connection, or the one the next attempt goes to).
      */
     get stats() {
       if (client) return client.stats;
       const first = Array.isArray(relayUrl) ? relayUrl[0] : relayUrl;
-      return { problems: 0, duplicates: 0, resyncs: 0, connections: 0, url: first };
+      return { problems: 0, duplicates: 0, resyncs: 0, connections: 0, delivered: 0, replayed: 0, url: first };
     },
   };
 }

@@ -298,8 +298,9 @@ impl LiveClient {
         self.shell.borrow().session.state().name().to_owned()
     }
 
-    /// Counters: `{ problems, duplicates, resyncs, connections }`, and `url`: the relay endpoint
-    /// in use (the current connection's; while reconnecting, the one the next attempt goes to).
+    /// Counters: `{ problems, duplicates, resyncs, connections, delivered, replayed }`, and `url`:
+    /// the relay endpoint in use (the current connection's; while reconnecting, the one the next
+    /// attempt goes to).
     #[wasm_bindgen(getter)]
     pub fn stats(&self) -> JsValue {
         let sh = self.shell.borrow();
@@ -317,6 +318,8 @@ impl LiveClient {
             "connections",
             &JsValue::from_f64(stats.connections as f64),
         );
+        set(&obj, "delivered", &JsValue::from_f64(stats.delivered as f64));
+        set(&obj, "replayed", &JsValue::from_f64(stats.replayed as f64));
         let relay = sh.relay();
         let url = if sh.session.uses_sse() {
             &relay.sse

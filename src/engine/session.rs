@@ -231,6 +231,10 @@ pub struct SessionStats {
     pub resyncs: u64,
     /// Connections that reached `hello`.
     pub connections: u64,
+    /// Events received in order, each once (whether or not a subscription's filter wanted it).
+    pub delivered: u64,
+    /// Of those, the events the relay replayed on a resume (missed while disconnected).
+    pub replayed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -351,6 +355,8 @@ pub struct Session {
     /// When the current connection became useful: `hello`, then every channel of its `subscribe`
     /// answered ([`MIN_USEFUL_MS`]).
     useful_since: Option<Millis>,
+    /// Channels being replayed after a resume: the last seq of the replay (the `subscribed` seq).
+    replaying: HashMap<String, u64>,
 }
 
 /// The [`Output::Error`] code of a token that could not be obtained (`getToken` threw, rejected,
@@ -478,6 +484,7 @@ impl Session {
             forbidden: HashSet::new(),
             relay: 0,
             useful_since: None,
+            replaying: HashMap::new(),
         }
     }
 
@@ -1127,11 +1134,19 @@ impl Session {
             match (had, entry.recovered) {
                 // A new subscription: it starts from now.
                 (None, _) => {
+                    self.replaying.remove(channel);
                     self.positions.insert(channel.to_owned(), fresh);
                 }
                 // The missed events follow; the position stays where delivery stopped.
-                (Some(_), Some(true)) => {}
+                (Some(old), Some(true)) => {
+                    if seq > old.seq {
+                        self.replaying.insert(channel.to_owned(), seq);
+                    } else {
+                        self.replaying.remove(channel);
+                    }
+                }
                 (Some(old), recovered) => {
+                    self.replaying.remove(channel);
                     let reason = match recovered {
                         Some(false) if old.epoch != epoch => format!(
                             "the relay restarted (epoch {} → {epoch}) and cannot replay `{channel}`",
@@ -1181,6 +1196,15 @@ impl Session {
         let channel = ev.channel.as_ref();
         if !self.advance(channel, ev.seq) {
             return;
+        }
+        self.stats.delivered += 1;
+        if let Some(&last) = self.replaying.get(channel) {
+            if ev.seq <= last {
+                self.stats.replayed += 1;
+            }
+            if ev.seq >= last {
+                self.replaying.remove(channel);
+            }
         }
         let ids = match payload_ids(ev.payload) {
             Ok(ids) => ids,

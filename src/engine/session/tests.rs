@@ -1860,3 +1860,56 @@ fn an_oversized_frame_drops_the_connection_and_resumes_from_the_position() {
     let out = drain(&mut s);
     assert_eq!(since_of(&out), vec![("a".into(), Some(("e1".into(), 1)))]);
 }
+
+#[test]
+fn stats_count_delivered_events_and_those_replayed_after_a_cut() {
+    let (mut s, _) = open_session(&[("a", all()), ("b", all())]);
+    s.handle_text(10, &event("a", 1, "updated", "{}"));
+    s.handle_text(11, &event("a", 2, "updated", "{}"));
+    assert_eq!((s.stats().delivered, s.stats().replayed), (2, 0));
+
+    // Cut: 3 and 4 were published meanwhile; the relay replays them (and 2, already seen).
+    reconnect(&mut s, 20, "e1");
+    s.handle_text(
+        30,
+        &subscribed(&[("a", 4, Some(true)), ("b", 0, Some(true))]),
+    );
+    for seq in 2..=5 {
+        s.handle_text(31, &event("a", seq, "updated", "{}"));
+    }
+    s.handle_text(32, &event("b", 1, "updated", "{}"));
+    let stats = s.stats();
+    assert_eq!(
+        (stats.delivered, stats.replayed, stats.duplicates),
+        (6, 2, 1),
+        "3 and 4 replayed; 5 and b#1 live; 2 dropped"
+    );
+
+    // Cut again in the middle of a replay (6..=8): the next resume replays the rest, and 9.
+    reconnect(&mut s, 40, "e1");
+    s.handle_text(
+        50,
+        &subscribed(&[("a", 8, Some(true)), ("b", 1, Some(true))]),
+    );
+    s.handle_text(51, &event("a", 6, "updated", "{}"));
+    reconnect(&mut s, 60, "e1");
+    s.handle_text(
+        70,
+        &subscribed(&[("a", 9, Some(true)), ("b", 1, Some(true))]),
+    );
+    for seq in 7..=10 {
+        s.handle_text(71, &event("a", seq, "updated", "{}"));
+    }
+    assert_eq!((s.stats().delivered, s.stats().replayed), (11, 6));
+
+    // Not recovered: a resync, and what follows is live.
+    reconnect(&mut s, 80, "e2");
+    s.handle_text(
+        90,
+        &subscribed(&[("a", 20, Some(false)), ("b", 1, Some(false))]),
+    );
+    s.handle_text(91, &event("a", 21, "updated", "{}"));
+    let stats = s.stats();
+    assert_eq!((stats.delivered, stats.replayed), (12, 6));
+    assert_eq!(stats.resyncs, 2);
+}
