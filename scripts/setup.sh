@@ -54,6 +54,11 @@ if [ ! -f tests/igniter/node_modules/.package-lock.json ] || [ tests/igniter/pac
   say "installing the Igniter.js test server (tests/igniter)"
   (cd tests/igniter && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The scripted hostile WebSocket server of the hostile-server browser tests (tests/hostile, npm `ws`).
+if [ ! -f tests/hostile/node_modules/.package-lock.json ] || [ tests/hostile/package-lock.json -nt tests/hostile/node_modules/.package-lock.json ]; then
+  say "installing the hostile WebSocket test server (tests/hostile)"
+  (cd tests/hostile && npm ci --no-audit --no-fund --loglevel=error)
+fi
 if [ $want_browsers = 1 ]; then
   apt_install chromium chromium-driver firefox-esr
   if ! command -v geckodriver >/dev/null; then

@@ -18,6 +18,6 @@ for b in "${browsers[@]}"; do
     *) echo "unknown browser $b (chrome or firefox)" >&2; exit 2 ;;
   esac
   say "wasm-bindgen tests in headless $b against a real relay"
-  env "${driver[@]}" node tests/harness/relay-harness.mjs --ping-ms 1000 --igniter -- \
-    wasm-pack test --headless "--$b" --test browser --test reliability --test sse --test igniter --test auth --test cluster
+  env "${driver[@]}" node tests/harness/relay-harness.mjs --ping-ms 1000 --igniter --hostile -- \
+    wasm-pack test --headless "--$b" --test browser --test reliability --test sse --test igniter --test auth --test cluster --test hostile
 done

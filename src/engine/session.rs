@@ -357,7 +357,14 @@ pub struct Session {
     useful_since: Option<Millis>,
     /// Channels being replayed after a resume: the last seq of the replay (the `subscribed` seq).
     replaying: HashMap<String, u64>,
+    /// The channels the current WebSocket connection unsubscribed (the last [`LEFT_REMEMBERED`]):
+    /// their events still in flight are dropped quietly; an event of a channel that is neither
+    /// subscribed nor here is a relay bug, counted in `problems`.
+    left: VecDeque<String>,
 }
+
+/// How many unsubscribed channels a connection remembers ([`Session`]'s `left`).
+const LEFT_REMEMBERED: usize = 256;
 
 /// The [`Output::Error`] code of a token that could not be obtained (`getToken` threw, rejected,
 /// or gave something that is not a non-empty string).
@@ -485,6 +492,7 @@ impl Session {
             relay: 0,
             useful_since: None,
             replaying: HashMap::new(),
+            left: VecDeque::new(),
         }
     }
 
@@ -602,6 +610,10 @@ impl Session {
                 self.send(frame::encode_unsubscribe(&[ChannelEntry::named(
                     channel.as_str(),
                 )]));
+                if self.left.len() >= LEFT_REMEMBERED {
+                    self.left.pop_front();
+                }
+                self.left.push_back(channel);
             }
         }
         self.check_idle(now);
@@ -1172,7 +1184,17 @@ impl Session {
             return false; // from a server-side subscription that ended before the one being answered
         }
         let Some(position) = self.positions.get_mut(channel) else {
-            return false; // not subscribed (any more)
+            // Not subscribed (any more). Over SSE the stream names its channels, and an Igniter
+            // stream carries revalidations to everyone.
+            if !self.using_sse
+                && !self.registry.has_channel(channel)
+                && !self.left.iter().any(|c| c == channel)
+            {
+                self.problem(format!(
+                    "the relay sent an event of `{channel}`, which this connection did not subscribe to; dropped"
+                ));
+            }
+            return false;
         };
         if seq <= position.seq {
             self.stats.duplicates += 1;
@@ -1415,6 +1437,7 @@ impl Session {
     /// Opens the transport (the token, if any, is at hand).
     fn open_transport(&mut self, now: Millis) {
         self.link = Link::Connecting { since: now };
+        self.left.clear();
         self.useful_since = None;
         self.awaiting.clear();
         self.reopen_at = None;

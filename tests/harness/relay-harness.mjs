@@ -18,6 +18,8 @@
 //                     `exp` = ceil((now + ttl_ms) / 1000) s (so it lives at least ttl_ms), `channels`
 //                     and `publish` (comma-split patterns; absent: none) and `scopes` when given.
 //                     Empty when the relay cannot start with --jwt-secret (its tests then fail saying so).
+//   LIVE_HOSTILE_WS   ws://127.0.0.1:HOSTILE/ws  with --hostile: the scripted hostile WebSocket server of
+//                     tests/hostile/server.mjs (a scenario per connection: ?scenario=NAME&run=ID)
 //   LIVE_CLUSTER_WS   three relay nodes of one cluster (`--redis` on a redis-server the harness starts on
 //   LIVE_CLUSTER_HTTP a free port, without persistence): comma-separated ws://…/ws and http:// URLs, in
 //                     node order. POST /cluster/kill/<i> kills node i (SIGKILL, by pid). Empty when
@@ -51,6 +53,9 @@ if (r >= 0) {
 // --igniter: also start the Igniter.js server of tests/igniter (LIVE_IGNITER_URL).
 const withIgniter = ours.includes("--igniter");
 ours = ours.filter((a) => a !== "--igniter");
+// --hostile: also start the scripted hostile WebSocket server of tests/hostile (LIVE_HOSTILE_WS).
+const withHostile = ours.includes("--hostile");
+ours = ours.filter((a) => a !== "--hostile");
 const relayFlags = ours;
 
 async function freePort() {
@@ -319,6 +324,21 @@ if (withIgniter) {
   log(`Igniter.js server on ${igniterUrl}`);
 }
 
+let hostile = null;
+let hostileUrl = "";
+if (withHostile) {
+  hostile = spawn(process.execPath, ["tests/hostile/server.mjs"], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  hostile.stdout.on("data", (c) => (out += c));
+  const started = Date.now();
+  while (!/hostile listening on (ws:\/\/\S+)/.test(out)) {
+    if (Date.now() - started > 15_000 || hostile.exitCode !== null) throw new Error(`the hostile server did not start: ${out}`);
+    await once(hostile.stdout, "data");
+  }
+  hostileUrl = out.match(/hostile listening on (ws:\/\/\S+)/)[1];
+  log(`hostile WebSocket server on ${hostileUrl}`);
+}
+
 // A port that was free a moment ago and that nothing here listens on.
 const closedPort = await freePort();
 
@@ -326,6 +346,7 @@ const env = {
   ...process.env,
   LIVE_CLOSED_WS: `ws://127.0.0.1:${closedPort}/ws`,
   LIVE_IGNITER_URL: igniterUrl,
+  LIVE_HOSTILE_WS: hostileUrl,
   LIVE_RELAY_WS: `ws://127.0.0.1:${port}/ws`,
   LIVE_RELAY_HTTP: `http://127.0.0.1:${port}`,
   LIVE_HARNESS_URL: `http://127.0.0.1:${control.address().port}`,
@@ -354,6 +375,7 @@ if (authRelay && authRelay.exitCode === null) {
   authRelay.kill("SIGTERM");
 }
 igniter?.kill();
+hostile?.kill();
 for (const node of cluster.nodes) {
   node.child.expectedExit = true;
   node.child.kill("SIGTERM");

@@ -1913,3 +1913,34 @@ fn stats_count_delivered_events_and_those_replayed_after_a_cut() {
     assert_eq!((stats.delivered, stats.replayed), (12, 6));
     assert_eq!(stats.resyncs, 2);
 }
+
+/// Issue 12, item 4: an event of a channel the connection never subscribed to is a relay bug,
+/// counted and dropped; one of a channel it has just unsubscribed (in flight) is dropped quietly.
+#[test]
+fn events_of_channels_never_subscribed_are_counted_and_dropped() {
+    let (mut s, subs) = open_session(&[("a", all()), ("b", all())]);
+    s.handle_text(10, &event("stranger", 1, "updated", "{}"));
+    let out = drain(&mut s);
+    assert!(delivered(&out).is_empty());
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Problem(m) if m.contains("`stranger`"))),
+        "{out:?}"
+    );
+    assert_eq!(s.problems(), 1);
+
+    // Unsubscribed a moment ago: its events in flight are no problem.
+    assert!(s.unsubscribe(11, subs[1]));
+    s.handle_text(12, &event("b", 1, "updated", "{}"));
+    let out = drain(&mut s);
+    assert!(delivered(&out).is_empty());
+    assert_eq!(s.problems(), 1);
+    assert_eq!(s.state(), &ConnectionState::Open);
+
+    // A new connection forgets what the old one left: `b` is a stranger there.
+    reconnect(&mut s, 20, "e1");
+    s.handle_text(21, &subscribed(&[("a", 0, Some(true))]));
+    s.handle_text(22, &event("b", 2, "updated", "{}"));
+    drain(&mut s);
+    assert_eq!(s.problems(), 2);
+}
