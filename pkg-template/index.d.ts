@@ -89,6 +89,24 @@ export interface LiveProviderOptions {
   scopes?: string[];
   /** `"igniter"`: `url` is an Igniter.js server's SSE stream (read only; publishing goes through its actions). */
   flavor?: "igniter";
+  /**
+   * The server's protocol: `"v1"` (default), the relay's own (`docs/PROTOCOL.md`), or `"simple"`: the
+   * minimal protocol of the "Custom WebSocket Provider" in Refine's live-provider guide, for an
+   * existing server that speaks it. The client sends `{"action":"subscribe"|"unsubscribe","channel"}`
+   * (once per channel, however many subscriptions share it; unsubscribe when the last one ends) and
+   * `{"action":"publish","channel","type","payload"}`, and reads `{"channel","type","payload"}`
+   * (dated on receipt). Filtering by types and ids, reconnecting with backoff, connection states and
+   * the idle close work as with the relay. What the simple protocol lacks:
+   * - no `seq`, so no resume: after every reconnect each subscription gets one `"$resync"` event
+   *   (`meta.reason` names the simple protocol) so that the app refetches;
+   * - no publish ack: `publish()` resolves with `{ seq: 0 }` once the frame is handed to the socket
+   *   (queued while disconnected, sent on reconnect); `date` and `meta` are not sent;
+   * - no pings (a dead link is noticed when the browser's WebSocket closes), no tokens, no scopes,
+   *   no revalidations, and no WebSocket subprotocol is offered.
+   * WebSocket only: with `transport` "sse" or "auto", a `flavor`, `token`, `getToken` or `scopes` it
+   * throws a `TypeError`, as does any other value.
+   */
+  protocol?: "v1" | "simple";
   /** Where to load the `.wasm` from, when the bundler's default (next to the JS) does not fit. */
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
   /** Smallest reconnect delay cap, ms (default 500). */

@@ -36,6 +36,7 @@ function checkOptions(options, where) {
   if (options.flavor === "igniter" && transport !== "sse") {
     throw new TypeError(`${where}: \`flavor: "igniter"\` reads an Igniter.js SSE stream: it needs \`transport: "sse"\``);
   }
+  checkProtocol(options, transport, where);
   const wanted = transport === "sse" ? ["http:", "https:"] : ["ws:", "wss:"];
   urls.forEach((url, i) => {
     const field = Array.isArray(options.url) ? `url[${i}]` : "url";
@@ -93,6 +94,28 @@ function checkOptions(options, where) {
 }
 
 const TRANSPORTS = ["websocket", "sse", "auto"];
+
+/** `protocol`: "v1" (the relay's, default) or "simple" (the seed's minimal WebSocket protocol: no tokens, no scopes). */
+function checkProtocol(options, transport, where) {
+  const protocol = options.protocol ?? "v1";
+  if (protocol !== "v1" && protocol !== "simple") {
+    throw new TypeError(`${where}: \`protocol\` must be "v1" or "simple", got ${describe(protocol)}`);
+  }
+  if (protocol !== "simple") return;
+  const simple = `${where}: \`protocol: "simple"\` (the seed's minimal WebSocket protocol)`;
+  if (transport !== "websocket") {
+    throw new TypeError(`${simple} is WebSocket only: it needs \`transport: "websocket"\`, got "${transport}"`);
+  }
+  if (options.flavor !== undefined) {
+    throw new TypeError(`${simple} is WebSocket only: \`flavor\` names an SSE server, leave it out`);
+  }
+  if (options.token !== undefined || options.getToken !== undefined) {
+    throw new TypeError(`${simple} has no authentication: leave out \`token\` and \`getToken\``);
+  }
+  if (options.scopes !== undefined) {
+    throw new TypeError(`${simple} has no scopes: leave out \`scopes\``);
+  }
+}
 
 /** An option that takes one URL or an array of them (one per relay), as a list. */
 function urlList(value, field, where) {

@@ -59,6 +59,11 @@ if [ ! -f tests/hostile/node_modules/.package-lock.json ] || [ tests/hostile/pac
   say "installing the hostile WebSocket test server (tests/hostile)"
   (cd tests/hostile && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The seed-protocol WebSocket server the `protocol: "simple"` tests talk to (tests/simple, npm `ws`).
+if [ ! -f tests/simple/node_modules/.package-lock.json ] || [ tests/simple/package-lock.json -nt tests/simple/node_modules/.package-lock.json ]; then
+  say "installing the simple-protocol test server (tests/simple)"
+  (cd tests/simple && npm ci --no-audit --no-fund --loglevel=error)
+fi
 if [ $want_browsers = 1 ]; then
   apt_install chromium chromium-driver firefox-esr
   if ! command -v geckodriver >/dev/null; then

@@ -36,14 +36,21 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Opens a WebSocket offering protocol v1. Errors when the URL is refused by the constructor.
+    /// Opens a WebSocket offering protocol v1 (with `plain`: no subprotocol, as the seed's simple
+    /// protocol; a server that answers none would make the browser fail a handshake offering one).
+    /// Errors when the URL is refused by the constructor.
     /// Text frames longer than `max_frame` characters are reported as [`SocketEvent::Oversized`].
     pub fn open(
         url: &str,
+        plain: bool,
         max_frame: u32,
         on_event: impl Fn(SocketEvent) + 'static,
     ) -> Result<Socket, JsValue> {
-        let ws = WebSocket::new_with_str(url, SUBPROTOCOL)?;
+        let ws = if plain {
+            WebSocket::new(url)?
+        } else {
+            WebSocket::new_with_str(url, SUBPROTOCOL)?
+        };
         let on_event: Rc<dyn Fn(SocketEvent)> = Rc::new(on_event);
 
         let handler = on_event.clone();

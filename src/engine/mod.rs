@@ -10,6 +10,7 @@ pub mod limiter;
 pub mod registry;
 pub mod relays;
 pub mod session;
+pub mod simple;
 
 pub use backoff::Backoff;
 pub use event::{payload_ids, Event, RecordId};

@@ -97,6 +97,11 @@ stopRevalidate();
 const auto = createLiveClient({ url: "ws://127.0.0.1:8787/ws", transport: "auto" });
 const igniter = createLiveClient({ url: "http://127.0.0.1:3000/api/v1/sse/events", transport: "sse", flavor: "igniter" });
 console.log(auto.state, igniter.state);
+// The seed's minimal WebSocket protocol: publish resolves with { seq: 0 } once sent.
+const seedServer = realtime({ url: "wss://ws.example.test", protocol: "simple" });
+void seedServer.publish({ channel: "resources/posts", action: "created", payload: { ids: [1] } }).then(({ seq }: { seq: number }) => seq);
+// @ts-expect-error the protocol is "v1" or "simple"
+createLiveClient({ url: "ws://127.0.0.1:8787/ws", protocol: "v2" });
 export function RevalidatingComponent(): null {
   useRevalidation(sse, queryClient);
   return null;

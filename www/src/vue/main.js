@@ -1,9 +1,10 @@
 // The Vue demo: TanStack Vue Query, the package's Vue adapter, and the Ginjou-shaped provider.
-import { computed, createApp, defineComponent, h, ref } from "vue";
+import { computed, createApp, defineComponent, h, onScopeDispose, ref, watch } from "vue";
 import { QueryClient, VueQueryPlugin, useQuery, useQueryClient } from "@tanstack/vue-query";
 import { useConnectionState, useLiveEvent, useLiveInvalidation } from "wasm-live-provider/vue";
 import { createVueLive } from "../live.js";
 import { useSubscribe } from "./ginjou-wiring.js";
+import { badgeText, countersOf, cutDuringBurst, cutEveryConnection, replayTracker, stateNote } from "../cut.js";
 
 const live = createVueLive();
 window.__live = live;
@@ -14,9 +15,62 @@ async function api(path) {
   return response.json();
 }
 
+/** The connection state; while reconnecting, a countdown to the next attempt. */
 const Badge = defineComponent(() => {
   const connection = useConnectionState(live);
-  return () => h("span", { class: `badge ${connection.value.state}`, "data-testid": "connection" }, connection.value.state);
+  const deadline = ref(null);
+  const now = ref(performance.now());
+  let timer = null;
+  watch(
+    connection,
+    (change) => {
+      clearInterval(timer);
+      const counting = change.state === "reconnecting" && change.delayMs != null;
+      deadline.value = counting ? performance.now() + change.delayMs : null;
+      if (counting) timer = setInterval(() => (now.value = performance.now()), 100);
+    },
+    { immediate: true },
+  );
+  onScopeDispose(() => clearInterval(timer));
+  return () =>
+    h("span", { class: `badge ${connection.value.state}`, "data-testid": "connection" }, badgeText(connection.value, deadline.value, now.value));
+});
+
+/** The counters of the connection, read four times a second. */
+const Counters = defineComponent(() => {
+  const counters = ref(countersOf(live));
+  const timer = setInterval(() => (counters.value = countersOf(live)), 250);
+  onScopeDispose(() => clearInterval(timer));
+  return () =>
+    h("dl", { class: "counters", "data-testid": "counters" }, counters.value.map(([key, label, value]) =>
+      h("div", { key }, [h("dt", label), h("dd", { "data-testid": `stat-${key}` }, value)]),
+    ));
+});
+
+/** Cuts every connection at the relay, alone or in the middle of a burst of edits. */
+const Blip = defineComponent(() => {
+  const status = ref("");
+  const busy = ref(false);
+  const run = async (action) => {
+    busy.value = true;
+    try {
+      await action();
+    } catch (e) {
+      status.value = e.message;
+    } finally {
+      busy.value = false;
+    }
+  };
+  const cutAlone = () =>
+    run(async () => (status.value = `cut ${await cutEveryConnection()} connections at ${new Date().toLocaleTimeString()}`));
+  const cutInBurst = () => run(async () => (status.value = await cutDuringBurst({ onProgress: (text) => (status.value = text) })));
+  return () =>
+    h("div", { class: "blip" }, [
+      h("button", { "data-testid": "cut-burst", disabled: busy.value, onClick: cutInBurst }, "Cut during 20 edits"),
+      " ",
+      h("button", { "data-testid": "cut", disabled: busy.value, onClick: cutAlone }, "Cut every connection"),
+      h("p", { class: "muted", "data-testid": "cut-status" }, status.value || "Drops every live connection at the relay, like a network blip: nothing is lost."),
+    ]);
 });
 
 /** The list: a TanStack query invalidated by the Vue adapter on every event of `resources/posts`. */
@@ -64,14 +118,29 @@ const PostDetail = defineComponent({
 
 const EventLog = defineComponent(() => {
   const events = ref([]);
-  useLiveEvent(live, { channel: "resources/posts" }, (e) => {
-    events.value = [e, ...events.value].slice(0, 50);
+  const add = (entry) => (events.value = [{ n: (events.value[0]?.n ?? 0) + 1, ...entry }, ...events.value].slice(0, 50));
+  const tracker = replayTracker(live);
+  // Every event, not coalesced, marked when it came back as a replay after a cut.
+  useLiveEvent(live, { channel: "resources/posts", coalesceMs: 0 }, (e) => add({ event: e, replayed: tracker.replayed() }));
+  // The connection lost and back, between the events.
+  let lost = false;
+  const stop = live.onStateChange((change) => {
+    const note = stateNote(change, lost);
+    if (change.state === "reconnecting") lost = true;
+    if (change.state === "open") lost = false;
+    if (note) add({ note });
   });
+  onScopeDispose(stop);
   return () =>
     h("aside", { class: "card" }, [
+      h("h2", "Network blip"),
+      h(Blip),
+      h(Counters),
       h("h2", "Live events"),
-      h("ol", { class: "log", "data-testid": "vue-event-log" }, events.value.map((e, i) =>
-        h("li", { key: events.value.length - i }, [h("b", e.type), ` ${e.payload.ids?.join(", ") ?? ""}`]),
+      h("ol", { class: "log", "data-testid": "vue-event-log" }, events.value.map(({ n, event: e, replayed, note }) =>
+        note
+          ? h("li", { key: n, class: "note" }, note)
+          : h("li", { key: n }, [h("b", e.type), ` ${e.payload.ids?.join(", ") ?? ""}`, replayed ? h("span", { class: "tag" }, "replayed") : null]),
       )),
     ]);
 });
