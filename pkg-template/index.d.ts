@@ -135,7 +135,9 @@ export interface LiveProviderOptions {
    * length (UTF-16 units) before it is copied into wasm. A longer frame is dropped, reported to
    * `onError` and counted in `stats().problems`, and the connection is dropped and resumed (the
    * relay replays what it held, or a `$resync` covers it). The millisecond options above must be
-   * at most 2147483647 (what `setTimeout` can wait); a bad value throws a `TypeError`.
+   * at most 2147483647 (what `setTimeout` can wait); a bad value throws a `TypeError`. A `publish`
+   * whose event is longer than `maxFrameBytes` as JSON throws a `TypeError` (the relay sends each
+   * event back to its publisher too, which would drop it).
    */
   maxFrameBytes?: number;
   /** Problems that are not thrown: malformed frames, callback errors, failed publishes nobody awaited. */
@@ -172,7 +174,12 @@ export interface LiveClient {
     ids: RecordKey[] | undefined,
     callback: (event: LiveEvent) => void,
   ): SubscriptionHandle;
+  /** Ignores a handle it does not know or has already ended: a second call is a no-op. */
   unsubscribe(handle: SubscriptionHandle): void;
+  /**
+   * Throws a `TypeError` naming the field at fault (a `channel` over 65536 characters, a `meta` that
+   * is not an object, an event over `maxFrameBytes` as JSON, …); rejects after `close()`.
+   */
   publish(event: {
     channel: string;
     type: string;
@@ -180,6 +187,11 @@ export interface LiveClient {
     date?: Date | string | number;
     meta?: Record<string, unknown>;
   }): Promise<{ seq: number }>;
+  /**
+   * Ends the connection for good: callbacks stop at once (also the rest of an event being delivered
+   * when a callback closes its client). A second call is a no-op; `subscribe` and `onRevalidate`
+   * then throw an `Error`, `publish` rejects.
+   */
   close(): void;
   /**
    * Calls `listener(keys)` when the server asks to revalidate query keys; `keys` is `null` when missed

@@ -175,10 +175,27 @@ function endpoints(options) {
   return out;
 }
 
+// A longer name makes a frame over the relay's default limit (64 KiB); past 1 MiB the relay would
+// close the connection on every (re)subscribe.
+const MAX_CHANNEL_LENGTH = 65536;
+
 function checkChannel(channel, where) {
   if (typeof channel !== "string" || channel.length === 0) {
     throw new TypeError(`${where}: \`channel\` must be a non-empty string, got ${describe(channel)}`);
   }
+  if (channel.length > MAX_CHANNEL_LENGTH) {
+    throw new TypeError(`${where}: \`channel\` is ${channel.length} characters long; at most ${MAX_CHANNEL_LENGTH}`);
+  }
+}
+
+function checkObject(value, where, what) {
+  if (value === null || typeof value !== "object") {
+    throw new TypeError(`${where}: ${what} must be an object, got ${describe(value)}`);
+  }
+}
+
+function checkOpen(closed, where) {
+  if (closed) throw new Error(`${where}: the client is closed (close() was called); create a new one`);
 }
 
 function idsToStrings(ids, where, field) {
@@ -291,6 +308,7 @@ export function createLiveClient(options) {
    */
   function subscribe(channel, types, recordIds, callback) {
     const w = "subscribe";
+    checkOpen(closed, w);
     checkChannel(channel, w);
     if (!Array.isArray(types) || types.some((t) => typeof t !== "string")) {
       throw new TypeError(`${w}: \`types\` must be an array of strings, got ${describe(types)}`);
@@ -327,7 +345,17 @@ export function createLiveClient(options) {
         );
       }
       const payload = toJson(event.payload ?? {}, w, "payload");
-      const meta = event.meta === undefined ? undefined : toJson(event.meta, w, "meta");
+      if (event.meta != null && (typeof event.meta !== "object" || Array.isArray(event.meta))) {
+        throw new TypeError(`${w}: \`meta\` must be an object, got ${describe(event.meta)}`);
+      }
+      const meta = event.meta == null ? undefined : toJson(event.meta, w, "meta");
+      // The relay sends the event back to this connection too: a frame over maxFrameBytes would be
+      // dropped by this client then (and a relay closes the connection past its own limit).
+      const max = options.maxFrameBytes ?? 1048576;
+      const size = payload.length + (meta?.length ?? 0) + event.channel.length + event.type.length;
+      if (size > max) {
+        throw new TypeError(`${w}: \`payload\` is ${payload.length} characters as JSON; with the rest of the event that is over \`maxFrameBytes\` (${max})`);
+      }
       const date = toMillis(event.date, w);
       return new Promise((resolve, reject) => {
         whenReady((c) => {
@@ -377,6 +405,7 @@ export function createLiveClient(options) {
       if (typeof listener !== "function") {
         throw new TypeError(`onRevalidate: \`listener\` must be a function, got ${describe(listener)}`);
       }
+      checkOpen(closed, "onRevalidate");
       const handle = subscribe("$revalidate", ["*"], undefined, (event) =>
         listener(event.type === "$resync" ? null : (event.payload.keys ?? []), event),
       );
@@ -425,7 +454,9 @@ function subscriptionIds(params) {
 export function liveProvider(options) {
   const live = createLiveClient(options);
   return withClient(live, {
-    subscribe({ channel, types, params, callback }) {
+    subscribe(options) {
+      checkObject(options, "liveProvider.subscribe", "the options");
+      const { channel, types, params, callback } = options;
       return live.subscribe(channel, types ?? ["*"], subscriptionIds(params), callback);
     },
     unsubscribe(subscription) {
@@ -459,8 +490,10 @@ export function realtime(options) {
   const live = createLiveClient(options);
   const handles = new Map(); // key -> handle of the client
   return withClient(live, {
-    subscribe({ channel, actions, params, callback }) {
+    subscribe(props) {
       const w = "realtime.subscribe";
+      checkObject(props, w, "the options");
+      const { channel, actions, params, callback } = props;
       if (actions !== undefined && (!Array.isArray(actions) || actions.some((a) => typeof a !== "string"))) {
         throw new TypeError(`${w}: \`actions\` must be an array of strings, got ${describe(actions)}`);
       }
@@ -486,6 +519,9 @@ export function realtime(options) {
       if (event === null || typeof event !== "object") {
         throw new TypeError(`realtime.publish: the event must be an object, got ${describe(event)}`);
       }
+      if (typeof event.action !== "string" || event.action.length === 0) {
+        throw new TypeError(`realtime.publish: \`action\` must be a non-empty string, got ${describe(event.action)}`);
+      }
       const sent = live.publish({ channel: event.channel, type: event.action, payload: event.payload, date: event.date, meta: event.meta });
       sent.catch((error) => reportError(options.onError, error));
       return sent;
@@ -499,7 +535,13 @@ export function realtime(options) {
  * `keys === null` (missed revalidations) matches everything.
  */
 export function isRevalidated(keys, queryKey) {
+  const w = "isRevalidated";
+  if (!Array.isArray(queryKey)) throw new TypeError(`${w}: \`queryKey\` must be an array, got ${describe(queryKey)}`);
   if (keys === null) return true;
+  if (!Array.isArray(keys)) throw new TypeError(`${w}: \`keys\` must be an array of keys (arrays) or null, got ${describe(keys)}`);
+  keys.forEach((key, i) => {
+    if (!Array.isArray(key)) throw new TypeError(`${w}: \`keys[${i}]\` must be an array, got ${describe(key)}`);
+  });
   const same = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
   return keys.some((key) => key.length <= queryKey.length && key.every((part, i) => same(part, queryKey[i])));
 }

@@ -15,12 +15,21 @@ export interface LiveEventOptions {
   /** Only events about these records (plus `created` events and events without ids). */
   ids?: RecordKey[];
   enabled?: boolean;
+  /** This subscription's coalescing window, ms (default: the client's `coalesceMs`; `0`: every event). */
+  coalesceMs?: number;
 }
+
+/** `useLiveInvalidation`'s coalescing window unless given: 250 ms. */
+export const INVALIDATION_COALESCE_MS: number;
 
 export function useConnectionState(provider: LiveSource): ConnectionStateChange;
 
 export function useLiveEvent(provider: LiveSource, options: LiveEventOptions, onEvent: (event: LiveEvent) => void): void;
 
+/**
+ * Invalidates TanStack Query queries on events (and `$resync`). Coalesces bursts by default:
+ * `coalesceMs` defaults to `INVALIDATION_COALESCE_MS` (250); `0` invalidates once per event.
+ */
 export function useLiveInvalidation(
   provider: LiveSource,
   queryClient: InvalidatingQueryClient,

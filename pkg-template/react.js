@@ -3,6 +3,13 @@
 import { useEffect, useRef, useSyncExternalStore } from "react";
 
 const clientOf = (provider) => provider?.client ?? provider;
+const coalescing = (coalesceMs) => (coalesceMs === undefined ? undefined : { coalesceMs });
+
+/**
+ * The coalescing window of `useLiveInvalidation` unless given (ms): a burst of events costs one
+ * invalidation at once and one at the end of each window, not one per event.
+ */
+export const INVALIDATION_COALESCE_MS = 250;
 const listKey = (list) => (list === undefined ? "" : JSON.stringify(list));
 
 /** The connection state (`{ state, attempt?, delayMs?, reason? }`), re-rendering on every change. */
@@ -18,9 +25,10 @@ export function useConnectionState(provider) {
 /**
  * Calls `onEvent` for events on `channel` while the component is mounted (and `enabled`).
  * `types` defaults to every type; `ids` narrows to events about those records.
- * A new `onEvent` on each render does not re-subscribe.
+ * A new `onEvent` on each render does not re-subscribe. `coalesceMs` sets this subscription's
+ * coalescing window (default: the client's `coalesceMs`; `0`: every event).
  */
-export function useLiveEvent(provider, { channel, types = ["*"], ids, enabled = true }, onEvent) {
+export function useLiveEvent(provider, { channel, types = ["*"], ids, enabled = true, coalesceMs }, onEvent) {
   const client = clientOf(provider);
   const handler = useRef(onEvent);
   useEffect(() => {
@@ -30,23 +38,33 @@ export function useLiveEvent(provider, { channel, types = ["*"], ids, enabled = 
   const idsKey = listKey(ids);
   useEffect(() => {
     if (!enabled) return undefined;
-    const handle = client.subscribe(channel, JSON.parse(typesKey), idsKey ? JSON.parse(idsKey) : undefined, (event) =>
-      handler.current(event),
+    const handle = client.subscribe(
+      channel,
+      JSON.parse(typesKey),
+      idsKey ? JSON.parse(idsKey) : undefined,
+      (event) => handler.current(event),
+      coalescing(coalesceMs),
     );
     return () => client.unsubscribe(handle);
-  }, [client, channel, typesKey, idsKey, enabled]);
+  }, [client, channel, typesKey, idsKey, enabled, coalesceMs]);
 }
 
 /**
  * Invalidates TanStack Query queries when events arrive on `channel`: `queryKey` (a key, invalidated by
  * prefix) or `queryKeys(event)` returning the keys to invalidate. A `$resync` event invalidates
- * `queryKey` / `queryKeys(event)` too, so missed updates are refetched.
+ * `queryKey` / `queryKeys(event)` too, so missed updates are refetched. Bursts are coalesced: at most
+ * one invalidation per `coalesceMs` (default `INVALIDATION_COALESCE_MS`, 250 ms; `0`: one per
+ * event), the trailing event carrying the union of the ids (`payload.ids`, for `queryKeys`).
  */
-export function useLiveInvalidation(provider, queryClient, { channel, types, ids, enabled = true, queryKey, queryKeys }) {
+export function useLiveInvalidation(
+  provider,
+  queryClient,
+  { channel, types, ids, enabled = true, queryKey, queryKeys, coalesceMs = INVALIDATION_COALESCE_MS },
+) {
   if (!queryKey && !queryKeys) {
     throw new TypeError("useLiveInvalidation: give `queryKey` or `queryKeys(event)`");
   }
-  useLiveEvent(provider, { channel, types, ids, enabled }, (event) => {
+  useLiveEvent(provider, { channel, types, ids, enabled, coalesceMs }, (event) => {
     const keys = queryKeys ? queryKeys(event) : [queryKey];
     for (const key of keys) queryClient.invalidateQueries({ queryKey: key });
   });

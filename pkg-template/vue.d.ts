@@ -14,12 +14,21 @@ export interface LiveEventOptions {
   types?: MaybeRefOrGetter<string[] | undefined>;
   ids?: MaybeRefOrGetter<RecordKey[] | undefined>;
   enabled?: MaybeRefOrGetter<boolean | undefined>;
+  /** This subscription's coalescing window, ms (default: the client's `coalesceMs`; `0`: every event). */
+  coalesceMs?: MaybeRefOrGetter<number | undefined>;
 }
+
+/** `useLiveInvalidation`'s coalescing window unless given: 250 ms. */
+export const INVALIDATION_COALESCE_MS: number;
 
 export function useConnectionState(provider: LiveSource): ShallowRef<ConnectionStateChange>;
 
 export function useLiveEvent(provider: LiveSource, options: LiveEventOptions, onEvent: (event: LiveEvent) => void): void;
 
+/**
+ * Invalidates TanStack Query queries on events (and `$resync`). Coalesces bursts by default:
+ * `coalesceMs` defaults to `INVALIDATION_COALESCE_MS` (250); `0` invalidates once per event.
+ */
 export function useLiveInvalidation(
   provider: LiveSource,
   queryClient: InvalidatingQueryClient,

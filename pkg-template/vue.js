@@ -5,6 +5,12 @@ import { onScopeDispose, shallowRef, toValue, watch } from "vue";
 
 const clientOf = (provider) => provider?.client ?? provider;
 
+/**
+ * The coalescing window of `useLiveInvalidation` unless given (ms): a burst of events costs one
+ * invalidation at once and one at the end of each window, not one per event.
+ */
+export const INVALIDATION_COALESCE_MS = 250;
+
 /** A shallow ref holding the connection state (`{ state, attempt?, delayMs?, reason? }`). */
 export function useConnectionState(provider) {
   const client = clientOf(provider);
@@ -17,8 +23,10 @@ export function useConnectionState(provider) {
 }
 
 /**
- * Calls `onEvent` for events on `channel` until the scope is disposed. `channel`, `types`, `ids` and
- * `enabled` may be refs or getters: a change re-subscribes (unsubscribing first), as Ginjou's hooks do.
+ * Calls `onEvent` for events on `channel` until the scope is disposed. `channel`, `types`, `ids`,
+ * `enabled` and `coalesceMs` may be refs or getters: a change re-subscribes (unsubscribing first), as
+ * Ginjou's hooks do. `coalesceMs` sets this subscription's coalescing window (default: the client's
+ * `coalesceMs`; `0`: every event).
  */
 export function useLiveEvent(provider, options, onEvent) {
   const client = clientOf(provider);
@@ -29,10 +37,14 @@ export function useLiveEvent(provider, options, onEvent) {
       types: toValue(options.types) ?? ["*"],
       ids: toValue(options.ids),
       enabled: toValue(options.enabled) ?? true,
+      coalesceMs: toValue(options.coalesceMs),
     }),
-    ({ channel, types, ids, enabled }) => {
+    ({ channel, types, ids, enabled, coalesceMs }) => {
       if (handle) client.unsubscribe(handle);
-      handle = enabled ? client.subscribe(channel, [...types], ids ? [...ids] : undefined, (event) => onEvent(event)) : null;
+      const coalescing = coalesceMs === undefined ? undefined : { coalesceMs };
+      handle = enabled
+        ? client.subscribe(channel, [...types], ids ? [...ids] : undefined, (event) => onEvent(event), coalescing)
+        : null;
     },
     { immediate: true, deep: true },
   );
@@ -46,13 +58,17 @@ export function useLiveEvent(provider, options, onEvent) {
 /**
  * Invalidates TanStack Query (`@tanstack/vue-query`) queries when events arrive on `channel`:
  * `queryKey` (invalidated by prefix) or `queryKeys(event)`. `$resync` events invalidate as well.
+ * Bursts are coalesced: at most one invalidation per `coalesceMs` (default
+ * `INVALIDATION_COALESCE_MS`, 250 ms; `0`: one per event), the trailing event carrying the union of
+ * the ids (`payload.ids`, for `queryKeys`).
  */
 export function useLiveInvalidation(provider, queryClient, options) {
   const { queryKey, queryKeys } = options;
   if (!queryKey && !queryKeys) {
     throw new TypeError("useLiveInvalidation: give `queryKey` or `queryKeys(event)`");
   }
-  useLiveEvent(provider, options, (event) => {
+  const coalesceMs = () => toValue(options.coalesceMs) ?? INVALIDATION_COALESCE_MS;
+  useLiveEvent(provider, { ...options, coalesceMs }, (event) => {
     const keys = queryKeys ? queryKeys(event) : [toValue(queryKey)];
     for (const key of keys) queryClient.invalidateQueries({ queryKey: key });
   });

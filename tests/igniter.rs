@@ -95,7 +95,8 @@ async fn igniter_revalidations_reach_the_revalidate_channel() {
             .ok()
             .and_then(|s| s.as_string())
             .as_deref(),
-        Some(r#"[["posts.list"],["users"]]"#)
+        Some(r#"[["posts.list"],["posts","list"],["users"]]"#),
+        "dotted keys also split, for TanStack keys written either way"
     );
     c.close();
 }

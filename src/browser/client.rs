@@ -10,13 +10,13 @@ use super::js::{
 };
 use super::page::{is_online, is_visible, PageEvent, PageWatcher};
 use super::socket::{Socket, SocketEvent};
+use super::stream::probe;
 use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::engine::frame::CLOSE_UNAUTHORIZED;
-use crate::engine::igniter::IgniterTranslator;
+use crate::engine::igniter::{self, IgniterTranslator, Source};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
 use crate::engine::session::{percent_encode_into, PublishResult, TransportKind, MAX_TIMER_MS};
-use crate::engine::simple::{Protocol, SimpleTranslator};
 use crate::engine::{
     ConnectionState, Filter, Output, PublishError, PublishId, Relay, Relays, Session,
     SessionConfig, SubId, TypeFilter, Urls,
@@ -63,8 +63,6 @@ struct Endpoints {
     scope_query: String,
     /// The SSE stream is an Igniter.js server's.
     igniter: bool,
-    /// The WebSocket server speaks the seed's simple protocol (`protocol: "simple"`).
-    simple: bool,
 }
 
 impl Endpoints {
@@ -91,8 +89,15 @@ struct Shell {
     session: Session,
     socket: Option<Transport>,
     igniter: Option<IgniterTranslator>,
-    /// The current connection's translator with `protocol: "simple"`.
-    simple: Option<SimpleTranslator>,
+    /// Igniter: the stream being replaced (its number and itself), open until the current one is
+    /// `connected` and a grace more (see `engine::igniter`).
+    igniter_previous: Option<(u64, Stream)>,
+    /// Igniter: a `Disconnect` set the previous stream aside; dropped unless a stream replaces it.
+    previous_unclaimed: bool,
+    /// Igniter: ends the overlap of the two streams.
+    overlap_timer: Option<Timer>,
+    /// The number (`connections`) of the current event stream.
+    stream_number: u64,
     connections: u64,
     /// The stream attempt (its `connections` number) waiting for its ticket; cleared when the
     /// session disconnects, so a late ticket opens nothing.
@@ -131,8 +136,7 @@ impl LiveClient {
     /// per `url`), `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`, `pingGraceMs`, `connectTimeoutMs`,
     /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs`, `maxFrameBytes` (numbers), `onError(error)`,
     /// `onStateChange(state)` (functions), `token` (string) or `getToken()` (a function returning
-    /// a token or a promise of one), `protocol` (`"v1"`, the default, or `"simple"`: the seed's
-    /// minimal WebSocket protocol).
+    /// a token or a promise of one).
     #[wasm_bindgen(constructor)]
     pub fn new(url: JsValue, options: &JsValue) -> Result<LiveClient, JsValue> {
         let defaults = SessionConfig::default();
@@ -163,7 +167,6 @@ impl LiveClient {
                 .into())
             }
         };
-        let protocol = protocol_option(options, transport, tokens.is_some())?;
         let relays = Relays::new(
             urls(&url, "url")?
                 .ok_or_else(|| type_error("url", "a URL string or an array of them"))?,
@@ -173,7 +176,14 @@ impl LiveClient {
         .map_err(|e| JsValue::from(js_sys::TypeError::new(&e.to_string())))?;
         let cfg = SessionConfig {
             backoff_min_ms: number(options, "backoffMinMs", defaults.backoff_min_ms)?,
-            backoff_max_ms: number(options, "backoffMaxMs", defaults.backoff_max_ms)?,
+            backoff_max_ms: number(
+                options,
+                "backoffMaxMs",
+                match string(options, "flavor")?.as_deref() {
+                    Some("igniter") => igniter::BACKOFF_MAX_MS,
+                    _ => defaults.backoff_max_ms,
+                },
+            )?,
             stable_after_ms: number(options, "stableAfterMs", defaults.stable_after_ms)?,
             ping_grace_ms: number(options, "pingGraceMs", defaults.ping_grace_ms)?,
             connect_timeout_ms: number(options, "connectTimeoutMs", defaults.connect_timeout_ms)?,
@@ -185,13 +195,11 @@ impl LiveClient {
             reopen_debounce_ms: defaults.reopen_debounce_ms,
             auth: tokens.is_some(),
             relays: relays.len(),
-            protocol,
         };
         let endpoints = Endpoints {
             relays,
             scope_query: string(options, "scopeQuery")?.unwrap_or_default(),
             igniter: string(options, "flavor")?.as_deref() == Some("igniter"),
-            simple: protocol == Protocol::Simple,
         };
         let max_frame = match number(options, "maxFrameBytes", DEFAULT_MAX_FRAME.into()) {
             Ok(n) if n >= 1 => n as u32,
@@ -220,7 +228,10 @@ impl LiveClient {
                 session,
                 socket: None,
                 igniter: None,
-                simple: None,
+                igniter_previous: None,
+                previous_unclaimed: false,
+                overlap_timer: None,
+                stream_number: 0,
                 connections: 0,
                 ticket_for: None,
                 tokens,
@@ -328,7 +339,11 @@ impl LiveClient {
             "connections",
             &JsValue::from_f64(stats.connections as f64),
         );
-        set(&obj, "delivered", &JsValue::from_f64(stats.delivered as f64));
+        set(
+            &obj,
+            "delivered",
+            &JsValue::from_f64(stats.delivered as f64),
+        );
         set(&obj, "replayed", &JsValue::from_f64(stats.replayed as f64));
         let relay = sh.relay();
         let url = if sh.session.uses_sse() {
@@ -393,20 +408,7 @@ impl Shell {
         Shell::with(shell, |sh| {
             let now = now_ms();
             match event {
-                SocketEvent::Open => {
-                    sh.session.handle_open(now);
-                    if let Some(hello) = sh.simple.as_ref().map(SimpleTranslator::hello) {
-                        sh.session.handle_text(now, &hello);
-                    }
-                }
-                SocketEvent::Text { text, .. } if sh.simple.is_some() => {
-                    let date = js_sys::Date::now();
-                    match sh.simple.as_mut().map(|t| t.incoming(&text, date)) {
-                        Some(Ok(Some(frame))) => sh.session.handle_text(now, &frame),
-                        Some(Ok(None)) | None => {}
-                        Some(Err(problem)) => sh.report(problem),
-                    }
-                }
+                SocketEvent::Open => sh.session.handle_open(now),
                 SocketEvent::Text { text, raw } => {
                     sh.frame = Some(raw);
                     sh.session.handle_text(now, &text);
@@ -434,25 +436,18 @@ impl Shell {
         });
     }
 
-    fn on_stream(shell: &Rc<RefCell<Shell>>, event: StreamEvent) {
+    fn on_stream(shell: &Rc<RefCell<Shell>>, number: u64, event: StreamEvent) {
         Shell::with(shell, |sh| {
+            if sh.endpoints.igniter {
+                return sh.on_igniter_stream(number, event);
+            }
             let now = now_ms();
             match event {
                 StreamEvent::Open => sh.session.handle_open(now),
-                StreamEvent::Message { kind, data, raw } => match sh.igniter.as_mut() {
-                    None => {
-                        sh.frame = Some(raw);
-                        sh.session.handle_text(now, &data);
-                    }
-                    Some(translator) => match translator.translate(&kind, &data, parse_date) {
-                        Ok(frames) => {
-                            for frame in frames {
-                                sh.session.handle_text(now, &frame);
-                            }
-                        }
-                        Err(problem) => sh.report(problem),
-                    },
-                },
+                StreamEvent::Message { data, raw, .. } => {
+                    sh.frame = Some(raw);
+                    sh.session.handle_text(now, &data);
+                }
                 StreamEvent::Oversized { len } => {
                     sh.session
                         .handle_oversized(now, len.into(), sh.max_frame.into());
@@ -509,7 +504,6 @@ impl Shell {
                         }
                     });
                 }
-                Output::Send(text) if self.simple.is_some() => self.send_simple(&text),
                 Output::Send(text) => {
                     let failed = match &self.socket {
                         Some(Transport::Socket(socket)) => socket.send(&text).err(),
@@ -523,6 +517,7 @@ impl Shell {
                     }
                 }
                 Output::Disconnect => {
+                    self.set_stream_aside();
                     self.socket = None;
                     self.ticket_for = None;
                 }
@@ -607,6 +602,9 @@ impl Shell {
                 Output::Problem(message) => self.report(message),
             }
         }
+        if std::mem::take(&mut self.previous_unclaimed) {
+            self.end_overlap(); // no stream replaces it
+        }
         self.frame = None;
         let deadline = self.session.poll_timeout();
         if let Some(timer) = self.timer.as_mut() {
@@ -617,12 +615,7 @@ impl Shell {
     fn connect(&mut self) {
         let weak = self.me.clone();
         let url = Endpoints::with_query(&self.relay().ws, &self.endpoints.scope_query);
-        self.simple = self.endpoints.simple.then(|| {
-            self.connections += 1;
-            SimpleTranslator::new(self.connections)
-        });
-        let plain = self.endpoints.simple;
-        let opened = Socket::open(&url, plain, self.max_frame, move |event| {
+        let opened = Socket::open(&url, self.max_frame, move |event| {
             if let Some(shell) = weak.upgrade() {
                 Shell::on_socket(&shell, event);
             }
@@ -637,45 +630,11 @@ impl Shell {
         }
     }
 
-    /// `protocol: "simple"`: a frame of the session in the seed's protocol on the socket, then the
-    /// answers the seed's server never gives (`subscribed`, the publish's ack) back to the session.
-    fn send_simple(&mut self, text: &str) {
-        let translated = match self.simple.as_mut().map(|t| t.outgoing(text)) {
-            Some(Ok(out)) => out,
-            Some(Err(problem)) => return self.report(problem),
-            None => return,
-        };
-        for frame in &translated.send {
-            let failed = match &self.socket {
-                Some(Transport::Socket(socket)) => socket.send(frame).err(),
-                Some(Transport::Stream { .. }) | None => None,
-            };
-            if let Some(e) = failed {
-                let reason = describe(&e);
-                self.socket = None;
-                self.simple = None;
-                return self
-                    .session
-                    .handle_close(now_ms(), &format!("send failed: {reason}"));
-            }
-        }
-        for reply in translated.replies {
-            self.session.handle_text(now_ms(), &reply);
-        }
-    }
-
     fn connect_stream(&mut self, query: &str) {
         self.connections += 1;
         let (url, named): (String, &[&str]) = if self.endpoints.igniter {
-            let channels: Vec<String> = self
-                .session
-                .registry()
-                .channels()
-                .map(str::to_owned)
-                .collect();
-            let translator = IgniterTranslator::new(self.connections, channels);
-            let url = Endpoints::with_query(&self.relay().sse, &translator.query());
-            self.igniter = Some(translator);
+            let query = self.igniter_translator();
+            let url = Endpoints::with_query(&self.relay().sse, &query);
             (url, IgniterTranslator::EVENT_TYPES)
         } else {
             self.igniter = None;
@@ -729,9 +688,11 @@ impl Shell {
     /// Opens the event stream at `url` (complete with its query).
     fn open_stream(&mut self, url: &str, named: &'static [&'static str]) {
         let weak = self.me.clone();
+        let number = self.connections;
+        self.stream_number = number;
         let opened = Stream::open(url, named, self.max_frame, move |event| {
             if let Some(shell) = weak.upgrade() {
-                Shell::on_stream(&shell, event);
+                Shell::on_stream(&shell, number, event);
             }
         });
         match opened {
@@ -881,43 +842,6 @@ fn number(options: &JsValue, field: &str, default: u64) -> Result<u64, JsValue> 
     }
 }
 
-/// The `protocol` option: `"v1"` (the default) or `"simple"`, which only goes over a WebSocket and
-/// has no tokens or scopes.
-fn protocol_option(
-    options: &JsValue,
-    transport: TransportKind,
-    tokens: bool,
-) -> Result<Protocol, JsValue> {
-    let protocol = match string(options, "protocol")? {
-        None => return Ok(Protocol::V1),
-        Some(name) => Protocol::parse(&name).ok_or_else(|| {
-            type_error("protocol", &format!("\"v1\" or \"simple\", got \"{name}\""))
-        })?,
-    };
-    if protocol == Protocol::Simple {
-        let why = if transport != TransportKind::WebSocket {
-            Some("`transport: \"websocket\"` (the seed's simple protocol is WebSocket only)")
-        } else if string(options, "flavor")?.is_some() {
-            Some(
-                "no `flavor` (a flavor names an SSE server, the simple protocol is WebSocket only)",
-            )
-        } else if tokens {
-            Some("no `token` or `getToken` (the simple protocol has no authentication)")
-        } else if string(options, "scopeQuery")?.is_some() {
-            Some("no `scopes` (the simple protocol has none)")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            return Err(js_sys::TypeError::new(&format!(
-                "option `protocol: \"simple\"` needs {why}"
-            ))
-            .into());
-        }
-    }
-    Ok(protocol)
-}
-
 /// `Date.parse`, `None` for an invalid date.
 fn parse_date(text: &str) -> Option<f64> {
     let ms = js_sys::Date::parse(text);
@@ -1031,4 +955,177 @@ fn state_object(state: &ConnectionState) -> JsValue {
         ConnectionState::Idle | ConnectionState::Connecting | ConnectionState::Open => {}
     }
     obj.into()
+}
+
+/// `flavor: "igniter"`: two streams overlap across a change of the channel set, and a stream that
+/// fails before `connected` is probed for refused channels (see `engine::igniter`).
+impl Shell {
+    /// The translator for the stream about to open, and its query: the same epoch when a previous
+    /// stream bridges the change, a new one otherwise. Refused channels are left out.
+    fn igniter_translator(&mut self) -> String {
+        let session = &self.session;
+        let channels: Vec<String> = (session.registry().channels())
+            .filter(|c| session.channel_status(c) != Some(crate::engine::ChannelStatus::Forbidden))
+            .map(str::to_owned)
+            .collect();
+        self.previous_unclaimed = false;
+        match self.igniter.as_mut() {
+            Some(translator) if self.igniter_previous.is_some() => translator.reopen(channels),
+            _ => self.igniter = Some(IgniterTranslator::new(self.connections, channels)),
+        }
+        self.igniter
+            .as_ref()
+            .map(IgniterTranslator::query)
+            .unwrap_or_default()
+    }
+
+    /// On `Disconnect`: a connected Igniter stream is set aside, to stay open until the stream that
+    /// replaces it is `connected` (or dropped at the end of `process` when none does).
+    fn set_stream_aside(&mut self) {
+        if !self.endpoints.igniter {
+            return;
+        }
+        if self
+            .igniter
+            .as_ref()
+            .is_some_and(IgniterTranslator::connected)
+        {
+            if let Some(Transport::Stream { _stream: stream }) = self.socket.take() {
+                self.igniter_previous = Some((self.stream_number, stream));
+            }
+        }
+        self.previous_unclaimed = self.igniter_previous.is_some();
+    }
+
+    /// Closes the previous stream, if any.
+    fn end_overlap(&mut self) {
+        self.igniter_previous = None;
+        if let Some(translator) = self.igniter.as_mut() {
+            translator.end_overlap();
+        }
+    }
+
+    fn on_igniter_stream(&mut self, number: u64, event: StreamEvent) {
+        let now = now_ms();
+        let source = if number == self.stream_number && self.socket.is_some() {
+            Source::Current
+        } else if matches!(self.igniter_previous, Some((n, _)) if n == number) {
+            Source::Previous
+        } else {
+            return; // a stream already given up
+        };
+        match (event, source) {
+            (StreamEvent::Open, Source::Current) => self.session.handle_open(now),
+            (StreamEvent::Open, Source::Previous) => {}
+            (StreamEvent::Message { kind, id, data, .. }, _) => {
+                let Some(translator) = self.igniter.as_mut() else {
+                    return;
+                };
+                let was_connected = translator.connected();
+                let result = translator.translate(source, &kind, &id, &data, parse_date);
+                let bridged = !was_connected && translator.connected() && translator.overlapping();
+                match result {
+                    Ok(frames) => {
+                        for frame in frames {
+                            self.session.handle_text(now, &frame);
+                        }
+                    }
+                    Err(problem) => self.report(problem),
+                }
+                if bridged {
+                    self.close_previous_at(now + igniter::OVERLAP_GRACE_MS);
+                }
+            }
+            (StreamEvent::Oversized { len }, Source::Current) => {
+                (self.session).handle_oversized(now, len.into(), self.max_frame.into());
+            }
+            (StreamEvent::Oversized { .. } | StreamEvent::Failed, Source::Previous) => {
+                self.end_overlap();
+            }
+            (StreamEvent::Failed, Source::Current) => {
+                self.socket = None;
+                if self
+                    .igniter
+                    .as_ref()
+                    .is_some_and(IgniterTranslator::connected)
+                {
+                    self.end_overlap();
+                    (self.session).handle_close(now, "the event stream failed or was closed");
+                } else {
+                    self.probe_failed_stream();
+                }
+            }
+        }
+    }
+
+    fn close_previous_at(&mut self, deadline: u64) {
+        let weak = self.me.clone();
+        let timer = self.overlap_timer.get_or_insert_with(|| {
+            Timer::new(move || {
+                if let Some(shell) = weak.upgrade() {
+                    Shell::with(&shell, |sh| {
+                        if let Some(timer) = sh.overlap_timer.as_mut() {
+                            timer.fired();
+                        }
+                        if sh
+                            .igniter
+                            .as_ref()
+                            .is_some_and(IgniterTranslator::connected)
+                        {
+                            sh.end_overlap();
+                        }
+                    });
+                }
+            })
+        });
+        timer.set(Some(deadline), now_ms);
+    }
+
+    /// The current stream failed before `connected`. An `EventSource` does not say why: `fetch` the
+    /// stream's URL, and when that is refused each channel alone, then let the engine judge.
+    fn probe_failed_stream(&mut self) {
+        let attempt = self.connections;
+        let Some(channels) = self.igniter.as_ref().map(|t| t.channels().to_vec()) else {
+            return;
+        };
+        let base = self.relay().sse.clone();
+        let scopes = self.endpoints.scope_query.clone();
+        let url =
+            move |query: &str| Endpoints::with_query(&Endpoints::with_query(&base, query), &scopes);
+        let weak = self.me.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let whole = probe(&url(&igniter::query_for(&channels))).await;
+            let mut each = Vec::new();
+            let mut control = None;
+            if igniter::needs_channel_probes(&whole) {
+                for c in &channels {
+                    each.push(probe(&url(&igniter::query_for(std::slice::from_ref(c)))).await);
+                }
+                control = Some(probe(&url(&igniter::control_query())).await);
+            }
+            let verdict = igniter::judge(&channels, &whole, &each, control.as_ref());
+            if let Some(shell) = weak.upgrade() {
+                Shell::with(&shell, |sh| sh.on_verdict(attempt, verdict));
+            }
+        });
+    }
+
+    fn on_verdict(&mut self, attempt: u64, verdict: igniter::Verdict) {
+        if self.connections != attempt {
+            return; // the session moved on meanwhile
+        }
+        let now = now_ms();
+        match verdict {
+            igniter::Verdict::Outage(reason) => {
+                self.end_overlap();
+                self.session.handle_close(now, &reason);
+            }
+            igniter::Verdict::Refused(refusals) => {
+                let refusals: Vec<(String, String, String)> = (refusals.into_iter())
+                    .map(|r| (r.channel, igniter::REFUSED_CODE.to_owned(), r.message))
+                    .collect();
+                self.session.refuse_channels(now, &refusals);
+            }
+        }
+    }
 }

@@ -1,17 +1,56 @@
 //! An `EventSource` (Server-Sent Events) that owns its listeners: dropping it removes them and
 //! closes the stream. Reconnection is the session's job, so any error closes the stream for good.
+//! Also [`probe`]: what HTTP status a stream URL answers, which an `EventSource` never tells.
 
+use super::js::describe;
+use crate::engine::igniter::Probe;
+use js_sys::{Object, Reflect};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{Event, EventSource, MessageEvent};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Event, EventSource, MessageEvent};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch)]
+    fn fetch_with(url: &str, init: &JsValue) -> js_sys::Promise;
+}
+
+/// GETs `url` and reports its HTTP status as soon as the headers are in, then aborts the request:
+/// a stream that opens is not kept. No answer at all (refused, reset, CORS) is `Unreachable`.
+pub async fn probe(url: &str) -> Probe {
+    let controller = match AbortController::new() {
+        Ok(c) => c,
+        Err(e) => return Probe::Unreachable(format!("no AbortController: {}", describe(&e))),
+    };
+    let init = Object::new();
+    // Plain data properties on a fresh object.
+    let _ = Reflect::set(&init, &"signal".into(), &controller.signal());
+    let _ = Reflect::set(&init, &"cache".into(), &"no-store".into());
+    let answer = JsFuture::from(fetch_with(url, &init)).await;
+    let status = answer.as_ref().ok().map(|response| {
+        Reflect::get(response, &"status".into())
+            .ok()
+            .and_then(|s| s.as_f64())
+            .unwrap_or(0.0) as u16
+    });
+    // Nobody reads the body, so aborting it rejects nothing that is awaited.
+    controller.abort();
+    match (status, answer) {
+        (Some(status), _) => Probe::Status(status),
+        (None, Err(e)) => Probe::Unreachable(describe(&e)),
+        (None, Ok(_)) => Probe::Unreachable("fetch gave no response".into()),
+    }
+}
 
 /// What a stream reports.
 pub enum StreamEvent {
     Open,
-    /// An SSE event: its type (`message` unless named) and its data.
+    /// An SSE event: its type (`message` unless named), its id (`lastEventId`) and its data.
     Message {
         kind: String,
+        id: String,
         data: String,
         /// `data` as the JS string it arrived as.
         raw: JsValue,
@@ -58,9 +97,10 @@ impl Stream {
             let handler = on_event.clone();
             let name = kind.to_owned();
             stream.listen(kind, move |e: Event| {
-                let Some(raw) = e.dyn_ref::<MessageEvent>().map(MessageEvent::data) else {
+                let Some(message) = e.dyn_ref::<MessageEvent>() else {
                     return;
                 };
+                let raw = message.data();
                 // The length is read on the JS string: oversized data never enters wasm memory.
                 let len = raw
                     .dyn_ref::<js_sys::JsString>()
@@ -70,6 +110,7 @@ impl Stream {
                 } else if let Some(data) = raw.as_string() {
                     handler(StreamEvent::Message {
                         kind: name.clone(),
+                        id: message.last_event_id(),
                         data,
                         raw,
                     });

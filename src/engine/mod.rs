@@ -1,6 +1,7 @@
 //! The sans-IO core: everything that can be wrong lives here and is tested natively.
 
 pub mod backoff;
+pub mod coalesce;
 pub mod event;
 pub mod filter;
 pub mod frame;

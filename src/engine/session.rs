@@ -18,7 +18,6 @@ use super::event::{payload_ids, Event};
 use super::filter::Filter;
 use super::frame::{self, ChannelEntry, Position, ServerFrame, PROTOCOL_VERSION};
 use super::registry::{ChannelChange, Registry, SubId};
-use super::simple::{no_replay_reason, Protocol};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -63,9 +62,6 @@ pub struct SessionConfig {
     /// epoch and resume any subscription. A failed attempt or a dropped connection sends the next
     /// attempt to the next relay, round robin ([`Session::relay`]). `0` counts as `1`.
     pub relays: usize,
-    /// The server's protocol. With [`Protocol::Simple`] the shell translates every frame
-    /// ([`super::simple`]) and the resync after a reconnect says why.
-    pub protocol: Protocol,
 }
 
 /// How a session reaches the relay.
@@ -95,7 +91,6 @@ impl Default for SessionConfig {
             reopen_debounce_ms: 50,
             auth: false,
             relays: 1,
-            protocol: Protocol::V1,
         }
     }
 }
@@ -355,6 +350,9 @@ pub struct Session {
     expires_at: Option<Millis>,
     /// Channels the relay refused for the token (`forbidden`).
     forbidden: HashSet<String>,
+    /// Channels the server refused outright ([`Session::refuse_channels`]), with the error's code
+    /// and message: left out of every connection until their subscriptions end.
+    refused: HashMap<String, (String, String)>,
     /// The relay (index into the shell's list) of the current connection, or of the next attempt.
     relay: usize,
     /// When the current connection became useful: `hello`, then every channel of its `subscribe`
@@ -494,6 +492,7 @@ impl Session {
             refresh: Refresh::None,
             expires_at: None,
             forbidden: HashSet::new(),
+            refused: HashMap::new(),
             relay: 0,
             useful_since: None,
             replaying: HashMap::new(),
@@ -534,16 +533,18 @@ impl Session {
         if !self.registry.has_channel(channel) {
             return None;
         }
-        Some(if self.forbidden.contains(channel) {
-            ChannelStatus::Forbidden
-        } else if matches!(self.link, Link::Open { .. })
-            && !self.awaiting.contains(channel)
-            && self.positions.contains_key(channel)
-        {
-            ChannelStatus::Subscribed
-        } else {
-            ChannelStatus::Pending
-        })
+        Some(
+            if self.forbidden.contains(channel) || self.refused.contains_key(channel) {
+                ChannelStatus::Forbidden
+            } else if matches!(self.link, Link::Open { .. })
+                && !self.awaiting.contains(channel)
+                && self.positions.contains_key(channel)
+            {
+                ChannelStatus::Subscribed
+            } else {
+                ChannelStatus::Pending
+            },
+        )
     }
 
     /// Where a subscription's channel stands with the relay; `None` once it has ended.
@@ -583,6 +584,13 @@ impl Session {
                 | Link::Waiting { .. }
                 | Link::Closed => {}
             }
+        } else if let Some((code, message)) = self.refused.get(channel) {
+            // Refused outright by the server: so is this subscription.
+            self.outputs.push_back(Output::Error {
+                code: code.clone(),
+                channel: Some(channel.to_owned()),
+                message: message.clone(),
+            });
         } else if self.forbidden.contains(channel) {
             // The channel's server-side subscription was already refused: this one is too.
             self.outputs.push_back(Output::Error {
@@ -605,8 +613,10 @@ impl Session {
             self.positions.remove(&channel);
             self.awaiting.remove(&channel);
             self.forbidden.remove(&channel);
+            let was_refused = self.refused.remove(&channel).is_some();
             if self.using_sse {
-                if !self.registry.is_empty()
+                if !was_refused
+                    && self.has_work()
                     && matches!(self.link, Link::Open { .. } | Link::Connecting { .. })
                 {
                     self.schedule_reopen(now);
@@ -1165,7 +1175,6 @@ impl Session {
                 (Some(old), recovered) => {
                     self.replaying.remove(channel);
                     let reason = match recovered {
-                        _ if self.cfg.protocol == Protocol::Simple => no_replay_reason(channel),
                         Some(false) if old.epoch != epoch => format!(
                             "the relay restarted (epoch {} → {epoch}) and cannot replay `{channel}`",
                             old.epoch
@@ -1400,6 +1409,36 @@ impl Session {
         }
     }
 
+    /// The server refused these channels outright — an Igniter.js server answers a stream that names
+    /// a channel its app never registered with HTTP 500 — as `(channel, code, message)`. Each is
+    /// reported once, its subscriptions show `forbidden`, and it is left out of every connection
+    /// until all of its subscriptions have ended. The attempt that was refused is replaced at once
+    /// by one without them: no backoff, the server answered (and every round drops a channel).
+    pub fn refuse_channels(&mut self, now: Millis, refusals: &[(String, String, String)]) {
+        for (channel, code, message) in refusals {
+            if !self.registry.has_channel(channel) || self.refused.contains_key(channel) {
+                continue;
+            }
+            self.awaiting.remove(channel);
+            self.positions.remove(channel);
+            let entry = (code.clone(), message.clone());
+            self.refused.insert(channel.clone(), entry);
+            self.stats.problems += 1;
+            self.outputs.push_back(Output::Error {
+                code: code.clone(),
+                channel: Some(channel.clone()),
+                message: message.clone(),
+            });
+        }
+        if let Link::Connecting { .. } = self.link {
+            if self.has_work() {
+                self.open_transport(now);
+            } else {
+                self.lose_link(now, "the server refused every channel", false);
+            }
+        }
+    }
+
     /// A channel of a `subscribe` (or of the stream's URL) is not allowed for the token.
     fn on_forbidden(&mut self, channel: &str, message: &str) {
         if !self.registry.has_channel(channel) {
@@ -1448,7 +1487,10 @@ impl Session {
         self.awaiting.clear();
         self.reopen_at = None;
         if self.using_sse {
-            let channels: Vec<&str> = self.registry.channels().collect();
+            let refused = &self.refused;
+            let channels: Vec<&str> = (self.registry.channels())
+                .filter(|c| !refused.contains_key(*c))
+                .collect();
             let query = sse_query(&channels, &self.positions);
             self.awaiting = channels.iter().map(|c| c.to_string()).collect();
             self.outputs.push_back(Output::ConnectStream { query });
@@ -1577,7 +1619,12 @@ impl Session {
 
     /// Whether there is a reason to be connected.
     fn has_work(&self) -> bool {
-        !self.registry.is_empty() || (!self.using_sse && !self.publishes.is_empty())
+        let subscribed = if self.refused.is_empty() {
+            !self.registry.is_empty()
+        } else {
+            (self.registry.channels()).any(|c| !self.refused.contains_key(c))
+        };
+        subscribed || (!self.using_sse && !self.publishes.is_empty())
     }
 
     /// Arms (or drops) the idle-close deadline after something went away.

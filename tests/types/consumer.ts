@@ -150,3 +150,29 @@ export function ClusterBadge(): string {
 }
 // @ts-expect-error a relay URL is a string
 liveProvider({ url: ["ws://a.example.test/ws", 8787] });
+
+// Coalescing of event bursts (issue 13, item 2): a client-wide window, one subscription's own, the
+// trailing event's meta, the saved callbacks, and the adapters' window.
+import { INVALIDATION_COALESCE_MS } from "wasm-live-provider/react";
+import { useLiveEvent as useVueLiveEvent, INVALIDATION_COALESCE_MS as VUE_COALESCE_MS } from "wasm-live-provider/vue";
+const coalescing = liveProvider({ url: "ws://127.0.0.1:8787/ws", coalesceMs: 250 });
+realtime({ url: "ws://127.0.0.1:8787/ws", coalesceMs: 0 }).close();
+const everyEvent = createLiveClient({ url: "ws://127.0.0.1:8787/ws", coalesceMs: 100 });
+everyEvent.subscribe("resources/posts", ["*"], [2], (e: LiveEvent) => {
+  const merged: number | undefined = e.meta?.coalesced;
+  const touched: Array<string | number> | undefined = e.meta?.ids;
+  console.log(merged, touched, e.payload.ids);
+}, { coalesceMs: 0 });
+const saved: number = coalescing.stats.coalesced;
+console.log(saved, INVALIDATION_COALESCE_MS + VUE_COALESCE_MS);
+export function CoalescedInvalidation(): null {
+  useLiveInvalidation(coalescing, queryClient, { channel: "resources/posts", queryKey: ["posts"], coalesceMs: 500 });
+  useLiveEvent(coalescing, { channel: "resources/posts", coalesceMs: 0 }, (e) => console.log(e.meta?.coalesced));
+  return null;
+}
+export function vueCoalescing(): void {
+  useVueInvalidation(client, queryClient, { channel: "resources/posts", queryKey: ["posts"], coalesceMs: () => 1000 });
+  useVueLiveEvent(client, { channel: "resources/posts", coalesceMs: 0 }, (e) => console.log(e.meta?.ids));
+}
+// @ts-expect-error coalesceMs is a number of milliseconds
+liveProvider({ url: "ws://127.0.0.1:8787/ws", coalesceMs: "250" });

@@ -29,11 +29,35 @@ export async function getDemoToken() {
 
 const onError = (e) => console.warn(e.message);
 
+/** The demo's coalescing window unless the URL says otherwise, ms. */
+export const DEFAULT_COALESCE_MS = 250;
+
+/**
+ * The coalescing window of both apps (`coalesceMs`), from the page URL's `?coalesce=<ms>` (before
+ * the `#`): on by default (250 ms: a burst of updates costs each page one refetch at once and one
+ * per window, not one per event), `?coalesce=0` turns it off (every event reaches Refine, which
+ * refetches for each). A value that is not a non-negative number of ms keeps the default, with a
+ * warning.
+ */
+export function coalesceFromUrl(search = location.search) {
+  const given = new URLSearchParams(search).get("coalesce");
+  if (given === null || given === "") return DEFAULT_COALESCE_MS;
+  const ms = Number(given);
+  if (!Number.isFinite(ms) || ms < 0 || ms > 2147483647) {
+    console.warn(`?coalesce=${given} is not a number of milliseconds (0 turns coalescing off); using ${DEFAULT_COALESCE_MS}`);
+    return DEFAULT_COALESCE_MS;
+  }
+  return ms;
+}
+
+/** The coalescing window in use on this page, ms (`0`: off). */
+export const coalesceMs = coalesceFromUrl();
+
 /** For the Refine app. */
-export const createRefineLive = () => liveProvider({ url: relayUrl, getToken: getDemoToken, onError });
+export const createRefineLive = () => liveProvider({ url: relayUrl, getToken: getDemoToken, onError, coalesceMs });
 
 /** For the Vue app: the Ginjou-shaped provider (`actions`, `action`). */
-export const createVueLive = () => realtime({ url: relayUrl, getToken: getDemoToken, onError });
+export const createVueLive = () => realtime({ url: relayUrl, getToken: getDemoToken, onError, coalesceMs });
 
 /** The channel of the demo's pings: the demo token may subscribe and publish on `demo/*` only. */
 export const PING_CHANNEL = "demo/notifications";

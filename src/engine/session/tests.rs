@@ -1944,3 +1944,76 @@ fn events_of_channels_never_subscribed_are_counted_and_dropped() {
     drain(&mut s);
     assert_eq!(s.problems(), 2);
 }
+
+/// An Igniter.js server refuses a stream naming a channel its app never registered (HTTP 500): the
+/// channel is reported once, dropped from the stream at once (no backoff), and not asked again.
+#[test]
+fn a_refused_channel_is_reported_and_dropped_and_the_others_go_on() {
+    let mut s = sse_session(TransportKind::Sse);
+    let posts = s.subscribe(0, "posts.list", all());
+    let refine = s.subscribe(0, "resources/posts", all());
+    s.handle_timeout(50);
+    let out = drain(&mut s);
+    assert_eq!(
+        stream_query(&out).as_deref(),
+        Some("channels=posts.list,resources%2Fposts")
+    );
+    let refusal = (
+        "resources/posts".to_owned(),
+        "refused".to_owned(),
+        "HTTP 500 for `resources/posts`".to_owned(),
+    );
+    s.refuse_channels(60, std::slice::from_ref(&refusal));
+    let out = drain(&mut s);
+    assert!(out.contains(&Output::Error {
+        code: "refused".into(),
+        channel: Some("resources/posts".into()),
+        message: "HTTP 500 for `resources/posts`".into(),
+    }));
+    assert_eq!(
+        stream_query(&out).as_deref(),
+        Some("channels=posts.list"),
+        "reopened at once without it: {out:?}"
+    );
+    assert_eq!(s.stats().problems, 1);
+    assert_eq!(
+        s.subscription_status(refine),
+        Some(ChannelStatus::Forbidden)
+    );
+    s.handle_text(61, &encode_hello("e1", 25_000));
+    s.handle_text(62, &subscribed(&[("posts.list", 0, Some(false))]));
+    assert_eq!(
+        s.subscription_status(posts),
+        Some(ChannelStatus::Subscribed)
+    );
+    assert_eq!(s.state(), &ConnectionState::Open);
+    // Refused again: reported once more to a new subscription, not asked of the server.
+    let again = s.subscribe(70, "resources/posts", all());
+    let out = drain(&mut s);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Error { code, .. } if code == "refused")));
+    s.handle_timeout(200);
+    assert!(stream_query(&drain(&mut s)).is_none(), "no reopen for it");
+    // Once every subscription of it has ended, it may be asked again.
+    s.unsubscribe(300, refine);
+    s.unsubscribe(300, again);
+    assert!(
+        stream_query(&drain(&mut s)).is_none(),
+        "not in the stream: nothing to reopen"
+    );
+    s.subscribe(400, "resources/posts", all());
+    s.handle_timeout(450);
+    assert_eq!(
+        stream_query(&drain(&mut s)).as_deref(),
+        Some("channels=posts.list,resources%2Fposts&since=e1:0,")
+    );
+    // Every channel refused: idle, not retried.
+    s.unsubscribe(500, posts);
+    s.handle_timeout(550);
+    drain(&mut s);
+    s.refuse_channels(560, std::slice::from_ref(&refusal));
+    drain(&mut s);
+    assert_eq!(s.state(), &ConnectionState::Idle);
+    assert_eq!(s.poll_timeout(), None);
+}
