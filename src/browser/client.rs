@@ -310,7 +310,11 @@ impl LiveClient {
 
     /// Closes the connection for good; pending publishes reject, callbacks stop.
     pub fn close(&self) {
-        Shell::with(&self.shell, |sh| sh.session.close("closed by the app"));
+        Shell::with(&self.shell, |sh| {
+            sh.session.close("closed by the app");
+            // Also the rest of an event being delivered now (a callback that closes its client).
+            sh.callbacks.clear();
+        });
     }
 
     /// `idle`, `connecting`, `open`, `reconnecting` or `closed`.
