@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the wasm-bindgen browser tests (tests/browser.rs, reliability, sse, igniter, igniter_stock, auth, cluster) in headless Chromium and Firefox against a
+# Runs the wasm-bindgen browser tests (tests/browser.rs, reliability, sse, igniter, igniter_stock, auth, cluster, simple) in headless Chromium and Firefox against a
 # real live-relay process (and a second one with authentication on) started by tests/harness/relay-harness.mjs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,6 @@ for b in "${browsers[@]}"; do
     *) echo "unknown browser $b (chrome or firefox)" >&2; exit 2 ;;
   esac
   say "wasm-bindgen tests in headless $b against a real relay"
-  env "${driver[@]}" node tests/harness/relay-harness.mjs --ping-ms 1000 --igniter --hostile -- \
-    wasm-pack test --headless "--$b" --test browser --test reliability --test sse --test igniter --test igniter_stock --test auth --test cluster --test hostile
+  env "${driver[@]}" node tests/harness/relay-harness.mjs --ping-ms 1000 --igniter --simple --hostile -- \
+    wasm-pack test --headless "--$b" --test browser --test reliability --test sse --test igniter --test igniter_stock --test auth --test cluster --test simple --test hostile
 done

@@ -17,6 +17,7 @@ use crate::engine::frame::CLOSE_UNAUTHORIZED;
 use crate::engine::igniter::{self, IgniterTranslator, Source};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
 use crate::engine::session::{percent_encode_into, PublishResult, TransportKind, MAX_TIMER_MS};
+use crate::engine::simple::{Protocol, SimpleTranslator};
 use crate::engine::{
     ConnectionState, Filter, Output, PublishError, PublishId, Relay, Relays, Session,
     SessionConfig, SubId, TypeFilter, Urls,
@@ -63,6 +64,8 @@ struct Endpoints {
     scope_query: String,
     /// The SSE stream is an Igniter.js server's.
     igniter: bool,
+    /// The WebSocket server speaks the seed's simple protocol (`protocol: "simple"`).
+    simple: bool,
 }
 
 impl Endpoints {
@@ -98,6 +101,8 @@ struct Shell {
     overlap_timer: Option<Timer>,
     /// The number (`connections`) of the current event stream.
     stream_number: u64,
+    /// The current connection's translator with `protocol: "simple"`.
+    simple: Option<SimpleTranslator>,
     connections: u64,
     /// The stream attempt (its `connections` number) waiting for its ticket; cleared when the
     /// session disconnects, so a late ticket opens nothing.
@@ -136,7 +141,8 @@ impl LiveClient {
     /// per `url`), `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`, `pingGraceMs`, `connectTimeoutMs`,
     /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs`, `maxFrameBytes` (numbers), `onError(error)`,
     /// `onStateChange(state)` (functions), `token` (string) or `getToken()` (a function returning
-    /// a token or a promise of one).
+    /// a token or a promise of one), `protocol` (`"v1"`, the default, or `"simple"`: the seed's
+    /// minimal WebSocket protocol).
     #[wasm_bindgen(constructor)]
     pub fn new(url: JsValue, options: &JsValue) -> Result<LiveClient, JsValue> {
         let defaults = SessionConfig::default();
@@ -167,6 +173,7 @@ impl LiveClient {
                 .into())
             }
         };
+        let protocol = protocol_option(options, transport, tokens.is_some())?;
         let relays = Relays::new(
             urls(&url, "url")?
                 .ok_or_else(|| type_error("url", "a URL string or an array of them"))?,
@@ -195,11 +202,13 @@ impl LiveClient {
             reopen_debounce_ms: defaults.reopen_debounce_ms,
             auth: tokens.is_some(),
             relays: relays.len(),
+            protocol,
         };
         let endpoints = Endpoints {
             relays,
             scope_query: string(options, "scopeQuery")?.unwrap_or_default(),
             igniter: string(options, "flavor")?.as_deref() == Some("igniter"),
+            simple: protocol == Protocol::Simple,
         };
         let max_frame = match number(options, "maxFrameBytes", DEFAULT_MAX_FRAME.into()) {
             Ok(n) if n >= 1 => n as u32,
@@ -232,6 +241,7 @@ impl LiveClient {
                 previous_unclaimed: false,
                 overlap_timer: None,
                 stream_number: 0,
+                simple: None,
                 connections: 0,
                 ticket_for: None,
                 tokens,
@@ -412,7 +422,20 @@ impl Shell {
         Shell::with(shell, |sh| {
             let now = now_ms();
             match event {
-                SocketEvent::Open => sh.session.handle_open(now),
+                SocketEvent::Open => {
+                    sh.session.handle_open(now);
+                    if let Some(hello) = sh.simple.as_ref().map(SimpleTranslator::hello) {
+                        sh.session.handle_text(now, &hello);
+                    }
+                }
+                SocketEvent::Text { text, .. } if sh.simple.is_some() => {
+                    let date = js_sys::Date::now();
+                    match sh.simple.as_mut().map(|t| t.incoming(&text, date)) {
+                        Some(Ok(Some(frame))) => sh.session.handle_text(now, &frame),
+                        Some(Ok(None)) | None => {}
+                        Some(Err(problem)) => sh.report(problem),
+                    }
+                }
                 SocketEvent::Text { text, raw } => {
                     sh.frame = Some(raw);
                     sh.session.handle_text(now, &text);
@@ -508,6 +531,7 @@ impl Shell {
                         }
                     });
                 }
+                Output::Send(text) if self.simple.is_some() => self.send_simple(&text),
                 Output::Send(text) => {
                     let failed = match &self.socket {
                         Some(Transport::Socket(socket)) => socket.send(&text).err(),
@@ -619,7 +643,12 @@ impl Shell {
     fn connect(&mut self) {
         let weak = self.me.clone();
         let url = Endpoints::with_query(&self.relay().ws, &self.endpoints.scope_query);
-        let opened = Socket::open(&url, self.max_frame, move |event| {
+        self.simple = self.endpoints.simple.then(|| {
+            self.connections += 1;
+            SimpleTranslator::new(self.connections)
+        });
+        let plain = self.endpoints.simple;
+        let opened = Socket::open(&url, plain, self.max_frame, move |event| {
             if let Some(shell) = weak.upgrade() {
                 Shell::on_socket(&shell, event);
             }
@@ -631,6 +660,33 @@ impl Shell {
                 self.report(reason.clone());
                 self.session.handle_close(now_ms(), &reason);
             }
+        }
+    }
+
+    /// `protocol: "simple"`: a frame of the session in the seed's protocol on the socket, then the
+    /// answers the seed's server never gives (`subscribed`, the publish's ack) back to the session.
+    fn send_simple(&mut self, text: &str) {
+        let translated = match self.simple.as_mut().map(|t| t.outgoing(text)) {
+            Some(Ok(out)) => out,
+            Some(Err(problem)) => return self.report(problem),
+            None => return,
+        };
+        for frame in &translated.send {
+            let failed = match &self.socket {
+                Some(Transport::Socket(socket)) => socket.send(frame).err(),
+                Some(Transport::Stream { .. }) | None => None,
+            };
+            if let Some(e) = failed {
+                let reason = describe(&e);
+                self.socket = None;
+                self.simple = None;
+                return self
+                    .session
+                    .handle_close(now_ms(), &format!("send failed: {reason}"));
+            }
+        }
+        for reply in translated.replies {
+            self.session.handle_text(now_ms(), &reply);
         }
     }
 
@@ -844,6 +900,43 @@ fn number(options: &JsValue, field: &str, default: u64) -> Result<u64, JsValue> 
         ))
         .into()),
     }
+}
+
+/// The `protocol` option: `"v1"` (the default) or `"simple"`, which only goes over a WebSocket and
+/// has no tokens or scopes.
+fn protocol_option(
+    options: &JsValue,
+    transport: TransportKind,
+    tokens: bool,
+) -> Result<Protocol, JsValue> {
+    let protocol = match string(options, "protocol")? {
+        None => return Ok(Protocol::V1),
+        Some(name) => Protocol::parse(&name).ok_or_else(|| {
+            type_error("protocol", &format!("\"v1\" or \"simple\", got \"{name}\""))
+        })?,
+    };
+    if protocol == Protocol::Simple {
+        let why = if transport != TransportKind::WebSocket {
+            Some("`transport: \"websocket\"` (the seed's simple protocol is WebSocket only)")
+        } else if string(options, "flavor")?.is_some() {
+            Some(
+                "no `flavor` (a flavor names an SSE server, the simple protocol is WebSocket only)",
+            )
+        } else if tokens {
+            Some("no `token` or `getToken` (the simple protocol has no authentication)")
+        } else if string(options, "scopeQuery")?.is_some() {
+            Some("no `scopes` (the simple protocol has none)")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(js_sys::TypeError::new(&format!(
+                "option `protocol: \"simple\"` needs {why}"
+            ))
+            .into());
+        }
+    }
+    Ok(protocol)
 }
 
 /// `Date.parse`, `None` for an invalid date.

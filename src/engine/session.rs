@@ -18,6 +18,7 @@ use super::event::{payload_ids, Event};
 use super::filter::Filter;
 use super::frame::{self, ChannelEntry, Position, ServerFrame, PROTOCOL_VERSION};
 use super::registry::{ChannelChange, Registry, SubId};
+use super::simple::{no_replay_reason, Protocol};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -62,6 +63,9 @@ pub struct SessionConfig {
     /// epoch and resume any subscription. A failed attempt or a dropped connection sends the next
     /// attempt to the next relay, round robin ([`Session::relay`]). `0` counts as `1`.
     pub relays: usize,
+    /// The server's protocol. With [`Protocol::Simple`] the shell translates every frame
+    /// ([`super::simple`]) and the resync after a reconnect says why.
+    pub protocol: Protocol,
 }
 
 /// How a session reaches the relay.
@@ -91,6 +95,7 @@ impl Default for SessionConfig {
             reopen_debounce_ms: 50,
             auth: false,
             relays: 1,
+            protocol: Protocol::V1,
         }
     }
 }
@@ -1175,6 +1180,7 @@ impl Session {
                 (Some(old), recovered) => {
                     self.replaying.remove(channel);
                     let reason = match recovered {
+                        _ if self.cfg.protocol == Protocol::Simple => no_replay_reason(channel),
                         Some(false) if old.epoch != epoch => format!(
                             "the relay restarted (epoch {} → {epoch}) and cannot replay `{channel}`",
                             old.epoch

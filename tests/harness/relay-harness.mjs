@@ -20,6 +20,9 @@
 //                     Empty when the relay cannot start with --jwt-secret (its tests then fail saying so).
 //   LIVE_HOSTILE_WS   ws://127.0.0.1:HOSTILE/ws  with --hostile: the scripted hostile WebSocket server of
 //                     tests/hostile/server.mjs (a scenario per connection: ?scenario=NAME&run=ID)
+//   LIVE_SIMPLE_WS    ws://127.0.0.1:SIMPLE/  with --simple: tests/simple/server.mjs, a server speaking the
+//   LIVE_SIMPLE_HTTP  http://127.0.0.1:SIMPLE  seed's minimal WebSocket protocol (`protocol: "simple"`);
+//                     its control endpoints (/control/publish, /control/drop, /control/frames) on HTTP
 //   LIVE_CLUSTER_WS   three relay nodes of one cluster (`--redis` on a redis-server the harness starts on
 //   LIVE_CLUSTER_HTTP a free port, without persistence): comma-separated ws://…/ws and http:// URLs, in
 //                     node order. POST /cluster/kill/<i> kills node i (SIGKILL, by pid). Empty when
@@ -56,6 +59,9 @@ ours = ours.filter((a) => a !== "--igniter");
 // --hostile: also start the scripted hostile WebSocket server of tests/hostile (LIVE_HOSTILE_WS).
 const withHostile = ours.includes("--hostile");
 ours = ours.filter((a) => a !== "--hostile");
+// --simple: also start the seed-protocol WebSocket server of tests/simple (LIVE_SIMPLE_WS).
+const withSimple = ours.includes("--simple");
+ours = ours.filter((a) => a !== "--simple");
 const relayFlags = ours;
 
 async function freePort() {
@@ -355,6 +361,21 @@ if (withHostile) {
   log(`hostile WebSocket server on ${hostileUrl}`);
 }
 
+let simple = null;
+let simpleUrl = "";
+if (withSimple) {
+  simple = spawn(process.execPath, ["tests/simple/server.mjs"], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  simple.stdout.on("data", (c) => (out += c));
+  const started = Date.now();
+  while (!/simple listening on (http:\/\/\S+)/.test(out)) {
+    if (Date.now() - started > 15_000 || simple.exitCode !== null) throw new Error(`the simple-protocol server did not start: ${out}`);
+    await once(simple.stdout, "data");
+  }
+  simpleUrl = out.match(/simple listening on (http:\/\/\S+)/)[1];
+  log(`simple-protocol WebSocket server on ${simpleUrl}`);
+}
+
 // A port that was free a moment ago and that nothing here listens on.
 const closedPort = await freePort();
 
@@ -364,6 +385,8 @@ const env = {
   LIVE_IGNITER_URL: igniterUrl,
   LIVE_IGNITER_STOCK_URL: igniterStockUrl,
   LIVE_HOSTILE_WS: hostileUrl,
+  LIVE_SIMPLE_WS: simpleUrl ? `${simpleUrl.replace(/^http/, "ws")}/` : "",
+  LIVE_SIMPLE_HTTP: simpleUrl,
   LIVE_RELAY_WS: `ws://127.0.0.1:${port}/ws`,
   LIVE_RELAY_HTTP: `http://127.0.0.1:${port}`,
   LIVE_HARNESS_URL: `http://127.0.0.1:${control.address().port}`,
@@ -394,6 +417,7 @@ if (authRelay && authRelay.exitCode === null) {
 igniter?.kill();
 igniterStock?.kill();
 hostile?.kill();
+simple?.kill();
 for (const node of cluster.nodes) {
   node.child.expectedExit = true;
   node.child.kill("SIGTERM");
