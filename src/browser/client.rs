@@ -139,7 +139,7 @@ impl LiveClient {
     /// or a dropped connection sends the next attempt to the next one, round robin).
     /// `options` (all optional): `transport`, `sseUrl`, `publishUrl` (a URL, or an array with one
     /// per `url`), `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`, `pingGraceMs`, `connectTimeoutMs`,
-    /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs`, `maxFrameBytes` (numbers), `onError(error)`,
+    /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs`, `coalesceMs`, `maxFrameBytes` (numbers), `onError(error)`,
     /// `onStateChange(state)` (functions), `token` (string) or `getToken()` (a function returning
     /// a token or a promise of one), `protocol` (`"v1"`, the default, or `"simple"`: the seed's
     /// minimal WebSocket protocol).
@@ -202,6 +202,7 @@ impl LiveClient {
             reopen_debounce_ms: defaults.reopen_debounce_ms,
             auth: tokens.is_some(),
             relays: relays.len(),
+            coalesce_ms: number(options, "coalesceMs", defaults.coalesce_ms)?,
             protocol,
         };
         let endpoints = Endpoints {
@@ -278,6 +279,20 @@ impl LiveClient {
         })
     }
 
+    /// Gives subscription `id` its own coalescing window (`ms`; `0`: every event at once) instead
+    /// of the client's `coalesceMs`.
+    #[wasm_bindgen(js_name = setCoalesceMs)]
+    pub fn set_coalesce_ms(&self, id: u32, ms: f64) -> Result<(), JsValue> {
+        if !(ms.is_finite() && ms >= 0.0 && ms <= MAX_TIMER_MS as f64) {
+            return Err(type_error(
+                "coalesceMs",
+                "a non-negative number of milliseconds, at most 2147483647",
+            ));
+        }
+        Shell::with(&self.shell, |sh| sh.session.set_coalesce_ms(id, ms as u64));
+        Ok(())
+    }
+
     /// Ends a subscription; `false` when it had already ended.
     pub fn unsubscribe(&self, id: u32) -> bool {
         Shell::with(&self.shell, |sh| {
@@ -352,6 +367,11 @@ impl LiveClient {
             &obj,
             "connections",
             &JsValue::from_f64(stats.connections as f64),
+        );
+        set(
+            &obj,
+            "coalesced",
+            &JsValue::from_f64(stats.coalesced as f64),
         );
         set(
             &obj,

@@ -14,6 +14,7 @@
 //! reconnect until acknowledged.
 
 use super::backoff::{Backoff, XorShift};
+use super::coalesce::Coalescer;
 use super::event::{payload_ids, Event};
 use super::filter::Filter;
 use super::frame::{self, ChannelEntry, Position, ServerFrame, PROTOCOL_VERSION};
@@ -63,6 +64,10 @@ pub struct SessionConfig {
     /// epoch and resume any subscription. A failed attempt or a dropped connection sends the next
     /// attempt to the next relay, round robin ([`Session::relay`]). `0` counts as `1`.
     pub relays: usize,
+    /// Coalescing of event bursts ([`super::coalesce`]): a subscription gets the first event at
+    /// once, then at most one (trailing, merged) event per this many ms. `0`: off, every event is
+    /// delivered. [`Session::set_coalesce_ms`] sets one subscription's own window.
+    pub coalesce_ms: Millis,
     /// The server's protocol. With [`Protocol::Simple`] the shell translates every frame
     /// ([`super::simple`]) and the resync after a reconnect says why.
     pub protocol: Protocol,
@@ -95,6 +100,7 @@ impl Default for SessionConfig {
             reopen_debounce_ms: 50,
             auth: false,
             relays: 1,
+            coalesce_ms: 0,
             protocol: Protocol::V1,
         }
     }
@@ -240,6 +246,9 @@ pub struct SessionStats {
     pub delivered: u64,
     /// Of those, the events the relay replayed on a resume (missed while disconnected).
     pub replayed: u64,
+    /// Callbacks saved by coalescing: events merged into a trailing event that already stood for
+    /// one, per subscription, and events a resync made unnecessary.
+    pub coalesced: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -369,6 +378,8 @@ pub struct Session {
     /// their events still in flight are dropped quietly; an event of a channel that is neither
     /// subscribed nor here is a relay bug, counted in `problems`.
     left: VecDeque<String>,
+    /// Coalescing windows of the subscriptions.
+    coalesce: Coalescer,
 }
 
 /// How many unsubscribed channels a connection remembers ([`Session`]'s `left`).
@@ -465,6 +476,7 @@ impl Session {
             *span = (*span).min(MAX_TIMER_MS);
         }
         let cfg_transport = cfg.transport;
+        let coalesce = Coalescer::new(cfg.coalesce_ms);
         let backoff = Backoff::new(cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.seed);
         let mut rng = XorShift::new(cfg.seed.rotate_left(17));
         let publish_key_prefix = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
@@ -502,6 +514,7 @@ impl Session {
             useful_since: None,
             replaying: HashMap::new(),
             left: VecDeque::new(),
+            coalesce,
         }
     }
 
@@ -516,7 +529,10 @@ impl Session {
     }
 
     pub fn stats(&self) -> SessionStats {
-        self.stats
+        SessionStats {
+            coalesced: self.coalesce.merged_away(),
+            ..self.stats
+        }
     }
 
     /// How many malformed or unexpected things came from the network.
@@ -609,11 +625,20 @@ impl Session {
         id
     }
 
+    /// Gives subscription `id` its own coalescing window, ms (`0`: every event at once), instead
+    /// of [`SessionConfig::coalesce_ms`]. Ignored for a subscription that has ended.
+    pub fn set_coalesce_ms(&mut self, id: SubId, ms: Millis) {
+        if self.registry.channel_of(id).is_some() {
+            self.coalesce.set_window(id, ms);
+        }
+    }
+
     /// Removes a subscription; `false` when it was already gone.
     pub fn unsubscribe(&mut self, now: Millis, id: SubId) -> bool {
         let Some((channel, change)) = self.registry.remove(id) else {
             return false;
         };
+        self.coalesce.remove(id);
         if change == ChannelChange::Removed {
             self.positions.remove(&channel);
             self.awaiting.remove(&channel);
@@ -771,6 +796,7 @@ impl Session {
         self.link = Link::Closed;
         self.idle_deadline = None;
         self.refresh = Refresh::None;
+        self.coalesce.clear();
         for (id, _) in std::mem::take(&mut self.publishes) {
             self.outputs.push_back(Output::PublishFailed {
                 id,
@@ -836,7 +862,7 @@ impl Session {
                 }
             }
             ServerFrame::Subscribed { channels } => self.on_subscribed(&channels),
-            ServerFrame::Event(ev) => self.on_event(ev),
+            ServerFrame::Event(ev) => self.on_event(now, ev),
             ServerFrame::Skip { channel, seq } => {
                 self.advance(&channel, seq);
             }
@@ -971,14 +997,25 @@ impl Session {
             (Refresh::At(at), Link::Open { .. }) => Some(at),
             _ => None,
         };
-        [link, publish, self.idle_deadline, self.reopen_at, refresh]
-            .into_iter()
-            .flatten()
-            .min()
+        let coalesce = self.coalesce.deadline();
+        [
+            link,
+            publish,
+            self.idle_deadline,
+            self.reopen_at,
+            refresh,
+            coalesce,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Time passed: fire whatever deadline is due.
     pub fn handle_timeout(&mut self, now: Millis) {
+        for (subs, event) in self.coalesce.flush(now) {
+            self.outputs.push_back(Output::Deliver { subs, event });
+        }
         let expired: Vec<PublishId> = self
             .publishes
             .iter()
@@ -1235,7 +1272,7 @@ impl Session {
         true
     }
 
-    fn on_event(&mut self, ev: frame::EventFrame<'_>) {
+    fn on_event(&mut self, now: Millis, ev: frame::EventFrame<'_>) {
         let channel = ev.channel.as_ref();
         if !self.advance(channel, ev.seq) {
             return;
@@ -1291,11 +1328,15 @@ impl Session {
             meta: meta.map(|m| m.get().to_owned()),
             ids,
         };
-        self.outputs.push_back(Output::Deliver { subs, event });
+        let subs = self.coalesce.route(now, subs, &event);
+        if !subs.is_empty() {
+            self.outputs.push_back(Output::Deliver { subs, event });
+        }
     }
 
     fn resync(&mut self, channel: &str, reason: String) {
         let subs = self.registry.members(channel);
+        self.coalesce.resync(&subs);
         if !subs.is_empty() {
             self.stats.resyncs += 1;
             self.outputs.push_back(Output::Resync {

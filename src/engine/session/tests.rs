@@ -1861,6 +1861,153 @@ fn an_oversized_frame_drops_the_connection_and_resumes_from_the_position() {
     assert_eq!(since_of(&out), vec![("a".into(), Some(("e1".into(), 1)))]);
 }
 
+/// Issue 13, item 2: a session with coalescing on, connected, its subscriptions answered.
+fn open_coalescing_session(window_ms: Millis, subs: &[(&str, Filter)]) -> (Session, Vec<SubId>) {
+    let mut s = Session::new(SessionConfig {
+        coalesce_ms: window_ms,
+        ..SessionConfig::default()
+    });
+    let ids = subs
+        .iter()
+        .map(|(c, f)| s.subscribe(0, c, f.clone()))
+        .collect();
+    s.handle_text(2, &encode_hello("e1", 25_000));
+    let channels: Vec<&str> = s.registry().channels().collect::<Vec<_>>();
+    let answer = subscribed(&channels.iter().map(|c| (*c, 0, None)).collect::<Vec<_>>());
+    s.handle_text(3, &answer);
+    drain(&mut s);
+    (s, ids)
+}
+
+/// Runs the session's timer until `until`, as the shell would; returns every output.
+fn run_timers(s: &mut Session, until: Millis) -> Vec<Output> {
+    let mut out = drain(s);
+    while let Some(at) = s.poll_timeout().filter(|at| *at <= until) {
+        s.handle_timeout(at);
+        out.extend(drain(s));
+    }
+    out
+}
+
+/// Issue 13, item 2: 50 updates of post 2 in 150 ms reach a list and a `useOne(2)` subscription
+/// as the first event at once and one trailing event carrying the merged count and ids.
+#[test]
+fn coalescing_turns_a_burst_into_the_first_event_and_one_trailing_event() {
+    let (mut s, subs) = open_coalescing_session(
+        250,
+        &[("resources/posts", all()), ("resources/posts", ids(&["2"]))],
+    );
+    let mut out = Vec::new();
+    for i in 0..50u64 {
+        let now = 1_000 + i * 3;
+        out.extend(run_timers(&mut s, now));
+        s.handle_text(
+            now,
+            &event("resources/posts", i + 1, "updated", r#"{"ids":[2]}"#),
+        );
+        out.extend(drain(&mut s));
+    }
+    // An update of another post in the window reaches the list only.
+    s.handle_text(
+        1_200,
+        &event("resources/posts", 51, "updated", r#"{"ids":[3]}"#),
+    );
+    out.extend(run_timers(&mut s, 10_000));
+    assert_eq!(
+        delivered(&out),
+        vec![
+            (subs.clone(), "updated#1".to_owned()),
+            (vec![subs[0]], "updated#51".to_owned()),
+            (vec![subs[1]], "updated#50".to_owned()),
+        ],
+        "{out:?}"
+    );
+    let trailing: Vec<&Event> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Deliver { event, .. } if event.seq > 1 => Some(event),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        trailing[0].meta.as_deref(),
+        Some(r#"{"coalesced":50,"ids":[2,3]}"#)
+    );
+    assert_eq!(trailing[0].payload, r#"{"ids":[2,3]}"#);
+    assert_eq!(
+        trailing[1].meta.as_deref(),
+        Some(r#"{"coalesced":49,"ids":[2]}"#)
+    );
+    assert_eq!(s.stats().coalesced, 49 + 48);
+    assert_eq!(
+        s.poll_timeout(),
+        Some(1_200 + 25_000 + 10_000),
+        "no window left open: only the liveness deadline"
+    );
+}
+
+/// Off (the default), every event is delivered as it comes.
+#[test]
+fn without_coalescing_every_event_of_a_burst_is_delivered() {
+    let (mut s, subs) = open_session(&[("resources/posts", ids(&["2"]))]);
+    let mut out = Vec::new();
+    for i in 0..50u64 {
+        s.handle_text(
+            1_000 + i * 3,
+            &event("resources/posts", i + 1, "updated", r#"{"ids":[2]}"#),
+        );
+        out.extend(drain(&mut s));
+    }
+    out.extend(run_timers(&mut s, 10_000));
+    assert_eq!(delivered(&out).len(), 50);
+    assert!(delivered(&out).iter().all(|(to, _)| *to == subs));
+    assert_eq!(s.stats().coalesced, 0);
+}
+
+/// A resync is delivered at once, ends the window and drops what it held; a subscription with its
+/// own window of 0 gets every event while the others coalesce.
+#[test]
+fn coalescing_never_delays_a_resync_and_windows_are_per_subscription() {
+    let (mut s, subs) = open_coalescing_session(250, &[("a", all()), ("a", all())]);
+    s.set_coalesce_ms(subs[1], 0);
+    s.handle_text(10, &event("a", 1, "updated", "{}"));
+    s.handle_text(20, &event("a", 2, "updated", "{}"));
+    s.handle_text(30, &event("a", 3, "updated", "{}"));
+    // Events 4 and 5 never arrive: the gap resyncs both subscriptions at once.
+    s.handle_text(40, &event("a", 6, "updated", "{}"));
+    let out = run_timers(&mut s, 1_000);
+    assert_eq!(
+        delivered(&out),
+        vec![
+            (subs.clone(), "updated#1".to_owned()),
+            (vec![subs[1]], "updated#2".to_owned()),
+            (vec![subs[1]], "updated#3".to_owned()),
+            (subs.clone(), "resync".to_owned()),
+            (subs.clone(), "updated#6".to_owned()),
+        ],
+        "{out:?}"
+    );
+    assert_eq!(
+        s.stats().coalesced,
+        2,
+        "events 2 and 3 were covered by the resync"
+    );
+    // Closing drops what a window holds: nothing is delivered afterwards.
+    s.handle_text(1_100, &event("a", 7, "updated", "{}"));
+    s.handle_text(1_110, &event("a", 8, "updated", "{}"));
+    s.unsubscribe(1_120, subs[1]);
+    s.close("done");
+    let out = run_timers(&mut s, 5_000);
+    assert_eq!(
+        delivered(&out),
+        vec![
+            (subs.clone(), "updated#7".to_owned()),
+            (vec![subs[1]], "updated#8".to_owned()),
+        ],
+        "{out:?}"
+    );
+}
+
 #[test]
 fn stats_count_delivered_events_and_those_replayed_after_a_cut() {
     let (mut s, _) = open_session(&[("a", all()), ("b", all())]);
@@ -1912,37 +2059,6 @@ fn stats_count_delivered_events_and_those_replayed_after_a_cut() {
     let stats = s.stats();
     assert_eq!((stats.delivered, stats.replayed), (12, 6));
     assert_eq!(stats.resyncs, 2);
-}
-
-/// Issue 12, item 4: an event of a channel the connection never subscribed to is a relay bug,
-/// counted and dropped; one of a channel it has just unsubscribed (in flight) is dropped quietly.
-#[test]
-fn events_of_channels_never_subscribed_are_counted_and_dropped() {
-    let (mut s, subs) = open_session(&[("a", all()), ("b", all())]);
-    s.handle_text(10, &event("stranger", 1, "updated", "{}"));
-    let out = drain(&mut s);
-    assert!(delivered(&out).is_empty());
-    assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::Problem(m) if m.contains("`stranger`"))),
-        "{out:?}"
-    );
-    assert_eq!(s.problems(), 1);
-
-    // Unsubscribed a moment ago: its events in flight are no problem.
-    assert!(s.unsubscribe(11, subs[1]));
-    s.handle_text(12, &event("b", 1, "updated", "{}"));
-    let out = drain(&mut s);
-    assert!(delivered(&out).is_empty());
-    assert_eq!(s.problems(), 1);
-    assert_eq!(s.state(), &ConnectionState::Open);
-
-    // A new connection forgets what the old one left: `b` is a stranger there.
-    reconnect(&mut s, 20, "e1");
-    s.handle_text(21, &subscribed(&[("a", 0, Some(true))]));
-    s.handle_text(22, &event("b", 2, "updated", "{}"));
-    drain(&mut s);
-    assert_eq!(s.problems(), 2);
 }
 
 /// An Igniter.js server refuses a stream naming a channel its app never registered (HTTP 500): the
@@ -2016,4 +2132,35 @@ fn a_refused_channel_is_reported_and_dropped_and_the_others_go_on() {
     drain(&mut s);
     assert_eq!(s.state(), &ConnectionState::Idle);
     assert_eq!(s.poll_timeout(), None);
+}
+
+/// Issue 12, item 4: an event of a channel the connection never subscribed to is a relay bug,
+/// counted and dropped; one of a channel it has just unsubscribed (in flight) is dropped quietly.
+#[test]
+fn events_of_channels_never_subscribed_are_counted_and_dropped() {
+    let (mut s, subs) = open_session(&[("a", all()), ("b", all())]);
+    s.handle_text(10, &event("stranger", 1, "updated", "{}"));
+    let out = drain(&mut s);
+    assert!(delivered(&out).is_empty());
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Problem(m) if m.contains("`stranger`"))),
+        "{out:?}"
+    );
+    assert_eq!(s.problems(), 1);
+
+    // Unsubscribed a moment ago: its events in flight are no problem.
+    assert!(s.unsubscribe(11, subs[1]));
+    s.handle_text(12, &event("b", 1, "updated", "{}"));
+    let out = drain(&mut s);
+    assert!(delivered(&out).is_empty());
+    assert_eq!(s.problems(), 1);
+    assert_eq!(s.state(), &ConnectionState::Open);
+
+    // A new connection forgets what the old one left: `b` is a stranger there.
+    reconnect(&mut s, 20, "e1");
+    s.handle_text(21, &subscribed(&[("a", 0, Some(true))]));
+    s.handle_text(22, &event("b", 2, "updated", "{}"));
+    drain(&mut s);
+    assert_eq!(s.problems(), 2);
 }
