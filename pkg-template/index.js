@@ -13,7 +13,7 @@ function loadModule(source) {
   return loading;
 }
 
-const MS_OPTIONS = ["backoffMinMs", "backoffMaxMs", "stableAfterMs", "pingGraceMs", "connectTimeoutMs", "publishTimeoutMs", "publishQueue", "idleCloseMs"];
+const MS_OPTIONS = ["backoffMinMs", "backoffMaxMs", "stableAfterMs", "pingGraceMs", "connectTimeoutMs", "publishTimeoutMs", "publishQueue", "idleCloseMs", "coalesceMs"];
 
 function describe(value) {
   if (value === null) return "null";
@@ -304,9 +304,10 @@ export function createLiveClient(options) {
 
   /**
    * Subscribes; returns a handle that is also a function ending the subscription, with a `state`
-   * getter (`pending`, `subscribed`, `forbidden` or `ended`).
+   * getter (`pending`, `subscribed`, `forbidden` or `ended`). `options.coalesceMs`: this
+   * subscription's own coalescing window (`0`: every event at once) instead of the client's.
    */
-  function subscribe(channel, types, recordIds, callback) {
+  function subscribe(channel, types, recordIds, callback, subOptions) {
     const w = "subscribe";
     checkOpen(closed, w);
     checkChannel(channel, w);
@@ -317,11 +318,21 @@ export function createLiveClient(options) {
     if (typeof callback !== "function") {
       throw new TypeError(`${w}: \`callback\` must be a function, got ${describe(callback)}`);
     }
+    if (subOptions !== undefined && (subOptions === null || typeof subOptions !== "object")) {
+      throw new TypeError(`${w}: \`options\` must be an object like { coalesceMs: 250 }, got ${describe(subOptions)}`);
+    }
+    const coalesceMs = subOptions?.coalesceMs;
+    if (coalesceMs !== undefined && !(typeof coalesceMs === "number" && Number.isFinite(coalesceMs) && coalesceMs >= 0 && coalesceMs <= 2147483647)) {
+      throw new TypeError(`${w}: \`coalesceMs\` must be a non-negative number, at most 2147483647, got ${describe(coalesceMs)}`);
+    }
     const handle = () => unsubscribe(handle);
     Object.defineProperty(handle, "state", { get: () => subscriptionState(handle), enumerable: true });
     ids.set(handle, undefined);
     whenReady((c) => {
-      if (c && ids.has(handle)) ids.set(handle, c.subscribe(channel, types, idStrings, callback));
+      if (!c || !ids.has(handle)) return;
+      const id = c.subscribe(channel, types, idStrings, callback);
+      if (coalesceMs !== undefined) c.setCoalesceMs(id, coalesceMs);
+      ids.set(handle, id);
     });
     return handle;
   }
@@ -406,8 +417,13 @@ export function createLiveClient(options) {
         throw new TypeError(`onRevalidate: \`listener\` must be a function, got ${describe(listener)}`);
       }
       checkOpen(closed, "onRevalidate");
-      const handle = subscribe("$revalidate", ["*"], undefined, (event) =>
-        listener(event.type === "$resync" ? null : (event.payload.keys ?? []), event),
+      // Never coalesced: each revalidation names its own keys.
+      const handle = subscribe(
+        "$revalidate",
+        ["*"],
+        undefined,
+        (event) => listener(event.type === "$resync" ? null : (event.payload.keys ?? []), event),
+        { coalesceMs: 0 },
       );
       return () => unsubscribe(handle);
     },
@@ -419,7 +435,7 @@ export function createLiveClient(options) {
     get stats() {
       if (client) return client.stats;
       const first = Array.isArray(relayUrl) ? relayUrl[0] : relayUrl;
-      return { problems: 0, duplicates: 0, resyncs: 0, connections: 0, delivered: 0, replayed: 0, url: first };
+      return { problems: 0, duplicates: 0, resyncs: 0, connections: 0, coalesced: 0, delivered: 0, replayed: 0, url: first };
     },
   };
 }
