@@ -71,7 +71,12 @@ test-igniter:
 	$(SAY) "the Igniter.js test server's wire format (tests/igniter)"
 	@IGNITER_SKIP_KEEPALIVE=1 node --test tests/igniter/
 
-test: setup-browsers lint test-native test-redis pkg test-types test-igniter test-browser test-packed test-e2e test-bench
+.PHONY: test-simple
+test-simple: pkg
+	$(SAY) "protocol \"simple\": the seed-protocol test server (tests/simple) and the option's checks in pkg/index.js"
+	@node --test tests/simple/
+
+test: setup-browsers lint test-native test-redis pkg test-types test-igniter test-simple test-browser test-packed test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:
