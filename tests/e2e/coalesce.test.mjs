@@ -233,3 +233,38 @@ test("coalescing off (?coalesce=0): every event reaches Refine, which refetches 
     assert.equal(r[page], BURST, `${page} page: one refetch per event`);
   }
 });
+
+test("the Vue adapter's useLiveInvalidation coalesces by default, even with the client's coalescing off", async () => {
+  await until("no page of an earlier run is subscribed", async () => (await subscribers()) === 0);
+  // `?coalesce=0`: the client delivers every event; the list's `useLiveInvalidation` still uses its
+  // own window (250 ms), while the detail, wired the way Ginjou's `useSubscribe` is, gets every event.
+  const vue = await openPage("/vue.html?coalesce=0");
+  await vue.page.getByTestId("vue-post-2").locator("a").click();
+  await vue.page.getByTestId("vue-selected").filter({ hasText: "2" }).waitFor();
+  await vue.page.getByTestId("vue-detail-title").filter({ hasNotText: "…" }).waitFor();
+  await until("the page is subscribed", async () => (await subscribers()) === 1);
+  await settled(() => vue.requests.length, 500);
+  const before = { list: vue.count("GET /api/posts?"), detail: vue.count("GET /api/posts/2") };
+  await recordArrivals(vue.page);
+
+  const last = `Vue ${Date.now()}`;
+  const spanMs = await burst(last);
+  await vue.page.getByTestId("vue-detail-title").filter({ hasText: last }).waitFor({ timeout: 20_000 });
+  await vue.page.getByTestId("vue-post-2").getByText(last).waitFor({ timeout: 20_000 });
+  await settled(() => vue.requests.length);
+  const seen = await arrivals(vue.page);
+  const arrivalMs = seen.at(-1) - seen[0];
+  const list = vue.count("GET /api/posts?") - before.list;
+  const detail = vue.count("GET /api/posts/2") - before.detail;
+  figures.push(
+    `  Vue page, ?coalesce=0: sent over ${spanMs.toFixed(0)} ms, ${seen.length} events over ${arrivalMs.toFixed(0)} ms → ` +
+      `list (useLiveInvalidation, default window) ${list} × GET /api/posts?…; detail (Ginjou-style, client's window 0) ${detail} × GET /api/posts/2`,
+  );
+  assert.deepEqual(vue.errors, [], "no error was thrown in the page");
+  await vue.context.close();
+  assert.equal(seen.length, BURST, "every event reached the page");
+  const allowed = 1 + Math.max(1, Math.ceil(arrivalMs / WINDOW_MS));
+  assert.ok(list >= 2 && list <= allowed, `the adapter's list refetched ${list} times (2..${allowed})`);
+  if (arrivalMs < WINDOW_MS) assert.equal(list, 2);
+  assert.equal(detail, BURST, "the uncoalesced detail refetched once per event");
+});
