@@ -46,7 +46,7 @@ function Counters({ live }) {
 }
 
 /** Cuts every connection at the relay, alone or in the middle of a burst of edits. */
-function Blip() {
+function Blip({ live }) {
   const [status, setStatus] = useState("");
   const [busy, setBusy] = useState(false);
   const run = async (action) => {
@@ -61,7 +61,7 @@ function Blip() {
   };
   const cutAlone = () =>
     run(async () => setStatus(`cut ${await cutEveryConnection()} connections at ${new Date().toLocaleTimeString()}`));
-  const cutInBurst = () => run(async () => setStatus(await cutDuringBurst({ onProgress: setStatus })));
+  const cutInBurst = () => run(async () => setStatus(await cutDuringBurst(live, { onProgress: setStatus })));
   return (
     <div className="blip">
       <button data-testid="cut-burst" disabled={busy} onClick={cutInBurst}>
@@ -98,7 +98,7 @@ function EventLog({ live }) {
   return (
     <aside className="card">
       <h2>Network blip</h2>
-      <Blip />
+      <Blip live={live} />
       <Counters live={live} />
       <h2>Live events</h2>
       <ol className="log" data-testid="event-log">

@@ -63,7 +63,7 @@ const Blip = defineComponent(() => {
   };
   const cutAlone = () =>
     run(async () => (status.value = `cut ${await cutEveryConnection()} connections at ${new Date().toLocaleTimeString()}`));
-  const cutInBurst = () => run(async () => (status.value = await cutDuringBurst({ onProgress: (text) => (status.value = text) })));
+  const cutInBurst = () => run(async () => (status.value = await cutDuringBurst(live, { onProgress: (text) => (status.value = text) })));
   return () =>
     h("div", { class: "blip" }, [
       h("button", { "data-testid": "cut-burst", disabled: busy.value, onClick: cutInBurst }, "Cut during 20 edits"),
