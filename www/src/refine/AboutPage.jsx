@@ -10,6 +10,19 @@ export function AboutPage() {
         Every live event of the other pages travels over one WebSocket to <code>live-relay</code>; the filtering by
         event type and record id happens in Rust compiled to WebAssembly.
       </p>
+      <h2>A network blip</h2>
+      <p>
+        <b>Cut every connection</b> asks the relay (<code>POST /demo/cut</code>, demo mode only) to drop every
+        WebSocket and event stream at once, without a close frame, as a flaky network would. Each window waits its
+        backoff (the badge counts it down), reconnects, and resubscribes from the last event it got (<code>since</code>):
+        the relay replays what it missed, in order, once. <b>Cut during 20 edits</b> does it in the middle of a burst.
+      </p>
+      <p>
+        The counters beside the event log are the client's <code>stats</code>: events delivered, replayed after a cut,
+        resyncs (one blind refetch per subscription when the relay could not replay), duplicates dropped, and
+        refetches saved by coalescing.
+      </p>
+      <pre data-testid="curl-cut">{`curl -X POST ${location.origin}/demo/cut`}</pre>
       <h2>Authentication</h2>
       <p>
         The relay checks tokens, as in production. This page's <code>getToken</code> asks{" "}
