@@ -8,7 +8,10 @@
 //   LIVE_HARNESS_URL  http://127.0.0.1:CTRL   (POST /restart kills the relay and starts it again on the same port)
 //   LIVE_PROXY_WS     ws://127.0.0.1:PROXY/ws  (a TCP proxy to the relay that the tests can break:
 //                     POST /proxy/cut drops every proxied connection, /proxy/down also refuses new ones
-//                     until /proxy/up, /proxy/stall holds all bytes until /proxy/unstall)
+//                     until /proxy/up, /proxy/stall holds all bytes until /proxy/unstall;
+//                     /proxy/flap?min_ms=300&max_ms=700 cuts every connection min..max ms after it
+//                     was accepted, by RST or FIN at random, until /proxy/steady, which answers the
+//                     counts; /proxy/blackhole?ms=3000 holds every byte, and cuts nothing, for ms)
 //   LIVE_CLOSED_WS    ws://127.0.0.1:CLOSED/ws  a loopback port where nothing listens (connections are
 //                     refused: a relay node that is down)
 //   LIVE_AUTH_RELAY_WS    ws://127.0.0.1:AUTH/ws  a second relay with authentication on (`--jwt-secret`,
@@ -211,12 +214,41 @@ function mintToken(query) {
 const proxied = new Set();
 let proxyDown = false;
 let stalled = false;
+// Flapping (POST /proxy/flap): every proxied connection is cut a random 300-700 ms (min_ms..max_ms)
+// after it was accepted, half of the cuts by RST (resetAndDestroy) and half by FIN (destroy), until
+// POST /proxy/steady. A blackhole (POST /proxy/blackhole?ms=N) holds every byte of every connection,
+// old and new (new ones are accepted and hang), for N ms and cuts nothing meanwhile: a cut due
+// during it happens 300-700 ms after it ends.
+let flap = null;
+let blackholeUntil = 0;
+let blackholeTimer = null;
+const flapCounts = () => ({ flapping: flap !== null, cuts_rst: flap?.rst ?? 0, cuts_fin: flap?.fin ?? 0, blackholes: flap?.blackholes ?? 0, accepted: flap?.accepted ?? 0 });
+const holding = () => stalled || Date.now() < blackholeUntil;
+const between = (lo, hi) => lo + Math.random() * (hi - lo);
+function scheduleFlapCut(pair, delayMs) {
+  clearTimeout(pair.flapTimer);
+  pair.flapTimer = setTimeout(() => {
+    if (!flap || !proxied.has(pair)) return;
+    const now = Date.now();
+    if (now < blackholeUntil) return scheduleFlapCut(pair, blackholeUntil - now + between(flap.minMs, flap.maxMs));
+    proxied.delete(pair);
+    if (Math.random() < 0.5) {
+      flap.rst += 1;
+      pair.client.resetAndDestroy();
+    } else {
+      flap.fin += 1;
+      pair.client.destroy();
+    }
+    pair.upstream.destroy();
+  }, delayMs);
+}
 const proxy = createTcpServer((client) => {
   if (proxyDown) return client.destroy();
   const upstream = connect(port, "127.0.0.1");
-  const pair = { client, upstream };
+  const pair = { client, upstream, flapTimer: null };
   proxied.add(pair);
   const drop = () => {
+    clearTimeout(pair.flapTimer);
     client.destroy();
     upstream.destroy();
     proxied.delete(pair);
@@ -225,18 +257,36 @@ const proxy = createTcpServer((client) => {
   upstream.on("error", drop).on("close", drop);
   client.pipe(upstream);
   upstream.pipe(client);
-  if (stalled) {
+  if (holding()) {
     client.pause();
     upstream.pause();
+  }
+  if (flap) {
+    flap.accepted += 1;
+    scheduleFlapCut(pair, between(flap.minMs, flap.maxMs));
   }
 });
 proxy.listen(0, "127.0.0.1");
 await once(proxy, "listening");
+/** A non-negative number from the query, or `fallback`. */
+function queryMs(query, name, fallback) {
+  if (!query.has(name)) return fallback;
+  const value = Number(query.get(name));
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number of ms, got ${query.get(name)}`);
+  return value;
+}
+function release() {
+  for (const { client, upstream } of proxied) {
+    client.resume();
+    upstream.resume();
+  }
+}
 const proxyActions = {
   cut() {
-    for (const { client, upstream } of proxied) {
-      client.resetAndDestroy();
-      upstream.destroy();
+    for (const pair of proxied) {
+      clearTimeout(pair.flapTimer);
+      pair.client.resetAndDestroy();
+      pair.upstream.destroy();
     }
     proxied.clear();
   },
@@ -256,10 +306,39 @@ const proxyActions = {
   },
   unstall() {
     stalled = false;
+    if (!holding()) release();
+  },
+  flap(query) {
+    const minMs = queryMs(query, "min_ms", 300);
+    const maxMs = queryMs(query, "max_ms", 700);
+    if (maxMs < minMs) throw new Error(`max_ms (${maxMs}) is below min_ms (${minMs})`);
+    flap = { minMs, maxMs, rst: 0, fin: 0, blackholes: 0, accepted: 0 };
+    for (const pair of proxied) scheduleFlapCut(pair, between(minMs, maxMs));
+    return flapCounts();
+  },
+  blackhole(query) {
+    const ms = queryMs(query, "ms", 3000);
+    if (flap) flap.blackholes += 1;
+    blackholeUntil = Date.now() + ms;
     for (const { client, upstream } of proxied) {
-      client.resume();
-      upstream.resume();
+      client.pause();
+      upstream.pause();
     }
+    clearTimeout(blackholeTimer);
+    blackholeTimer = setTimeout(() => {
+      blackholeUntil = 0;
+      if (!holding()) release();
+    }, ms);
+    return { ...flapCounts(), blackhole_ms: ms };
+  },
+  steady() {
+    const counts = flapCounts();
+    flap = null;
+    for (const pair of proxied) clearTimeout(pair.flapTimer);
+    clearTimeout(blackholeTimer);
+    blackholeUntil = 0;
+    if (!holding()) release();
+    return counts;
   },
 };
 
@@ -269,10 +348,12 @@ const control = createServer(async (req, res) => {
   res.setHeader("Access-Control-Allow-Headers", "content-type");
   if (req.method === "OPTIONS") return res.end();
   try {
-    const action = req.method === "POST" && req.url.startsWith("/proxy/") ? req.url.slice("/proxy/".length) : null;
+    const proxyUrl = req.method === "POST" && req.url.startsWith("/proxy/") ? new URL(req.url, "http://harness") : null;
+    const action = proxyUrl?.pathname.slice("/proxy/".length);
     if (action && Object.hasOwn(proxyActions, action)) {
-      proxyActions[action]();
-      return res.end(JSON.stringify({ proxy: action }));
+      const result = proxyActions[action](proxyUrl.searchParams);
+      res.setHeader("Content-Type", "application/json");
+      return res.end(JSON.stringify({ proxy: action, ...result }));
     }
     if (req.method === "GET" && req.url.startsWith("/token")) {
       const token = mintToken(new URL(req.url, "http://harness").searchParams);
