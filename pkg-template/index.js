@@ -18,7 +18,14 @@ const MS_OPTIONS = ["backoffMinMs", "backoffMaxMs", "stableAfterMs", "pingGraceM
 function describe(value) {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
-  return typeof value === "string" ? `the string "${value}"` : `${typeof value} ${String(value)}`;
+  if (typeof value === "string") {
+    // A message stays readable whatever was passed (a 10 MB string, say).
+    return value.length > 80 ? `a string of ${value.length} characters ("${value.slice(0, 40)}…")` : `the string "${value}"`;
+  }
+  if (typeof value === "function") return "a function";
+  // Not String(value): an object without a prototype, or with a throwing toString, throws there.
+  if (typeof value === "object") return "an object";
+  return `${typeof value} ${String(value)}`;
 }
 
 function checkOptions(options, where) {

@@ -124,6 +124,9 @@ async function misuse(url) {
   call("subscribe.typesMissing", () => c.subscribe("ch", undefined, undefined, cb));
   call("subscribe.typesString", () => c.subscribe("ch", "*", undefined, cb));
   call("subscribe.typesNumbers", () => c.subscribe("ch", [1], undefined, cb));
+  call("subscribe.typesHugeString", () => c.subscribe("ch", huge, undefined, cb));
+  call("subscribe.typesNoPrototype", () => c.subscribe("ch", Object.create(null), undefined, cb));
+  call("subscribe.callbackThrowingToString", () => c.subscribe("ch", ["*"], undefined, { toString() { throw new Error("no"); } }));
   call("subscribe.idsString", () => c.subscribe("ch", ["*"], "7", cb));
   call("subscribe.idsObject", () => c.subscribe("ch", ["*"], [{}], cb));
   call("subscribe.callbackMissing", () => c.subscribe("ch", ["*"]));
@@ -312,6 +315,10 @@ Object.assign(expected, {
   "subscribe.typesMissing": TYPE(/`types` must be an array of strings/),
   "subscribe.typesString": TYPE(/`types` must be an array of strings/),
   "subscribe.typesNumbers": TYPE(/`types` must be an array of strings/),
+  // The message stays short: the value is described, not copied.
+  "subscribe.typesHugeString": TYPE(/^subscribe: `types` must be an array of strings, got a string of 10000000 characters \("x{40}…"\)$/),
+  "subscribe.typesNoPrototype": TYPE(/`types` must be an array of strings, got an object$/),
+  "subscribe.callbackThrowingToString": TYPE(/`callback` must be a function, got an object$/),
   "subscribe.idsString": TYPE(/`ids` must be an array of strings or numbers/),
   "subscribe.idsObject": TYPE(/`ids\[0\]` must be a string or a number/),
   "subscribe.callbackMissing": TYPE(/`callback` must be a function/),
