@@ -101,7 +101,14 @@ fn ids(v: &[&str]) -> Option<Vec<String>> {
 #[wasm_bindgen_test]
 async fn simple_events_are_filtered_by_type_and_ids_over_one_subscribe_frame() {
     let ch = channel("simple-filter");
-    let c = simple_client();
+    let errors = Recorder::new();
+    let c = client_to(
+        simple_ws(),
+        &[
+            ("protocol", "simple".into()),
+            ("onError", errors.function.clone().into()),
+        ],
+    );
     let list = Recorder::new();
     let one2 = Recorder::new();
     let creates = Recorder::new();
@@ -152,6 +159,34 @@ async fn simple_events_are_filtered_by_type_and_ids_over_one_subscribe_frame() {
         "three subscriptions, one channel: exactly one subscribe frame, the seed's"
     );
     assert_eq!(stat(&c, "problems"), 0.0);
+
+    // A broken server: frames that are not `{channel, type, payload}` are reported, counted and
+    // dropped; the connection stays and the next event is delivered.
+    let raw = |body: String| {
+        let url = format!(
+            "{}/control/raw?channel={}",
+            simple_http(),
+            String::from(js_sys::encode_uri_component(&ch))
+        );
+        async move { fetch("POST", &url, Some(&body)).await }
+    };
+    raw(format!(r#"{{"channel":"{ch}","payload":{{"ids":[2]}}}}"#)).await;
+    raw("not json".into()).await;
+    server_publish(&ch, "updated", r#"{"ids":[2]}"#).await;
+    wait_until("the event after the broken frames", 5_000, || {
+        list.count() == 5
+    })
+    .await;
+    assert_eq!(stat(&c, "problems"), 2.0);
+    assert_eq!(errors.count(), 2);
+    let message = js_sys::Error::from(errors.field(0, &[])).message();
+    assert!(
+        String::from(message).contains("not a simple-protocol event (no `type`)"),
+        "{:?}",
+        errors.field(0, &["message"])
+    );
+    assert_eq!(one2.count(), 4);
+    assert_eq!(c.state(), "open");
     c.close();
 }
 

@@ -453,7 +453,7 @@ impl Shell {
                     match sh.simple.as_mut().map(|t| t.incoming(&text, date)) {
                         Some(Ok(Some(frame))) => sh.session.handle_text(now, &frame),
                         Some(Ok(None)) | None => {}
-                        Some(Err(problem)) => sh.report(problem),
+                        Some(Err(problem)) => sh.session.handle_bad_frame(problem),
                     }
                 }
                 SocketEvent::Text { text, raw } => {
@@ -692,11 +692,10 @@ impl Shell {
             None => return,
         };
         for frame in &translated.send {
-            let failed = match &self.socket {
-                Some(Transport::Socket(socket)) => socket.send(frame).err(),
-                Some(Transport::Stream { .. }) | None => None,
+            let Some(Transport::Socket(socket)) = &self.socket else {
+                return; // no socket: nothing was sent, so nothing is answered
             };
-            if let Some(e) = failed {
+            if let Err(e) = socket.send(frame) {
                 let reason = describe(&e);
                 self.socket = None;
                 self.simple = None;

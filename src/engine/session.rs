@@ -1718,6 +1718,12 @@ impl Session {
         self.lose_link(now, message, true);
     }
 
+    /// A frame the shell could not translate into this protocol (`protocol: "simple"`): reported
+    /// and counted in `problems` like a malformed frame, and dropped.
+    pub fn handle_bad_frame(&mut self, message: String) {
+        self.problem(message);
+    }
+
     fn problem(&mut self, message: String) {
         self.stats.problems += 1;
         self.outputs.push_back(Output::Problem(message));

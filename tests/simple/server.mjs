@@ -20,6 +20,7 @@
 // The WebSocket is at ws://127.0.0.1:PORT/ (any path). Control endpoints for the tests, on the same
 // port (CORS open, so that a browser test can call them):
 //   POST /control/publish  {"channel","type","payload"}  publishes from the server side -> {"sent": n}
+//   POST /control/raw?channel=C  sends the body as is to C's subscribers (a broken server) -> {"sent": n}
 //   POST /control/drop     drops every connection (TCP reset, no close frame)      -> {"dropped": n}
 //   GET  /control/frames?channel=C  the client frames received about C, in order:
 //                          [{"conn": <connection number>, "frame": <the frame as parsed>}, ...]
@@ -80,6 +81,17 @@ const server = http.createServer(async (req, res) => {
       const { channel, type, payload } = JSON.parse(body);
       if (typeof channel !== "string" || typeof type !== "string") throw new Error("publish needs a string `channel` and `type`");
       return res.end(JSON.stringify({ sent: broadcast(channel, type, payload) }));
+    }
+    if (req.method === "POST" && url.pathname === "/control/raw") {
+      // Not the seed's: a test's way to send its subscribers a frame as is (a broken server).
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      let sent = 0;
+      for (const ws of subscribers(url.searchParams.get("channel"))) {
+        ws.send(body);
+        sent += 1;
+      }
+      return res.end(JSON.stringify({ sent }));
     }
     if (req.method === "POST" && url.pathname === "/control/drop") {
       let dropped = 0;
