@@ -554,4 +554,241 @@ mod tests {
             json(r#"{"coalesced":2}"#)
         );
     }
+
+    /// Random schedules (fixed seeds) of events, late timers, resyncs and ended subscriptions,
+    /// checked against what coalescing promises, subscription by subscription:
+    /// - deliveries come in `seq` order, and a trailing event standing for `k` events is exactly
+    ///   the `k` events held back since the previous delivery, with the union of their ids (none
+    ///   when one of them had none);
+    /// - nothing is lost: every event is delivered, merged into a later delivery, or dropped by a
+    ///   resync or the end of its subscription, and a merged one goes out within the window plus
+    ///   the timer's lateness;
+    /// - at most one callback per window: two deliveries with no resync between are a window apart;
+    /// - an event that finds no window open and nothing held back is delivered at once.
+    #[test]
+    fn random_schedules_keep_every_promise() {
+        use crate::engine::backoff::XorShift;
+
+        const IDS: [&str; 4] = ["1", "2", "\"x\"", "3"];
+        #[derive(Default)]
+        struct Model {
+            window: Millis,
+            /// Routed and not delivered yet: (seq, normalised ids or None, when).
+            held: Vec<(u64, Option<Vec<String>>, Millis)>,
+            last_delivery: Option<Millis>,
+            resynced_since: bool,
+            delivered: u64,
+            dropped: u64,
+        }
+        fn union(held: &[(u64, Option<Vec<String>>, Millis)]) -> Option<Vec<String>> {
+            let mut out: Vec<String> = Vec::new();
+            for (_, ids, _) in held {
+                for id in ids.as_ref()? {
+                    if !out.contains(id) {
+                        out.push(id.clone());
+                    }
+                }
+            }
+            Some(out)
+        }
+        fn check(
+            case: u64,
+            m: &mut Model,
+            sub: SubId,
+            now: Millis,
+            max_late: Millis,
+            event: &Event,
+        ) {
+            let k = match event.meta.as_deref().map(json) {
+                Some(meta) if meta.get("coalesced").is_some() => {
+                    meta["coalesced"].as_u64().expect("a count")
+                }
+                _ => 1,
+            } as usize;
+            let n = m
+                .held
+                .iter()
+                .take_while(|(seq, ..)| *seq <= event.seq)
+                .count();
+            assert_eq!(
+                n, k,
+                "case {case}, sub {sub}: {k} merged, {n} held up to {}",
+                event.seq
+            );
+            assert_eq!(
+                m.held[k - 1].0,
+                event.seq,
+                "case {case}: the last one held stands for them"
+            );
+            let merged: Vec<_> = m.held.drain(..k).collect();
+            assert_eq!(event.ids, union(&merged), "case {case}, sub {sub}: ids");
+            if k > 1 {
+                let payload = json(&event.payload);
+                match &event.ids {
+                    Some(ids) => {
+                        assert_eq!(payload["ids"].as_array().map(Vec::len), Some(ids.len()))
+                    }
+                    None => assert!(payload.get("ids").is_none(), "case {case}: {payload}"),
+                }
+            }
+            for (_, _, at) in &merged {
+                assert!(
+                    now <= at + m.window + max_late,
+                    "case {case}, sub {sub}: an event of {at} delivered at {now}"
+                );
+            }
+            if let (Some(prev), false) = (m.last_delivery, m.resynced_since) {
+                assert!(
+                    now >= prev + m.window,
+                    "case {case}, sub {sub}: deliveries at {prev} and {now}, window {}",
+                    m.window
+                );
+            }
+            m.last_delivery = Some(now);
+            m.resynced_since = false;
+            m.delivered += k as u64;
+        }
+
+        for case in 0..300u64 {
+            let mut rng = XorShift::new(case.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut roll = |n: u64| rng.next_u64() % n;
+            let default_ms = [0, 40, 100][roll(3) as usize];
+            let max_late = roll(30);
+            let mut c = Coalescer::new(default_ms);
+            let mut models: BTreeMap<SubId, Model> = BTreeMap::new();
+            let mut next_sub: SubId = 1;
+            let mut seq = 0;
+            let mut now: Millis = 0;
+            let mut routed = 0u64;
+            let mut removed = 0u64;
+            let mut timer: Option<Millis> = None;
+            let mut armed_for: Option<Millis> = None;
+            for _ in 0..3 {
+                let window = match roll(3) {
+                    0 => default_ms,
+                    _ => {
+                        let w = [0, 30, 120][roll(3) as usize];
+                        c.set_window(next_sub, w);
+                        w
+                    }
+                };
+                models.insert(
+                    next_sub,
+                    Model {
+                        window,
+                        ..Model::default()
+                    },
+                );
+                next_sub += 1;
+            }
+            for _step in 0..200 {
+                now += roll(25);
+                // The shell arms its timer for the deadline after every input; it fires then, or
+                // late (a busy page), before this input.
+                loop {
+                    let deadline = c.deadline();
+                    if deadline != armed_for {
+                        armed_for = deadline;
+                        timer = deadline.map(|d| d + roll(max_late + 1));
+                    }
+                    let Some(at) = timer.filter(|at| *at <= now) else {
+                        break;
+                    };
+                    (timer, armed_for) = (None, None);
+                    for (subs, event) in c.flush(at) {
+                        for sub in subs {
+                            let m = models.get_mut(&sub).expect("a live subscription");
+                            check(case, m, sub, at, max_late, &event);
+                        }
+                    }
+                }
+                match roll(20) {
+                    0 => {
+                        let subs: Vec<SubId> =
+                            models.keys().copied().filter(|_| roll(2) == 0).collect();
+                        c.resync(&subs);
+                        for sub in subs {
+                            let m = models.get_mut(&sub).expect("live");
+                            m.dropped += m.held.len() as u64;
+                            m.held.clear();
+                            m.resynced_since = true;
+                        }
+                    }
+                    1 => {
+                        let sub = *models
+                            .keys()
+                            .nth(roll(models.len() as u64) as usize)
+                            .expect("one");
+                        c.remove(sub);
+                        removed += models
+                            .remove(&sub)
+                            .map_or(0, |m| m.held.len() as u64 + m.delivered + m.dropped);
+                        let window = [default_ms, 0, 60][roll(3) as usize];
+                        if window != default_ms {
+                            c.set_window(next_sub, window);
+                        }
+                        models.insert(
+                            next_sub,
+                            Model {
+                                window,
+                                ..Model::default()
+                            },
+                        );
+                        next_sub += 1;
+                    }
+                    _ => {
+                        seq += 1;
+                        let ids: Vec<&str> = IDS.iter().copied().filter(|_| roll(3) == 0).collect();
+                        let payload = match roll(4) {
+                            0 => r#"{"title":"no ids"}"#.to_owned(),
+                            _ => format!(r#"{{"ids":[{}],"n":{seq}}}"#, ids.join(",")),
+                        };
+                        let event = ev(seq, &payload, None);
+                        let subs: Vec<SubId> =
+                            models.keys().copied().filter(|_| roll(4) != 0).collect();
+                        routed += subs.len() as u64;
+                        let at_once = c.route(now, subs.clone(), &event);
+                        assert!(at_once.iter().all(|s| subs.contains(s)), "case {case}");
+                        for sub in subs {
+                            let m = models.get_mut(&sub).expect("live");
+                            // At once exactly when nothing is held back and no window is
+                            // open (none yet, it ended, or a resync closed it).
+                            let at_once_due = m.window == 0
+                                || (m.held.is_empty()
+                                    && (m.resynced_since
+                                        || m.last_delivery.is_none_or(|t| t + m.window <= now)));
+                            m.held.push((seq, event.ids.clone(), now));
+                            assert_eq!(
+                                at_once.contains(&sub),
+                                at_once_due,
+                                "case {case}, sub {sub}: event {seq} at {now}"
+                            );
+                            if at_once_due {
+                                check(case, m, sub, now, max_late, &event);
+                            }
+                        }
+                    }
+                }
+            }
+            // The rest goes out when the last windows end.
+            while let Some(d) = c.deadline() {
+                for (subs, event) in c.flush(d) {
+                    for sub in subs {
+                        let m = models.get_mut(&sub).expect("live");
+                        check(case, m, sub, d, max_late, &event);
+                    }
+                }
+            }
+            let mut accounted = removed;
+            for (sub, m) in &models {
+                assert!(
+                    m.held.is_empty(),
+                    "case {case}, sub {sub}: {:?} never delivered",
+                    m.held
+                );
+                accounted += m.delivered + m.dropped;
+            }
+            assert_eq!(accounted, routed, "case {case}: every event accounted for");
+        }
+    }
 }
