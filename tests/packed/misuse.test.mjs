@@ -106,6 +106,8 @@ async function misuse(url) {
     tokenAndGetToken: { url, token: "t", getToken: () => "t" },
     scopesString: { url, scopes: "a" },
     scopesEmpty: { url, scopes: [""] },
+    protocol: { url, protocol: "v2" },
+    coalesceNegative: { url, coalesceMs: -5 },
     urlHuge: { url: `${url}?${huge}` },
   };
   for (const [ctor, make] of Object.entries({ createLiveClient: m.createLiveClient, liveProvider: m.liveProvider, realtime: m.realtime })) {
@@ -131,6 +133,8 @@ async function misuse(url) {
   call("subscribe.idsObject", () => c.subscribe("ch", ["*"], [{}], cb));
   call("subscribe.callbackMissing", () => c.subscribe("ch", ["*"]));
   call("subscribe.callbackString", () => c.subscribe("ch", ["*"], undefined, "f"));
+  call("subscribe.optionsNumber", () => c.subscribe("ch", ["*"], undefined, cb, 5));
+  call("subscribe.coalesceString", () => c.subscribe("ch", ["*"], undefined, cb, { coalesceMs: "1" }));
   call("publish.noArguments", () => c.publish());
   call("publish.string", () => c.publish("event"));
   call("publish.channelMissing", () => c.publish({ type: "updated" }));
@@ -303,6 +307,8 @@ for (const ctor of ["createLiveClient", "liveProvider", "realtime"]) {
     [`${ctor}.tokenAndGetToken`]: TYPE(/give `token` or `getToken`, not both/),
     [`${ctor}.scopesString`]: TYPE(/`scopes` must be an array of non-empty strings/),
     [`${ctor}.scopesEmpty`]: TYPE(/`scopes` must be an array of non-empty strings/),
+    [`${ctor}.protocol`]: TYPE(/`protocol` must be "v1" or "simple"/),
+    [`${ctor}.coalesceNegative`]: TYPE(/`coalesceMs` must be a non-negative number/),
     // A valid URL, however long: what the browser makes of it shows when the client connects.
     [`${ctor}.urlHuge`]: "ok",
   });
@@ -323,6 +329,8 @@ Object.assign(expected, {
   "subscribe.idsObject": TYPE(/`ids\[0\]` must be a string or a number/),
   "subscribe.callbackMissing": TYPE(/`callback` must be a function/),
   "subscribe.callbackString": TYPE(/`callback` must be a function/),
+  "subscribe.optionsNumber": TYPE(/`options` must be an object/),
+  "subscribe.coalesceString": TYPE(/`coalesceMs` must be a non-negative number/),
   "publish.noArguments": TYPE(/the event must be an object/),
   "publish.string": TYPE(/the event must be an object/),
   "publish.channelMissing": TYPE(/`channel` must be a non-empty string/),
