@@ -53,19 +53,23 @@ export interface LivePublishError extends Error {
  * What `onError` receives for problems that are not thrown. Errors about authentication carry a
  * `code`: `forbidden` (with the refused `channel`), `unauthorized` (the relay refused the token, or
  * a refreshed one), `get_token` (`getToken` threw, rejected, timed out or gave no string), or
- * another relay error code (`rate_limited`, `too_many_connections`, …).
+ * another relay error code (`rate_limited`, `too_many_connections`, …). With `flavor: "igniter"`,
+ * `refused`: the Igniter.js server refused the stream for `channel` (one its app never registered;
+ * the message names the HTTP status): its subscriptions show `forbidden`, it is left out of the
+ * stream until they end, and the other channels go on.
  */
 export interface LiveProviderError extends Error {
   name: "LiveProviderError";
-  code?: "forbidden" | "unauthorized" | "get_token" | "rate_limited" | "too_many_connections" | (string & {});
-  /** With `code: "forbidden"`: the channel the relay refused. */
+  code?: "forbidden" | "refused" | "unauthorized" | "get_token" | "rate_limited" | "too_many_connections" | (string & {});
+  /** With `code: "forbidden"` or `"refused"`: the channel the server refused. */
   channel?: string;
 }
 
 /**
  * Where a subscription stands with the relay: `pending` (not confirmed on the current connection
  * yet: loading, connecting, reconnecting), `subscribed` (events flow), `forbidden` (the relay refused
- * its channel for the token; asked again on every new connection) or `ended` (unsubscribed).
+ * its channel for the token, asked again on every new connection; or an Igniter.js server refused it,
+ * asked again only after every subscription to it has ended) or `ended` (unsubscribed).
  */
 export type SubscriptionState = "pending" | "subscribed" | "forbidden" | "ended";
 
@@ -123,7 +127,7 @@ export interface LiveProviderOptions {
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
   /** Smallest reconnect delay cap, ms (default 500). */
   backoffMinMs?: number;
-  /** Largest reconnect delay, ms (default 20000). */
+  /** Largest reconnect delay, ms (default 20000; 2000 with `flavor: "igniter"`, which keeps no history). */
   backoffMaxMs?: number;
   /**
    * A connection open this long resets the backoff, ms (default 5000). So does one that got the
