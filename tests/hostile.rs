@@ -263,8 +263,10 @@ async fn a_flood_without_on_error_prints_a_burst_to_the_console() {
     )
     .call0(&JsValue::NULL)
     .expect("console.error replaced");
+    let started = js_sys::Date::now();
     let p = Probe::start("flood", &[], false);
     let delivered = wait_for(30_000, || p.got.count() >= 1).await;
+    let windows = ((js_sys::Date::now() - started) / 10_000.0).floor() + 1.0;
     let original = Reflect::get(&count, &"original".into()).expect("the original console.error");
     let console = Reflect::get(&js_sys::global(), &"console".into()).expect("console");
     Reflect::set(&console, &"error".into(), &original).expect("console.error restored");
@@ -274,8 +276,16 @@ async fn a_flood_without_on_error_prints_a_burst_to_the_console() {
         .and_then(|v| v.as_f64())
         .unwrap_or(-1.0);
     assert_eq!(p.stat("problems"), FLOOD, "every problem is still counted");
-    // 10 problems, then one line saying that the rest of the 10 s window is left out.
-    assert_eq!(calls, 11.0, "console.error calls during a flood of {FLOOD}");
+    // 10 problems, then one line saying that the rest of the 10 s window is left out; a slow
+    // machine may take more than one window (each then adds a summary line too).
+    if windows == 1.0 {
+        assert_eq!(calls, 11.0, "console.error calls during a flood of {FLOOD}");
+    } else {
+        assert!(
+            (11.0..=12.0 * windows).contains(&calls),
+            "console.error calls during a flood of {FLOOD} over {windows} windows: {calls}"
+        );
+    }
     assert_eq!(thrown_into_page().len(), p.thrown_before, "nothing thrown");
     p.close();
 }
@@ -404,8 +414,14 @@ async fn a_socket_that_never_says_hello_times_out() {
     let p = Probe::start("silent", &[("connectTimeoutMs", 300.into())], true);
     p.wait_delivered(1, 10_000).await;
     assert_eq!(p.delivered(), ["updated:1"]);
-    assert_eq!(p.server_connections().await, 2.0);
-    assert_eq!(p.stat("connections"), 1.0, "only the second one opened");
+    // Two, unless a loaded machine made the good one miss its 300 ms too.
+    let tried = p.server_connections().await;
+    assert!(tried >= 2.0, "the silent connection was replaced ({tried})");
+    let opened = p.stat("connections");
+    assert!(
+        opened >= 1.0 && opened < tried,
+        "the silent connection never counted as open ({opened} of {tried})"
+    );
     p.assert_reported("silent", 0.0);
     let reasons: Vec<String> = (0..p.states.count())
         .filter_map(|i| p.states.field(i, &["reason"]).as_string())
@@ -422,8 +438,13 @@ async fn a_socket_that_goes_silent_after_hello_is_replaced() {
     // ping_ms 250 from the server, 200 ms of grace: silent for 450 ms means dead.
     let p = Probe::start("silent_open", &[("pingGraceMs", 200.into())], true);
     p.wait_delivered(2, 10_000).await;
-    assert_eq!(p.delivered(), ["updated:1", "updated:2"]);
-    assert_eq!(p.stat("connections"), 2.0);
+    assert_eq!(
+        p.delivered(),
+        ["updated:1", "updated:2"],
+        "resumed, nothing lost"
+    );
+    // Two, unless a loaded machine stalled the page past 450 ms once more.
+    assert!(p.stat("connections") >= 2.0);
     p.assert_reported("silent_open", 0.0);
     p.close();
 }
@@ -451,8 +472,10 @@ async fn repeated_hostile_runs_do_not_grow_wasm_memory() {
         sizes[1] - sizes[0] < BIG_BYTES,
         "the first round did not take a 10 MiB frame into wasm: {sizes:?}"
     );
-    assert_eq!(
-        sizes[3], sizes[1],
+    // Memory grows by 64 KiB pages: at most one page for allocator noise, a leak of 10 MiB frames
+    // or of 10,000 problems per round would be many.
+    assert!(
+        sizes[3] - sizes[1] <= 65_536.0,
         "rounds 2 and 3 left wasm memory where round 1 did: {sizes:?}"
     );
 }
