@@ -7,7 +7,7 @@ SHELL := /bin/bash
 DEMO_ADDR ?= 127.0.0.1:8787
 SAY = @printf '\033[1m[make]\033[0m %s\n'
 
-.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-redis test-browser test-packed test-types test-e2e test-igniter test-bench clean
+.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-redis test-browser test-packed test-types test-e2e test-igniter test-bench fuzz clean
 
 setup:
 	$(SAY) "checking the toolchain (installs only what is missing)"
@@ -75,6 +75,13 @@ test-igniter:
 test-simple: pkg
 	$(SAY) "protocol \"simple\": the seed-protocol test server (tests/simple) and the option's checks in pkg/index.js"
 	@node --test tests/simple/
+
+# Not part of `make test`: installs a pinned nightly and cargo-fuzz, then fuzzes each target of
+# fuzz/ for FUZZ_SECONDS (default 60) from the seed corpus in fuzz/corpus/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 test: setup-browsers lint test-native test-redis pkg test-types test-igniter test-simple test-browser test-packed test-e2e test-bench
 	$(SAY) "all tests passed"

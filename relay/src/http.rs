@@ -49,9 +49,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(Any);
     let body_limit = DefaultBodyLimit::max(state.config.max_frame_bytes);
+    let declared = axum::middleware::from_fn_with_state(Arc::clone(&state), declared_size);
     let api = Router::new()
-        .route("/publish", post(publish).layer(body_limit))
-        .route("/revalidate", post(revalidate).layer(body_limit))
+        .route(
+            "/publish",
+            post(publish).layer(body_limit).layer(declared.clone()),
+        )
+        .route(
+            "/revalidate",
+            post(revalidate).layer(body_limit).layer(declared),
+        )
         .route("/sse", get(sse::stream))
         .route("/sse/ticket", post(sse::ticket))
         .route("/healthz", get(healthz))
@@ -70,7 +77,68 @@ pub fn router(state: Arc<AppState>) -> Router {
     if let Some(dir) = &state.config.static_dir {
         app = app.fallback_service(ServeDir::new(dir));
     }
-    app.with_state(state)
+    app.layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&state),
+        request_deadline,
+    ))
+    .with_state(state)
+}
+
+/// Refuses a `POST /publish` or `/revalidate` whose `Content-Length` is over `--max-frame-bytes`
+/// at once (`413`, `too_large`), instead of holding the connection while the body arrives.
+async fn declared_size(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let max = state.config.max_frame_bytes;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max as u64 => {
+            state.metrics.limit_hit(limit::FRAME_SIZE);
+            let message = format!("body of {length} bytes is over the limit of {max} bytes");
+            let mut response = frame_error_response(&FrameError::new(ErrorCode::TooLarge, message));
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+            response
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// Answers `408` (and closes the connection) when a request's body and its handling take longer
+/// than `--request-timeout-ms`: a body dripped a byte at a time (slowloris) cannot hold a
+/// connection. The request head has its own timeout in the server (see `crate::serve`). Streams
+/// (SSE) and WebSockets are not cut: their handlers answer at once.
+async fn request_deadline(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let allowed = state.config.request_timeout();
+    match tokio::time::timeout(allowed, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            state.metrics.limit_hit(limit::REQUEST_TIMEOUT);
+            let message = format!(
+                "the request was not received and answered within {} ms (--request-timeout-ms)",
+                allowed.as_millis()
+            );
+            let mut response = error_response(ErrorCode::BadFrame, &message);
+            *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
 
 /// The body of `POST /publish`: a `LiveEvent`. `date` stays raw so that a date of the wrong type
@@ -188,7 +256,7 @@ fn read_scopes<'a>(raw: Option<&'a RawValue>) -> Result<Option<Vec<Cow<'a, str>>
 /// Reads the keys of a revalidation into the payload `{"keys": [[...], ...]}`: a non-empty array
 /// (at most [`MAX_REVALIDATE_KEYS`]) of arrays and strings, a string `"k"` becoming `["k"]`.
 /// The keys' JSON is kept as it was sent.
-fn revalidate_payload(keys: Option<&RawValue>) -> Result<Box<RawValue>, FrameError> {
+pub(crate) fn revalidate_payload(keys: Option<&RawValue>) -> Result<Box<RawValue>, FrameError> {
     let bad = |message: String| FrameError::new(ErrorCode::BadEvent, message);
     let keys = keys.ok_or_else(|| bad("`keys` is missing: give an array of query keys".into()))?;
     let items: Vec<&RawValue> = serde_json::from_str(keys.get()).map_err(|_| {
@@ -271,10 +339,15 @@ async fn publish_body<'b>(
     grant: &Grant,
     body: &'b [u8],
 ) -> Result<Accepted<'b>, FrameError> {
-    let event: LiveEvent<'b> = serde_json::from_slice(body)
+    state.publish(grant, read_publish_body(body)?).await
+}
+
+/// Reads a `POST /publish` body into the event to validate (`bad_frame`, `bad_event`).
+pub(crate) fn read_publish_body(body: &[u8]) -> Result<Publish<'_>, FrameError> {
+    let event: LiveEvent<'_> = serde_json::from_slice(body)
         .map_err(|e| FrameError::new(ErrorCode::BadFrame, format!("not a valid LiveEvent: {e}")))?;
     let date = event.date.map(DateInput::read).transpose()?;
-    let publish = Publish {
+    Ok(Publish {
         key: event.key,
         channel: event.channel,
         kind: event.kind,
@@ -282,8 +355,7 @@ async fn publish_body<'b>(
         date,
         meta: event.meta,
         scopes: read_scopes(event.scopes)?,
-    };
-    state.publish(grant, publish).await
+    })
 }
 
 #[derive(Serialize)]

@@ -40,6 +40,24 @@ pub use broker::{Broker, Settings, Stats};
 pub use config::Config;
 pub use state::AppState;
 
+/// For the fuzz targets in `fuzz/` only (not an API): the request-body readers the HTTP routes use
+/// before they touch the broker. Everything else the targets need is public already.
+#[doc(hidden)]
+pub mod fuzz_api {
+    use serde_json::value::RawValue;
+    use wasm_live_provider::engine::frame::{FrameError, Publish};
+
+    /// The event of a `POST /publish` body, before validation.
+    pub fn read_publish_body(body: &[u8]) -> Result<Publish<'_>, FrameError> {
+        crate::http::read_publish_body(body)
+    }
+
+    /// The payload `{"keys": [...]}` of a `POST /revalidate` body's `keys`.
+    pub fn revalidate_payload(keys: Option<&RawValue>) -> Result<Box<RawValue>, FrameError> {
+        crate::http::revalidate_payload(keys)
+    }
+}
+
 use auth::Auth;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -101,17 +119,7 @@ where
         shutdown.await;
         let _ = stop.send(true);
     };
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        // Small frames must leave at once: no Nagle delay behind an unacknowledged segment.
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await;
+    let served = serve_http(listener, app, &state, signal).await;
     if served.is_ok() {
         let grace = state.config.shutdown_grace();
         if tokio::time::timeout(grace, state.broker.wait_idle())
@@ -126,6 +134,83 @@ where
     }
     sweeper.abort();
     served
+}
+
+/// Serves `app` on every connection `listener` accepts until `shutdown` resolves, then stops
+/// accepting, lets each connection finish its request (WebSockets and SSE streams end on the
+/// relay's own shutdown signal) and returns once all are done. HTTP/1.1 with upgrades, as
+/// `axum::serve` does, plus what it lacks: a request head must arrive within
+/// `--request-timeout-ms` (also the next one on a kept-alive connection), so connections that
+/// drip their headers or never send any (slowloris) are closed and counted as `request_timeout`
+/// limit hits.
+async fn serve_http<F>(
+    listener: TcpListener,
+    app: axum::Router,
+    state: &Arc<AppState>,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let (closing, closing_rx) = watch::channel(false);
+    // Each connection task holds a sender; `recv` returns `None` once all are gone.
+    let (live, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Small frames must leave at once: no Nagle delay behind an unacknowledged segment.
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone().layer(
+            axum::Extension(axum::extract::ConnectInfo::<SocketAddr>(peer)),
+        ));
+        let state = Arc::clone(state);
+        let mut closing = closing_rx.clone();
+        let live = live.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(state.config.request_timeout());
+            let conn = builder
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            let mut closing_seen = false;
+            let result = loop {
+                tokio::select! {
+                    result = conn.as_mut() => break result,
+                    _ = closing.wait_for(|c| *c), if !closing_seen => {
+                        closing_seen = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            };
+            if let Err(e) = result {
+                if e.is_timeout() {
+                    state.metrics.limit_hit(metrics::limit::REQUEST_TIMEOUT);
+                }
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+            drop(live);
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    drop(live);
+    let _ = all_done.recv().await;
+    Ok(())
 }
 
 /// How often the expired history and publish keys are swept: half the shorter TTL, between

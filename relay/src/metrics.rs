@@ -30,6 +30,12 @@ pub mod limit {
     pub const MAX_CHANNELS: &str = "max_channels";
     pub const FRAME_SIZE: &str = "frame_size";
     pub const ORIGIN: &str = "origin";
+    /// A request head or body not received in time (`--request-timeout-ms`; slowloris).
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
+    /// A WebSocket closed after two ping intervals without a frame from its client.
+    pub const SILENCE: &str = "silence";
+    /// A WebSocket closed because one write to it did not complete in two ping intervals.
+    pub const WRITE_TIMEOUT: &str = "write_timeout";
 }
 
 #[derive(Debug)]

@@ -13,6 +13,7 @@ use wasm_live_provider::engine::event::payload_ids;
 use wasm_live_provider::engine::frame::{
     encode_event, excerpt, DateInput, ErrorCode, FrameError, Publish, REVALIDATE_CHANNEL,
 };
+use wasm_live_provider::engine::session::MAX_JS_DATE_MS;
 
 /// What validation needs to know about the relay's limits.
 #[derive(Debug, Clone, Copy)]
@@ -199,11 +200,17 @@ pub fn validate_on_any_channel<'a>(
     }
     let date = match event.date {
         None => now_ms(),
-        Some(DateInput::Millis(ms)) if ms.is_finite() => ms,
+        // A JS `Date` keeps whole milliseconds within ±8.64e15 ms of the epoch: a date outside
+        // would reach every client as an invalid date, and a fraction would not survive the
+        // round trip through the clients' JSON parser (found by the `relay_publish` fuzz target).
+        Some(DateInput::Millis(ms)) if ms.is_finite() && ms.abs() <= MAX_JS_DATE_MS => ms.trunc(),
         Some(DateInput::Millis(ms)) => {
             return Err(FrameError::new(
                 ErrorCode::BadEvent,
-                format!("`date` {ms} is not a finite number"),
+                format!(
+                    "`date` {ms} is not a time a JS Date can hold (milliseconds within ±8.64e15 \
+                     of the epoch)"
+                ),
             ))
         }
         Some(DateInput::Text(text)) => parse_rfc3339(&text)?,
@@ -353,6 +360,50 @@ mod tests {
             ErrorCode::BadEvent
         );
         assert!(matches!(DateInput::read(raw("12")), Ok(DateInput::Millis(ms)) if ms == 12.0));
+    }
+
+    /// Regression (fuzz target `relay_publish`): a date of 17638001763800001615 ms was accepted,
+    /// and the client decoded the event's date one unit in the last place away from it; it is
+    /// also no time a JS `Date` can hold. Dates are whole milliseconds within JS's range.
+    #[test]
+    fn dates_are_whole_milliseconds_a_js_date_can_hold() {
+        let with = |ms: f64| {
+            validate(
+                Publish {
+                    date: Some(DateInput::Millis(ms)),
+                    ..publish("a", "x")
+                },
+                &LIMITS,
+            )
+        };
+        for ms in [
+            17_638_001_763_800_001_615_u64 as f64,
+            8.64e15 + 1.0,
+            -8.64e15 - 1.0,
+            1e300,
+        ] {
+            let e = with(ms).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadEvent, "{ms}");
+            assert!(e.message.contains("`date`"), "{e}");
+        }
+        assert_eq!(with(8.64e15).expect("the last JS date").date, 8.64e15);
+        assert_eq!(with(-8.64e15).expect("the first JS date").date, -8.64e15);
+        assert_eq!(
+            with(1_763_800_000_123.9).expect("millis").date,
+            1_763_800_000_123.0
+        );
+        assert_eq!(with(-1.5).expect("before the epoch").date, -1.0);
+        // What the relay sends decodes to the same date.
+        let body = br#"{"channel":"a","type":"x","date":1763800000123.456}"#;
+        let event =
+            validate(crate::http::read_publish_body(body).expect("body"), &LIMITS).expect("valid");
+        let frame = event.frame(1);
+        match wasm_live_provider::engine::frame::decode_server(frame.as_str()) {
+            Ok(wasm_live_provider::engine::frame::ServerFrame::Event(e)) => {
+                assert_eq!(e.date.to_bits(), event.date.to_bits())
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -206,6 +206,7 @@ impl Connection {
                 }
                 _ = sleep_until(last_heard + silence_limit) => {
                     debug!(conn = self.member.id, "nothing heard for two ping intervals");
+                    self.state.metrics.limit_hit(limit::SILENCE);
                     self.close(close_code::POLICY, "no frame for two ping intervals").await;
                     return;
                 }
@@ -281,6 +282,7 @@ impl Connection {
             }
             Err(_) => {
                 debug!(conn = self.member.id, "write timed out");
+                self.state.metrics.limit_hit(limit::WRITE_TIMEOUT);
                 Err(Gone)
             }
         }
@@ -322,6 +324,7 @@ impl Connection {
             }
             Err(_) => {
                 debug!(conn = self.member.id, "write timed out");
+                self.state.metrics.limit_hit(limit::WRITE_TIMEOUT);
                 Err(Gone)
             }
         }

@@ -19,6 +19,8 @@ pub const DEFAULT_HISTORY_SIZE: usize = 1000;
 pub const DEFAULT_HISTORY_TTL_MS: u64 = 300_000;
 pub const DEFAULT_PUBLISH_KEY_TTL_MS: u64 = 300_000;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 5_000;
+/// How long a client has to send a request head, and then its body, before the relay gives up.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_PUBLISH_RATE: u32 = 100;
 pub const DEFAULT_PUBLISH_BURST: u32 = 200;
 pub const DEFAULT_KEY_PUBLISH_RATE: u32 = 1_000;
@@ -104,6 +106,13 @@ pub struct Config {
     #[arg(long, env = "LIVE_RELAY_SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS,
           value_parser = RangedU64ValueParser::<u64>::new().range(0..=600_000), help_heading = HEADING_SERVER)]
     pub shutdown_grace_ms: u64,
+
+    /// How long a client may take to send an HTTP request head (or to start its next request on
+    /// a kept-alive connection), and then to send its body and get the answer, in milliseconds.
+    /// Slower connections are closed (slowloris), counted as `request_timeout` limit hits.
+    #[arg(long, env = "LIVE_RELAY_REQUEST_TIMEOUT_MS", default_value_t = DEFAULT_REQUEST_TIMEOUT_MS,
+          value_parser = RangedU64ValueParser::<u64>::new().range(100..=600_000), help_heading = HEADING_SERVER)]
+    pub request_timeout_ms: u64,
 
     /// Publishes per second one WebSocket connection may make (token bucket; 0: no limit).
     #[arg(long, env = "LIVE_RELAY_PUBLISH_RATE", default_value_t = DEFAULT_PUBLISH_RATE, help_heading = HEADING_LIMITS)]
@@ -246,6 +255,10 @@ impl Config {
         Duration::from_millis(self.shutdown_grace_ms)
     }
 
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
     pub fn ping_interval(&self) -> Duration {
         Duration::from_millis(self.ping_ms)
     }
@@ -272,6 +285,7 @@ impl Default for Config {
             insecure_no_auth: false,
             config: None,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             publish_rate: DEFAULT_PUBLISH_RATE,
             publish_burst: DEFAULT_PUBLISH_BURST,
             key_publish_rate: DEFAULT_KEY_PUBLISH_RATE,
