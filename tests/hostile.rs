@@ -478,6 +478,20 @@ async fn repeated_hostile_runs_do_not_grow_wasm_memory() {
         sizes[3] - sizes[1] <= 65_536.0,
         "rounds 2 and 3 left wasm memory where round 1 did: {sizes:?}"
     );
+
+    // The page still works: a client of the real relay publishes and receives.
+    let ch = channel("after-hostility");
+    let c = client_to(relay_ws(), &[]);
+    let got = Recorder::new();
+    let id = c.subscribe(ch.clone(), all(), None, got.function.clone());
+    wait_open(&c).await;
+    wait_until("the subscription", 5_000, || {
+        c.subscription_state(id) == "subscribed"
+    })
+    .await;
+    publish(&c, &ch, "updated", r#"{"n":1}"#).await;
+    wait_until("the relay's event", 5_000, || got.count() == 1).await;
+    c.close();
 }
 
 /// Prints figures through the harness (`[report]` on its stderr).
