@@ -305,3 +305,13 @@ test("the Vue adapter's useLiveInvalidation coalesces by default, even with the 
   if (arrivalMs < WINDOW_MS) assert.equal(list, 2);
   assert.equal(detail, BURST, "the uncoalesced detail refetched once per event");
 });
+
+test("a bad coalesceMs throws a TypeError naming it (liveProvider, realtime, createLiveClient)", async () => {
+  // The JS entry of the built package checks options before it loads any wasm.
+  const pkg = await import(resolve(root, "pkg/index.js"));
+  for (const make of [pkg.liveProvider, pkg.realtime, pkg.createLiveClient]) {
+    for (const bad of [-1, "250", Number.NaN, Infinity, 2 ** 31]) {
+      assert.throws(() => make({ url: "ws://127.0.0.1:1/ws", coalesceMs: bad }), (e) => e instanceof TypeError && /`coalesceMs` must be a non-negative number/.test(e.message), `${make.name}(${String(bad)})`);
+    }
+  }
+});
