@@ -120,6 +120,24 @@ async fn a_refused_channel_is_reported_and_dropped_while_the_others_flow() {
     assert_eq!(errors.count(), 1, "reported once");
     assert_eq!(stat(&c, "connections"), connections, "no reconnects");
     assert_eq!(c.state(), "open");
+
+    // Refused while open: the new stream fails, the one in use goes on, nothing is resynced.
+    let users = Recorder::new();
+    let users_id = c.subscribe(
+        "resources/users".into(),
+        all(),
+        None,
+        users.function.clone(),
+    );
+    wait_until("the second refusal", 5_000, || errors.count() == 2).await;
+    assert_eq!(text(&errors.field(1, &["channel"])), "resources/users");
+    wait_open(&c).await;
+    assert_eq!(c.subscription_state(users_id), "forbidden");
+    let id = create_post("refused-while-open").await;
+    wait_until("the next created event", 5_000, || list.count() == 2).await;
+    assert_eq!(first_ids(&list)[1], id);
+    assert_eq!(stat(&c, "resyncs"), 0.0, "posts.list was never interrupted");
+    assert_eq!(list.types(), vec!["created", "created"]);
     c.close();
 }
 
