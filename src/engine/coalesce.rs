@@ -26,7 +26,6 @@ use super::registry::SubId;
 use super::session::{Millis, MAX_TIMER_MS};
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 /// The events one subscription is holding back in its window.
@@ -110,15 +109,51 @@ struct Window {
     burst: Option<Burst>,
 }
 
+/// A small map by subscription: a `Vec` sorted by id (a page holds tens of subscriptions; this
+/// costs far less wasm than another `BTreeMap` or `HashMap` instance).
+#[derive(Debug)]
+struct SubMap<V>(Vec<(SubId, V)>);
+
+impl<V> Default for SubMap<V> {
+    fn default() -> Self {
+        SubMap(Vec::new())
+    }
+}
+
+impl<V> SubMap<V> {
+    fn find(&self, sub: SubId) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&sub, |(s, _)| *s)
+    }
+
+    fn get(&self, sub: SubId) -> Option<&V> {
+        self.find(sub).ok().map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, sub: SubId) -> Option<&mut V> {
+        self.find(sub).ok().map(|i| &mut self.0[i].1)
+    }
+
+    fn insert(&mut self, sub: SubId, value: V) {
+        match self.find(sub) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (sub, value)),
+        }
+    }
+
+    fn remove(&mut self, sub: SubId) -> Option<V> {
+        self.find(sub).ok().map(|i| self.0.remove(i).1)
+    }
+}
+
 /// Per-subscription coalescing windows. See the module documentation.
 #[derive(Debug, Default)]
 pub struct Coalescer {
     /// The window of subscriptions without one of their own; `0`: off.
     default_ms: Millis,
     /// Subscriptions with their own window (`0`: off for that one).
-    custom: HashMap<SubId, Millis>,
+    custom: SubMap<Millis>,
     /// Open windows, by subscription (ordered, so that flushing is deterministic).
-    windows: BTreeMap<SubId, Window>,
+    windows: SubMap<Window>,
     /// Callbacks saved: events merged into a burst that already held one, and events dropped by a
     /// resync.
     merged_away: u64,
@@ -138,7 +173,7 @@ impl Coalescer {
         self.custom.insert(sub, ms.min(MAX_TIMER_MS));
         if ms == 0 {
             // Whatever it held back goes out with the next flush (now due).
-            if let Some(w) = self.windows.get_mut(&sub) {
+            if let Some(w) = self.windows.get_mut(sub) {
                 w.until = 0;
             }
         }
@@ -146,7 +181,7 @@ impl Coalescer {
 
     /// The window of `sub`, ms (`0`: off).
     pub fn window_of(&self, sub: SubId) -> Millis {
-        self.custom.get(&sub).copied().unwrap_or(self.default_ms)
+        self.custom.get(sub).copied().unwrap_or(self.default_ms)
     }
 
     /// Callbacks saved so far (`stats.coalesced`).
@@ -158,13 +193,13 @@ impl Coalescer {
     /// others are inside a window and merge the event into its trailing event. Calling a
     /// subscription now opens its window.
     pub fn route(&mut self, now: Millis, subs: Vec<SubId>, event: &Event) -> Vec<SubId> {
-        if self.default_ms == 0 && self.custom.is_empty() {
+        if self.default_ms == 0 && self.custom.0.is_empty() {
             return subs; // off: no copy, no bookkeeping
         }
         let mut at_once = Vec::with_capacity(subs.len());
         for sub in subs {
             let ms = self.window_of(sub);
-            match self.windows.get_mut(&sub) {
+            match self.windows.get_mut(sub) {
                 // Open, or ended with events that the timer (late) has not flushed yet: this one
                 // joins them, and goes out with them.
                 Some(w) if w.until > now || w.burst.is_some() => match &mut w.burst {
@@ -190,7 +225,7 @@ impl Coalescer {
     /// dropped (the refetch the resync causes covers them).
     pub fn resync(&mut self, subs: &[SubId]) {
         for sub in subs {
-            if let Some(w) = self.windows.remove(sub) {
+            if let Some(w) = self.windows.remove(*sub) {
                 // Its merges were counted; the trailing callback is saved too.
                 self.merged_away += u64::from(w.burst.is_some());
             }
@@ -199,39 +234,39 @@ impl Coalescer {
 
     /// `sub` ended: whatever it held back is dropped.
     pub fn remove(&mut self, sub: SubId) {
-        self.windows.remove(&sub);
-        self.custom.remove(&sub);
+        self.windows.remove(sub);
+        self.custom.remove(sub);
     }
 
     /// Everything ended (the session closed).
     pub fn clear(&mut self) {
-        self.windows.clear();
-        self.custom.clear();
+        self.windows.0.clear();
+        self.custom.0.clear();
     }
 
     /// When the next window ends.
     pub fn deadline(&self) -> Option<Millis> {
-        self.windows.values().map(|w| w.until).min()
+        self.windows.0.iter().map(|(_, w)| w.until).min()
     }
 
     /// Ends the windows due at `now`: returns the trailing events to deliver, each with the
     /// subscriptions that get it (subscriptions that held back exactly the same events share one).
     /// A window that delivers opens the next one; an empty one closes.
     pub fn flush(&mut self, now: Millis) -> Vec<(Vec<SubId>, Event)> {
-        let due: Vec<SubId> = (self.windows.iter())
+        let due: Vec<SubId> = (self.windows.0.iter())
             .filter(|(_, w)| w.until <= now)
             .map(|(sub, _)| *sub)
             .collect();
         let mut groups: Vec<(Vec<SubId>, Burst)> = Vec::new();
         for sub in due {
             let ms = self.window_of(sub);
-            let Some(w) = self.windows.get_mut(&sub) else {
+            let Some(w) = self.windows.get_mut(sub) else {
                 continue;
             };
             match w.burst.take() {
                 Some(burst) => {
                     if ms == 0 {
-                        self.windows.remove(&sub);
+                        self.windows.remove(sub);
                     } else {
                         w.until = now.saturating_add(ms);
                     }
@@ -241,7 +276,7 @@ impl Coalescer {
                     }
                 }
                 None => {
-                    self.windows.remove(&sub);
+                    self.windows.remove(sub);
                 }
             }
         }
@@ -655,7 +690,7 @@ mod tests {
             let default_ms = [0, 40, 100][roll(3) as usize];
             let max_late = roll(30);
             let mut c = Coalescer::new(default_ms);
-            let mut models: BTreeMap<SubId, Model> = BTreeMap::new();
+            let mut models: std::collections::BTreeMap<SubId, Model> = Default::default();
             let mut next_sub: SubId = 1;
             let mut seq = 0;
             let mut now: Millis = 0;
