@@ -23,10 +23,9 @@
 //!   dropped, as the seed's client drops them.
 
 use super::frame::{
-    decode_client, encode_ack, encode_event, encode_hello, encode_subscribed, excerpt,
-    ChannelEntry, ClientFrame, REVALIDATE_CHANNEL,
+    encode_event, encode_hello, encode_subscribed, excerpt, ChannelEntry, REVALIDATE_CHANNEL,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -63,29 +62,28 @@ pub fn no_replay_reason(channel: &str) -> String {
 /// browser's WebSocket reports a lost connection.
 const NO_PING_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// A frame the seed's client sends.
-#[derive(Serialize)]
-struct Action<'a> {
-    action: &'static str,
-    channel: &'a str,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    kind: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload: Option<&'a RawValue>,
+/// A JSON string: `text` quoted and escaped. The seed's client frames are written by hand around
+/// it (with the payload's JSON text as is), which costs the wasm build less than a `Serialize` type.
+fn quoted(text: &str) -> String {
+    // Serializing a string cannot fail.
+    serde_json::to_string(text).unwrap_or_default()
 }
 
-impl Action<'_> {
-    fn encode(&self) -> String {
-        // Strings and already-valid raw JSON: serializing cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// A frame the seed's server sends. Other fields are ignored, as the seed's client ignores them.
+/// What the translation reads of a frame, either way: a protocol-v1 frame the session sends (`op`
+/// and the rest; a publish's `key`, `date` and `meta` or a subscribe's `since` have no place in the
+/// simple protocol), or the seed's server event (`channel`, `type`, `payload`; other fields are
+/// ignored, as the seed's client ignores them). One type for both, and not `frame::decode_client`:
+/// every deserializer costs the wasm build kilobytes.
 #[derive(Deserialize)]
-struct ServerEvent<'a> {
+struct Frame<'a> {
+    #[serde(borrow, default)]
+    op: Option<Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<u64>,
     #[serde(borrow, default)]
     channel: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    channels: Vec<ChannelEntry<'a>>,
     #[serde(borrow, default, rename = "type")]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -124,13 +122,13 @@ impl SimpleTranslator {
 
     /// A protocol-v1 frame the session wants to send, in the seed's protocol.
     pub fn outgoing(&mut self, text: &str) -> Result<Outgoing, String> {
-        let frame = decode_client(text)
-            .map_err(|e| format!("cannot send in the simple protocol: {}", e.message))?;
+        let frame: Frame = serde_json::from_str(text)
+            .map_err(|e| format!("cannot send in the simple protocol: {e}"))?;
         let mut out = Outgoing::default();
-        match frame {
-            ClientFrame::Subscribe { channels } => {
-                let mut answered = Vec::with_capacity(channels.len());
-                for entry in channels {
+        match frame.op.as_deref().unwrap_or_default() {
+            "subscribe" => {
+                let mut answered = Vec::with_capacity(frame.channels.len());
+                for entry in frame.channels {
                     let channel = entry.channel;
                     // Revalidations are the relay's (and Igniter's); a seed server has none.
                     if channel != REVALIDATE_CHANNEL {
@@ -145,8 +143,8 @@ impl SimpleTranslator {
                 }
                 out.replies.push(encode_subscribed(&answered));
             }
-            ClientFrame::Unsubscribe { channels } => {
-                for entry in channels {
+            "unsubscribe" => {
+                for entry in frame.channels {
                     if self.seqs.remove(entry.channel.as_ref()).is_some()
                         && entry.channel != REVALIDATE_CHANNEL
                     {
@@ -154,22 +152,28 @@ impl SimpleTranslator {
                     }
                 }
             }
-            ClientFrame::Publish { id, event } => {
-                let empty: &RawValue = serde_json::from_str("{}").map_err(|e| e.to_string())?;
-                out.send.push(
-                    Action {
-                        action: "publish",
-                        channel: &event.channel,
-                        kind: Some(&event.kind),
-                        payload: Some(event.payload.unwrap_or(empty)),
-                    }
-                    .encode(),
-                );
-                out.replies.push(encode_ack(id, 0));
+            "publish" => {
+                let (Some(id), Some(channel), Some(kind)) = (frame.id, frame.channel, frame.kind)
+                else {
+                    return Err("cannot send in the simple protocol: a publish without `id`, `channel` or `type`".into());
+                };
+                out.send.push(format!(
+                    r#"{{"action":"publish","channel":{},"type":{},"payload":{}}}"#,
+                    quoted(&channel),
+                    quoted(&kind),
+                    frame.payload.map_or("{}", RawValue::get),
+                ));
+                out.replies
+                    .push(format!(r#"{{"op":"ack","id":{id},"seq":0}}"#));
             }
-            ClientFrame::Ping | ClientFrame::Pong => {}
-            ClientFrame::Auth { .. } => {
+            "ping" | "pong" => {}
+            "auth" => {
                 return Err("the simple protocol has no tokens: the token was not sent".into())
+            }
+            other => {
+                return Err(format!(
+                    "cannot send in the simple protocol: a `{other}` frame"
+                ))
             }
         }
         Ok(out)
@@ -185,7 +189,7 @@ impl SimpleTranslator {
                 excerpt(text)
             )
         };
-        let frame: ServerEvent = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let frame: Frame = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let channel = frame.channel.ok_or_else(|| bad("no `channel`".into()))?;
         let kind = frame.kind.ok_or_else(|| bad("no `type`".into()))?;
         let Some(seq) = self.seqs.get_mut(channel.as_ref()) else {
@@ -200,14 +204,9 @@ impl SimpleTranslator {
     }
 }
 
-fn action(action: &'static str, channel: &str) -> String {
-    Action {
-        action,
-        channel,
-        kind: None,
-        payload: None,
-    }
-    .encode()
+/// `{"action":…,"channel":…}`.
+fn action(action: &str, channel: &str) -> String {
+    format!(r#"{{"action":"{action}","channel":{}}}"#, quoted(channel))
 }
 
 #[cfg(test)]
