@@ -282,7 +282,15 @@ pub(crate) fn revalidate_payload(keys: Option<&RawValue>) -> Result<Box<RawValue
         }
         let text = item.get();
         match text.as_bytes().first() {
-            Some(b'[') => payload.push_str(text),
+            Some(b'[') => {
+                // Kept as sent, so it must read the same in every parser: no number out of
+                // range (`1e400` is Infinity to some, an error to others; found by the
+                // `relay_publish` fuzz target).
+                if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+                    return Err(bad(format!("`keys[{i}]` is not plain JSON: {e}")));
+                }
+                payload.push_str(text)
+            }
             Some(b'"') => {
                 payload.push('[');
                 payload.push_str(text);
@@ -422,4 +430,30 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         text,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(json: &str) -> Result<Box<RawValue>, FrameError> {
+        let raw: &RawValue = serde_json::from_str(json).expect("test JSON");
+        revalidate_payload(Some(raw))
+    }
+
+    /// Regression (fuzz target `relay_publish`): a key holding a number out of range
+    /// (`[48200004e+20000000000000000000003]`) was published as is; the payload could not be
+    /// read back by a strict parser.
+    #[test]
+    fn revalidation_keys_are_plain_json() {
+        let e = keys(r#"[[""],[48200004e+20000000000000000000003 ]]"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadEvent);
+        assert!(e.message.contains("`keys[1]`"), "{e}");
+        let payload = keys(r#"[["posts", {"page": 1.5e3}], "users"]"#).expect("valid keys");
+        let value: serde_json::Value = serde_json::from_str(payload.get()).expect("JSON");
+        assert_eq!(
+            value,
+            serde_json::json!({ "keys": [["posts", { "page": 1500.0 }], ["users"]] })
+        );
+    }
 }
