@@ -225,6 +225,10 @@ async fn a_channel_change_costs_no_resync_and_no_event() {
     );
     assert_eq!(stat(&c, "resyncs"), 0.0);
     assert!(
+        stat(&c, "duplicates") >= 1.0,
+        "events arrived on both streams during the overlaps, and were dropped once"
+    );
+    assert!(
         stat(&c, "connections") >= connections + 2.0,
         "the stream was reopened for each change"
     );

@@ -357,10 +357,12 @@ impl LiveClient {
         let stats = sh.session.stats();
         let obj = Object::new();
         set(&obj, "problems", &JsValue::from_f64(stats.problems as f64));
+        // With Igniter, also the events that arrived twice (on two overlapping streams).
+        let igniter = sh.igniter.as_ref().map_or(0, IgniterTranslator::duplicates);
         set(
             &obj,
             "duplicates",
-            &JsValue::from_f64(stats.duplicates as f64),
+            &JsValue::from_f64((stats.duplicates + igniter) as f64),
         );
         set(&obj, "resyncs", &JsValue::from_f64(stats.resyncs as f64));
         set(
@@ -1087,7 +1089,8 @@ impl Shell {
         self.previous_unclaimed = false;
         match self.igniter.as_mut() {
             Some(translator) if self.igniter_previous.is_some() => translator.reopen(channels),
-            _ => self.igniter = Some(IgniterTranslator::new(self.connections, channels)),
+            Some(translator) => *translator = translator.next_epoch(self.connections, channels),
+            None => self.igniter = Some(IgniterTranslator::new(self.connections, channels)),
         }
         self.igniter
             .as_ref()

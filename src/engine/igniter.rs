@@ -142,6 +142,14 @@ impl IgniterTranslator {
         }
     }
 
+    /// A new epoch after this one (the duplicates count carries over, for the client's stats).
+    pub fn next_epoch(&self, connection: u64, channels: Vec<String>) -> Self {
+        IgniterTranslator {
+            duplicates: self.duplicates,
+            ..IgniterTranslator::new(connection, channels)
+        }
+    }
+
     /// Whether the current stream is `connected`: a new stream may then overlap it ([`Self::reopen`]).
     pub fn connected(&self) -> bool {
         self.connected
@@ -570,6 +578,11 @@ mod tests {
         assert!(again.expect("ok").is_empty(), "same id: dropped");
         assert_eq!(events(&other.expect("ok")), vec![("posts".into(), 2)]);
         assert_eq!(t.duplicates(), 1);
+        assert_eq!(
+            t.next_epoch(2, ch(&["posts"])).duplicates(),
+            1,
+            "carried over"
+        );
         // Events without an id (none from Igniter) are never taken for duplicates.
         let a = t.translate(Source::Current, "message", "", &data, date);
         let b = t.translate(Source::Current, "message", "", &data, date);
