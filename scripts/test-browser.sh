@@ -19,5 +19,5 @@ for b in "${browsers[@]}"; do
   esac
   say "wasm-bindgen tests in headless $b against a real relay"
   env "${driver[@]}" node tests/harness/relay-harness.mjs --ping-ms 1000 --igniter --simple --hostile -- \
-    wasm-pack test --headless "--$b" --test browser --test reliability --test sse --test igniter --test igniter_stock --test auth --test cluster --test simple --test hostile --test flapping
+    wasm-pack test --headless "--$b" --test browser --test reliability --test sse --test igniter --test igniter_stock --test auth --test cluster --test simple --test hostile --test flapping --test leaks
 done
