@@ -606,4 +606,170 @@ mod tests {
         assert_eq!(h.delivered[1].0, vec![b]);
         assert!(h.resyncs.is_empty());
     }
+
+    /// The seed's server side for one client, as `tests/simple/server.mjs` does it: which channels
+    /// the current connection subscribed to. Panics on a frame the seed's client would not send.
+    #[derive(Default)]
+    struct SeedServer {
+        subscribed: std::collections::BTreeSet<String>,
+        published: usize,
+    }
+
+    impl SeedServer {
+        fn receive(&mut self, frame: &str) {
+            let v: serde_json::Value = serde_json::from_str(frame).expect("JSON");
+            let channel = v["channel"].as_str().expect("a channel").to_owned();
+            match v["action"].as_str() {
+                Some("subscribe") => {
+                    assert!(self.subscribed.insert(channel), "subscribed twice: {frame}")
+                }
+                Some("unsubscribe") => {
+                    assert!(self.subscribed.remove(&channel), "not subscribed: {frame}")
+                }
+                Some("publish") => {
+                    assert!(v["type"].is_string() && v["payload"].is_object(), "{frame}");
+                    self.published += 1;
+                }
+                _ => panic!("not a seed client frame: {frame}"),
+            }
+        }
+    }
+
+    /// Random schedules of subscribes, unsubscribes, server events, publishes and dropped
+    /// connections (with changes while disconnected), checked step by step against a plain model:
+    /// the server's channel set is the client's; each event reaches exactly the subscriptions whose
+    /// filter accepts it; after a reconnect exactly the subscriptions of channels that were
+    /// subscribed before get one `$resync` each; every publish is acked with seq 0 and reaches the
+    /// server once.
+    #[test]
+    fn random_schedules_against_a_model() {
+        use crate::engine::backoff::XorShift;
+        let channels = ["a", "b", "c"];
+        let kinds = ["created", "updated", "deleted"];
+        let type_filters: [&[&str]; 3] = [&["*"], &["created"], &["updated", "deleted"]];
+        let id_filters: [Option<&[&str]>; 3] = [None, Some(&["1"]), Some(&["2", "3"])];
+        let payloads = [r#"{"ids":[1]}"#, r#"{"ids":["2"]}"#, r#"{"x":true}"#];
+        let (mut events, mut resyncs, mut drops, mut total_publishes) = (0, 0, 0, 0);
+        for seed in 1..=300u64 {
+            let mut rng = XorShift::new(seed);
+            let mut pick = |n: usize| (rng.next_u64() % n as u64) as usize;
+            let mut h = Harness::new();
+            let mut server = SeedServer::default();
+            // sub -> (channel, filter); channels confirmed on a connection (they have a position).
+            let mut subs: Vec<(u32, &str, Filter)> = Vec::new();
+            let mut confirmed: std::collections::BTreeSet<&str> = Default::default();
+            let mut connected = false;
+            let mut publishes = 0;
+            for step in 0..120 {
+                h.delivered.clear();
+                h.resyncs.clear();
+                let ctx = format!("seed {seed} step {step}");
+                match pick(10) {
+                    0..=2 => {
+                        let channel = channels[pick(3)];
+                        let filter = filter(type_filters[pick(3)], id_filters[pick(3)]);
+                        let id = h.session.subscribe(h.now, channel, filter.clone());
+                        h.pump();
+                        subs.push((id, channel, filter));
+                    }
+                    3 | 4 if !subs.is_empty() => {
+                        let (id, channel, _) = subs.remove(pick(subs.len()));
+                        assert!(h.session.unsubscribe(h.now, id));
+                        h.pump();
+                        if !subs.iter().any(|(_, c, _)| *c == channel) {
+                            confirmed.remove(channel);
+                        }
+                    }
+                    5..=7 if connected => {
+                        let channel = channels[pick(3)];
+                        let (kind, payload) = (kinds[pick(3)], payloads[pick(3)]);
+                        if server.subscribed.contains(channel) {
+                            let text = format!(
+                                r#"{{"channel":"{channel}","type":"{kind}","payload":{payload}}}"#
+                            );
+                            h.server_sends(&text);
+                            let raw: &RawValue = serde_json::from_str(payload).expect("json");
+                            let ids = crate::engine::payload_ids(raw).expect("ids");
+                            let want: Vec<u32> = subs
+                                .iter()
+                                .filter(|(_, c, f)| {
+                                    *c == channel && f.accepts(kind, ids.as_deref())
+                                })
+                                .map(|(id, _, _)| *id)
+                                .collect();
+                            let mut got: Vec<u32> =
+                                h.delivered.iter().flat_map(|(s, _, _)| s.clone()).collect();
+                            got.sort();
+                            assert_eq!(got, want, "{ctx}: {text}");
+                            events += 1;
+                        }
+                    }
+                    8 => {
+                        let payload = payloads[pick(3)];
+                        let id = h
+                            .session
+                            .publish(h.now, channels[pick(3)], kinds[pick(3)], payload, 1.0, None)
+                            .expect("valid");
+                        h.pump();
+                        publishes += 1;
+                        if connected {
+                            assert_eq!(h.acked.last(), Some(&(id, 0)), "{ctx}");
+                        }
+                    }
+                    _ if connected => {
+                        drops += 1;
+                        h.translator = None;
+                        h.session
+                            .handle_close(h.now, "connection closed (code 1006)");
+                        h.pump();
+                        server = SeedServer {
+                            published: server.published,
+                            ..SeedServer::default()
+                        };
+                        connected = false;
+                    }
+                    _ => {
+                        // Reconnect (when there is something to connect for).
+                        if let Some(at) = h.session.poll_timeout() {
+                            h.now = h.now.max(at);
+                            h.session.handle_timeout(h.now);
+                            h.pump();
+                        }
+                        if h.translator.is_some() {
+                            h.open();
+                            connected = true;
+                            let mut got: Vec<u32> =
+                                h.resyncs.iter().flat_map(|(s, _)| s.clone()).collect();
+                            got.sort();
+                            let want: Vec<u32> = subs
+                                .iter()
+                                .filter(|(_, c, _)| confirmed.contains(c))
+                                .map(|(id, _, _)| *id)
+                                .collect();
+                            assert_eq!(got, want, "{ctx}: one $resync per subscription");
+                            resyncs += got.len();
+                        }
+                    }
+                }
+                for frame in h.take_sent() {
+                    server.receive(&frame);
+                }
+                if connected {
+                    let client: std::collections::BTreeSet<String> =
+                        h.session.registry().channels().map(str::to_owned).collect();
+                    assert_eq!(server.subscribed, client, "{ctx}");
+                    confirmed.extend(subs.iter().map(|(_, c, _)| *c));
+                }
+                assert_eq!(server.published, h.acked.len(), "{ctx}: acked = sent once");
+                assert!(h.acked.iter().all(|(_, seq)| *seq == 0));
+            }
+            assert!(server.published <= publishes, "seed {seed}");
+            total_publishes += server.published;
+        }
+        eprintln!("{events} events, {resyncs} resyncs, {drops} drops, {total_publishes} publishes");
+        assert!(
+            events > 3_000 && resyncs > 300 && drops > 300 && total_publishes > 1_000,
+            "the schedules exercised little: {events} events, {resyncs} resyncs, {drops} drops, {total_publishes} publishes"
+        );
+    }
 }
