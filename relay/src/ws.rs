@@ -31,8 +31,8 @@ use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior
 use tracing::{debug, info};
 use wasm_live_provider::engine::frame::{
     decode_client, encode_ack, encode_authed, encode_channel_error, encode_error, encode_hello,
-    encode_ping, encode_pong, ChannelEntry, ClientFrame, ErrorCode, Publish, CLOSE_UNAUTHORIZED,
-    SUBPROTOCOL,
+    encode_ping, encode_pong, request_id, ChannelEntry, ClientFrame, ErrorCode, Publish,
+    CLOSE_UNAUTHORIZED, SUBPROTOCOL,
 };
 
 /// How long a connection may take to send its first `auth` frame when authentication is on.
@@ -385,7 +385,11 @@ impl Connection {
                 text.len()
             );
             self.state.metrics.limit_hit(limit::FRAME_SIZE);
-            return self.send_error(ErrorCode::TooLarge, &message, None).await;
+            // A publish's `id` is read (the frame is within the transport's limit) so the client
+            // can reject that publish at once instead of waiting for its ack to time out.
+            return self
+                .send_error(ErrorCode::TooLarge, &message, request_id(text))
+                .await;
         }
         let frame = match decode_client(text) {
             Ok(frame) => frame,

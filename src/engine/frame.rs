@@ -375,9 +375,9 @@ pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
     Ok(frame)
 }
 
-/// The `id` of a frame that failed to decode, when it has a readable one: a publish that is
-/// malformed elsewhere can still be answered by id.
-fn request_id(text: &str) -> Option<u64> {
+/// The `id` of a frame that failed to decode (or was refused unread, as too large), when it has a
+/// readable one: a publish that is malformed elsewhere can still be answered by id.
+pub fn request_id(text: &str) -> Option<u64> {
     #[derive(Deserialize)]
     struct IdOnly {
         id: Option<u64>,
