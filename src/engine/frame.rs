@@ -792,4 +792,41 @@ mod tests {
                 if code == "forbidden" && channel == "secret/x"
         ));
     }
+
+    /// Regression (fuzz target `client_frame`): an event dated 1.76e51 ms decoded, re-encoded and
+    /// decoded again came back one unit in the last place away: serde_json's float parsing is
+    /// best-effort (its exact `float_roundtrip` mode costs wasm size). Harmless: the session
+    /// replaces a date a JS `Date` cannot hold with the receipt time, and the relay sends whole
+    /// milliseconds within that range, which round-trip exactly.
+    #[test]
+    fn event_dates_round_trip_exactly_within_the_js_range() {
+        let payload = raw("{}");
+        let decoded = |date: f64| {
+            let text = encode_event("c", 1, "t", &payload, date, None);
+            match decode_server(&text) {
+                Ok(ServerFrame::Event(e)) => e.date,
+                other => panic!("{text}: {other:?}"),
+            }
+        };
+        for date in [
+            0.0,
+            1_763_800_000_123.0,
+            8.64e15,
+            -8.64e15,
+            -1.0,
+            4_102_444_800_000.0,
+        ] {
+            assert_eq!(decoded(date).to_bits(), date.to_bits(), "{date}");
+        }
+        let far = r#"{"op":"event","channel":"c","seq":1,"type":"t","payload":{},"date":1763800000000520000000053471401400000000000053414410}"#;
+        let Ok(ServerFrame::Event(e)) = decode_server(far) else {
+            panic!("the fuzzed frame decodes");
+        };
+        let again = decoded(e.date);
+        assert!(
+            e.date.to_bits().abs_diff(again.to_bits()) <= 1,
+            "{} then {again}",
+            e.date
+        );
+    }
 }
