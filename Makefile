@@ -7,7 +7,7 @@ SHELL := /bin/bash
 DEMO_ADDR ?= 127.0.0.1:8787
 SAY = @printf '\033[1m[make]\033[0m %s\n'
 
-.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-redis test-browser test-packed test-types test-e2e test-igniter test-bench fuzz clean
+.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-redis test-browser test-packed test-types test-e2e test-igniter test-bench test-size fuzz clean
 
 setup:
 	$(SAY) "checking the toolchain (installs only what is missing)"
@@ -67,6 +67,10 @@ test-bench: pkg relay
 	$(SAY) "benchmark smoke runs (seconds each; the full runs are in bench/README.md)"
 	@bash bench/smoke.sh
 
+test-size: pkg
+	$(SAY) "the package's size budget (bench/size/budget.txt)"
+	@bash scripts/size-budget.sh
+
 test-igniter:
 	$(SAY) "the Igniter.js test server's wire format (tests/igniter)"
 	@IGNITER_SKIP_KEEPALIVE=1 node --test tests/igniter/
@@ -83,7 +87,7 @@ fuzz:
 	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-test: setup-browsers lint test-native test-redis pkg test-types test-igniter test-simple test-browser test-packed test-e2e test-bench
+test: setup-browsers lint test-native test-redis pkg test-size test-types test-igniter test-simple test-browser test-packed test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:
