@@ -9,12 +9,9 @@
 // Either way each page ends up showing the last title: nothing is lost.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { root, startRelay, launchChromium } from "../lib/peers.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
 const BURST = 50;
 const BURST_SPAN_MS = 150;
 const GROUPS = 5;
@@ -25,15 +22,6 @@ const figures = [];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startRelay() {
-  const child = spawn(resolve(root, "target/release/live-relay"), ["--addr", "127.0.0.1:0", "--demo", "--static-dir", resolve(root, "www/dist")], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  child.stdout.on("data", (c) => (out += c));
-  while (!/listening on (http:\/\/\S+)/.test(out)) await once(child.stdout, "data");
-  return { child, url: out.match(/listening on (http:\/\/\S+)/)[1] };
-}
 
 /** A browser context of its own with one page at `path`, recording its `/api/` requests. */
 async function openPage(path) {
@@ -216,11 +204,8 @@ async function measure(query, label) {
 }
 
 before(async () => {
-  ({ child: relay, url: base } = await startRelay());
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  ({ child: relay, url: base } = await startRelay(["--demo", "--static-dir", resolve(root, "www/dist")]));
+  browser = await launchChromium();
 });
 
 after(async () => {

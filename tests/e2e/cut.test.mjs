@@ -5,29 +5,16 @@
 // event, none lost, none twice. `SCREENSHOT=1` also writes the README's screenshot to docs/demo.png.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { root, startRelay, launchChromium } from "../lib/peers.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
 let relay, browser, base;
 const windows = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
-  const child = spawn(resolve(root, "target/release/live-relay"), ["--addr", "127.0.0.1:0", "--demo", "--static-dir", resolve(root, "www/dist")], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  child.stdout.on("data", (c) => (out += c));
-  while (!/listening on (http:\/\/\S+)/.test(out)) await once(child.stdout, "data");
-  relay = child;
-  base = out.match(/listening on (http:\/\/\S+)/)[1];
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  ({ child: relay, url: base } = await startRelay(["--demo", "--static-dir", resolve(root, "www/dist")]));
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -4,24 +4,12 @@
 // and HTTP publishes need the demo API key.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { root, startRelay, launchChromium } from "../lib/peers.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
 let relay, browser, base;
 const windows = [];
 
-async function startRelay() {
-  const child = spawn(join("target/release/live-relay"), ["--addr", "127.0.0.1:0", "--demo", "--static-dir", join("www/dist")], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  child.stdout.on("data", (c) => (out += c));
-  while (!/listening on (http:\/\/\S+)/.test(out)) await once(child.stdout, "data");
-  return { child, url: out.match(/listening on (http:\/\/\S+)/)[1] };
-}
 function join(p) {
   return resolve(root, p);
 }
@@ -77,11 +65,8 @@ async function publish(event, authorization) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
-  ({ child: relay, url: base } = await startRelay());
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  ({ child: relay, url: base } = await startRelay(["--demo", "--static-dir", join("www/dist")]));
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -6,14 +6,11 @@
 // the clients still work afterwards.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, cpSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { once } from "node:events";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { root, startRelay, launchChromium } from "../lib/peers.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
 let work, relay, browser, base;
 
 before(async () => {
@@ -21,15 +18,8 @@ before(async () => {
   work = mkdtempSync(join(tmpdir(), "wlp-misuse-"));
   cpSync(join(root, "pkg"), work, { recursive: true });
   writeFileSync(join(work, "misuse.html"), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>misuse</title>');
-  relay = spawn(join(root, "target/release/live-relay"), ["--addr", "127.0.0.1:0", "--static-dir", work], { stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  relay.stdout.on("data", (c) => (out += c));
-  while (!/listening on (http:\/\/\S+)/.test(out)) await once(relay.stdout, "data");
-  base = out.match(/listening on (http:\/\/\S+)/)[1];
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  ({ child: relay, url: base } = await startRelay(["--static-dir", work]));
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -3,15 +3,13 @@
 // Ginjou a Realtime (string keys handed back to unsubscribe).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, cpSync, writeFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { once } from "node:events";
+import { join } from "node:path";
 import { createServer } from "node:net";
-import { chromium } from "playwright-core";
+import { root, startRelay, launchChromium } from "../lib/peers.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ["ignore", "pipe", "inherit"] }).toString();
 let work, relay, browser, base;
 
@@ -29,17 +27,8 @@ before(async () => {
   run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], join(work, "app"));
   run("npx", ["vite", "build", "--logLevel", "error"], join(work, "app"));
 
-  relay = spawn(join(root, "target/release/live-relay"), ["--addr", "127.0.0.1:0", "--static-dir", join(work, "app", "dist")], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  relay.stdout.on("data", (c) => (out += c));
-  while (!/listening on (http:\/\/\S+)/.test(out)) await once(relay.stdout, "data");
-  base = out.match(/listening on (http:\/\/\S+)/)[1];
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  ({ child: relay, url: base } = await startRelay(["--static-dir", join(work, "app", "dist")]));
+  browser = await launchChromium();
 });
 
 after(async () => {
