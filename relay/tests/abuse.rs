@@ -8,11 +8,12 @@
 //! [`P99_BOUND`] (loopback; generous for two shared cores), every attacker is refused or closed
 //! within its limit, and each kind of refusal is counted in `/metrics`.
 
+mod common;
+
+use common::process::RelayProcess;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,53 +58,42 @@ const HEAVY_KEY: &str = "heavy-publisher-key-0002";
 const STORM_KEY: &str = "storm-publisher-key-0003";
 
 /// The relay binary, killed when dropped.
-struct RelayProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_relay() -> RelayProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_live-relay"))
-        .args(["--addr", "127.0.0.1:0"])
-        .args(["--ping-ms", &PING.as_millis().to_string()])
-        .args([
-            "--request-timeout-ms",
-            &REQUEST_TIMEOUT.as_millis().to_string(),
-        ])
-        .args(["--max-connections-per-ip", &MAX_PER_IP.to_string()])
-        .args(["--max-frame-bytes", &MAX_FRAME.to_string()])
-        .args(["--max-channels", "100"])
-        .args(["--publish-rate", "20", "--publish-burst", "20"])
-        .args(["--key-publish-rate", &KEY_RATE.to_string()])
-        .args(["--key-publish-burst", &KEY_RATE.to_string()])
-        .args(["--outbound-queue", "64", "--history-size", "32"])
-        .args(["--api-key", GOOD_KEY, "--api-key", HEAVY_KEY])
-        .args(["--api-key", STORM_KEY])
-        .env("RUST_LOG", "error")
-        .env_remove("LIVE_RELAY_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start live-relay");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the listening line");
-    let addr = line
-        .trim()
-        .strip_prefix("live-relay listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("an address");
-    RelayProcess { child, addr }
+    let ping = PING.as_millis().to_string();
+    let request_timeout = REQUEST_TIMEOUT.as_millis().to_string();
+    let max_per_ip = MAX_PER_IP.to_string();
+    let max_frame = MAX_FRAME.to_string();
+    let key_rate = KEY_RATE.to_string();
+    RelayProcess::start(&[
+        "--ping-ms",
+        &ping,
+        "--request-timeout-ms",
+        &request_timeout,
+        "--max-connections-per-ip",
+        &max_per_ip,
+        "--max-frame-bytes",
+        &max_frame,
+        "--max-channels",
+        "100",
+        "--publish-rate",
+        "20",
+        "--publish-burst",
+        "20",
+        "--key-publish-rate",
+        &key_rate,
+        "--key-publish-burst",
+        &key_rate,
+        "--outbound-queue",
+        "64",
+        "--history-size",
+        "32",
+        "--api-key",
+        GOOD_KEY,
+        "--api-key",
+        HEAVY_KEY,
+        "--api-key",
+        STORM_KEY,
+    ])
 }
 
 /// A TCP connection to the relay from `127.0.0.<n>`.

@@ -4,14 +4,13 @@
 
 mod common;
 
+use common::process::RelayProcess;
 use common::redis::RedisServer;
 use common::{Client, Relay, PATIENCE};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::{sleep, timeout, Instant};
@@ -19,53 +18,22 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// One `live-relay` process on the cluster's Redis.
 struct Node {
-    child: Child,
+    process: RelayProcess,
     relay: Relay,
 }
 
 impl Node {
     fn start(redis: &str, prefix: &str, extra: &[&str]) -> Node {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_live-relay"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("LIVE_RELAY_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--redis",
-                redis,
-                "--redis-prefix",
-                prefix,
-            ])
-            .args(extra)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start live-relay");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the listening line");
-        let addr: SocketAddr = line
-            .trim_end()
-            .strip_prefix("live-relay listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("an address");
-        Node {
-            child,
-            relay: Relay::at(addr),
-        }
+        let mut args = vec!["--redis", redis, "--redis-prefix", prefix];
+        args.extend_from_slice(extra);
+        let process = RelayProcess::start(&args);
+        let relay = Relay::at(process.addr);
+        Node { process, relay }
     }
 
     /// Kills the process (SIGKILL, by pid): its connections drop without a close frame.
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
     }
 
     /// Waits until `/healthz` answers with `status`.
@@ -82,12 +50,6 @@ impl Node {
             assert!(Instant::now() < deadline, "/healthz never said {status}");
             sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -11,12 +11,10 @@
 
 mod common;
 
+use common::process::RelayProcess;
 use common::{Relay, PATIENCE};
 use futures_util::SinkExt;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
 
@@ -35,48 +33,18 @@ const SHARED_CHANNELS: usize = 10;
 const RSS_TOLERANCE_KIB: u64 = 8 * 1024;
 
 /// The relay process, killed when the test ends.
+/// A relay process and a client of it.
 struct Process {
-    child: Child,
+    process: RelayProcess,
     relay: Relay,
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_relay() -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_live-relay"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LIVE_RELAY_") {
-            command.env_remove(key);
-        }
-    }
-    let mut child = command
-        // The default per-IP limit (1,000) stays on: a batch is under it, and a count it leaked
-        // would refuse connections within a few batches.
-        .args(["--addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start live-relay");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the listening line");
-    let addr: SocketAddr = line
-        .trim_end()
-        .strip_prefix("live-relay listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("an address");
-    Process {
-        child,
-        relay: Relay::at(addr),
-    }
+    // The default per-IP limit (1,000) stays on: a batch is under it, and a count it leaked
+    // would refuse connections within a few batches.
+    let process = RelayProcess::start(&[]);
+    let relay = Relay::at(process.addr);
+    Process { process, relay }
 }
 
 /// `VmRSS` of the process, KiB.
@@ -182,7 +150,7 @@ async fn batch(relay: &Relay, batch: usize) {
 async fn ten_thousand_connections_come_and_go_and_the_relay_returns_to_its_baseline() {
     let process = start_relay();
     let relay = &process.relay;
-    let pid = process.child.id();
+    let pid = process.process.child.id();
     let started = Instant::now();
     let at_start = rss_kib(pid);
     let mut rss = Vec::new();
