@@ -20,12 +20,9 @@
 
 import http from "node:http";
 import { Igniter } from "@igniter-js/core";
+import { argValue, createMemoryStore, CORS, readBody } from "./fixture.mjs";
 
 // ---------------------------------------------------------------- options
-function argValue(name) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 const HOST = "127.0.0.1";
 const PORT = Number(argValue("--port") ?? process.env.PORT ?? 0);
 const BASE_PATH = (argValue("--base-path") ?? process.env.IGNITER_BASE_PATH ?? "/api/v1").replace(/\/+$/, "");
@@ -34,27 +31,7 @@ const DEBUG = process.env.IGNITER_DEBUG === "1";
 const SSE_PATH = `${BASE_PATH}/sse/events`;
 
 // ---------------------------------------------------------------- adapters
-// Igniter only instantiates `igniter.realtime` (IgniterRealtimeService) when a
-// store adapter is configured with `.store(...)`. In 0.3.40 the realtime service
-// keeps the store "reserved for future use": SSE fan-out is purely in-process
-// (static maps in the internal SSEProcessor). So a tiny in-memory store is
-// enough; no Redis is needed.
-function createMemoryStore() {
-  const kv = new Map();
-  const subs = new Map();
-  return {
-    client: null,
-    async get(key) { return kv.has(key) ? kv.get(key) : null; },
-    async set(key, value) { kv.set(key, value); },
-    async delete(key) { kv.delete(key); },
-    async has(key) { return kv.has(key); },
-    async increment(key) { const n = (Number(kv.get(key)) || 0) + 1; kv.set(key, n); return n; },
-    async expire() {},
-    async publish(channel, message) { for (const cb of subs.get(channel) ?? []) cb(message); },
-    async subscribe(channel, cb) { if (!subs.has(channel)) subs.set(channel, new Set()); subs.get(channel).add(cb); },
-    async unsubscribe(channel, cb) { if (cb) subs.get(channel)?.delete(cb); else subs.delete(channel); },
-  };
-}
+// The store: createMemoryStore (fixture.mjs).
 
 // Minimal logger adapter writing to stderr (stdout is reserved for the ready line).
 function createStderrLogger(component = "igniter") {
@@ -203,22 +180,6 @@ async function ensureChannels(url) {
 }
 
 // ---------------------------------------------------------------- node:http bridge
-const CORS = {
-  "access-control-allow-origin": "*",
-  "access-control-allow-methods": "GET, POST, OPTIONS",
-  "access-control-allow-headers": "*",
-  "access-control-max-age": "600",
-};
-
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
-
 const server = http.createServer(async (req, res) => {
   try {
     const origin = `http://${req.headers.host ?? `${HOST}:${server.address().port}`}`;

@@ -26,32 +26,10 @@
 
 import http from "node:http";
 import { Igniter } from "@igniter-js/core";
+import { argValue, createMemoryStore, CORS, readBody } from "./fixture.mjs";
 
-function argValue(name) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 const HOST = "127.0.0.1";
 const PORT = Number(argValue("--port") ?? process.env.PORT ?? 0);
-
-// `igniter.realtime` exists only once a store is configured; in 0.3.40 SSE fan-out is in-process
-// and the store is "reserved for future use" (see README.md).
-function createMemoryStore() {
-  const kv = new Map();
-  const subs = new Map();
-  return {
-    client: null,
-    async get(key) { return kv.has(key) ? kv.get(key) : null; },
-    async set(key, value) { kv.set(key, value); },
-    async delete(key) { kv.delete(key); },
-    async has(key) { return kv.has(key); },
-    async increment(key) { const n = (Number(kv.get(key)) || 0) + 1; kv.set(key, n); return n; },
-    async expire() {},
-    async publish(channel, message) { for (const cb of subs.get(channel) ?? []) cb(message); },
-    async subscribe(channel, cb) { if (!subs.has(channel)) subs.set(channel, new Set()); subs.get(channel).add(cb); },
-    async unsubscribe(channel, cb) { if (cb) subs.get(channel)?.delete(cb); else subs.delete(channel); },
-  };
-}
 
 // Igniter parses a body only when the action declares a schema (anything with .parse).
 const body = { parse: (v) => v };
@@ -112,21 +90,6 @@ const postsController = igniter.controller({
 const router = igniter.router({ controllers: { posts: postsController } });
 await new Promise((r) => setTimeout(r, 0)); // Igniter registers routes and channels asynchronously
 
-const CORS = {
-  "access-control-allow-origin": "*",
-  "access-control-allow-methods": "GET, POST, OPTIONS",
-  "access-control-allow-headers": "*",
-  "access-control-max-age": "600",
-};
-
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
 
 let port = PORT;
 let down = false;
