@@ -33,15 +33,20 @@ demo: www relay
 	$(SAY) "open http://$(DEMO_ADDR)/ (Refine) and http://$(DEMO_ADDR)/vue.html (Vue) in two windows; Ctrl-C stops the relay"
 	@./target/release/live-relay --addr $(DEMO_ADDR) --demo --static-dir www/dist
 
+# Both feature sets of the crate: the default (WebSocket, protocol v1) and --all-features (SSE,
+# Igniter.js, the simple protocol: the package's full/ build).
 lint:
-	$(SAY) "cargo fmt --check and clippy -D warnings (native and wasm32)"
+	$(SAY) "cargo fmt --check and clippy -D warnings (native and wasm32, default features and --all-features)"
 	@cargo fmt --all -- --check
 	@cargo clippy -q --workspace --all-targets -- -D warnings
+	@cargo clippy -q --workspace --all-targets --all-features -- -D warnings
 	@cargo clippy -q --target wasm32-unknown-unknown --all-targets -- -D warnings
+	@cargo clippy -q --target wasm32-unknown-unknown --all-targets --all-features -- -D warnings
 
 test-native:
-	$(SAY) "native tests: engine unit tests and relay integration tests (the cluster tests start redis-server)"
+	$(SAY) "native tests: engine unit tests and relay integration tests (the cluster tests start redis-server), then the engine with every feature"
 	@cargo test -q --workspace
+	@cargo test -q -p wasm-live-provider --all-features
 
 test-redis:
 	$(SAY) "the relay's protocol, resume, scopes, SSE and auth suites again, on the Redis broker"

@@ -123,7 +123,11 @@ export interface LiveProviderOptions {
    * throws a `TypeError`, as does any other value.
    */
   protocol?: "v1" | "simple";
-  /** Where to load the `.wasm` from, when the bundler's default (next to the JS) does not fit. */
+  /**
+   * Where to load the `.wasm` from, when the bundler's default (next to the JS) does not fit: the
+   * package's `wasm_live_provider_bg.wasm`, or `full/wasm_live_provider_bg.wasm` for a client whose
+   * options need the full build (`transport` "sse" or "auto", `flavor`, `protocol: "simple"`).
+   */
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
   /** Smallest reconnect delay cap, ms (default 500). */
   backoffMinMs?: number;

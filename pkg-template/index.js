@@ -4,13 +4,31 @@
 import init, { LiveClient } from "./wasm_live_provider.js";
 
 let loading;
+let loadingFull;
 
-/** Loads the wasm module once; every client shares it. */
-function loadModule(source) {
+/**
+ * Loads a wasm module once; every client that needs it shares it, and resolves with its `LiveClient`.
+ * The default build speaks protocol v1 over WebSocket. The full build (`full/`) adds what only some
+ * apps need (`needsFullBuild`); it is loaded with a dynamic `import()`, which bundlers split off, so
+ * an app that never asks for it never downloads it.
+ */
+function loadModule(full, source) {
+  const start = (initialise) => (source === undefined ? initialise() : initialise({ module_or_path: source }));
+  if (full) {
+    if (!loadingFull) {
+      loadingFull = import("./full/wasm_live_provider.js").then((m) => start(m.default).then(() => m.LiveClient));
+    }
+    return loadingFull;
+  }
   if (!loading) {
-    loading = source === undefined ? init() : init({ module_or_path: source });
+    loading = start(init).then(() => LiveClient);
   }
   return loading;
+}
+
+/** Whether (valid) options need the full build: Server-Sent Events, an Igniter.js stream or the simple protocol. */
+function needsFullBuild(options) {
+  return (options.transport ?? "websocket") !== "websocket" || options.flavor !== undefined || (options.protocol ?? "v1") !== "v1";
 }
 
 const MS_OPTIONS = ["backoffMinMs", "backoffMaxMs", "stableAfterMs", "pingGraceMs", "connectTimeoutMs", "publishTimeoutMs", "publishQueue", "idleCloseMs", "coalesceMs"];
@@ -273,10 +291,10 @@ export function createLiveClient(options) {
     }
   };
 
-  loadModule(wasm).then(
-    () => {
+  loadModule(needsFullBuild(options), wasm).then(
+    (Client) => {
       if (closed) return;
-      client = new LiveClient(relayUrl, { ...clientOptions, ...reach, onStateChange: notifyState });
+      client = new Client(relayUrl, { ...clientOptions, ...reach, onStateChange: notifyState });
       for (const op of pending.splice(0)) op(client);
     },
     (cause) => {

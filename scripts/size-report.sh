@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Prints raw / gzip / brotli sizes of what a user ships from pkg/.
+# Prints raw / gzip / brotli sizes of what a user ships from pkg/: the default build, then the full
+# build (pkg/full/), which only a client with `transport: "sse"` / `"auto"`, `flavor` or
+# `protocol: "simple"` downloads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gz() { gzip -9 -c "$1" | wc -c; }
@@ -16,3 +18,13 @@ printf '%-34s %9d %9d\n' "total (what a Refine user ships)" "$total_raw" "$total
 for f in pkg/react.js pkg/vue.js; do
   printf '%-34s %9d %9d %9s\n' "${f#pkg/} (adapter, optional)" "$(wc -c <"$f")" "$(gz "$f")" "$(br "$f")"
 done
+if [ -f pkg/full/wasm_live_provider_bg.wasm ]; then
+  full_raw=0; full_gz=0
+  for f in pkg/full/wasm_live_provider_bg.wasm pkg/full/wasm_live_provider.js pkg/full/snippets/*/*.js; do
+    [ -f "$f" ] || continue
+    r=$(wc -c <"$f"); g=$(gz "$f")
+    full_raw=$((full_raw + r)); full_gz=$((full_gz + g))
+    printf '%-34s %9d %9d %9s\n' "${f#pkg/}" "$r" "$g" "$(br "$f")"
+  done
+  printf '%-34s %9d %9d\n' "full/ (SSE, Igniter, simple; lazy)" "$full_raw" "$full_gz"
+fi

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the wasm-bindgen browser tests (tests/browser.rs, reliability, sse, igniter, igniter_stock, auth, cluster, simple) in headless Chromium and Firefox against a
 # real live-relay process (and a second one with authentication on) started by tests/harness/relay-harness.mjs.
+# The crate is built with `--features full`: the sse, igniter and simple suites need it (the others
+# pass with either build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1m[test-browser]\033[0m %s\n' "$*"; }
@@ -19,5 +21,5 @@ for b in "${browsers[@]}"; do
   esac
   say "wasm-bindgen tests in headless $b against a real relay"
   env "${driver[@]}" node tests/harness/relay-harness.mjs --ping-ms 1000 --igniter --simple --hostile -- \
-    wasm-pack test --headless "--$b" --test browser --test reliability --test sse --test igniter --test igniter_stock --test auth --test cluster --test simple --test hostile --test flapping --test leaks
+    wasm-pack test --headless "--$b" --features full --test browser --test reliability --test sse --test igniter --test igniter_stock --test auth --test cluster --test simple --test hostile --test flapping --test leaks
 done

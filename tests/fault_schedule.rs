@@ -435,6 +435,7 @@ impl Sim {
                     let t = self.now + self.latency();
                     self.at(t, Happening::Token(request, exp));
                 }
+                #[cfg(feature = "sse")]
                 Output::ConnectStream { .. } | Output::PostPublish { .. } => {
                     panic!("the simulation runs the WebSocket transport")
                 }

@@ -4,19 +4,26 @@
 //! outputs while holding the shell, then releases it and only then calls into app code. A callback
 //! may therefore subscribe, unsubscribe, publish or close without tripping over a borrow.
 
+#[cfg(feature = "sse")]
 use super::http::{post_publish, post_ticket};
 use super::js::{
     console_error, describe, event_from_frame, live_event, now_ms, random_seed, resync_event,
 };
 use super::page::{is_online, is_visible, PageEvent, PageWatcher};
 use super::socket::{Socket, SocketEvent};
+#[cfg(feature = "igniter")]
 use super::stream::probe;
+#[cfg(feature = "sse")]
 use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::engine::frame::CLOSE_UNAUTHORIZED;
+#[cfg(feature = "igniter")]
 use crate::engine::igniter::{self, IgniterTranslator, Source};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
-use crate::engine::session::{percent_encode_into, PublishResult, TransportKind, MAX_TIMER_MS};
+#[cfg(feature = "sse")]
+use crate::engine::session::{percent_encode_into, PublishResult};
+use crate::engine::session::{TransportKind, MAX_TIMER_MS};
+#[cfg(feature = "simple")]
 use crate::engine::simple::{Protocol, SimpleTranslator};
 use crate::engine::{
     ConnectionState, Filter, Output, PublishError, PublishId, Relay, Relays, Session,
@@ -63,8 +70,10 @@ struct Endpoints {
     /// `scopes=…` to add to either URL, or empty.
     scope_query: String,
     /// The SSE stream is an Igniter.js server's.
+    #[cfg(feature = "igniter")]
     igniter: bool,
     /// The WebSocket server speaks the seed's simple protocol (`protocol: "simple"`).
+    #[cfg(feature = "simple")]
     simple: bool,
 }
 
@@ -82,6 +91,7 @@ impl Endpoints {
 enum Transport {
     Socket(Socket),
     /// Held for its listeners and its `close()` on drop.
+    #[cfg(feature = "sse")]
     Stream {
         _stream: Stream,
     },
@@ -91,21 +101,30 @@ struct Shell {
     endpoints: Endpoints,
     session: Session,
     socket: Option<Transport>,
+    #[cfg(feature = "igniter")]
     igniter: Option<IgniterTranslator>,
     /// Igniter: the stream being replaced (its number and itself), open until the current one is
     /// `connected` and a grace more (see `engine::igniter`).
+    #[cfg(feature = "igniter")]
     igniter_previous: Option<(u64, Stream)>,
     /// Igniter: a `Disconnect` set the previous stream aside; dropped unless a stream replaces it.
+    #[cfg(feature = "igniter")]
     previous_unclaimed: bool,
     /// Igniter: ends the overlap of the two streams.
+    #[cfg(feature = "igniter")]
     overlap_timer: Option<Timer>,
     /// The number (`connections`) of the current event stream.
+    #[cfg(feature = "sse")]
     stream_number: u64,
     /// The current connection's translator with `protocol: "simple"`.
+    #[cfg(feature = "simple")]
     simple: Option<SimpleTranslator>,
+    /// Event streams and simple-protocol connections opened so far (their numbers).
+    #[cfg(any(feature = "sse", feature = "simple"))]
     connections: u64,
     /// The stream attempt (its `connections` number) waiting for its ticket; cleared when the
     /// session disconnects, so a late ticket opens nothing.
+    #[cfg(feature = "sse")]
     ticket_for: Option<u64>,
     tokens: Option<TokenSource>,
     timer: Option<Timer>,
@@ -143,6 +162,10 @@ impl LiveClient {
     /// `onStateChange(state)` (functions), `token` (string) or `getToken()` (a function returning
     /// a token or a promise of one), `protocol` (`"v1"`, the default, or `"simple"`: the seed's
     /// minimal WebSocket protocol).
+    ///
+    /// `transport: "sse"` and `"auto"`, `flavor: "igniter"` and `protocol: "simple"` need the
+    /// crate's `sse`, `igniter` and `simple` features (the npm package's `full/` build); the default
+    /// build throws an `Error` that names the option.
     #[wasm_bindgen(constructor)]
     pub fn new(url: JsValue, options: &JsValue) -> Result<LiveClient, JsValue> {
         let defaults = SessionConfig::default();
@@ -164,8 +187,14 @@ impl LiveClient {
         };
         let transport = match string(options, "transport")?.as_deref() {
             None | Some("websocket") => TransportKind::WebSocket,
+            #[cfg(feature = "sse")]
             Some("sse") => TransportKind::Sse,
+            #[cfg(feature = "sse")]
             Some("auto") => TransportKind::Auto,
+            #[cfg(not(feature = "sse"))]
+            Some(name @ ("sse" | "auto")) => {
+                return Err(needs_full_build(&format!("transport: \"{name}\"")))
+            }
             Some(other) => {
                 return Err(js_sys::TypeError::new(&format!(
                     "option `transport` must be \"websocket\", \"sse\" or \"auto\", got \"{other}\""
@@ -173,7 +202,11 @@ impl LiveClient {
                 .into())
             }
         };
+        let igniter = igniter_option(options)?;
+        #[cfg(feature = "simple")]
         let protocol = protocol_option(options, transport, tokens.is_some())?;
+        #[cfg(not(feature = "simple"))]
+        protocol_option(options)?;
         let relays = Relays::new(
             urls(&url, "url")?
                 .ok_or_else(|| type_error("url", "a URL string or an array of them"))?,
@@ -183,14 +216,7 @@ impl LiveClient {
         .map_err(|e| JsValue::from(js_sys::TypeError::new(&e.to_string())))?;
         let cfg = SessionConfig {
             backoff_min_ms: number(options, "backoffMinMs", defaults.backoff_min_ms)?,
-            backoff_max_ms: number(
-                options,
-                "backoffMaxMs",
-                match string(options, "flavor")?.as_deref() {
-                    Some("igniter") => igniter::BACKOFF_MAX_MS,
-                    _ => defaults.backoff_max_ms,
-                },
-            )?,
+            backoff_max_ms: number(options, "backoffMaxMs", backoff_max_default(igniter))?,
             stable_after_ms: number(options, "stableAfterMs", defaults.stable_after_ms)?,
             ping_grace_ms: number(options, "pingGraceMs", defaults.ping_grace_ms)?,
             connect_timeout_ms: number(options, "connectTimeoutMs", defaults.connect_timeout_ms)?,
@@ -203,12 +229,15 @@ impl LiveClient {
             auth: tokens.is_some(),
             relays: relays.len(),
             coalesce_ms: number(options, "coalesceMs", defaults.coalesce_ms)?,
+            #[cfg(feature = "simple")]
             protocol,
         };
         let endpoints = Endpoints {
             relays,
             scope_query: string(options, "scopeQuery")?.unwrap_or_default(),
-            igniter: string(options, "flavor")?.as_deref() == Some("igniter"),
+            #[cfg(feature = "igniter")]
+            igniter,
+            #[cfg(feature = "simple")]
             simple: protocol == Protocol::Simple,
         };
         let max_frame = match number(options, "maxFrameBytes", DEFAULT_MAX_FRAME.into()) {
@@ -237,13 +266,21 @@ impl LiveClient {
                 endpoints,
                 session,
                 socket: None,
+                #[cfg(feature = "igniter")]
                 igniter: None,
+                #[cfg(feature = "igniter")]
                 igniter_previous: None,
+                #[cfg(feature = "igniter")]
                 previous_unclaimed: false,
+                #[cfg(feature = "igniter")]
                 overlap_timer: None,
+                #[cfg(feature = "sse")]
                 stream_number: 0,
+                #[cfg(feature = "simple")]
                 simple: None,
+                #[cfg(any(feature = "sse", feature = "simple"))]
                 connections: 0,
+                #[cfg(feature = "sse")]
                 ticket_for: None,
                 tokens,
                 timer: Some(timer),
@@ -358,7 +395,7 @@ impl LiveClient {
         let obj = Object::new();
         set(&obj, "problems", &JsValue::from_f64(stats.problems as f64));
         // With Igniter, also the events that arrived twice (on two overlapping streams).
-        let igniter = sh.igniter.as_ref().map_or(0, IgniterTranslator::duplicates);
+        let igniter = sh.stream_duplicates();
         set(
             &obj,
             "duplicates",
@@ -427,6 +464,17 @@ impl Shell {
         self.endpoints.relays.get(self.session.relay())
     }
 
+    /// Events that arrived twice on two overlapping Igniter streams (the session never saw them).
+    fn stream_duplicates(&self) -> u64 {
+        #[cfg(feature = "igniter")]
+        return self
+            .igniter
+            .as_ref()
+            .map_or(0, IgniterTranslator::duplicates);
+        #[cfg(not(feature = "igniter"))]
+        0
+    }
+
     /// Runs `f` on the shell, processes the session's outputs, then runs app code with the shell
     /// released.
     fn with<R>(shell: &Rc<RefCell<Shell>>, f: impl FnOnce(&mut Shell) -> R) -> R {
@@ -446,10 +494,12 @@ impl Shell {
             match event {
                 SocketEvent::Open => {
                     sh.session.handle_open(now);
+                    #[cfg(feature = "simple")]
                     if let Some(hello) = sh.simple.as_ref().map(SimpleTranslator::hello) {
                         sh.session.handle_text(now, &hello);
                     }
                 }
+                #[cfg(feature = "simple")]
                 SocketEvent::Text { text, .. } if sh.simple.is_some() => {
                     let date = js_sys::Date::now();
                     match sh.simple.as_mut().map(|t| t.incoming(&text, date)) {
@@ -485,8 +535,11 @@ impl Shell {
         });
     }
 
+    #[cfg(feature = "sse")]
+    #[cfg_attr(not(feature = "igniter"), allow(unused_variables))]
     fn on_stream(shell: &Rc<RefCell<Shell>>, number: u64, event: StreamEvent) {
         Shell::with(shell, |sh| {
+            #[cfg(feature = "igniter")]
             if sh.endpoints.igniter {
                 return sh.on_igniter_stream(number, event);
             }
@@ -510,6 +563,7 @@ impl Shell {
         });
     }
 
+    #[cfg(feature = "sse")]
     fn on_publish_result(shell: &Rc<RefCell<Shell>>, id: PublishId, result: PublishResult) {
         Shell::with(shell, |sh| {
             sh.session.handle_publish_result(now_ms(), id, result)
@@ -541,7 +595,9 @@ impl Shell {
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Connect => self.connect(),
+                #[cfg(feature = "sse")]
                 Output::ConnectStream { query } => self.connect_stream(&query),
+                #[cfg(feature = "sse")]
                 Output::PostPublish { id, body } => {
                     let weak = self.me.clone();
                     let url = self.relay().publish.clone();
@@ -553,11 +609,12 @@ impl Shell {
                         }
                     });
                 }
+                #[cfg(feature = "simple")]
                 Output::Send(text) if self.simple.is_some() => self.send_simple(&text),
                 Output::Send(text) => {
                     let failed = match &self.socket {
                         Some(Transport::Socket(socket)) => socket.send(&text).err(),
-                        Some(Transport::Stream { .. }) | None => None,
+                        _ => None, // no connection, or an event stream
                     };
                     if let Some(e) = failed {
                         let reason = describe(&e);
@@ -567,9 +624,13 @@ impl Shell {
                     }
                 }
                 Output::Disconnect => {
+                    #[cfg(feature = "igniter")]
                     self.set_stream_aside();
                     self.socket = None;
-                    self.ticket_for = None;
+                    #[cfg(feature = "sse")]
+                    {
+                        self.ticket_for = None;
+                    }
                 }
                 Output::NeedToken { request } => match &self.tokens {
                     Some(TokenSource::Fixed(token)) => {
@@ -652,6 +713,7 @@ impl Shell {
                 Output::Problem(message) => self.report(message),
             }
         }
+        #[cfg(feature = "igniter")]
         if std::mem::take(&mut self.previous_unclaimed) {
             self.end_overlap(); // no stream replaces it
         }
@@ -665,11 +727,7 @@ impl Shell {
     fn connect(&mut self) {
         let weak = self.me.clone();
         let url = Endpoints::with_query(&self.relay().ws, &self.endpoints.scope_query);
-        self.simple = self.endpoints.simple.then(|| {
-            self.connections += 1;
-            SimpleTranslator::new(self.connections)
-        });
-        let plain = self.endpoints.simple;
+        let plain = self.start_simple();
         let opened = Socket::open(&url, plain, self.max_frame, move |event| {
             if let Some(shell) = weak.upgrade() {
                 Shell::on_socket(&shell, event);
@@ -685,8 +743,24 @@ impl Shell {
         }
     }
 
+    /// `protocol: "simple"`: a new translator for the connection about to open. `true` when the
+    /// socket must be a plain one (no subprotocol).
+    fn start_simple(&mut self) -> bool {
+        #[cfg(feature = "simple")]
+        {
+            self.simple = self.endpoints.simple.then(|| {
+                self.connections += 1;
+                SimpleTranslator::new(self.connections)
+            });
+            self.endpoints.simple
+        }
+        #[cfg(not(feature = "simple"))]
+        false
+    }
+
     /// `protocol: "simple"`: a frame of the session in the seed's protocol on the socket, then the
     /// answers the seed's server never gives (`subscribed`, the publish's ack) back to the session.
+    #[cfg(feature = "simple")]
     fn send_simple(&mut self, text: &str) {
         let translated = match self.simple.as_mut().map(|t| t.outgoing(text)) {
             Some(Ok(out)) => out,
@@ -711,19 +785,13 @@ impl Shell {
         }
     }
 
+    #[cfg(feature = "sse")]
     fn connect_stream(&mut self, query: &str) {
         self.connections += 1;
-        let (url, named): (String, &[&str]) = if self.endpoints.igniter {
-            let query = self.igniter_translator();
-            let url = Endpoints::with_query(&self.relay().sse, &query);
-            (url, IgniterTranslator::EVENT_TYPES)
-        } else {
-            self.igniter = None;
-            (Endpoints::with_query(&self.relay().sse, query), &[])
-        };
+        let (url, named) = self.stream_url(query);
         let url = Endpoints::with_query(&url, &self.endpoints.scope_query);
         match self.session.token().map(str::to_owned) {
-            Some(token) if !self.endpoints.igniter => {
+            Some(token) if !self.is_igniter() => {
                 // `EventSource` cannot send a header: trade the token for a single-use ticket first.
                 let attempt = self.connections;
                 self.ticket_for = Some(attempt);
@@ -740,7 +808,33 @@ impl Shell {
         }
     }
 
+    /// The event stream's URL (without the scopes) and the named event types to listen to: the
+    /// relay's, or an Igniter.js server's (`flavor: "igniter"`).
+    #[cfg(feature = "sse")]
+    fn stream_url(&mut self, query: &str) -> (String, &'static [&'static str]) {
+        #[cfg(feature = "igniter")]
+        if self.endpoints.igniter {
+            let query = self.igniter_translator();
+            let url = Endpoints::with_query(&self.relay().sse, &query);
+            return (url, IgniterTranslator::EVENT_TYPES);
+        }
+        #[cfg(feature = "igniter")]
+        {
+            self.igniter = None;
+        }
+        (Endpoints::with_query(&self.relay().sse, query), &[])
+    }
+
+    #[cfg(feature = "sse")]
+    fn is_igniter(&self) -> bool {
+        #[cfg(feature = "igniter")]
+        return self.endpoints.igniter;
+        #[cfg(not(feature = "igniter"))]
+        false
+    }
+
     /// The ticket for stream attempt `attempt` came back.
+    #[cfg(feature = "sse")]
     fn on_ticket(
         shell: &Rc<RefCell<Shell>>,
         attempt: u64,
@@ -767,6 +861,7 @@ impl Shell {
     }
 
     /// Opens the event stream at `url` (complete with its query).
+    #[cfg(feature = "sse")]
     fn open_stream(&mut self, url: &str, named: &'static [&'static str]) {
         let weak = self.me.clone();
         let number = self.connections;
@@ -925,6 +1020,7 @@ fn number(options: &JsValue, field: &str, default: u64) -> Result<u64, JsValue> 
 
 /// The `protocol` option: `"v1"` (the default) or `"simple"`, which only goes over a WebSocket and
 /// has no tokens or scopes.
+#[cfg(feature = "simple")]
 fn protocol_option(
     options: &JsValue,
     transport: TransportKind,
@@ -960,7 +1056,49 @@ fn protocol_option(
     Ok(protocol)
 }
 
+/// Without the `simple` feature, `protocol` can only be `"v1"`.
+#[cfg(not(feature = "simple"))]
+fn protocol_option(options: &JsValue) -> Result<(), JsValue> {
+    match string(options, "protocol")?.as_deref() {
+        None | Some("v1") => Ok(()),
+        Some("simple") => Err(needs_full_build("protocol: \"simple\"")),
+        Some(name) => Err(type_error(
+            "protocol",
+            &format!("\"v1\" or \"simple\", got \"{name}\""),
+        )),
+    }
+}
+
+/// `flavor: "igniter"` (an Igniter.js server's SSE stream); any other flavor is ignored.
+fn igniter_option(options: &JsValue) -> Result<bool, JsValue> {
+    let igniter = string(options, "flavor")?.as_deref() == Some("igniter");
+    if igniter && !cfg!(feature = "igniter") {
+        return Err(needs_full_build("flavor: \"igniter\""));
+    }
+    Ok(igniter)
+}
+
+/// The reconnect delay cap unless `backoffMaxMs` is given: an Igniter.js stream has its own.
+#[cfg_attr(not(feature = "igniter"), allow(unused_variables))]
+fn backoff_max_default(igniter: bool) -> u64 {
+    #[cfg(feature = "igniter")]
+    if igniter {
+        return igniter::BACKOFF_MAX_MS;
+    }
+    SessionConfig::default().backoff_max_ms
+}
+
+/// The error for an option this build of the wasm leaves out (the crate's `sse`, `igniter` and
+/// `simple` features): the npm package's entry loads the full build for such options.
+fn needs_full_build(option: &str) -> JsValue {
+    js_sys::Error::new(&format!(
+        "option `{option}` needs the full build of wasm-live-provider (`full/wasm_live_provider.js` in the npm package, which its entry loads for this option); this wasm is the default build: WebSocket and protocol v1 only"
+    ))
+    .into()
+}
+
 /// `Date.parse`, `None` for an invalid date.
+#[cfg(feature = "igniter")]
 fn parse_date(text: &str) -> Option<f64> {
     let ms = js_sys::Date::parse(text);
     ms.is_finite().then_some(ms)
@@ -1077,6 +1215,7 @@ fn state_object(state: &ConnectionState) -> JsValue {
 
 /// `flavor: "igniter"`: two streams overlap across a change of the channel set, and a stream that
 /// fails before `connected` is probed for refused channels (see `engine::igniter`).
+#[cfg(feature = "igniter")]
 impl Shell {
     /// The translator for the stream about to open, and its query: the same epoch when a previous
     /// stream bridges the change, a new one otherwise. Refused channels are left out.

@@ -2,10 +2,12 @@
 //! sans-IO [`crate::engine::Session`], and call JS callbacks. No protocol logic lives here.
 
 mod client;
+#[cfg(feature = "sse")]
 mod http;
 mod js;
 mod page;
 mod socket;
+#[cfg(feature = "sse")]
 mod stream;
 mod timer;
 

@@ -2,15 +2,22 @@
 //! closes the stream. Reconnection is the session's job, so any error closes the stream for good.
 //! Also [`probe`]: what HTTP status a stream URL answers, which an `EventSource` never tells.
 
+#[cfg(feature = "igniter")]
 use super::js::describe;
+#[cfg(feature = "igniter")]
 use crate::engine::igniter::Probe;
+#[cfg(feature = "igniter")]
 use js_sys::{Object, Reflect};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+#[cfg(feature = "igniter")]
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Event, EventSource, MessageEvent};
+#[cfg(feature = "igniter")]
+use web_sys::AbortController;
+use web_sys::{Event, EventSource, MessageEvent};
 
+#[cfg(feature = "igniter")]
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_name = fetch)]
@@ -19,6 +26,7 @@ extern "C" {
 
 /// GETs `url` and reports its HTTP status as soon as the headers are in, then aborts the request:
 /// a stream that opens is not kept. No answer at all (refused, reset, CORS) is `Unreachable`.
+#[cfg(feature = "igniter")]
 pub async fn probe(url: &str) -> Probe {
     let controller = match AbortController::new() {
         Ok(c) => c,
@@ -45,6 +53,7 @@ pub async fn probe(url: &str) -> Probe {
 }
 
 /// What a stream reports.
+#[cfg_attr(not(feature = "igniter"), allow(dead_code))] // an SSE event's type and id: Igniter's
 pub enum StreamEvent {
     Open,
     /// An SSE event: its type (`message` unless named), its id (`lastEventId`) and its data.

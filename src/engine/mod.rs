@@ -6,11 +6,13 @@ pub mod event;
 pub mod filter;
 pub mod frame;
 pub mod history;
+#[cfg(feature = "igniter")]
 pub mod igniter;
 pub mod limiter;
 pub mod registry;
 pub mod relays;
 pub mod session;
+#[cfg(feature = "simple")]
 pub mod simple;
 
 pub use backoff::Backoff;

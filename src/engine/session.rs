@@ -19,6 +19,7 @@ use super::event::{payload_ids, Event};
 use super::filter::Filter;
 use super::frame::{self, ChannelEntry, Position, ServerFrame, PROTOCOL_VERSION};
 use super::registry::{ChannelChange, Registry, SubId};
+#[cfg(feature = "simple")]
 use super::simple::{no_replay_reason, Protocol};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -70,6 +71,7 @@ pub struct SessionConfig {
     pub coalesce_ms: Millis,
     /// The server's protocol. With [`Protocol::Simple`] the shell translates every frame
     /// ([`super::simple`]) and the resync after a reconnect says why.
+    #[cfg(feature = "simple")]
     pub protocol: Protocol,
 }
 
@@ -79,8 +81,10 @@ pub enum TransportKind {
     /// One WebSocket; subscriptions and publishes travel on it.
     WebSocket,
     /// One Server-Sent Events stream whose URL names the channels; publishes are HTTP POSTs.
+    #[cfg(feature = "sse")]
     Sse,
     /// WebSocket, falling back to SSE for good when WebSockets cannot connect.
+    #[cfg(feature = "sse")]
     Auto,
 }
 
@@ -101,6 +105,7 @@ impl Default for SessionConfig {
             auth: false,
             relays: 1,
             coalesce_ms: 0,
+            #[cfg(feature = "simple")]
             protocol: Protocol::V1,
         }
     }
@@ -192,9 +197,11 @@ pub enum Output {
     Connect,
     /// Open a new Server-Sent Events stream; `query` (`channels=…&since=…`) goes after `?` in the
     /// stream URL (the shell adds its own parameters, such as scopes, with `&`).
+    #[cfg(feature = "sse")]
     ConnectStream { query: String },
     /// POST this JSON body to the relay's `/publish` (SSE transport); report the answer with
     /// [`Session::handle_publish_result`].
+    #[cfg(feature = "sse")]
     PostPublish { id: PublishId, body: String },
     /// Send this text frame on the open connection.
     Send(String),
@@ -285,6 +292,7 @@ struct PendingPublish {
 }
 
 /// What became of a `POST /publish` (SSE transport).
+#[cfg(feature = "sse")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishResult {
     /// Accepted with this `seq`.
@@ -346,10 +354,14 @@ pub struct Session {
     idle_deadline: Option<Millis>,
     outputs: VecDeque<Output>,
     stats: SessionStats,
-    /// Whether the current transport is SSE (`TransportKind::Auto` switches once).
+    /// Whether the current transport is SSE (`TransportKind::Auto` switches once). Read it with
+    /// [`Session::uses_sse`]: always `false` without the `sse` feature.
+    #[cfg(feature = "sse")]
     using_sse: bool,
     /// `Auto`: WebSocket attempts in a row that never reached `hello`; a WebSocket that did.
+    #[cfg(feature = "sse")]
     ws_failures: u32,
+    #[cfg(feature = "sse")]
     ws_worked: bool,
     /// SSE: when to reopen the stream because the channel set changed.
     reopen_at: Option<Millis>,
@@ -458,6 +470,7 @@ enum Refresh {
 }
 
 /// Consecutive WebSocket attempts that never reach `hello` before `Auto` falls back to SSE.
+#[cfg(feature = "sse")]
 const WS_FAILURES_BEFORE_SSE: u32 = 2;
 
 impl Session {
@@ -475,6 +488,7 @@ impl Session {
         ] {
             *span = (*span).min(MAX_TIMER_MS);
         }
+        #[cfg(feature = "sse")]
         let cfg_transport = cfg.transport;
         let coalesce = Coalescer::new(cfg.coalesce_ms);
         let backoff = Backoff::new(cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.seed);
@@ -500,8 +514,11 @@ impl Session {
             idle_deadline: None,
             outputs: VecDeque::new(),
             stats: SessionStats::default(),
+            #[cfg(feature = "sse")]
             using_sse: cfg_transport == TransportKind::Sse,
+            #[cfg(feature = "sse")]
             ws_failures: 0,
+            #[cfg(feature = "sse")]
             ws_worked: false,
             reopen_at: None,
             token: None,
@@ -574,8 +591,12 @@ impl Session {
     }
 
     /// Whether the session currently uses Server-Sent Events (after an `Auto` fallback, too).
+    /// Never without the `sse` feature, which lets the compiler drop every SSE path.
     pub fn uses_sse(&self) -> bool {
-        self.using_sse
+        #[cfg(feature = "sse")]
+        return self.using_sse;
+        #[cfg(not(feature = "sse"))]
+        false
     }
 
     /// Which relay ([`SessionConfig::relays`]) the shell must use for [`Output::Connect`],
@@ -592,7 +613,7 @@ impl Session {
         self.idle_deadline = None;
         if change == ChannelChange::Added {
             match self.link {
-                Link::Open { .. } | Link::Connecting { .. } if self.using_sse => {
+                Link::Open { .. } | Link::Connecting { .. } if self.uses_sse() => {
                     self.schedule_reopen(now)
                 }
                 Link::Open { .. } => {
@@ -644,7 +665,7 @@ impl Session {
             self.awaiting.remove(&channel);
             self.forbidden.remove(&channel);
             let was_refused = self.refused.remove(&channel).is_some();
-            if self.using_sse {
+            if self.uses_sse() {
                 if !was_refused
                     && self.has_work()
                     && matches!(self.link, Link::Open { .. } | Link::Connecting { .. })
@@ -708,6 +729,7 @@ impl Session {
             scopes: None,
         }
         .encode();
+        #[cfg(feature = "sse")]
         if self.using_sse {
             // Over HTTP: no need for the stream, nor to wait for it — only for a first token.
             let held = self.cfg.auth && self.token.is_none();
@@ -763,7 +785,38 @@ impl Session {
         Ok(id)
     }
 
+    /// SSE: POSTs again the publishes whose retry time has come (the relay could not be reached).
+    #[cfg(feature = "sse")]
+    fn retry_posts(&mut self, now: Millis) {
+        let mut retries = Vec::new();
+        for (id, p) in self.publishes.iter_mut() {
+            if p.retry_at.is_some_and(|t| t <= now) {
+                p.retry_at = None;
+                retries.push(Output::PostPublish {
+                    id: *id,
+                    body: p.frame.clone(),
+                });
+            }
+        }
+        self.outputs.extend(retries);
+    }
+
+    /// SSE: POSTs the publishes that waited for a first token.
+    #[cfg(feature = "sse")]
+    fn post_held(&mut self) {
+        let mut posts = Vec::new();
+        for (id, p) in self.publishes.iter_mut().filter(|(_, p)| p.held) {
+            p.held = false;
+            posts.push(Output::PostPublish {
+                id: *id,
+                body: p.frame.clone(),
+            });
+        }
+        self.outputs.extend(posts);
+    }
+
     /// The answer to an [`Output::PostPublish`].
+    #[cfg(feature = "sse")]
     pub fn handle_publish_result(&mut self, now: Millis, id: PublishId, result: PublishResult) {
         let Some(pending) = self.publishes.get_mut(&id) else {
             return; // already settled (timed out, closed)
@@ -894,7 +947,7 @@ impl Session {
             } if code == "forbidden" => self.on_forbidden(&channel, &message),
             ServerFrame::Error { code, message, .. } => self.on_error(now, &code, &message),
             ServerFrame::Authed { ttl_ms, .. } => self.on_authed(now, ttl_ms),
-            ServerFrame::Ping if self.using_sse => {} // nothing can be sent back on a stream
+            ServerFrame::Ping if self.uses_sse() => {} // nothing can be sent back on a stream
             ServerFrame::Ping => self.send(frame::encode_pong()),
             ServerFrame::Pong => {}
         }
@@ -946,20 +999,12 @@ impl Session {
             Err(reason) => return self.token_failed(now, reason),
         };
         self.token = Some(token);
-        // SSE publishes that waited for a first token.
-        let mut posts = Vec::new();
-        for (id, p) in self.publishes.iter_mut().filter(|(_, p)| p.held) {
-            p.held = false;
-            posts.push(Output::PostPublish {
-                id: *id,
-                body: p.frame.clone(),
-            });
-        }
-        self.outputs.extend(posts);
+        #[cfg(feature = "sse")]
+        self.post_held();
         match self.link {
             Link::Authorizing { .. } => self.open_transport(now),
             Link::Open { .. } if self.refresh == Refresh::Fetching => {
-                if self.using_sse {
+                if self.uses_sse() {
                     // A stream cannot take a new token: reopen it with a fresh ticket, resuming
                     // every channel from its position.
                     self.refresh = Refresh::None;
@@ -1029,17 +1074,8 @@ impl Session {
             };
             self.outputs.push_back(Output::PublishFailed { id, error });
         }
-        let mut retries = Vec::new();
-        for (id, p) in self.publishes.iter_mut() {
-            if p.retry_at.is_some_and(|t| t <= now) {
-                p.retry_at = None;
-                retries.push(Output::PostPublish {
-                    id: *id,
-                    body: p.frame.clone(),
-                });
-            }
-        }
-        self.outputs.extend(retries);
+        #[cfg(feature = "sse")]
+        self.retry_posts(now);
         if self.reopen_at.is_some_and(|t| t <= now) {
             self.reopen_at = None;
             if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
@@ -1124,14 +1160,17 @@ impl Session {
         self.stats.connections += 1;
         self.set_state(ConnectionState::Open);
 
-        if self.using_sse {
+        if self.uses_sse() {
             // The stream's URL named the channels (and `awaiting` was set when it was opened);
             // publishes travel over HTTP.
             self.check_useful(now);
             self.check_idle(now);
             return;
         }
-        self.ws_worked = true;
+        #[cfg(feature = "sse")]
+        {
+            self.ws_worked = true;
+        }
         if self.cfg.auth {
             // The token first: the relay reads frames in order, so the subscribe below is judged
             // with it.
@@ -1217,6 +1256,7 @@ impl Session {
                 (Some(old), recovered) => {
                     self.replaying.remove(channel);
                     let reason = match recovered {
+                        #[cfg(feature = "simple")]
                         _ if self.cfg.protocol == Protocol::Simple => no_replay_reason(channel),
                         Some(false) if old.epoch != epoch => format!(
                             "the relay restarted (epoch {} → {epoch}) and cannot replay `{channel}`",
@@ -1244,7 +1284,7 @@ impl Session {
         let Some(position) = self.positions.get_mut(channel) else {
             // Not subscribed (any more). Over SSE the stream names its channels, and an Igniter
             // stream carries revalidations to everyone.
-            if !self.using_sse
+            if !self.uses_sse()
                 && !self.registry.has_channel(channel)
                 && !self.left.iter().any(|c| c == channel)
             {
@@ -1349,7 +1389,7 @@ impl Session {
 
     /// Leaves `Idle`: connects now, or waits when the page does not allow it.
     fn start(&mut self, now: Millis) {
-        if self.conditions.allow_connecting() && self.using_sse {
+        if self.conditions.allow_connecting() && self.uses_sse() {
             // The stream's URL names every channel: let the subscriptions of this render gather first.
             self.link = Link::Waiting {
                 until: Some(now + self.cfg.reopen_debounce_ms),
@@ -1533,6 +1573,7 @@ impl Session {
         self.useful_since = None;
         self.awaiting.clear();
         self.reopen_at = None;
+        #[cfg(feature = "sse")]
         if self.using_sse {
             let refused = &self.refused;
             let channels: Vec<&str> = (self.registry.channels())
@@ -1541,9 +1582,10 @@ impl Session {
             let query = sse_query(&channels, &self.positions);
             self.awaiting = channels.iter().map(|c| c.to_string()).collect();
             self.outputs.push_back(Output::ConnectStream { query });
-        } else {
-            self.outputs.push_back(Output::Connect);
+            self.set_state(ConnectionState::Connecting);
+            return;
         }
+        self.outputs.push_back(Output::Connect);
         self.set_state(ConnectionState::Connecting);
     }
 
@@ -1558,15 +1600,8 @@ impl Session {
     /// relay could not be reached or dropped the connection (not: the page went offline, or no
     /// token could be had), so the next attempt goes to the next relay.
     fn lose_link(&mut self, now: Millis, reason: &str, relay_failed: bool) {
-        if self.cfg.transport == TransportKind::Auto && !self.using_sse && !self.ws_worked {
-            if let Link::Connecting { .. } = self.link {
-                self.ws_failures += 1;
-                // Every relay gets its chance at a WebSocket before falling back.
-                if self.ws_failures >= WS_FAILURES_BEFORE_SSE.max(self.relay_count() as u32) {
-                    self.fall_back_to_sse(now);
-                }
-            }
-        }
+        #[cfg(feature = "sse")]
+        self.count_websocket_failure(now);
         if relay_failed && matches!(self.link, Link::Connecting { .. } | Link::Open { .. }) {
             self.relay = (self.relay + 1) % self.relay_count();
         }
@@ -1592,8 +1627,23 @@ impl Session {
         self.wait_for_retry(now, reason);
     }
 
+    /// `Auto`: a WebSocket attempt that never reached `hello` counts towards the fallback to SSE.
+    #[cfg(feature = "sse")]
+    fn count_websocket_failure(&mut self, now: Millis) {
+        if self.cfg.transport == TransportKind::Auto && !self.using_sse && !self.ws_worked {
+            if let Link::Connecting { .. } = self.link {
+                self.ws_failures += 1;
+                // Every relay gets its chance at a WebSocket before falling back.
+                if self.ws_failures >= WS_FAILURES_BEFORE_SSE.max(self.relay_count() as u32) {
+                    self.fall_back_to_sse(now);
+                }
+            }
+        }
+    }
+
     /// `Auto`: WebSockets do not get through; continue over Server-Sent Events for good. Publishes
     /// waiting for the WebSocket go out over HTTP now.
+    #[cfg(feature = "sse")]
     fn fall_back_to_sse(&mut self, now: Millis) {
         self.using_sse = true;
         self.problem(format!(
@@ -1671,7 +1721,7 @@ impl Session {
         } else {
             (self.registry.channels()).any(|c| !self.refused.contains_key(c))
         };
-        subscribed || (!self.using_sse && !self.publishes.is_empty())
+        subscribed || (!self.uses_sse() && !self.publishes.is_empty())
     }
 
     /// Arms (or drops) the idle-close deadline after something went away.
@@ -1740,6 +1790,7 @@ impl Session {
 /// The query of an SSE stream URL: `channels=a,b&since=<epoch>:<seq>,,<seq>` (see `docs/PROTOCOL.md`).
 /// Positions of another epoch than the first one found cannot be expressed in one `since`; such
 /// channels resubscribe without a position and are resynced.
+#[cfg(feature = "sse")]
 fn sse_query(channels: &[&str], positions: &HashMap<String, ChannelPosition>) -> String {
     let mut query = String::from("channels=");
     for (i, c) in channels.iter().enumerate() {
@@ -1769,6 +1820,7 @@ fn sse_query(channels: &[&str], positions: &HashMap<String, ChannelPosition>) ->
 }
 
 /// `encodeURIComponent` for a query value.
+#[cfg(feature = "sse")]
 pub fn percent_encode_into(out: &mut String, value: &str) {
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {

@@ -712,6 +712,7 @@ fn backoff_resets_only_after_a_stable_connection() {
     );
 }
 
+#[cfg(feature = "sse")]
 fn sse_session(transport: TransportKind) -> Session {
     Session::new(SessionConfig {
         transport,
@@ -719,6 +720,7 @@ fn sse_session(transport: TransportKind) -> Session {
     })
 }
 
+#[cfg(feature = "sse")]
 fn stream_query(outputs: &[Output]) -> Option<String> {
     outputs.iter().find_map(|o| match o {
         Output::ConnectStream { query } => Some(query.clone()),
@@ -726,6 +728,7 @@ fn stream_query(outputs: &[Output]) -> Option<String> {
     })
 }
 
+#[cfg(feature = "sse")]
 #[test]
 fn sse_names_the_channels_in_the_url_and_resumes_with_since() {
     let mut s = sse_session(TransportKind::Sse);
@@ -772,6 +775,7 @@ fn sse_names_the_channels_in_the_url_and_resumes_with_since() {
     );
 }
 
+#[cfg(feature = "sse")]
 #[test]
 fn sse_reopens_once_after_a_burst_of_channel_changes() {
     let mut s = sse_session(TransportKind::Sse);
@@ -792,6 +796,7 @@ fn sse_reopens_once_after_a_burst_of_channel_changes() {
     assert_eq!(stream_query(&out).as_deref(), Some("channels=b,c"));
 }
 
+#[cfg(feature = "sse")]
 #[test]
 fn sse_publishes_over_http_and_retries_when_unreachable() {
     let mut s = sse_session(TransportKind::Sse);
@@ -833,6 +838,7 @@ fn sse_publishes_over_http_and_retries_when_unreachable() {
     ));
 }
 
+#[cfg(feature = "sse")]
 #[test]
 fn auto_falls_back_to_sse_when_websockets_never_connect() {
     let mut s = sse_session(TransportKind::Auto);
@@ -866,6 +872,7 @@ fn auto_falls_back_to_sse_when_websockets_never_connect() {
     assert_eq!(stream_query(&drain(&mut s)).as_deref(), Some("channels=a"));
 }
 
+#[cfg(feature = "sse")]
 #[test]
 fn auto_keeps_websockets_once_they_worked() {
     let mut s = sse_session(TransportKind::Auto);
@@ -1301,6 +1308,7 @@ mod auth {
         );
     }
 
+    #[cfg(feature = "sse")]
     #[test]
     fn sse_opens_the_stream_with_the_token_and_reopens_it_before_expiry() {
         let mut s = authed_session(TransportKind::Sse);
@@ -1357,6 +1365,7 @@ mod auth {
         );
     }
 
+    #[cfg(feature = "sse")]
     #[test]
     fn an_sse_publish_alone_still_gets_a_token_or_fails_with_the_reason() {
         let mut s = authed_session(TransportKind::Sse);
@@ -1581,6 +1590,7 @@ mod relays {
         assert_eq!(s.relay(), 0);
     }
 
+    #[cfg(feature = "sse")]
     #[test]
     fn auto_gives_every_relay_a_websocket_chance_before_sse() {
         let mut s = cluster(3, TransportKind::Auto);
@@ -1600,6 +1610,7 @@ mod relays {
         assert_eq!(s.relay(), 0);
     }
 
+    #[cfg(feature = "sse")]
     #[test]
     fn sse_streams_move_on_when_they_fail_but_not_when_they_reopen() {
         let mut s = cluster(2, TransportKind::Sse);
@@ -2063,6 +2074,7 @@ fn stats_count_delivered_events_and_those_replayed_after_a_cut() {
 
 /// An Igniter.js server refuses a stream naming a channel its app never registered (HTTP 500): the
 /// channel is reported once, dropped from the stream at once (no backoff), and not asked again.
+#[cfg(feature = "sse")]
 #[test]
 fn a_refused_channel_is_reported_and_dropped_and_the_others_go_on() {
     let mut s = sse_session(TransportKind::Sse);
