@@ -77,6 +77,9 @@ test("the packed package works in a fresh Vite app, called the way Refine and Gi
   assert.deepEqual(r.ginjouList, ["updated:2", "updated:2"], "the other Ginjou subscription was left alone");
   assert.equal(r.ginjouCount, 1);
   assert.equal(r.ginjouCountAfter, 0);
+  assert.equal(r.wasmBeforeSse, 1, "WebSocket clients load the default wasm only");
+  assert.deepEqual(r.streamed, ["updated:8"], "transport \"sse\" works through the full build");
+  assert.equal(r.wasmAfterSse, 2, "the first SSE client loaded the full build's wasm");
   assert.match(r.errors.urlIndex?.message ?? "", /`url\[1\]` must start with ws:\/\/ or wss:\/\//);
   assert.match(r.errors.sseUrlLength?.message ?? "", /`sseUrl` has 1 URL but `url` has 2/);
   assert.equal(r.errors.url?.name, "TypeError");

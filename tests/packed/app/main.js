@@ -147,6 +147,19 @@ window.runScenario = async () => {
   report.ginjouCountAfter = ginjou.client.subscriptionCount;
   ginjou.close();
 
+  // Server-Sent Events need the package's full build: its module and wasm are fetched only now.
+  const wasmFetched = () => performance.getEntriesByType("resource").filter((e) => new URL(e.name).pathname.endsWith(".wasm")).length;
+  report.wasmBeforeSse = wasmFetched();
+  const sse = liveProvider({ url: `${location.protocol}//${location.host}/sse`, transport: "sse" });
+  const streamed = [];
+  const streaming = sse.subscribe({ channel, types: ["*"], callback: (e) => streamed.push(e) });
+  await until("the SSE provider to subscribe", () => streaming.state === "subscribed");
+  await editor.publish({ channel, type: "updated", payload: { ids: [8] } });
+  await until("the SSE provider to receive", () => streamed.length === 1);
+  report.streamed = kinds(streamed);
+  report.wasmAfterSse = wasmFetched();
+  sse.close();
+
   report.errors = {
     url: thrown(() => liveProvider({ url: "http://example.test" })),
     urlIndex: thrown(() => liveProvider({ url: [url, "http://example.test"] })),
