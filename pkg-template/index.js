@@ -7,10 +7,9 @@ let loading;
 let loadingFull;
 
 /**
- * Loads a wasm module once; every client that needs it shares it, and resolves with its `LiveClient`.
- * The default build speaks protocol v1 over WebSocket. The full build (`full/`) adds what only some
- * apps need (`needsFullBuild`); it is loaded with a dynamic `import()`, which bundlers split off, so
- * an app that never asks for it never downloads it.
+ * Loads a wasm module once (shared by its clients); resolves with its `LiveClient`. The default build
+ * speaks protocol v1 over WebSocket; the full one (`needsFullBuild`) is a dynamic `import()` that
+ * bundlers split off, never downloaded by an app that does not need it.
  */
 function loadModule(full, source) {
   const start = (initialise) => (source === undefined ? initialise() : initialise({ module_or_path: source }));
