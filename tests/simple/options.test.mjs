@@ -46,3 +46,24 @@ test('protocol "simple" and "v1" over a WebSocket are accepted', () => {
     provider.close();
   }
 });
+
+// The default wasm (pkg/) leaves out the simple protocol, SSE and Igniter.js (the JS entry loads
+// pkg/full/ for them): its constructor, given such an option anyway, throws an Error naming it.
+test("the default wasm's constructor names an option that needs the full build", async () => {
+  const { readFileSync } = await import("node:fs");
+  const glue = await import("../../pkg/wasm_live_provider.js");
+  glue.initSync({ module: readFileSync(new URL("../../pkg/wasm_live_provider_bg.wasm", import.meta.url)) });
+  const cases = [
+    [{ protocol: "simple" }, 'protocol: "simple"'],
+    [{ transport: "sse" }, 'transport: "sse"'],
+    [{ transport: "auto" }, 'transport: "auto"'],
+    [{ flavor: "igniter" }, 'flavor: "igniter"'],
+  ];
+  for (const [options, option] of cases) {
+    assert.throws(
+      () => new glue.LiveClient(url, options),
+      (e) => e instanceof Error && e.message.includes(`option \`${option}\` needs the full build`),
+      JSON.stringify(options),
+    );
+  }
+});
