@@ -12,6 +12,7 @@ pub mod registry;
 pub mod relays;
 pub mod session;
 pub mod simple;
+pub mod text;
 
 pub use backoff::Backoff;
 pub use event::{payload_ids, Event, RecordId};
