@@ -6,65 +6,85 @@
 
 use std::borrow::Cow;
 
-/// Something [`cat!`](crate::cat) can append to a message.
-pub trait Piece {
-    fn push_to(&self, out: &mut String);
+/// One piece of a message: text or a number.
+#[derive(Clone, Copy)]
+pub enum Part<'a> {
+    Text(&'a str),
+    Char(char),
+    Unsigned(u64),
+    Signed(i64),
 }
 
-impl Piece for str {
-    fn push_to(&self, out: &mut String) {
-        out.push_str(self);
+/// Something [`cat!`](crate::cat) can append to a message. Each call site only builds a small
+/// array of [`Part`]s; the appending is one function ([`join`]), so messages cost little code.
+pub trait AsPart {
+    fn part(&self) -> Part<'_>;
+}
+
+impl AsPart for str {
+    fn part(&self) -> Part<'_> {
+        Part::Text(self)
     }
 }
 
-impl Piece for String {
-    fn push_to(&self, out: &mut String) {
-        out.push_str(self);
+impl AsPart for String {
+    fn part(&self) -> Part<'_> {
+        Part::Text(self)
     }
 }
 
-impl Piece for Cow<'_, str> {
-    fn push_to(&self, out: &mut String) {
-        out.push_str(self);
+impl AsPart for Cow<'_, str> {
+    fn part(&self) -> Part<'_> {
+        Part::Text(self)
     }
 }
 
-impl Piece for char {
-    fn push_to(&self, out: &mut String) {
-        out.push(*self);
+impl AsPart for char {
+    fn part(&self) -> Part<'_> {
+        Part::Char(*self)
     }
 }
 
-impl<T: Piece + ?Sized> Piece for &T {
-    fn push_to(&self, out: &mut String) {
-        (**self).push_to(out);
+impl<T: AsPart + ?Sized> AsPart for &T {
+    fn part(&self) -> Part<'_> {
+        (**self).part()
     }
 }
 
-macro_rules! unsigned_piece {
+macro_rules! unsigned_part {
     ($($t:ty),*) => {$(
-        impl Piece for $t {
-            fn push_to(&self, out: &mut String) {
-                push_decimal(out, u64::from(*self));
+        impl AsPart for $t {
+            fn part(&self) -> Part<'_> {
+                Part::Unsigned(*self as u64)
             }
         }
     )*};
 }
-unsigned_piece!(u8, u16, u32, u64);
+unsigned_part!(u8, u16, u32, u64, usize);
 
-impl Piece for usize {
-    fn push_to(&self, out: &mut String) {
-        push_decimal(out, *self as u64);
+impl AsPart for i64 {
+    fn part(&self) -> Part<'_> {
+        Part::Signed(*self)
     }
 }
 
-impl Piece for i64 {
-    fn push_to(&self, out: &mut String) {
-        if *self < 0 {
-            out.push('-');
+/// Joins the parts into one `String`.
+pub fn join(parts: &[Part<'_>]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        match *part {
+            Part::Text(t) => out.push_str(t),
+            Part::Char(c) => out.push(c),
+            Part::Unsigned(n) => push_decimal(&mut out, n),
+            Part::Signed(n) => {
+                if n < 0 {
+                    out.push('-');
+                }
+                push_decimal(&mut out, n.unsigned_abs());
+            }
         }
-        push_decimal(out, self.unsigned_abs());
     }
+    out
 }
 
 /// Appends `n` in decimal.
@@ -102,11 +122,9 @@ pub fn push_hex(out: &mut String, n: u64, width: u32) {
 /// Joins pieces (text and integers) into a `String` without `core::fmt`.
 #[macro_export]
 macro_rules! cat {
-    ($($piece:expr),* $(,)?) => {{
-        let mut out = ::std::string::String::new();
-        $( $crate::engine::text::Piece::push_to(&$piece, &mut out); )*
-        out
-    }};
+    ($($piece:expr),* $(,)?) => {
+        $crate::engine::text::join(&[$( $crate::engine::text::AsPart::part(&$piece) ),*])
+    };
 }
 
 #[cfg(test)]
