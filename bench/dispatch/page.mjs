@@ -62,8 +62,8 @@ window.bench = {
       await provider.ready();
     } else {
       perSub = new Uint32Array(S.subs.length);
-      if (contender === "wasm") {
-        provider = await ours(url);
+      if (contender === "wasm" || contender === "before") {
+        provider = await ours(url, contender === "wasm" ? "/pkg" : "/pkg-before");
         S.subs.forEach((spec, i) => provider.subscribe(refineOptions(spec, subscriptionCallback(i, spec))));
         await provider.ready();
       } else {

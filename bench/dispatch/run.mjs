@@ -6,7 +6,10 @@
 //
 //   node bench/dispatch/run.mjs [--rounds 3] [--target-ms 1000] [--pings 500] [--smoke]
 //        [--scenarios one,hundred,useOne10k,channels1k] [--contenders raw,hand,tuned,wasm]
-//        [--profile] [--pkg DIR] [--out dispatch]
+//        [--profile] [--pkg DIR] [--pkg-before DIR] [--out dispatch]
+//
+// --pkg-before DIR adds the contender `before`: another build of this package (an earlier commit's
+// pkg/, say), measured in the same run as the current one.
 import { resolve } from "node:path";
 import { SCENARIOS, eventFrame } from "./scenarios.mjs";
 import { startServer } from "../lib/v1server.mjs";
@@ -23,6 +26,7 @@ const opt = args({
   profile: false,
   "profile-phase": "inject",
   pkg: pkgDir,
+  "pkg-before": "",
   out: "dispatch",
   smoke: false,
 });
@@ -31,12 +35,18 @@ if (opt.smoke) {
 }
 const scenarios = String(opt.scenarios).split(",");
 const contenders = String(opt.contenders).split(",");
-const NAMES = { raw: "raw WebSocket (ceiling)", hand: "hand-written (seed + Ably filter)", tuned: "hand-written, tuned", wasm: "wasm-live-provider" };
+const NAMES = { raw: "raw WebSocket (ceiling)", hand: "hand-written (seed + Ably filter)", tuned: "hand-written, tuned", wasm: "wasm-live-provider", before: "wasm-live-provider, before (--pkg-before)" };
+if (opt["pkg-before"] && !contenders.includes("before")) contenders.push("before");
 const command = `node bench/dispatch/run.mjs ${process.argv.slice(2).join(" ")}`.trim();
 
 const m0 = machine();
 console.log(`dispatch: ${machineLine(m0)}`);
-const server = await startServer({ scenarios: SCENARIOS, eventFrame, pkg: resolve(String(opt.pkg)) });
+const server = await startServer({
+  scenarios: SCENARIOS,
+  eventFrame,
+  pkg: resolve(String(opt.pkg)),
+  pkgBefore: opt["pkg-before"] ? resolve(String(opt["pkg-before"])) : null,
+});
 const browser = await launchChromium();
 let runCounter = 0;
 const failures = [];

@@ -124,8 +124,8 @@ export function raw(wsUrl, perEvent, callback) {
 }
 
 /** (c) This package: `liveProvider` from pkg/, as a Refine app creates it. */
-export async function ours(wsUrl) {
-  const { liveProvider } = await import("/pkg/index.js");
+export async function ours(wsUrl, base = "/pkg") {
+  const { liveProvider } = await import(`${base}/index.js`);
   let opened;
   const open = new Promise((ok) => (opened = ok));
   const provider = liveProvider({

@@ -67,7 +67,7 @@ class Stream {
  * Starts the server on 127.0.0.1 (port 0). `scenarios` maps names to scenario objects and
  * `eventFrame(scenario, i)` gives event i's JSON.
  */
-export async function startServer({ scenarios = {}, eventFrame = null, pkg = pkgDir } = {}) {
+export async function startServer({ scenarios = {}, eventFrame = null, pkg = pkgDir, pkgBefore = null } = {}) {
   const streams = new Map();
   const runs = new Map(); // run id -> { ws, v1, channels:Set, scenario, cursor, waiters }
   const stream = (name) => {
@@ -120,8 +120,10 @@ export async function startServer({ scenarios = {}, eventFrame = null, pkg = pkg
       }
       let file;
       if (url.pathname.startsWith("/pkg/")) file = join(pkg, normalize(url.pathname.slice(5)));
+      else if (pkgBefore && url.pathname.startsWith("/pkg-before/")) file = join(pkgBefore, normalize(url.pathname.slice(12)));
       else file = join(benchDir, normalize(url.pathname));
-      if (!file.startsWith(pkg) && !file.startsWith(benchDir)) return send(res, 403, "text/plain", "forbidden");
+      const allowed = [pkg, benchDir, pkgBefore].filter(Boolean);
+      if (!allowed.some((dir) => file.startsWith(dir))) return send(res, 403, "text/plain", "forbidden");
       const body = await readFile(file);
       return send(res, 200, MIME[extname(file)] ?? "application/octet-stream", body);
     } catch (e) {

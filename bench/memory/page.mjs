@@ -25,11 +25,12 @@ function none() {
 window.mem = {
   async setup(contender, runId) {
     const url = `ws://${location.host}/ws?run=${runId}`;
-    if (contender === "wasm") {
-      provider = await ours(url);
+    if (contender === "wasm" || contender === "before") {
+      const base = contender === "wasm" ? "/pkg" : "/pkg-before";
+      provider = await ours(url, base);
       provider.subscribe(refineOptions({ channel: "resources/anchor" }, callback));
       await provider.ready();
-      const glue = await import("/pkg/wasm_live_provider.js");
+      const glue = await import(`${base}/wasm_live_provider.js`);
       wasm = await glue.default(); // the instance index.js already loaded (same module URL)
     } else if (contender === "hand") {
       provider = handWritten(url);

@@ -10,19 +10,22 @@
 // handles an app keeps.
 //
 //   node bench/memory/run.mjs [--subs 10000] [--cycles 100000] [--contenders wasm,hand,none] [--smoke]
+//        [--pkg-before DIR]   (adds the contender `before`: another build of this package, same run)
+import { resolve } from "node:path";
 import { startServer } from "../lib/v1server.mjs";
 import { launchChromium, machine, machineLine, writeResults, table, args, fmt } from "../lib/common.mjs";
 
-const opt = args({ subs: 10_000, cycles: 100_000, contenders: "wasm,hand,none", out: "memory", smoke: false });
+const opt = args({ subs: 10_000, cycles: 100_000, contenders: "wasm,hand,none", out: "memory", smoke: false, "pkg-before": "" });
 if (opt.smoke) Object.assign(opt, { subs: 1000, cycles: 5000, contenders: opt.contenders === "wasm,hand,none" ? "wasm,hand" : opt.contenders, out: opt.out === "memory" ? "memory-smoke" : opt.out });
 const contenders = String(opt.contenders).split(",");
-const NAMES = { wasm: "wasm-live-provider", hand: "hand-written (seed + Ably filter)", none: "floor (the app's handles only)" };
+const NAMES = { wasm: "wasm-live-provider", before: "wasm-live-provider, before (--pkg-before)", hand: "hand-written (seed + Ably filter)", none: "floor (the app's handles only)" };
+if (opt["pkg-before"] && !contenders.includes("before")) contenders.splice(1, 0, "before");
 const command = `node bench/memory/run.mjs ${process.argv.slice(2).join(" ")}`.trim();
 const failures = [];
 
 const m0 = machine();
 console.log(`memory: ${machineLine(m0)}`);
-const server = await startServer();
+const server = await startServer({ pkgBefore: opt["pkg-before"] ? resolve(String(opt["pkg-before"])) : null });
 const browser = await launchChromium();
 const results = {};
 let runCounter = 0;

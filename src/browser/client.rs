@@ -16,6 +16,7 @@ use super::stream::probe;
 #[cfg(feature = "sse")]
 use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
+use crate::cat;
 use crate::engine::frame::CLOSE_UNAUTHORIZED;
 #[cfg(feature = "igniter")]
 use crate::engine::igniter::{self, IgniterTranslator, Source};
@@ -81,8 +82,8 @@ impl Endpoints {
     fn with_query(base: &str, query: &str) -> String {
         match (query.is_empty(), base.contains('?')) {
             (true, _) => base.to_owned(),
-            (false, true) => format!("{base}&{query}"),
-            (false, false) => format!("{base}?{query}"),
+            (false, true) => cat!(base, '&', query),
+            (false, false) => cat!(base, '?', query),
         }
     }
 }
@@ -196,8 +197,10 @@ impl LiveClient {
                 return Err(needs_full_build(&format!("transport: \"{name}\"")))
             }
             Some(other) => {
-                return Err(js_sys::TypeError::new(&format!(
-                    "option `transport` must be \"websocket\", \"sse\" or \"auto\", got \"{other}\""
+                return Err(js_sys::TypeError::new(&cat!(
+                    "option `transport` must be \"websocket\", \"sse\" or \"auto\", got \"",
+                    other,
+                    "\""
                 ))
                 .into())
             }
@@ -213,7 +216,7 @@ impl LiveClient {
             urls(&field(options, "sseUrl")?, "sseUrl")?,
             urls(&field(options, "publishUrl")?, "publishUrl")?,
         )
-        .map_err(|e| JsValue::from(js_sys::TypeError::new(&e.to_string())))?;
+        .map_err(|e| JsValue::from(js_sys::TypeError::new(&e.message())))?;
         let cfg = SessionConfig {
             backoff_min_ms: number(options, "backoffMinMs", defaults.backoff_min_ms)?,
             backoff_max_ms: number(options, "backoffMaxMs", backoff_max_default(igniter))?,
@@ -537,14 +540,17 @@ impl Shell {
                 SocketEvent::Closed { code, reason } => {
                     sh.socket = None;
                     let reason = if code == CLOSE_UNAUTHORIZED {
-                        format!(
-                            "the relay refused or expired the token (close {code}{}{reason}); reconnecting with a new one",
-                            if reason.is_empty() { "" } else { ": " }
+                        cat!(
+                            "the relay refused or expired the token (close ",
+                            code,
+                            if reason.is_empty() { "" } else { ": " },
+                            reason,
+                            "); reconnecting with a new one"
                         )
                     } else if reason.is_empty() {
-                        format!("connection closed (code {code})")
+                        cat!("connection closed (code ", code, ")")
                     } else {
-                        format!("connection closed (code {code}): {reason}")
+                        cat!("connection closed (code ", code, "): ", reason)
                     };
                     sh.session.handle_close(now, &reason);
                 }
@@ -637,7 +643,7 @@ impl Shell {
                         let reason = describe(&e);
                         self.socket = None;
                         self.session
-                            .handle_close(now_ms(), &format!("send failed: {reason}"));
+                            .handle_close(now_ms(), &cat!("send failed: ", reason));
                     }
                 }
                 Output::Disconnect => {
@@ -675,10 +681,9 @@ impl Shell {
                     let frame = self.frame.take().unwrap_or_default();
                     match event_from_frame(&frame) {
                         Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
-                        Err(e) => self.report(format!(
-                            "could not build the event object: {}",
-                            describe(&e)
-                        )),
+                        Err(e) => {
+                            self.report(cat!("could not build the event object: ", describe(&e)))
+                        }
                     }
                 }
                 Output::Deliver { subs, event } => {
@@ -690,10 +695,9 @@ impl Shell {
                         event.meta,
                     ) {
                         Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
-                        Err(e) => self.report(format!(
-                            "could not build the event object: {}",
-                            describe(&e)
-                        )),
+                        Err(e) => {
+                            self.report(cat!("could not build the event object: ", describe(&e)))
+                        }
                     }
                 }
                 Output::Resync {
@@ -753,7 +757,7 @@ impl Shell {
         match opened {
             Ok(socket) => self.socket = Some(Transport::Socket(socket)),
             Err(e) => {
-                let reason = format!("could not open a WebSocket to {url}: {}", describe(&e));
+                let reason = cat!("could not open a WebSocket to ", url, ": ", describe(&e));
                 self.report(reason.clone());
                 self.session.handle_close(now_ms(), &reason);
             }
@@ -794,7 +798,7 @@ impl Shell {
                 self.simple = None;
                 return self
                     .session
-                    .handle_close(now_ms(), &format!("send failed: {reason}"));
+                    .handle_close(now_ms(), &cat!("send failed: ", reason));
             }
         }
         for reply in translated.replies {
@@ -891,7 +895,12 @@ impl Shell {
         match opened {
             Ok(stream) => self.socket = Some(Transport::Stream { _stream: stream }),
             Err(e) => {
-                let reason = format!("could not open an event stream to {url}: {}", describe(&e));
+                let reason = cat!(
+                    "could not open an event stream to ",
+                    url,
+                    ": ",
+                    describe(&e)
+                );
                 self.report(reason.clone());
                 self.session.handle_close(now_ms(), &reason);
             }
@@ -926,18 +935,19 @@ impl Shell {
         };
         let returned = match get_token.call0(&JsValue::NULL) {
             Ok(value) => value,
-            Err(e) => return settle(shell, Err(format!("getToken threw: {}", describe(&e)))),
+            Err(e) => return settle(shell, Err(cat!("getToken threw: ", describe(&e)))),
         };
         let weak = Rc::downgrade(shell);
         wasm_bindgen_futures::spawn_local(async move {
             let result = match JsFuture::from(Promise::resolve(&returned)).await {
                 Ok(value) => value.as_string().ok_or_else(|| {
-                    format!(
-                        "getToken resolved with {} instead of a string",
-                        type_name(&value)
+                    cat!(
+                        "getToken resolved with ",
+                        type_name(&value),
+                        " instead of a string"
                     )
                 }),
-                Err(e) => Err(format!("getToken rejected: {}", describe(&e))),
+                Err(e) => Err(cat!("getToken rejected: ", describe(&e))),
             };
             if let Some(shell) = weak.upgrade() {
                 settle(&shell, result);
@@ -996,7 +1006,11 @@ impl Shell {
         if let Verdict::Print { suppressed } = verdict {
             if suppressed > 0 {
                 console_error(
-                    &format!("wasm-live-provider: {suppressed} more problems were not printed"),
+                    &cat!(
+                        "wasm-live-provider: ",
+                        suppressed,
+                        " more problems were not printed"
+                    ),
                     &JsValue::UNDEFINED,
                 );
             }
@@ -1007,7 +1021,7 @@ impl Shell {
         if let Some(thrown) = thrown {
             console_error("wasm-live-provider: onError threw", &thrown);
         }
-        console_error(&format!("wasm-live-provider: {context}"), error);
+        console_error(&cat!("wasm-live-provider: ", context), error);
         if verdict == Verdict::PrintLast {
             console_error(
                 "wasm-live-provider: further problems are not printed for 10 s (give `onError` to see every one)",
@@ -1028,8 +1042,10 @@ fn number(options: &JsValue, field: &str, default: u64) -> Result<u64, JsValue> 
     match value.as_f64() {
         // Past 2^31-1 ms (24.8 days) `setTimeout` fires at once: such a value is a mistake.
         Some(n) if n.is_finite() && n >= 0.0 && n <= MAX_TIMER_MS as f64 => Ok(n as u64),
-        _ => Err(js_sys::TypeError::new(&format!(
-            "option `{field}` must be a non-negative number of milliseconds, at most 2147483647"
+        _ => Err(js_sys::TypeError::new(&cat!(
+            "option `",
+            field,
+            "` must be a non-negative number of milliseconds, at most 2147483647"
         ))
         .into()),
     }
@@ -1046,7 +1062,10 @@ fn protocol_option(
     let protocol = match string(options, "protocol")? {
         None => return Ok(Protocol::V1),
         Some(name) => Protocol::parse(&name).ok_or_else(|| {
-            type_error("protocol", &format!("\"v1\" or \"simple\", got \"{name}\""))
+            type_error(
+                "protocol",
+                &cat!("\"v1\" or \"simple\", got \"", name, "\""),
+            )
         })?,
     };
     if protocol == Protocol::Simple {
@@ -1064,10 +1083,9 @@ fn protocol_option(
             None
         };
         if let Some(why) = why {
-            return Err(js_sys::TypeError::new(&format!(
-                "option `protocol: \"simple\"` needs {why}"
-            ))
-            .into());
+            return Err(
+                js_sys::TypeError::new(&cat!("option `protocol: \"simple\"` needs ", why)).into(),
+            );
         }
     }
     Ok(protocol)
@@ -1130,7 +1148,7 @@ fn field(options: &JsValue, name: &str) -> Result<JsValue, JsValue> {
 }
 
 fn type_error(field: &str, what: &str) -> JsValue {
-    js_sys::TypeError::new(&format!("option `{field}` must be {what}")).into()
+    js_sys::TypeError::new(&cat!("option `", field, "` must be ", what)).into()
 }
 
 /// One URL or an array of them (`None` when absent); the engine checks the URLs themselves.
@@ -1149,8 +1167,8 @@ fn urls(value: &JsValue, field: &str) -> Result<Option<Urls>, JsValue> {
         match entry.as_string() {
             Some(url) => list.push(url),
             None => {
-                let got = format!("a URL string, got {}", type_name(&entry));
-                return Err(type_error(&format!("{field}[{i}]"), &got));
+                let got = cat!("a URL string, got ", type_name(&entry));
+                return Err(type_error(&cat!(field, '[', i, ']'), &got));
             }
         }
     }
@@ -1165,10 +1183,9 @@ fn string(options: &JsValue, field: &str) -> Result<Option<String>, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(None);
     }
-    value
-        .as_string()
-        .map(Some)
-        .ok_or_else(|| js_sys::TypeError::new(&format!("option `{field}` must be a string")).into())
+    value.as_string().map(Some).ok_or_else(|| {
+        js_sys::TypeError::new(&cat!("option `", field, "` must be a string")).into()
+    })
 }
 
 fn function(options: &JsValue, field: &str) -> Result<Option<Function>, JsValue> {
@@ -1179,10 +1196,9 @@ fn function(options: &JsValue, field: &str) -> Result<Option<Function>, JsValue>
     if value.is_undefined() || value.is_null() {
         return Ok(None);
     }
-    value
-        .dyn_into::<Function>()
-        .map(Some)
-        .map_err(|_| js_sys::TypeError::new(&format!("option `{field}` must be a function")).into())
+    value.dyn_into::<Function>().map(Some).map_err(|_| {
+        js_sys::TypeError::new(&cat!("option `", field, "` must be a function")).into()
+    })
 }
 
 fn set(target: &Object, key: &str, value: &JsValue) {
@@ -1191,7 +1207,7 @@ fn set(target: &Object, key: &str, value: &JsValue) {
 }
 
 fn publish_error(error: &PublishError) -> JsValue {
-    let js = js_sys::Error::new(&error.to_string());
+    let js = js_sys::Error::new(&error.message());
     js.set_name("LivePublishError");
     set(&js, "code", &JsValue::from_str(error.code()));
     if let PublishError::Rejected { code, .. } = error {

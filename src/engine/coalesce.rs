@@ -81,7 +81,7 @@ impl Burst {
             text.push(']');
             text
         });
-        let count = self.count.to_string();
+        let count = crate::engine::text::decimal(self.count);
         // `payload.ids`: the union, or removed when unknown. A payload that is not an object has no
         // ids to adjust and stays as it was.
         if let Some(payload) = with_members(&event.payload, &[("ids", union.as_deref())]) {

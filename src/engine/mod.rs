@@ -14,6 +14,7 @@ pub mod relays;
 pub mod session;
 #[cfg(feature = "simple")]
 pub mod simple;
+pub mod text;
 
 pub use backoff::Backoff;
 pub use event::{payload_ids, Event, RecordId};

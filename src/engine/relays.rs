@@ -11,6 +11,7 @@
 //! the option and index of a bad one; the wasm does not carry a second URL parser. A bad URL that
 //! reaches the client anyway fails its connection attempts (reported, and the next relay is tried).
 
+use crate::cat;
 use std::fmt;
 
 /// An option given as one URL or as a list of them (one per relay).
@@ -56,22 +57,38 @@ pub enum RelaysError {
     },
 }
 
-impl fmt::Display for RelaysError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl RelaysError {
+    /// What is wrong, naming the option (built without `core::fmt`; see `engine::text`).
+    pub fn message(&self) -> String {
         match self {
-            RelaysError::Empty { option } => {
-                write!(f, "option `{option}` is an empty array: give at least one relay URL")
-            }
+            RelaysError::Empty { option } => cat!(
+                "option `",
+                option,
+                "` is an empty array: give at least one relay URL"
+            ),
             RelaysError::Lengths {
                 option,
                 given,
                 urls,
-            } => write!(
-                f,
-                "option `{option}` has {given} URL{} but `url` has {urls}: give one per relay (an array of {urls}) or leave it out",
-                if *given == 1 { "" } else { "s" }
+            } => cat!(
+                "option `",
+                option,
+                "` has ",
+                given,
+                if *given == 1 { " URL" } else { " URLs" },
+                " but `url` has ",
+                urls,
+                ": give one per relay (an array of ",
+                urls,
+                ") or leave it out"
             ),
         }
+    }
+}
+
+impl fmt::Display for RelaysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
     }
 }
 
@@ -141,7 +158,7 @@ impl Relays {
 /// The ticket endpoint next to an SSE endpoint: `http://h/sse?x` → `http://h/sse/ticket`.
 pub fn ticket_url(sse: &str) -> String {
     let base = sse.split(['?', '#']).next().unwrap_or(sse);
-    format!("{}/ticket", base.trim_end_matches('/'))
+    cat!(base.trim_end_matches('/'), "/ticket")
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ use super::frame::{self, ChannelEntry, Position, ServerFrame, PROTOCOL_VERSION};
 use super::registry::{ChannelChange, Registry, SubId};
 #[cfg(feature = "simple")]
 use super::simple::{no_replay_reason, Protocol};
+use super::text;
+use crate::cat;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -171,20 +173,34 @@ impl PublishError {
     }
 }
 
+impl PublishError {
+    /// What went wrong, for the app (built without `core::fmt`; see `engine::text`).
+    pub fn message(&self) -> String {
+        match self {
+            PublishError::InvalidJson { field, reason } => {
+                cat!(field, " is not valid JSON: ", reason)
+            }
+            PublishError::Timeout { after_ms } => cat!(
+                "publish timed out: no ack from the relay within ",
+                after_ms,
+                " ms (it may or may not have been published)"
+            ),
+            PublishError::QueueFull { capacity } => cat!(
+                "publish dropped: more than ",
+                capacity,
+                " publishes were waiting for a connection"
+            ),
+            PublishError::Rejected { code, message } => {
+                cat!("the relay rejected the publish (", code, "): ", message)
+            }
+            PublishError::Closed => "the live provider was closed".to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PublishError::InvalidJson { field, reason } => write!(f, "{field} is not valid JSON: {reason}"),
-            PublishError::Timeout { after_ms } => write!(
-                f,
-                "publish timed out: no ack from the relay within {after_ms} ms (it may or may not have been published)"
-            ),
-            PublishError::QueueFull { capacity } => {
-                write!(f, "publish dropped: more than {capacity} publishes were waiting for a connection")
-            }
-            PublishError::Rejected { code, message } => write!(f, "the relay rejected the publish ({code}): {message}"),
-            PublishError::Closed => write!(f, "the live provider was closed"),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -493,7 +509,9 @@ impl Session {
         let coalesce = Coalescer::new(cfg.coalesce_ms);
         let backoff = Backoff::new(cfg.backoff_min_ms, cfg.backoff_max_ms, cfg.seed);
         let mut rng = XorShift::new(cfg.seed.rotate_left(17));
-        let publish_key_prefix = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
+        let mut publish_key_prefix = String::with_capacity(32);
+        text::push_hex(&mut publish_key_prefix, rng.next_u64(), 16);
+        text::push_hex(&mut publish_key_prefix, rng.next_u64(), 16);
         Session {
             cfg,
             registry: Registry::new(),
@@ -638,8 +656,10 @@ impl Session {
             self.outputs.push_back(Output::Error {
                 code: "forbidden".into(),
                 channel: Some(channel.to_owned()),
-                message: format!(
-                    "the relay refused the subscription to `{channel}` for this token (forbidden)"
+                message: cat!(
+                    "the relay refused the subscription to `",
+                    channel,
+                    "` for this token (forbidden)"
                 ),
             });
         }
@@ -716,7 +736,7 @@ impl Session {
         };
         self.next_publish += 1;
         let id = self.next_publish;
-        let key = format!("{}:{id}", self.publish_key_prefix);
+        let key = cat!(self.publish_key_prefix, ':', id);
         let text = frame::PublishOut {
             op: "publish",
             id,
@@ -893,7 +913,14 @@ impl Session {
         }
         let frame = match frame::decode_server(text) {
             Ok(f) => f,
-            Err(e) => return self.problem(format!("malformed frame from the relay: {e}")),
+            Err(e) => {
+                return self.problem(cat!(
+                    "malformed frame from the relay: ",
+                    e.code.as_str(),
+                    ": ",
+                    e.message
+                ))
+            }
         };
         if matches!(self.link, Link::Connecting { .. })
             && !matches!(frame, ServerFrame::Hello { .. })
@@ -973,7 +1000,13 @@ impl Session {
     /// from the last delivered position (the relay replays the event, or a resync covers it).
     pub fn handle_oversized(&mut self, now: Millis, len: u64, max: u64) {
         if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
-            let message = format!("a frame of {len} characters, over maxFrameBytes ({max})");
+            let message = cat!(
+                "a frame of ",
+                len,
+                " characters, over maxFrameBytes (",
+                max,
+                ")"
+            );
             self.violation(now, &message);
         }
     }
@@ -1096,17 +1129,19 @@ impl Session {
         }
         match self.link {
             Link::Authorizing { since } if now >= since + self.cfg.connect_timeout_ms => {
-                let reason = format!(
-                    "getToken did not settle within {} ms",
-                    self.cfg.connect_timeout_ms
+                let reason = cat!(
+                    "getToken did not settle within ",
+                    self.cfg.connect_timeout_ms,
+                    " ms"
                 );
                 self.token_failed(now, reason);
             }
             Link::Connecting { since } if now >= since + self.cfg.connect_timeout_ms => {
                 self.outputs.push_back(Output::Disconnect);
-                let reason = format!(
-                    "no hello from the relay within {} ms",
-                    self.cfg.connect_timeout_ms
+                let reason = cat!(
+                    "no hello from the relay within ",
+                    self.cfg.connect_timeout_ms,
+                    " ms"
                 );
                 self.lose_link(now, &reason, true);
             }
@@ -1114,7 +1149,7 @@ impl Session {
                 last_rx, ping_ms, ..
             } if now >= last_rx + self.liveness_span(ping_ms) => {
                 self.outputs.push_back(Output::Disconnect);
-                let reason = format!("nothing heard from the relay for {} ms", now - last_rx);
+                let reason = cat!("nothing heard from the relay for ", now - last_rx, " ms");
                 self.lose_link(now, &reason, true);
             }
             Link::Waiting { until: Some(until) } if now >= until => self.connect(now),
@@ -1145,10 +1180,13 @@ impl Session {
 
     fn on_hello(&mut self, now: Millis, version: u32, epoch: &str, ping_ms: Millis) {
         if version != PROTOCOL_VERSION {
-            self.problem(format!(
-                "the relay speaks protocol version {version}; this client speaks {PROTOCOL_VERSION}"
+            self.problem(cat!(
+                "the relay speaks protocol version ",
+                version,
+                "; this client speaks ",
+                PROTOCOL_VERSION
             ));
-            self.close(&format!("incompatible relay (protocol {version})"));
+            self.close(&cat!("incompatible relay (protocol ", version, ")"));
             return;
         }
         self.link = Link::Open {
@@ -1191,7 +1229,7 @@ impl Session {
             })
             .collect();
         if !channels.is_empty() {
-            self.awaiting = channels.iter().map(|c| c.channel.to_string()).collect();
+            self.awaiting = channels.iter().map(|c| String::from(&*c.channel)).collect();
             let text = frame::encode_subscribe(&channels);
             self.send(text);
         }
@@ -1231,7 +1269,7 @@ impl Session {
             }
             self.forbidden.remove(channel);
             let Some(seq) = entry.seq else {
-                self.problem(format!("`subscribed` for `{channel}` without `seq`"));
+                self.problem(cat!("`subscribed` for `", channel, "` without `seq`"));
                 continue;
             };
             let had = self.positions.get(channel).cloned();
@@ -1258,15 +1296,22 @@ impl Session {
                     let reason = match recovered {
                         #[cfg(feature = "simple")]
                         _ if self.cfg.protocol == Protocol::Simple => no_replay_reason(channel),
-                        Some(false) if old.epoch != epoch => format!(
-                            "the relay restarted (epoch {} → {epoch}) and cannot replay `{channel}`",
-                            old.epoch
+                        Some(false) if old.epoch != epoch => cat!(
+                            "the relay restarted (epoch ",
+                            old.epoch,
+                            " → ",
+                            epoch,
+                            ") and cannot replay `",
+                            channel,
+                            "`"
                         ),
-                        Some(false) => format!(
-                            "the relay no longer has the events of `{channel}` after seq {}",
+                        Some(false) => cat!(
+                            "the relay no longer has the events of `",
+                            channel,
+                            "` after seq ",
                             old.seq
                         ),
-                        _ => format!("the relay did not say whether it replays `{channel}`"),
+                        _ => cat!("the relay did not say whether it replays `", channel, "`"),
                     };
                     self.positions.insert(channel.to_owned(), fresh);
                     self.resync(channel, reason);
@@ -1288,8 +1333,10 @@ impl Session {
                 && !self.registry.has_channel(channel)
                 && !self.left.iter().any(|c| c == channel)
             {
-                self.problem(format!(
-                    "the relay sent an event of `{channel}`, which this connection did not subscribe to; dropped"
+                self.problem(cat!(
+                    "the relay sent an event of `",
+                    channel,
+                    "`, which this connection did not subscribe to; dropped"
                 ));
             }
             return false;
@@ -1302,9 +1349,14 @@ impl Session {
         let missed_from = position.seq + 1;
         position.seq = seq;
         if gap {
-            let reason = format!(
-                "events {missed_from}..{} of `{channel}` never arrived",
-                seq - 1
+            let reason = cat!(
+                "events ",
+                missed_from,
+                "..",
+                seq - 1,
+                " of `",
+                channel,
+                "` never arrived"
             );
             self.problem(reason.clone());
             self.resync(channel, reason);
@@ -1330,8 +1382,12 @@ impl Session {
             Ok(ids) => ids,
             Err(e) => {
                 // Deliver as if the event had no ids: a needless refetch beats a lost update.
-                self.problem(format!(
-                    "event on `{channel}`: {e}; delivered without id filtering"
+                self.problem(cat!(
+                    "event on `",
+                    channel,
+                    "`: payload.ids ",
+                    e.0,
+                    "; delivered without id filtering"
                 ));
                 None
             }
@@ -1341,17 +1397,23 @@ impl Session {
         // object is dropped.
         let mut date = ev.date;
         if !(date.is_finite() && date.abs() <= MAX_JS_DATE_MS) {
-            self.problem(format!(
-                "event {} on `{channel}`: `date` is not a time JS can represent; delivered with the receipt time",
-                ev.seq
+            self.problem(cat!(
+                "event ",
+                ev.seq,
+                " on `",
+                channel,
+                "`: `date` is not a time JS can represent; delivered with the receipt time"
             ));
             date = f64::NAN;
         }
         let mut meta = ev.meta;
         if meta.is_some_and(|m| !m.get().trim_start().starts_with('{')) {
-            self.problem(format!(
-                "event {} on `{channel}`: `meta` is not an object; delivered without it",
-                ev.seq
+            self.problem(cat!(
+                "event ",
+                ev.seq,
+                " on `",
+                channel,
+                "`: `meta` is not an object; delivered without it"
             ));
             meta = None;
         }
@@ -1403,7 +1465,7 @@ impl Session {
             self.set_state(ConnectionState::Reconnecting {
                 attempt: 0,
                 delay_ms: None,
-                reason: format!("not connecting: {reason}"),
+                reason: cat!("not connecting: ", reason),
             });
         }
     }
@@ -1433,7 +1495,7 @@ impl Session {
     /// No token: while connecting, this attempt failed (backoff as for a failed connection); while
     /// refreshing, try again later or let the relay end the connection at expiry (then reconnect).
     fn token_failed(&mut self, now: Millis, reason: String) {
-        let message = format!("could not get a token: {reason}");
+        let message = cat!("could not get a token: ", reason);
         self.stats.problems += 1;
         self.outputs.push_back(Output::Error {
             code: TOKEN_ERROR_CODE.into(),
@@ -1538,8 +1600,11 @@ impl Session {
             self.outputs.push_back(Output::Error {
                 code: "forbidden".into(),
                 channel: Some(channel.to_owned()),
-                message: format!(
-                    "the relay refused the subscription to `{channel}` (forbidden): {message}"
+                message: cat!(
+                    "the relay refused the subscription to `",
+                    channel,
+                    "` (forbidden): ",
+                    message
                 ),
             });
         }
@@ -1550,13 +1615,18 @@ impl Session {
         let message = if code == "unauthorized" && self.refresh == Refresh::Sent {
             // The refreshed token was refused; the connection keeps the previous one until it expires.
             self.retry_refresh(now);
-            format!("the relay refused the refreshed token (unauthorized): {message}")
+            cat!(
+                "the relay refused the refreshed token (unauthorized): ",
+                message
+            )
         } else if code == "unauthorized" && !self.cfg.auth {
-            format!(
-                "the relay requires a token (unauthorized): {message}; give the client `token` or `getToken`"
+            cat!(
+                "the relay requires a token (unauthorized): ",
+                message,
+                "; give the client `token` or `getToken`"
             )
         } else {
-            format!("the relay reported an error ({code}): {message}")
+            cat!("the relay reported an error (", code, "): ", message)
         };
         self.stats.problems += 1;
         self.outputs.push_back(Output::Error {
@@ -1580,7 +1650,7 @@ impl Session {
                 .filter(|c| !refused.contains_key(*c))
                 .collect();
             let query = sse_query(&channels, &self.positions);
-            self.awaiting = channels.iter().map(|c| c.to_string()).collect();
+            self.awaiting = channels.iter().map(|c| String::from(*c)).collect();
             self.outputs.push_back(Output::ConnectStream { query });
             self.set_state(ConnectionState::Connecting);
             return;
@@ -1646,9 +1716,10 @@ impl Session {
     #[cfg(feature = "sse")]
     fn fall_back_to_sse(&mut self, now: Millis) {
         self.using_sse = true;
-        self.problem(format!(
-            "WebSocket failed {} times without reaching the relay; falling back to Server-Sent Events",
-            self.ws_failures
+        self.problem(cat!(
+            "WebSocket failed ",
+            self.ws_failures,
+            " times without reaching the relay; falling back to Server-Sent Events"
         ));
         let deadline = now + self.cfg.publish_timeout_ms;
         let mut posts = Vec::new();
@@ -1683,7 +1754,7 @@ impl Session {
             self.set_state(ConnectionState::Reconnecting {
                 attempt: self.backoff.attempt(),
                 delay_ms: None,
-                reason: format!("{reason}; waiting: {}", self.conditions.why_waiting()),
+                reason: cat!(reason, "; waiting: ", self.conditions.why_waiting()),
             });
         }
     }
@@ -1763,7 +1834,7 @@ impl Session {
     /// The relay broke the protocol on this connection: reported (counted in `problems`), the
     /// connection dropped and retried with backoff, as if it had failed.
     fn violation(&mut self, now: Millis, message: &str) {
-        self.problem(format!("protocol violation: {message}; reconnecting"));
+        self.problem(cat!("protocol violation: ", message, "; reconnecting"));
         self.outputs.push_back(Output::Disconnect);
         self.lose_link(now, message, true);
     }
@@ -1812,7 +1883,7 @@ fn sse_query(channels: &[&str], positions: &HashMap<String, ChannelPosition>) ->
                 query.push(',');
             }
             if let Some(p) = positions.get(*c).filter(|p| p.epoch == epoch) {
-                query.push_str(&p.seq.to_string());
+                text::push_decimal(&mut query, p.seq);
             }
         }
     }
@@ -1826,7 +1897,9 @@ pub fn percent_encode_into(out: &mut String, value: &str) {
         if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
         }
     }
 }
