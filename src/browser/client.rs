@@ -194,7 +194,7 @@ impl LiveClient {
             Some("auto") => TransportKind::Auto,
             #[cfg(not(feature = "sse"))]
             Some(name @ ("sse" | "auto")) => {
-                return Err(needs_full_build(&format!("transport: \"{name}\"")))
+                return Err(needs_full_build(&cat!("transport: \"", name, "\"")))
             }
             Some(other) => {
                 return Err(js_sys::TypeError::new(&cat!(
@@ -1099,7 +1099,7 @@ fn protocol_option(options: &JsValue) -> Result<(), JsValue> {
         Some("simple") => Err(needs_full_build("protocol: \"simple\"")),
         Some(name) => Err(type_error(
             "protocol",
-            &format!("\"v1\" or \"simple\", got \"{name}\""),
+            &cat!("\"v1\" or \"simple\", got \"", name, "\""),
         )),
     }
 }
@@ -1126,8 +1126,10 @@ fn backoff_max_default(igniter: bool) -> u64 {
 /// The error for an option this build of the wasm leaves out (the crate's `sse`, `igniter` and
 /// `simple` features): the npm package's entry loads the full build for such options.
 fn needs_full_build(option: &str) -> JsValue {
-    js_sys::Error::new(&format!(
-        "option `{option}` needs the full build of wasm-live-provider (`full/wasm_live_provider.js` in the npm package, which its entry loads for this option); this wasm is the default build: WebSocket and protocol v1 only"
+    js_sys::Error::new(&cat!(
+        "option `",
+        option,
+        "` needs the full build of wasm-live-provider (`full/wasm_live_provider.js` in the npm package, which its entry loads for this option); this wasm is the default build: WebSocket and protocol v1 only"
     ))
     .into()
 }
