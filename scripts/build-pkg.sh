@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the npm package into pkg/: wasm-pack (--target web) + wasm-opt from the npm `binaryen`
-# package + the JS entry and types from pkg-template/. Prints the sizes.
+# Builds the npm package into pkg/: cargo + wasm-bindgen (--target web) + wasm-opt from the npm
+# `binaryen` package + the JS entry and types from pkg-template/. Prints the sizes.
 #
 # Two wasm builds: the default one (WebSocket, protocol v1: what a Refine app ships) into pkg/, and
 # the full one (`--features full`: also Server-Sent Events, Igniter.js streams and the simple
@@ -13,19 +13,39 @@ say() { printf '\033[1m[build-pkg]\033[0m %s\n' "$*"; }
 wasm_opt=node_modules/.bin/wasm-opt
 if [ ! -x "$wasm_opt" ]; then echo "missing $wasm_opt: run scripts/setup.sh" >&2; exit 1; fi
 
-# build OUT_DIR [CARGO_ARGS...]: wasm-pack, then wasm-opt -Oz, into OUT_DIR.
+# The shipped wasm is compiled by a pinned nightly with the standard library rebuilt so that a panic
+# aborts at once (no panic message, no location, no `core::fmt`): see docs/DEPENDENCIES.md for what
+# it saves. scripts/setup.sh installs this toolchain and its rust-src. `STABLE=1` builds with the
+# stable toolchain instead (for comparing the two; not what the package ships).
+NIGHTLY=$(cat scripts/nightly-toolchain)
+TARGET_DIR=target/pkg
+bindgen_version=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' Cargo.toml)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+  echo "wasm-bindgen CLI $bindgen_version is missing: run scripts/setup.sh" >&2; exit 1
+fi
+
+# build OUT_DIR [CARGO_ARGS...]: cargo (release, wasm32), wasm-bindgen --target web, then
+# wasm-opt -Oz, into OUT_DIR.
 build() {
   local out=$1; shift
-  say "compiling the crate to WebAssembly into $out/ (release profile, wasm-pack --target web${*:+, $*})"
-  wasm-pack build --target web --release --out-dir "$out" --out-name wasm_live_provider --no-pack . -- "$@" 2>&1 \
-    | grep -vE '^\s*$|INFO|Compiling|Finished' || true
-  test -f "$out/wasm_live_provider_bg.wasm" || { echo "wasm-pack produced no wasm in $out/" >&2; exit 1; }
+  local wasm=$TARGET_DIR/wasm32-unknown-unknown/release/wasm_live_provider.wasm
+  if [ "${STABLE:-0}" = 1 ]; then
+    say "compiling the crate to WebAssembly into $out/ (stable, release profile${*:+, $*})"
+    cargo build -q --release --lib --target wasm32-unknown-unknown --target-dir "$TARGET_DIR-stable" "$@"
+    wasm=$TARGET_DIR-stable/wasm32-unknown-unknown/release/wasm_live_provider.wasm
+  else
+    say "compiling the crate to WebAssembly into $out/ ($NIGHTLY, std rebuilt with immediate-abort panics${*:+, $*})"
+    RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
+      cargo +"$NIGHTLY" build -q --release --lib --target wasm32-unknown-unknown \
+      -Zbuild-std=std,panic_abort --target-dir "$TARGET_DIR" "$@"
+  fi
+  rm -rf "$out/snippets"
+  wasm-bindgen --target web --out-dir "$out" --out-name wasm_live_provider "$wasm"
   say "optimising $out/ with $("$wasm_opt" --version) (npm binaryen)"
   "$wasm_opt" -Oz --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-multivalue \
     "$out/wasm_live_provider_bg.wasm" -o "$out/wasm_live_provider_bg.wasm.opt"
   mv "$out/wasm_live_provider_bg.wasm.opt" "$out/wasm_live_provider_bg.wasm"
-  rm -f "$out/.gitignore"
 }
 
 rm -rf pkg/full

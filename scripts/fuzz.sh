@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NIGHTLY=nightly-2026-05-19
+NIGHTLY=$(cat scripts/nightly-toolchain)
 CARGO_FUZZ_VERSION=0.13.2
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
