@@ -5,7 +5,6 @@ pub mod coalesce;
 pub mod event;
 pub mod filter;
 pub mod frame;
-pub mod history;
 pub mod igniter;
 pub mod limiter;
 pub mod registry;
@@ -16,7 +15,6 @@ pub mod simple;
 pub use backoff::Backoff;
 pub use event::{payload_ids, Event, RecordId};
 pub use filter::{Filter, TypeFilter};
-pub use history::{ChannelLog, HistoryLimits, Replay};
 pub use registry::{Registry, SubId};
 pub use relays::{Relay, Relays, RelaysError, Urls};
 pub use session::{
