@@ -6,6 +6,7 @@ pub mod event;
 pub mod filter;
 pub mod frame;
 pub mod igniter;
+pub mod json;
 pub mod limiter;
 pub mod registry;
 pub mod relays;
