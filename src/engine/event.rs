@@ -104,8 +104,8 @@ fn number_id(text: &str) -> Result<RecordId, json::Error> {
             text.into()
         });
     }
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(number_to_id(v)),
+    match json::parse_f64(text) {
+        v if v.is_finite() => Ok(number_to_id(v)),
         _ => Err(json::Error("number out of range")),
     }
 }
