@@ -736,10 +736,10 @@ mod tests {
     }
 
     /// Regression (fuzz target `client_frame`): an event dated 1.76e51 ms decoded, re-encoded and
-    /// decoded again came back one unit in the last place away: serde_json's float parsing is
-    /// best-effort (its exact `float_roundtrip` mode costs wasm size). Harmless: the session
-    /// replaces a date a JS `Date` cannot hold with the receipt time, and the relay sends whole
-    /// milliseconds within that range, which round-trip exactly.
+    /// decoded again came back one unit in the last place away: serde_json's float parsing was
+    /// best-effort (the client's own parser, `json::parse_f64`, now rounds correctly). Harmless:
+    /// the session replaces a date a JS `Date` cannot hold with the receipt time, and the relay
+    /// sends whole milliseconds within that range, which round-trip exactly.
     #[test]
     fn event_dates_round_trip_exactly_within_the_js_range() {
         let payload = raw("{}");
