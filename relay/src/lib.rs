@@ -27,6 +27,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod limits;
 pub mod metrics;

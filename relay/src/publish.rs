@@ -184,7 +184,7 @@ pub fn validate_on_any_channel<'a>(
         }
     }
     let payload = event.payload.unwrap_or(empty_object());
-    if let Err(e) = payload_ids(payload) {
+    if let Err(e) = payload_ids(payload.get()) {
         return Err(FrameError::new(
             ErrorCode::BadEvent,
             format!("payload.ids: {}", e.0),

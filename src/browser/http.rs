@@ -2,9 +2,10 @@
 //! (the ticket that opens an authenticated event stream, since `EventSource` cannot send headers).
 
 use super::js::describe;
+use crate::engine::json::{self, Reader};
 use crate::engine::session::PublishResult;
 use js_sys::{Object, Reflect};
-use serde::Deserialize;
+use std::borrow::Cow;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -14,25 +15,41 @@ extern "C" {
     fn global_fetch(url: &str, init: &JsValue) -> js_sys::Promise;
 }
 
-#[derive(Deserialize)]
-struct Ack {
-    seq: u64,
+/// The string members of the JSON object `text` named in `names` (`None` for one missing), or
+/// `None` when `text` is not such an object.
+fn strings<'a, const N: usize>(
+    text: &'a str,
+    names: [&str; N],
+) -> Option<[Option<Cow<'a, str>>; N]> {
+    let mut found = std::array::from_fn(|_| None);
+    let mut r = Reader::new(text);
+    r.object(|r, key| match names.iter().position(|n| *n == key) {
+        Some(i) => {
+            found[i] = Some(r.string()?);
+            Ok(())
+        }
+        None => r.skip(),
+    })
+    .ok()?;
+    r.end().ok()?;
+    Some(found)
 }
 
-#[derive(Deserialize)]
-struct Ticket {
-    ticket: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
+/// The relay's `{"seq": n}` answer to a publish.
+fn ack_seq(text: &str) -> Result<u64, &'static str> {
+    let mut seq = None;
+    let mut r = Reader::new(text);
+    r.object(|r, key| {
+        if key == "seq" {
+            seq = Some(r.u64()?);
+            Ok(())
+        } else {
+            r.skip()
+        }
+    })
+    .map_err(|e: json::Error| e.0)?;
+    r.end().map_err(|e| e.0)?;
+    seq.ok_or("missing field `seq`")
 }
 
 fn set(target: &Object, key: &str, value: &JsValue) {
@@ -78,9 +95,23 @@ async fn post(url: &str, body: Option<&str>, token: Option<&str>) -> Result<(u16
 
 /// The relay's `{"error": {"code", "message"}}`, or the status and text when the body is not that.
 fn error_of(status: u16, text: String) -> (String, String) {
-    match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(b) => (b.error.code, b.error.message),
-        Err(_) => (format!("http_{status}"), text),
+    // `{"error": {...}}`: the detail object's text, then its two strings.
+    let detail = {
+        let mut detail = None;
+        let mut r = Reader::new(&text);
+        let read = r.object(|r, key| {
+            if key == "error" {
+                detail = Some(r.raw()?);
+                Ok(())
+            } else {
+                r.skip()
+            }
+        });
+        read.and_then(|()| r.end()).ok().and(detail)
+    };
+    match detail.and_then(|d| strings(d, ["code", "message"])) {
+        Some([Some(code), Some(message)]) => (code.into_owned(), message.into_owned()),
+        _ => (format!("http_{status}"), text),
     }
 }
 
@@ -91,8 +122,8 @@ pub async fn post_publish(url: &str, body: &str, token: Option<&str>) -> Publish
         Err(reason) => return PublishResult::Unreachable(reason),
     };
     match status {
-        200..=299 => match serde_json::from_str::<Ack>(&text) {
-            Ok(ack) => PublishResult::Acked(ack.seq),
+        200..=299 => match ack_seq(&text) {
+            Ok(seq) => PublishResult::Acked(seq),
             Err(e) => PublishResult::Rejected {
                 code: "bad_answer".into(),
                 message: format!("the relay answered {status} with `{text}`: {e}"),
@@ -113,11 +144,12 @@ pub async fn post_ticket(url: &str, token: &str) -> Result<String, String> {
         .await
         .map_err(|reason| format!("could not get a stream ticket from {url}: {reason}"))?;
     match status {
-        200..=299 => serde_json::from_str::<Ticket>(&text)
-            .map(|t| t.ticket)
-            .map_err(|e| {
-                format!("the relay answered {status} to the ticket request with `{text}`: {e}")
-            }),
+        200..=299 => match strings(&text, ["ticket"]) {
+            Some([Some(ticket)]) => Ok(ticket.into_owned()),
+            _ => Err(format!(
+                "the relay answered {status} to the ticket request with `{text}`: expected {{\"ticket\": \"...\"}}"
+            )),
+        },
         _ => {
             let (code, message) = error_of(status, text);
             Err(format!(

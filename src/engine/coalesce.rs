@@ -22,11 +22,9 @@
 //! [`handle_timeout`](super::Session::handle_timeout).
 
 use super::event::{Event, RecordId};
+use super::json::{self, Kind, Reader};
 use super::registry::SubId;
 use super::session::{Millis, MAX_TIMER_MS};
-use serde::de::{self, MapAccess, Visitor};
-use serde_json::value::RawValue;
-use std::fmt;
 
 /// The events one subscription is holding back in its window.
 #[derive(Debug, Clone, PartialEq)]
@@ -291,43 +289,54 @@ impl Coalescer {
 /// has no ids.
 fn raw_ids(event: &Event) -> Option<Vec<(RecordId, String)>> {
     let ids = event.ids.as_ref()?;
-    let raw: Option<Vec<&RawValue>> = members(&event.payload)
+    let raw: Option<Vec<&str>> = members(&event.payload)
         .and_then(|m| m.into_iter().rev().find(|(k, _)| k == "ids"))
-        .and_then(|(_, v)| serde_json::from_str(v.get()).ok());
+        .and_then(|(_, v)| elements(v));
     Some(match raw {
         Some(raw) if raw.len() == ids.len() => (ids.iter().cloned())
-            .zip(raw.iter().map(|r| r.get().to_owned()))
+            .zip(raw.iter().map(|r| (*r).to_owned()))
             .collect(),
         // Cannot happen for ids the session read from this payload; quoting the normalised form
         // keeps the union correct for a string comparison anyway.
         _ => ids
             .iter()
-            .map(|id| (id.clone(), serde_json::to_string(id).unwrap_or_default()))
+            .map(|id| {
+                let mut quoted = String::new();
+                json::push_str(&mut quoted, id);
+                (id.clone(), quoted)
+            })
             .collect(),
     })
 }
 
-/// The members of a JSON object text, in order; `None` when it is not an object.
-fn members(text: &str) -> Option<Vec<(String, &RawValue)>> {
-    struct Members;
-    impl<'de> Visitor<'de> for Members {
-        type Value = Vec<(String, &'de RawValue)>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
-                out.push(entry);
-            }
-            Ok(out)
-        }
-    }
-    if !text.trim_start().starts_with('{') {
+/// The elements of a JSON array text (their text); `None` when it is not an array.
+fn elements(text: &str) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    let mut r = Reader::new(text);
+    r.array(|r| {
+        out.push(r.raw()?);
+        Ok::<_, json::Error>(())
+    })
+    .ok()?;
+    r.end().ok()?;
+    Some(out)
+}
+
+/// The members of a JSON object text (keys decoded, values as their text), in order; `None` when
+/// it is not an object.
+fn members(text: &str) -> Option<Vec<(String, &str)>> {
+    let mut r = Reader::new(text);
+    if r.kind() != Ok(Kind::Object) {
         return None;
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    de::Deserializer::deserialize_map(&mut de, Members).ok()
+    let mut out = Vec::new();
+    r.object(|r, key| {
+        out.push((key.into_owned(), r.raw()?));
+        Ok::<_, json::Error>(())
+    })
+    .ok()?;
+    r.end().ok()?;
+    Some(out)
 }
 
 /// The JSON object `text` with the members named in `set` replaced (their JSON text) or removed
@@ -339,13 +348,13 @@ fn with_members(text: &str, set: &[(&str, Option<&str>)]) -> Option<String> {
         if out.len() > 1 {
             out.push(',');
         }
-        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        json::push_str(out, key);
         out.push(':');
         out.push_str(value);
     };
     for (key, value) in &kept {
         if !set.iter().any(|(k, _)| k == key) {
-            push(&mut out, key, value.get());
+            push(&mut out, key, value);
         }
     }
     for (key, value) in set {
@@ -363,7 +372,6 @@ mod tests {
     use crate::engine::event::payload_ids;
 
     fn ev(seq: u64, payload: &str, meta: Option<&str>) -> Event {
-        let raw: Box<RawValue> = serde_json::from_str(payload).expect("test JSON");
         Event {
             channel: "resources/posts".into(),
             kind: "updated".into(),
@@ -371,7 +379,7 @@ mod tests {
             payload: payload.into(),
             date: 1_700_000_000_000.0 + seq as f64,
             meta: meta.map(str::to_owned),
-            ids: payload_ids(&raw).expect("test ids"),
+            ids: payload_ids(payload).expect("test ids"),
         }
     }
 

@@ -1,7 +1,6 @@
 //! The event model: what travels on a channel.
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+use super::json::{self, Kind, Reader};
 use std::fmt;
 
 /// A record id, normalised to its string form so that `1` and `"1"` compare equal
@@ -41,88 +40,73 @@ impl fmt::Display for IdsError {
 
 impl std::error::Error for IdsError {}
 
-/// Reads `payload.ids` from a raw JSON payload without building the rest of it.
+/// Reads `payload.ids` from a raw JSON payload (checked JSON text) without building the rest of
+/// it.
 ///
 /// A payload that is not an object, or an object without `ids` (or with `ids: null`), has no ids.
 /// `ids` must otherwise be an array of strings and numbers.
-pub fn payload_ids(payload: &RawValue) -> Result<Option<Vec<RecordId>>, IdsError> {
-    if !payload.get().trim_start().starts_with('{') {
+pub fn payload_ids(payload: &str) -> Result<Option<Vec<RecordId>>, IdsError> {
+    let mut r = Reader::new(payload);
+    if r.kind() != Ok(Kind::Object) {
         return Ok(None);
     }
-    let mut de = serde_json::Deserializer::from_str(payload.get());
-    de::Deserializer::deserialize_map(&mut de, IdsOfPayload).map_err(|e| IdsError(e.to_string()))
-}
-
-struct IdsOfPayload;
-
-impl<'de> Visitor<'de> for IdsOfPayload {
-    type Value = Option<Vec<RecordId>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut ids = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "ids" {
-                ids = map.next_value::<Option<IdList>>()?.map(|l| l.0);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+    let mut ids = None;
+    r.object(|r, key| {
+        if key == "ids" {
+            ids = r.nullable(id_list)?;
+            Ok(())
+        } else {
+            r.skip()
         }
-        Ok(ids)
-    }
+    })
+    .map_err(|e| IdsError(e.0.to_owned()))?;
+    Ok(ids)
 }
 
 /// A list of record ids as found in JSON: strings and numbers, normalised to strings.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct IdList(pub Vec<RecordId>);
-
-impl<'de> de::Deserialize<'de> for IdList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ListVisitor;
-        impl<'de> Visitor<'de> for ListVisitor {
-            type Value = IdList;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array of strings or numbers")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<IdList, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
-                while let Some(id) = seq.next_element::<OneId>()? {
-                    out.push(id.0);
-                }
-                Ok(IdList(out))
-            }
-        }
-        d.deserialize_seq(ListVisitor)
+fn id_list(r: &mut Reader<'_>) -> Result<Vec<RecordId>, json::Error> {
+    if r.kind() != Ok(Kind::Array) {
+        return Err(json::Error(
+            "invalid type: expected an array of strings or numbers",
+        ));
     }
+    let mut out = Vec::new();
+    r.array(|r| {
+        let id = match r.kind()? {
+            Kind::String => r.string()?.into_owned(),
+            Kind::Number => number_id(r.number()?)?,
+            _ => return Err(json::Error("invalid type: expected a string or a number")),
+        };
+        out.push(id);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
-struct OneId(RecordId);
-
-impl<'de> de::Deserialize<'de> for OneId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct IdVisitor;
-        impl Visitor<'_> for IdVisitor {
-            type Value = OneId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneId, E> {
-                Ok(OneId(v.to_owned()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<OneId, E> {
-                Ok(OneId(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<OneId, E> {
-                Ok(OneId(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<OneId, E> {
-                Ok(OneId(number_to_id(v)))
-            }
+/// A JSON number as an id: integers as written (within `u64` or `i64`), others through `f64`.
+fn number_id(text: &str) -> Result<RecordId, json::Error> {
+    let integral = text.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    let fits = || {
+        let digits = text.trim_start_matches('-');
+        // Leading zeros are not JSON, so the length tells whether it fits a u64 or an i64.
+        match (text.starts_with('-'), digits.len()) {
+            (false, 0..=19) | (true, 0..=18) => true,
+            (false, 20) => digits <= "18446744073709551615",
+            (true, 19) => digits <= "9223372036854775808",
+            _ => false,
         }
-        d.deserialize_any(IdVisitor)
+    };
+    if integral && fits() {
+        // `-0` is the number 0.
+        return Ok(if text == "-0" {
+            "0".into()
+        } else {
+            text.into()
+        });
+    }
+    match json::parse_f64(text) {
+        v if v.is_finite() => Ok(number_to_id(v)),
+        _ => Err(json::Error("number out of range")),
     }
 }
 
@@ -132,9 +116,13 @@ pub fn number_to_id(v: f64) -> RecordId {
     if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
         (v as i64).to_string()
     } else {
-        // serde_json's shortest round-trip formatting (as JavaScript prints 2.5 or 0.1), which the
-        // crate carries anyway; `f64`'s own `Display` would add 14 KB of wasm.
-        serde_json::Number::from_f64(v).map_or_else(|| "NaN".to_owned(), |n| n.to_string())
+        // The shortest round-trip formatting (as JavaScript prints 2.5 or 0.1); `f64`'s own
+        // `Display` would add 14 KB of wasm.
+        if v.is_finite() {
+            ryu::Buffer::new().format_finite(v).to_owned()
+        } else {
+            "NaN".to_owned()
+        }
     }
 }
 
@@ -143,8 +131,8 @@ mod tests {
     use super::*;
 
     fn ids(json: &str) -> Result<Option<Vec<RecordId>>, IdsError> {
-        let raw: Box<RawValue> = serde_json::from_str(json).expect("test payload is JSON");
-        payload_ids(&raw)
+        json::validate(json).expect("test payload is JSON");
+        payload_ids(json)
     }
 
     #[test]

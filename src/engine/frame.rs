@@ -3,9 +3,13 @@
 //! Both directions are decoded through one flat envelope (`{"op": ..., ...}`) so that the payload
 //! and meta can stay borrowed raw JSON, then checked into a typed frame whose errors name the
 //! missing or mistyped field. Encoders build each frame from borrowed parts.
+//!
+//! The client's side (reading server frames, writing client frames) is written by hand over
+//! [`super::json`], so that the wasm build carries no serde. The relay's side (reading client
+//! frames, writing server frames) uses serde (module `relay_side`, feature `serde`, also compiled
+//! for the crate's tests, which check each side against the other).
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use super::json::{self, Reader};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -97,27 +101,44 @@ impl std::error::Error for FrameError {}
 pub const RESYNC_TYPE: &str = "$resync";
 
 /// Where a client is in a channel's stream: the last `seq` it has seen, in which relay `epoch`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    any(test, feature = "serde"),
+    derive(serde::Deserialize, serde::Serialize)
+)]
 pub struct Position<'a> {
-    #[serde(borrow)]
+    #[cfg_attr(any(test, feature = "serde"), serde(borrow))]
     pub epoch: Cow<'a, str>,
     pub seq: u64,
 }
 
 /// One entry of a `subscribe` / `unsubscribe` / `subscribed` channel list.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(
+    any(test, feature = "serde"),
+    derive(serde::Deserialize, serde::Serialize)
+)]
 pub struct ChannelEntry<'a> {
-    #[serde(borrow)]
+    #[cfg_attr(any(test, feature = "serde"), serde(borrow))]
     pub channel: Cow<'a, str>,
     /// In `subscribed`: the channel's last sequence number at the time of subscribing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        any(test, feature = "serde"),
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub seq: Option<u64>,
     /// In `subscribe`: resume after this position (replay what was missed).
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        any(test, feature = "serde"),
+        serde(borrow, default, skip_serializing_if = "Option::is_none")
+    )]
     pub since: Option<Position<'a>>,
     /// In `subscribed`, answering a `since`: whether the missed events follow (`true`) or cannot be
     /// replayed (`false`: the client must refetch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        any(test, feature = "serde"),
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub recovered: Option<bool>,
 }
 
@@ -138,27 +159,6 @@ pub enum DateInput<'a> {
     Text(Cow<'a, str>),
 }
 
-impl<'a> DateInput<'a> {
-    /// Reads a raw JSON `date`; anything but a number or a string is a `bad_event`.
-    pub fn read(raw: &'a RawValue) -> Result<DateInput<'a>, FrameError> {
-        let text = raw.get();
-        let read = if text.starts_with('"') {
-            serde_json::from_str::<String>(text).map(|s| DateInput::Text(Cow::Owned(s)))
-        } else {
-            serde_json::from_str::<f64>(text).map(DateInput::Millis)
-        };
-        read.map_err(|_| {
-            FrameError::new(
-                ErrorCode::BadEvent,
-                format!(
-                    "`date` must be a number of milliseconds or an RFC 3339 string, not `{}`",
-                    excerpt(text)
-                ),
-            )
-        })
-    }
-}
-
 /// At most 40 characters of a value, for error messages.
 pub fn excerpt(text: &str) -> Cow<'_, str> {
     match text.char_indices().nth(40) {
@@ -168,6 +168,7 @@ pub fn excerpt(text: &str) -> Cow<'_, str> {
 }
 
 /// An event being published (a client's `publish` frame, or the relay's `POST /publish` body).
+#[cfg(any(test, feature = "serde"))]
 #[derive(Debug, Clone)]
 pub struct Publish<'a> {
     /// Idempotency key: a publish resent with the same key (after a reconnect) is acked again with
@@ -175,9 +176,9 @@ pub struct Publish<'a> {
     pub key: Option<Cow<'a, str>>,
     pub channel: Cow<'a, str>,
     pub kind: Cow<'a, str>,
-    pub payload: Option<&'a RawValue>,
+    pub payload: Option<&'a serde_json::value::RawValue>,
     pub date: Option<DateInput<'a>>,
-    pub meta: Option<&'a RawValue>,
+    pub meta: Option<&'a serde_json::value::RawValue>,
     /// Only connections holding one of these scopes receive the event (see `docs/PROTOCOL.md`).
     pub scopes: Option<Vec<Cow<'a, str>>>,
 }
@@ -193,6 +194,7 @@ pub const REVALIDATE_CHANNEL: &str = "$revalidate";
 pub const REVALIDATE_TYPE: &str = "revalidate";
 
 /// Frames a client sends.
+#[cfg(any(test, feature = "serde"))]
 #[derive(Debug, Clone)]
 pub enum ClientFrame<'a> {
     Subscribe {
@@ -220,10 +222,12 @@ pub struct EventFrame<'a> {
     pub channel: Cow<'a, str>,
     pub seq: u64,
     pub kind: Cow<'a, str>,
-    pub payload: &'a RawValue,
+    /// Raw JSON text (checked).
+    pub payload: &'a str,
     /// Milliseconds since the Unix epoch.
     pub date: f64,
-    pub meta: Option<&'a RawValue>,
+    /// Raw JSON text (checked).
+    pub meta: Option<&'a str>,
 }
 
 /// Frames the relay sends.
@@ -265,133 +269,159 @@ pub enum ServerFrame<'a> {
     Pong,
 }
 
-/// Every field any frame may carry; which ones are required depends on `op`.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    op: Cow<'a, str>,
-    #[serde(default)]
-    id: Option<u64>,
-    #[serde(borrow, default)]
-    key: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    channel: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    channels: Option<Vec<ChannelEntry<'a>>>,
-    #[serde(borrow, default, rename = "type")]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    payload: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    date: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    meta: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    scopes: Option<Vec<Cow<'a, str>>>,
-    #[serde(default)]
-    seq: Option<u64>,
-    #[serde(default)]
-    version: Option<u32>,
-    #[serde(borrow, default)]
-    epoch: Option<Cow<'a, str>>,
-    #[serde(default)]
-    ping_ms: Option<u64>,
-    #[serde(borrow, default)]
-    code: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    message: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    token: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    sub: Option<Cow<'a, str>>,
-    #[serde(default)]
-    ttl_ms: Option<u64>,
-}
+#[cfg(any(test, feature = "serde"))]
+mod relay_side;
+#[cfg(any(test, feature = "serde"))]
+pub use relay_side::{
+    decode_client, encode_ack, encode_authed, encode_channel_error, encode_error, encode_event,
+    encode_hello, encode_skip, encode_subscribed, request_id,
+};
 
-fn envelope(text: &str) -> Result<Envelope<'_>, FrameError> {
-    serde_json::from_str(text)
-        .map_err(|e| FrameError::bad(format!("not a valid frame: {}", describe(text, e))))
-}
-
-/// The decoding error, with the path of the offending field when the `field-paths` feature is on.
-#[cfg(feature = "field-paths")]
-fn describe(text: &str, e: serde_json::Error) -> String {
-    let mut de = serde_json::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize::<_, Envelope<'_>>(&mut de) {
-        Err(pe) if pe.path().iter().next().is_some() => format!("`{}`: {}", pe.path(), pe.inner()),
-        _ => e.to_string(),
+impl From<json::Error> for FrameError {
+    fn from(e: json::Error) -> Self {
+        invalid(None, e)
     }
 }
 
-#[cfg(not(feature = "field-paths"))]
-fn describe(_text: &str, e: serde_json::Error) -> String {
-    e.to_string()
+/// `not a valid frame: `field`: reason`.
+fn invalid(field: Option<&str>, e: json::Error) -> FrameError {
+    let mut message = String::from("not a valid frame: ");
+    if let Some(field) = field {
+        message.push('`');
+        message.push_str(field);
+        message.push_str("`: ");
+    }
+    message.push_str(e.0);
+    FrameError::bad(message)
 }
 
 fn required<T>(value: Option<T>, op: &str, field: &str) -> Result<T, FrameError> {
-    value.ok_or_else(|| FrameError::bad(format!("`{op}` frame without `{field}`")))
+    value.ok_or_else(|| FrameError::bad(["`", op, "` frame without `", field, "`"].concat()))
 }
 
-/// Reads a frame sent by a client.
-pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
-    let e = envelope(text).map_err(|err| FrameError {
-        id: request_id(text),
-        ..err
-    })?;
-    let op = e.op.as_ref();
-    let frame = match op {
-        "subscribe" => ClientFrame::Subscribe {
-            channels: required(e.channels, op, "channels")?,
-        },
-        "unsubscribe" => ClientFrame::Unsubscribe {
-            channels: required(e.channels, op, "channels")?,
-        },
-        "publish" => {
-            let id = required(e.id, op, "id")?;
-            let with_id = |err: FrameError| FrameError {
-                id: Some(id),
-                ..err
-            };
-            ClientFrame::Publish {
-                id,
-                event: Publish {
-                    key: e.key,
-                    channel: required(e.channel, op, "channel").map_err(with_id)?,
-                    kind: required(e.kind, op, "type").map_err(with_id)?,
-                    payload: e.payload,
-                    date: e.date.map(DateInput::read).transpose().map_err(with_id)?,
-                    meta: e.meta,
-                    scopes: e.scopes,
-                },
-            }
-        }
-        "auth" => ClientFrame::Auth {
-            token: required(e.token, op, "token")?,
-        },
-        "ping" => ClientFrame::Ping,
-        "pong" => ClientFrame::Pong,
-        other => return Err(FrameError::bad(format!("unknown op `{other}`"))),
-    };
-    Ok(frame)
-}
-
-/// The `id` of a frame that failed to decode (or was refused unread, as too large), when it has a
-/// readable one: a publish that is malformed elsewhere can still be answered by id.
-pub fn request_id(text: &str) -> Option<u64> {
-    #[derive(Deserialize)]
-    struct IdOnly {
-        id: Option<u64>,
+/// Stores a field read by the decoder, refusing a second occurrence; `null` leaves it unset.
+fn put<T>(
+    slot: &mut Option<T>,
+    name: &str,
+    read: Result<Option<T>, json::Error>,
+) -> Result<(), FrameError> {
+    let value = read.map_err(|e| invalid(Some(name), e))?;
+    if slot.is_some() {
+        return Err(FrameError::bad(
+            ["not a valid frame: duplicate field `", name, "`"].concat(),
+        ));
     }
-    serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id)
+    *slot = value;
+    Ok(())
+}
+
+/// Every field a server frame may carry; which ones are required depends on `op`.
+#[derive(Default)]
+struct ServerFields<'a> {
+    op: Option<Cow<'a, str>>,
+    id: Option<u64>,
+    channel: Option<Cow<'a, str>>,
+    channels: Option<Vec<ChannelEntry<'a>>>,
+    kind: Option<Cow<'a, str>>,
+    payload: Option<&'a str>,
+    date: Option<&'a str>,
+    meta: Option<&'a str>,
+    seq: Option<u64>,
+    version: Option<u32>,
+    epoch: Option<Cow<'a, str>>,
+    ping_ms: Option<u64>,
+    code: Option<Cow<'a, str>>,
+    message: Option<Cow<'a, str>>,
+    sub: Option<Cow<'a, str>>,
+    ttl_ms: Option<u64>,
+}
+
+fn server_fields(text: &str) -> Result<ServerFields<'_>, FrameError> {
+    let mut f = ServerFields::default();
+    let mut r = Reader::new(text);
+    r.object(|r, key| {
+        let name = key.as_ref();
+        match name {
+            "op" => put(&mut f.op, name, r.string().map(Some)),
+            "id" => put(&mut f.id, name, r.nullable(Reader::u64)),
+            "channel" => put(&mut f.channel, name, r.nullable(Reader::string)),
+            "channels" => put(&mut f.channels, name, r.nullable(channel_list)),
+            "type" => put(&mut f.kind, name, r.nullable(Reader::string)),
+            "payload" => put(&mut f.payload, name, r.nullable(Reader::raw)),
+            "date" => put(&mut f.date, name, r.nullable(Reader::raw)),
+            "meta" => put(&mut f.meta, name, r.nullable(Reader::raw)),
+            "seq" => put(&mut f.seq, name, r.nullable(Reader::u64)),
+            "version" => put(&mut f.version, name, r.nullable(u32_value)),
+            "epoch" => put(&mut f.epoch, name, r.nullable(Reader::string)),
+            "ping_ms" => put(&mut f.ping_ms, name, r.nullable(Reader::u64)),
+            "code" => put(&mut f.code, name, r.nullable(Reader::string)),
+            "message" => put(&mut f.message, name, r.nullable(Reader::string)),
+            "sub" => put(&mut f.sub, name, r.nullable(Reader::string)),
+            "ttl_ms" => put(&mut f.ttl_ms, name, r.nullable(Reader::u64)),
+            _ => r.skip().map_err(FrameError::from),
+        }
+    })?;
+    r.end()?;
+    if f.op.is_none() {
+        return Err(FrameError::bad("not a valid frame: missing field `op`"));
+    }
+    Ok(f)
+}
+
+fn u32_value(r: &mut Reader<'_>) -> Result<u32, json::Error> {
+    u32::try_from(r.u64()?).map_err(|_| json::Error("number too large"))
+}
+
+fn channel_list<'a>(r: &mut Reader<'a>) -> Result<Vec<ChannelEntry<'a>>, json::Error> {
+    let mut out = Vec::new();
+    r.array(|r| {
+        out.push(channel_entry(r)?);
+        Ok::<_, json::Error>(())
+    })?;
+    Ok(out)
+}
+
+fn channel_entry<'a>(r: &mut Reader<'a>) -> Result<ChannelEntry<'a>, json::Error> {
+    let mut channel = None;
+    let mut entry = ChannelEntry::default();
+    r.object(|r, key| {
+        match key.as_ref() {
+            "channel" => channel = Some(r.string()?),
+            "seq" => entry.seq = r.nullable(Reader::u64)?,
+            "since" => entry.since = r.nullable(position)?,
+            "recovered" => entry.recovered = r.nullable(Reader::bool)?,
+            _ => r.skip()?,
+        }
+        Ok::<_, json::Error>(())
+    })?;
+    entry.channel = channel.ok_or(json::Error("missing field `channel`"))?;
+    Ok(entry)
+}
+
+fn position<'a>(r: &mut Reader<'a>) -> Result<Position<'a>, json::Error> {
+    let (mut epoch, mut seq) = (None, None);
+    r.object(|r, key| {
+        match key.as_ref() {
+            "epoch" => epoch = Some(r.string()?),
+            "seq" => seq = Some(r.u64()?),
+            _ => r.skip()?,
+        }
+        Ok::<_, json::Error>(())
+    })?;
+    Ok(Position {
+        epoch: epoch.ok_or(json::Error("missing field `epoch`"))?,
+        seq: seq.ok_or(json::Error("missing field `seq`"))?,
+    })
 }
 
 /// Reads a frame sent by the relay.
 pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
-    let e = envelope(text)?;
-    let op = e.op.as_ref();
+    let e = server_fields(text)?;
+    let op = e.op.as_deref().unwrap_or_default();
     let frame = match op {
         "event" => {
-            let date = serde_json::from_str::<f64>(required(e.date, op, "date")?.get())
+            let date = Reader::new(required(e.date, op, "date")?)
+                .f64()
                 .map_err(|_| FrameError::bad("`event` frame whose `date` is not a number"))?;
             ServerFrame::Event(EventFrame {
                 channel: required(e.channel, op, "channel")?,
@@ -430,217 +460,129 @@ pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
         },
         "ping" => ServerFrame::Ping,
         "pong" => ServerFrame::Pong,
-        other => return Err(FrameError::bad(format!("unknown op `{other}`"))),
+        other => return Err(FrameError::bad(["unknown op `", other, "`"].concat())),
     };
     Ok(frame)
 }
 
-#[derive(Serialize)]
-struct OpOnly {
-    op: &'static str,
-}
-
-#[derive(Serialize)]
-struct ChannelsOut<'a> {
-    op: &'static str,
-    channels: &'a [ChannelEntry<'a>],
-}
-
 /// A `publish` frame a client sends (also the body of `POST /publish` without `op` and `id`).
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct PublishOut<'a> {
     pub op: &'static str,
     pub id: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
     pub channel: &'a str,
-    #[serde(rename = "type")]
     pub kind: &'a str,
-    pub payload: &'a RawValue,
+    /// Raw JSON text, already checked (see [`json::validate`]).
+    pub payload: &'a str,
     pub date: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub meta: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Raw JSON text, already checked.
+    pub meta: Option<&'a str>,
     pub scopes: Option<&'a [String]>,
 }
 
 impl PublishOut<'_> {
     pub fn encode(&self) -> String {
-        to_json(self)
+        let mut out = String::from("{");
+        json::push_key(&mut out, "op");
+        json::push_str(&mut out, self.op);
+        json::push_key(&mut out, "id");
+        json::push_u64(&mut out, self.id);
+        if let Some(key) = self.key {
+            json::push_key(&mut out, "key");
+            json::push_str(&mut out, key);
+        }
+        json::push_key(&mut out, "channel");
+        json::push_str(&mut out, self.channel);
+        json::push_key(&mut out, "type");
+        json::push_str(&mut out, self.kind);
+        json::push_key(&mut out, "payload");
+        out.push_str(self.payload);
+        json::push_key(&mut out, "date");
+        json::push_f64(&mut out, self.date);
+        if let Some(meta) = self.meta {
+            json::push_key(&mut out, "meta");
+            out.push_str(meta);
+        }
+        if let Some(scopes) = self.scopes {
+            json::push_key(&mut out, "scopes");
+            out.push('[');
+            for (i, scope) in scopes.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json::push_str(&mut out, scope);
+            }
+            out.push(']');
+        }
+        out.push('}');
+        out
     }
 }
 
-#[derive(Serialize)]
-struct EventOut<'a> {
-    op: &'static str,
-    channel: &'a str,
-    seq: u64,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    payload: &'a RawValue,
-    date: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    meta: Option<&'a RawValue>,
-}
-
-#[derive(Serialize)]
-struct SkipOut<'a> {
-    op: &'static str,
-    channel: &'a str,
-    seq: u64,
-}
-
-#[derive(Serialize)]
-struct HelloOut<'a> {
-    op: &'static str,
-    version: u32,
-    epoch: &'a str,
-    ping_ms: u64,
-}
-
-#[derive(Serialize)]
-struct AckOut {
-    op: &'static str,
-    id: u64,
-    seq: u64,
-}
-
-#[derive(Serialize)]
-struct ErrorOut<'a> {
-    op: &'static str,
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    channel: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct AuthOut<'a> {
-    op: &'static str,
-    token: &'a str,
-}
-
-#[derive(Serialize)]
-struct AuthedOut<'a> {
-    op: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sub: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ttl_ms: Option<u64>,
-}
-
-fn to_json<T: Serialize>(value: &T) -> String {
-    // Serializing these plain structs (strings, numbers, already-valid raw JSON) cannot fail.
-    serde_json::to_string(value).unwrap_or_default()
-}
-
 pub fn encode_ping() -> String {
-    to_json(&OpOnly { op: "ping" })
+    r#"{"op":"ping"}"#.to_owned()
 }
 
 pub fn encode_pong() -> String {
-    to_json(&OpOnly { op: "pong" })
+    r#"{"op":"pong"}"#.to_owned()
+}
+
+fn encode_channels(op: &str, channels: &[ChannelEntry<'_>]) -> String {
+    let mut out = String::from("{");
+    json::push_key(&mut out, "op");
+    json::push_str(&mut out, op);
+    json::push_key(&mut out, "channels");
+    out.push('[');
+    for (i, entry) in channels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        json::push_key(&mut out, "channel");
+        json::push_str(&mut out, &entry.channel);
+        if let Some(seq) = entry.seq {
+            json::push_key(&mut out, "seq");
+            json::push_u64(&mut out, seq);
+        }
+        if let Some(since) = &entry.since {
+            json::push_key(&mut out, "since");
+            out.push('{');
+            json::push_key(&mut out, "epoch");
+            json::push_str(&mut out, &since.epoch);
+            json::push_key(&mut out, "seq");
+            json::push_u64(&mut out, since.seq);
+            out.push('}');
+        }
+        if let Some(recovered) = entry.recovered {
+            json::push_key(&mut out, "recovered");
+            out.push_str(if recovered { "true" } else { "false" });
+        }
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
 }
 
 pub fn encode_subscribe(channels: &[ChannelEntry<'_>]) -> String {
-    to_json(&ChannelsOut {
-        op: "subscribe",
-        channels,
-    })
+    encode_channels("subscribe", channels)
 }
 
 pub fn encode_unsubscribe(channels: &[ChannelEntry<'_>]) -> String {
-    to_json(&ChannelsOut {
-        op: "unsubscribe",
-        channels,
-    })
-}
-
-pub fn encode_subscribed(channels: &[ChannelEntry<'_>]) -> String {
-    to_json(&ChannelsOut {
-        op: "subscribed",
-        channels,
-    })
-}
-
-pub fn encode_event(
-    channel: &str,
-    seq: u64,
-    kind: &str,
-    payload: &RawValue,
-    date: f64,
-    meta: Option<&RawValue>,
-) -> String {
-    to_json(&EventOut {
-        op: "event",
-        channel,
-        seq,
-        kind,
-        payload,
-        date,
-        meta,
-    })
-}
-
-pub fn encode_skip(channel: &str, seq: u64) -> String {
-    to_json(&SkipOut {
-        op: "skip",
-        channel,
-        seq,
-    })
-}
-
-pub fn encode_hello(epoch: &str, ping_ms: u64) -> String {
-    to_json(&HelloOut {
-        op: "hello",
-        version: PROTOCOL_VERSION,
-        epoch,
-        ping_ms,
-    })
-}
-
-pub fn encode_ack(id: u64, seq: u64) -> String {
-    to_json(&AckOut { op: "ack", id, seq })
-}
-
-pub fn encode_error(code: ErrorCode, message: &str, id: Option<u64>) -> String {
-    to_json(&ErrorOut {
-        op: "error",
-        code: code.as_str(),
-        message,
-        id,
-        channel: None,
-    })
-}
-
-/// An `error` frame about one channel of a `subscribe` (e.g. `forbidden`).
-pub fn encode_channel_error(code: ErrorCode, message: &str, channel: &str) -> String {
-    to_json(&ErrorOut {
-        op: "error",
-        code: code.as_str(),
-        message,
-        id: None,
-        channel: Some(channel),
-    })
+    encode_channels("unsubscribe", channels)
 }
 
 pub fn encode_auth(token: &str) -> String {
-    to_json(&AuthOut { op: "auth", token })
-}
-
-pub fn encode_authed(sub: Option<&str>, ttl_ms: Option<u64>) -> String {
-    to_json(&AuthedOut {
-        op: "authed",
-        sub,
-        ttl_ms,
-    })
+    let mut out = String::from(r#"{"op":"auth","token":"#);
+    json::push_str(&mut out, token);
+    out.push('}');
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_owned()).expect("test JSON")
@@ -664,8 +606,8 @@ mod tests {
         assert_eq!(ev.channel, "resources/posts");
         assert_eq!(ev.seq, 42);
         assert_eq!(ev.kind, "updated");
-        assert_eq!(ev.payload.get(), payload.get());
-        assert_eq!(ev.meta.map(RawValue::get), Some(meta.get()));
+        assert_eq!(ev.payload, payload.get());
+        assert_eq!(ev.meta, Some(meta.get()));
         assert_eq!(ev.date, 1.7e12);
     }
 
@@ -695,7 +637,7 @@ mod tests {
             key: Some("k-7"),
             channel: "a",
             kind: "created",
-            payload: &p,
+            payload: p.get(),
             date: 5.0,
             meta: None,
             scopes: Some(&["user:1".to_owned()]),
@@ -794,10 +736,10 @@ mod tests {
     }
 
     /// Regression (fuzz target `client_frame`): an event dated 1.76e51 ms decoded, re-encoded and
-    /// decoded again came back one unit in the last place away: serde_json's float parsing is
-    /// best-effort (its exact `float_roundtrip` mode costs wasm size). Harmless: the session
-    /// replaces a date a JS `Date` cannot hold with the receipt time, and the relay sends whole
-    /// milliseconds within that range, which round-trip exactly.
+    /// decoded again came back one unit in the last place away: serde_json's float parsing was
+    /// best-effort (the client's own parser, `json::parse_f64`, now rounds correctly). Harmless:
+    /// the session replaces a date a JS `Date` cannot hold with the receipt time, and the relay
+    /// sends whole milliseconds within that range, which round-trip exactly.
     #[test]
     fn event_dates_round_trip_exactly_within_the_js_range() {
         let payload = raw("{}");
@@ -828,5 +770,422 @@ mod tests {
             "{} then {again}",
             e.date
         );
+    }
+
+    /// Strings that take every path of the escaping: quotes, backslashes, control characters,
+    /// non-ASCII, astral characters, the JSON-legal but JS-awkward line separators.
+    const TRICKY: &[&str] = &[
+        "",
+        "plain",
+        "resources/posts",
+        "quote \" backslash \\ slash /",
+        "\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}",
+        "é ü ß — 日本語",
+        "😀 \u{10FFFF}",
+        "\u{2028}\u{2029}",
+        "{\"not\":\"json\"}",
+    ];
+
+    /// Every server frame the relay's serde encoders can write, with the values the client's
+    /// hand-written decoder must read back.
+    fn server_frames() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for &s in TRICKY {
+            let d = |f: &str| format!("{f}:{s}");
+            out.push((encode_hello(s, u64::MAX), d("hello")));
+            out.push((encode_skip(s, u64::MAX), d("skip")));
+            out.push((
+                encode_error(ErrorCode::Forbidden, s, Some(u64::MAX)),
+                d("error"),
+            ));
+            out.push((
+                encode_channel_error(ErrorCode::Forbidden, s, s),
+                d("channel error"),
+            ));
+            out.push((encode_authed(Some(s), Some(0)), d("authed")));
+            let entries = [
+                ChannelEntry::named(s),
+                ChannelEntry {
+                    seq: Some(u64::MAX),
+                    recovered: Some(true),
+                    ..ChannelEntry::named(s)
+                },
+                ChannelEntry {
+                    seq: Some(0),
+                    recovered: Some(false),
+                    since: Some(Position {
+                        epoch: s.into(),
+                        seq: 1,
+                    }),
+                    ..ChannelEntry::named("x")
+                },
+            ];
+            out.push((encode_subscribed(&entries), d("subscribed")));
+            out.push((encode_subscribed(&[]), d("subscribed none")));
+            let mut quoted = String::new();
+            json::push_str(&mut quoted, s);
+            let payload = raw(&format!(
+                r#"{{"ids":[1,"2",{quoted}],"t":{quoted},"n":[[{{}}]]}}"#
+            ));
+            let meta = raw(&format!(r#"{{"k":{quoted}}}"#));
+            for date in [
+                0.0,
+                1_763_800_000_123.0,
+                -8.64e15,
+                8.64e15,
+                2.5,
+                1e300,
+                -0.0,
+            ] {
+                let text = encode_event(s, u64::MAX, s, &payload, date, Some(&meta));
+                out.push((text, d("event")));
+            }
+            out.push((
+                encode_event(s, 0, s, &raw(&quoted), 1.0, None),
+                d("event, text payload"),
+            ));
+        }
+        out.push((encode_ack(0, u64::MAX), "ack".into()));
+        out.push((encode_authed(None, None), "authed, open".into()));
+        out.push((encode_ping(), "ping".into()));
+        out.push((encode_pong(), "pong".into()));
+        out
+    }
+
+    /// A server frame as a `serde_json::Value`, decoded by the client's decoder.
+    fn server_value(text: &str) -> serde_json::Value {
+        use serde_json::json;
+        let entry = |c: &ChannelEntry<'_>| serde_json::to_value(c).expect("an entry");
+        match decode_server(text).unwrap_or_else(|e| panic!("{text}: {e}")) {
+            ServerFrame::Hello {
+                version,
+                epoch,
+                ping_ms,
+            } => json!({"op": "hello", "version": version, "epoch": epoch, "ping_ms": ping_ms}),
+            ServerFrame::Subscribed { channels } => {
+                json!({"op": "subscribed", "channels": channels.iter().map(entry).collect::<Vec<_>>()})
+            }
+            ServerFrame::Event(e) => {
+                let mut v = json!({
+                    "op": "event", "channel": e.channel, "seq": e.seq, "type": e.kind,
+                    "payload": serde_json::from_str::<serde_json::Value>(e.payload).expect("payload"),
+                    "date": e.date,
+                });
+                if let Some(meta) = e.meta {
+                    v["meta"] = serde_json::from_str(meta).expect("meta");
+                }
+                v
+            }
+            ServerFrame::Skip { channel, seq } => {
+                json!({"op": "skip", "channel": channel, "seq": seq})
+            }
+            ServerFrame::Ack { id, seq } => json!({"op": "ack", "id": id, "seq": seq}),
+            ServerFrame::Authed { sub, ttl_ms } => {
+                let mut v = json!({"op": "authed"});
+                if let Some(sub) = sub {
+                    v["sub"] = json!(sub);
+                }
+                if let Some(ttl_ms) = ttl_ms {
+                    v["ttl_ms"] = json!(ttl_ms);
+                }
+                v
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                id,
+                channel,
+            } => {
+                let mut v = json!({"op": "error", "code": code, "message": message});
+                if let Some(id) = id {
+                    v["id"] = json!(id);
+                }
+                if let Some(channel) = channel {
+                    v["channel"] = json!(channel);
+                }
+                v
+            }
+            ServerFrame::Ping => json!({"op": "ping"}),
+            ServerFrame::Pong => json!({"op": "pong"}),
+        }
+    }
+
+    #[test]
+    fn every_server_frame_the_relay_writes_the_client_reads() {
+        for (text, what) in server_frames() {
+            let theirs: serde_json::Value = serde_json::from_str(&text).expect("serde reads it");
+            assert_eq!(server_value(&text), theirs, "{what}: {text}");
+            // Raw spans are the exact text the relay wrote.
+            if let Ok(ServerFrame::Event(e)) = decode_server(&text) {
+                assert!(
+                    text.contains(&format!(r#""payload":{},"#, e.payload)),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_client_reads_server_frames_however_they_are_laid_out() {
+        for (text, what) in server_frames() {
+            let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            // Other key order (serde_json's map is sorted), whitespace everywhere, `\u` escapes
+            // for every non-ASCII character, and fields the client does not know.
+            let pretty = serde_json::to_string_pretty(&value).expect("JSON");
+            let escaped: String = pretty
+                .chars()
+                .map(|c| match c {
+                    c if c.is_ascii() => c.to_string(),
+                    c => {
+                        let mut units = [0u16; 2];
+                        c.encode_utf16(&mut units)
+                            .iter()
+                            .map(|u| format!("\\u{u:04X}"))
+                            .collect()
+                    }
+                })
+                .collect();
+            let extra = text.replacen(
+                '{',
+                r#"{"zz":{"a":[1,2.5e-3,true,null,"\ud800"]},"version2":-1,"token":5,"#,
+                1,
+            );
+            for variant in [pretty, escaped, extra] {
+                assert_eq!(server_value(&variant), value, "{what}: {variant}");
+            }
+        }
+    }
+
+    #[test]
+    fn server_frames_missing_a_field_name_it() {
+        let cases = [
+            (
+                r#"{"op":"hello","epoch":"e","ping_ms":1}"#,
+                "`hello` frame without `version`",
+            ),
+            (
+                r#"{"op":"hello","version":1,"ping_ms":1}"#,
+                "`hello` frame without `epoch`",
+            ),
+            (
+                r#"{"op":"hello","version":1,"epoch":"e"}"#,
+                "`hello` frame without `ping_ms`",
+            ),
+            (r#"{"op":"skip","seq":1}"#, "`skip` frame without `channel`"),
+            (
+                r#"{"op":"skip","channel":"c","seq":null}"#,
+                "`skip` frame without `seq`",
+            ),
+            (r#"{"op":"ack","seq":1}"#, "`ack` frame without `id`"),
+            (
+                r#"{"op":"subscribed"}"#,
+                "`subscribed` frame without `channels`",
+            ),
+            (
+                r#"{"op":"error","code":"x"}"#,
+                "`error` frame without `message`",
+            ),
+            (
+                r#"{"op":"event","seq":1,"type":"t","payload":{},"date":1}"#,
+                "`event` frame without `channel`",
+            ),
+            (
+                r#"{"op":"event","channel":"c","type":"t","payload":{},"date":1}"#,
+                "`event` frame without `seq`",
+            ),
+            (
+                r#"{"op":"event","channel":"c","seq":1,"payload":{},"date":1}"#,
+                "`event` frame without `type`",
+            ),
+            (
+                r#"{"op":"event","channel":"c","seq":1,"type":"t","date":1}"#,
+                "`event` frame without `payload`",
+            ),
+            (
+                r#"{"op":"event","channel":"c","seq":1,"type":"t","payload":null,"date":1}"#,
+                "`event` frame without `payload`",
+            ),
+            (
+                r#"{"op":"event","channel":"c","seq":1,"type":"t","payload":{},"date":"x"}"#,
+                "`event` frame whose `date` is not a number",
+            ),
+            (
+                r#"{"op":"event","channel":"c","seq":1,"type":"t","payload":{},"date":1e999}"#,
+                "`event` frame whose `date` is not a number",
+            ),
+            (r#"{"seq":1}"#, "missing field `op`"),
+            (r#"{"op":"dance"}"#, "unknown op `dance`"),
+        ];
+        for (text, message) in cases {
+            let e = decode_server(text).expect_err(text);
+            assert_eq!(e.code, ErrorCode::BadFrame);
+            assert!(e.message.contains(message), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn mistyped_or_malformed_server_frames_name_what_is_wrong() {
+        let cases = [
+            (r#"{"op":"ack","id":"1","seq":2}"#, "`id`"),
+            (r#"{"op":"ack","id":1,"seq":-2}"#, "`seq`"),
+            (r#"{"op":"ack","id":1,"seq":2.0}"#, "`seq`"),
+            (r#"{"op":"ack","id":1,"seq":18446744073709551616}"#, "`seq`"),
+            (
+                r#"{"op":"hello","version":4294967296,"epoch":"e","ping_ms":1}"#,
+                "`version`",
+            ),
+            (
+                r#"{"op":"hello","version":1,"epoch":7,"ping_ms":1}"#,
+                "`epoch`",
+            ),
+            (r#"{"op":"subscribed","channels":"a"}"#, "`channels`"),
+            (
+                r#"{"op":"subscribed","channels":[{"seq":1}]}"#,
+                "missing field `channel`",
+            ),
+            (
+                r#"{"op":"subscribed","channels":[{"channel":"a","since":{"seq":1}}]}"#,
+                "missing field `epoch`",
+            ),
+            (
+                r#"{"op":"subscribed","channels":[{"channel":"a","recovered":1}]}"#,
+                "`channels`",
+            ),
+            (
+                r#"{"op":"skip","channel":"a","channel":"b","seq":1}"#,
+                "duplicate field `channel`",
+            ),
+            (
+                r#"{"op":"event","channel":"c","seq":1,"type":"t","payload":{"a":},"date":1}"#,
+                "`payload`",
+            ),
+            (
+                r#"{"op":"error","code":"x","message":"\ud800"}"#,
+                "`message`",
+            ),
+            (r#"{"op":"ping"} x"#, "trailing"),
+            (r#"{"op":"ping""#, "not a valid frame"),
+            ("[]", "not a valid frame"),
+            ("", "not a valid frame"),
+            ("not json", "not a valid frame"),
+            (r#"{"op":null}"#, "`op`"),
+        ];
+        for (text, part) in cases {
+            let e = decode_server(text).expect_err(text);
+            assert_eq!(e.code, ErrorCode::BadFrame);
+            assert!(e.message.contains(part), "{text}: {e}");
+            // What the client refuses, serde refuses too (or it is a field it does not read).
+        }
+        // `null` for an optional field is as if it were absent (as serde reads `Option`s).
+        assert!(matches!(
+            decode_server(r#"{"op":"error","code":"c","message":"m","id":null,"channel":null}"#),
+            Ok(ServerFrame::Error {
+                id: None,
+                channel: None,
+                ..
+            })
+        ));
+    }
+
+    /// What the session sends, written by hand, read by the relay's serde decoder.
+    #[test]
+    fn every_client_frame_the_client_writes_the_relay_reads() {
+        #[derive(serde::Serialize)]
+        struct ChannelsOut<'a> {
+            op: &'static str,
+            channels: &'a [ChannelEntry<'a>],
+        }
+        for &s in TRICKY {
+            let entries = [
+                ChannelEntry::named(s),
+                ChannelEntry {
+                    since: Some(Position {
+                        epoch: s.into(),
+                        seq: u64::MAX,
+                    }),
+                    ..ChannelEntry::named(s)
+                },
+                ChannelEntry {
+                    seq: Some(3),
+                    recovered: Some(false),
+                    ..ChannelEntry::named("x")
+                },
+            ];
+            for (op, text) in [
+                ("subscribe", encode_subscribe(&entries)),
+                ("unsubscribe", encode_unsubscribe(&entries)),
+            ] {
+                let serde_text = serde_json::to_string(&ChannelsOut {
+                    op,
+                    channels: &entries,
+                })
+                .expect("JSON");
+                assert_eq!(text, serde_text, "written as serde_json writes it");
+                match decode_client(&text) {
+                    Ok(
+                        ClientFrame::Subscribe { channels } | ClientFrame::Unsubscribe { channels },
+                    ) => assert_eq!(channels, entries),
+                    other => panic!("{text}: {other:?}"),
+                }
+            }
+            let text = encode_auth(s);
+            assert_eq!(
+                text,
+                serde_json::to_string(&serde_json::json!({"op": "auth", "token": s}))
+                    .expect("JSON")
+            );
+            assert!(matches!(decode_client(&text), Ok(ClientFrame::Auth { token }) if token == s));
+
+            let mut quoted = String::new();
+            json::push_str(&mut quoted, s);
+            let payload = format!(r#"{{"ids":[1,{quoted}],"x":{{"y":[null,true,-1.5e-7]}}}}"#);
+            let meta = format!(r#"{{"m":{quoted}}}"#);
+            let scopes = [s.to_owned(), "user:1".to_owned()];
+            for date in [
+                0.0,
+                -1.0,
+                1_763_800_000_123.0,
+                2.5,
+                0.1,
+                1e300,
+                -8.64e15,
+                9.1e15,
+            ] {
+                for (key, meta, scopes) in [
+                    (Some(s), Some(meta.as_str()), Some(&scopes[..])),
+                    (None, None, None),
+                ] {
+                    let text = PublishOut {
+                        op: "publish",
+                        id: u64::MAX,
+                        key,
+                        channel: s,
+                        kind: s,
+                        payload: &payload,
+                        date,
+                        meta,
+                        scopes,
+                    }
+                    .encode();
+                    let Ok(ClientFrame::Publish { id, event }) = decode_client(&text) else {
+                        panic!("{text}: {:?}", decode_client(&text));
+                    };
+                    assert_eq!(id, u64::MAX);
+                    assert_eq!(event.key.as_deref(), key);
+                    assert_eq!((event.channel.as_ref(), event.kind.as_ref()), (s, s));
+                    assert_eq!(event.payload.map(RawValue::get), Some(payload.as_str()));
+                    assert_eq!(event.meta.map(RawValue::get), meta);
+                    assert_eq!(event.date, Some(DateInput::Millis(date)), "{text}");
+                    let back: Option<Vec<String>> = event
+                        .scopes
+                        .map(|v| v.into_iter().map(Cow::into_owned).collect());
+                    assert_eq!(back.as_deref(), scopes);
+                }
+            }
+        }
+        for (text, op) in [(encode_ping(), "ping"), (encode_pong(), "pong")] {
+            assert_eq!(text, format!(r#"{{"op":"{op}"}}"#));
+            assert!(decode_client(&text).is_ok());
+        }
     }
 }

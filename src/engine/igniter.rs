@@ -553,7 +553,7 @@ mod tests {
                 (e.seq, e.kind.as_ref(), e.date),
                 (i as u64 + 1, "updated", 42.0)
             );
-            assert_eq!(e.payload.get(), r#"{"type":"updated","ids":[7]}"#);
+            assert_eq!(e.payload, r#"{"type":"updated","ids":[7]}"#);
         }
         let other = r#"{"channel":"other","data":{}}"#;
         assert!(t
@@ -601,7 +601,7 @@ mod tests {
         };
         assert_eq!(e.channel, REVALIDATE_CHANNEL);
         assert_eq!(
-            e.payload.get(),
+            e.payload,
             r#"{"keys":[["posts.list"],["posts","list"],["users",1]]}"#
         );
     }

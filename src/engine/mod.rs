@@ -5,9 +5,9 @@ pub mod coalesce;
 pub mod event;
 pub mod filter;
 pub mod frame;
-pub mod history;
 #[cfg(feature = "igniter")]
 pub mod igniter;
+pub mod json;
 pub mod limiter;
 pub mod registry;
 pub mod relays;
@@ -19,7 +19,6 @@ pub mod text;
 pub use backoff::Backoff;
 pub use event::{payload_ids, Event, RecordId};
 pub use filter::{Filter, TypeFilter};
-pub use history::{ChannelLog, HistoryLimits, Replay};
 pub use registry::{Registry, SubId};
 pub use relays::{Relay, Relays, RelaysError, Urls};
 pub use session::{

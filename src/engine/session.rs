@@ -18,12 +18,12 @@ use super::coalesce::Coalescer;
 use super::event::{payload_ids, Event};
 use super::filter::Filter;
 use super::frame::{self, ChannelEntry, Position, ServerFrame, PROTOCOL_VERSION};
+use super::json;
 use super::registry::{ChannelChange, Registry, SubId};
 #[cfg(feature = "simple")]
 use super::simple::{no_replay_reason, Protocol};
 use super::text;
 use crate::cat;
-use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 
@@ -720,18 +720,15 @@ impl Session {
         if self.link == Link::Closed {
             return Err(PublishError::Closed);
         }
-        let payload: &RawValue =
-            serde_json::from_str(payload).map_err(|e| PublishError::InvalidJson {
-                field: "payload",
-                reason: e.to_string(),
-            })?;
-        let meta: Option<&RawValue> = match meta {
-            Some(m) => Some(
-                serde_json::from_str(m).map_err(|e| PublishError::InvalidJson {
-                    field: "meta",
-                    reason: e.to_string(),
-                })?,
-            ),
+        let payload = json::validate(payload).map_err(|e| PublishError::InvalidJson {
+            field: "payload",
+            reason: e.0.to_owned(),
+        })?;
+        let meta = match meta {
+            Some(m) => Some(json::validate(m).map_err(|e| PublishError::InvalidJson {
+                field: "meta",
+                reason: e.0.to_owned(),
+            })?),
             None => None,
         };
         self.next_publish += 1;
@@ -1407,7 +1404,7 @@ impl Session {
             date = f64::NAN;
         }
         let mut meta = ev.meta;
-        if meta.is_some_and(|m| !m.get().trim_start().starts_with('{')) {
+        if meta.is_some_and(|m| !m.starts_with('{')) {
             self.problem(cat!(
                 "event ",
                 ev.seq,
@@ -1425,9 +1422,9 @@ impl Session {
             channel: ev.channel.into_owned(),
             kind: ev.kind.into_owned(),
             seq: ev.seq,
-            payload: ev.payload.get().to_owned(),
+            payload: ev.payload.to_owned(),
             date,
-            meta: meta.map(|m| m.get().to_owned()),
+            meta: meta.map(str::to_owned),
             ids,
         };
         let subs = self.coalesce.route(now, subs, &event);

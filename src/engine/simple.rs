@@ -272,8 +272,8 @@ mod tests {
         // Not subscribed (any more) on this connection: nothing to say.
         assert_eq!(t.outgoing(&unsub).expect("ok"), Outgoing::default());
 
-        let payload: &RawValue = serde_json::from_str(r#"{"ids":[1]}"#).expect("json");
-        let meta: &RawValue = serde_json::from_str(r#"{"x":1}"#).expect("json");
+        let payload = r#"{"ids":[1]}"#;
+        let meta = r#"{"x":1}"#;
         let publish = crate::engine::frame::PublishOut {
             op: "publish",
             id: 7,
@@ -327,7 +327,7 @@ mod tests {
                 (e.channel.as_ref(), e.seq, e.kind.as_ref(), e.date),
                 (*channel, *expect, "updated", 99.0)
             );
-            assert_eq!(e.payload.get(), format!(r#"{{"ids":[{i}]}}"#));
+            assert_eq!(e.payload, format!(r#"{{"ids":[{i}]}}"#));
             assert!(e.meta.is_none());
         }
         let no_payload = t
@@ -688,8 +688,7 @@ mod tests {
                                 r#"{{"channel":"{channel}","type":"{kind}","payload":{payload}}}"#
                             );
                             h.server_sends(&text);
-                            let raw: &RawValue = serde_json::from_str(payload).expect("json");
-                            let ids = crate::engine::payload_ids(raw).expect("ids");
+                            let ids = crate::engine::payload_ids(payload).expect("ids");
                             let want: Vec<u32> = subs
                                 .iter()
                                 .filter(|(_, c, f)| {

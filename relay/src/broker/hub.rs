@@ -18,6 +18,7 @@ use super::kick::{Kick, KickReason};
 use super::outbound::{Entry, Logged, Outbound, Scopes};
 use super::request::{Delivery, Refusal, Request, Since, Subscribed, TooManyChannels};
 use crate::config::Config;
+use crate::history::{ChannelLog, HistoryLimits, Millis, Replay};
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -27,7 +28,6 @@ use std::time::Instant;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Notify};
 use wasm_live_provider::engine::frame::{encode_subscribed, ChannelEntry};
-use wasm_live_provider::engine::history::{ChannelLog, HistoryLimits, Millis, Replay};
 
 /// Identifies one connection for the broker.
 pub type ConnId = u64;

@@ -2,8 +2,8 @@
 //! same key is answered with the seq it was given the first time instead of being published
 //! twice. (The Redis broker keeps them in Redis.)
 
+use crate::history::Millis;
 use std::collections::{HashMap, VecDeque};
-use wasm_live_provider::engine::history::Millis;
 
 /// What a publish key was given.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -136,9 +136,9 @@ impl MemoryBroker {
 mod tests {
     use super::*;
     use crate::broker::request::Since;
+    use crate::history::{HistoryLimits, Millis};
     use serde_json::value::RawValue;
     use serde_json::Value;
-    use wasm_live_provider::engine::history::{HistoryLimits, Millis};
 
     fn event(channel: &str) -> ValidEvent<'_> {
         ValidEvent {

@@ -4,10 +4,10 @@ use clap::builder::{BoolishValueParser, RangedU64ValueParser};
 use clap::Parser;
 
 pub mod file;
+use crate::history::HistoryLimits;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-use wasm_live_provider::engine::history::HistoryLimits;
 
 pub const DEFAULT_PORT: u16 = 8787;
 pub const DEFAULT_PING_MS: u64 = 25_000;

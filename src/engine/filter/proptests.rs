@@ -13,8 +13,8 @@
 
 use crate::engine::event::{payload_ids, RecordId};
 use crate::engine::filter::{Filter, TypeFilter};
+use crate::engine::json;
 use crate::engine::registry::{ChannelChange, Registry, SubId};
-use serde_json::value::RawValue;
 
 // ---------------------------------------------------------------------------------------------
 // The reference model: a direct transcription of contracts.md, as plain as possible.
@@ -157,8 +157,8 @@ fn gen_event(rng: &mut Rng) -> (ModelEvent, String) {
 
 /// The ids the engine reads from a payload (the path a relay frame takes).
 fn engine_ids(payload: &str) -> Option<Vec<RecordId>> {
-    let raw: Box<RawValue> = serde_json::from_str(payload).expect("generated payload is JSON");
-    payload_ids(&raw).expect("generated ids are strings and numbers")
+    let payload = json::validate(payload).expect("generated payload is JSON");
+    payload_ids(payload).expect("generated ids are strings and numbers")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ use crate::engine::filter::TypeFilter;
 use crate::engine::frame::{
     decode_client, encode_event, encode_hello, encode_subscribed, ChannelEntry, ClientFrame,
 };
+use serde_json::value::RawValue;
 
 fn all() -> Filter {
     Filter::new(TypeFilter::All, None)

@@ -2,7 +2,7 @@
 //! what it missed — or told that the gap can no longer be filled.
 //!
 //! Pure data structure, used by the relay (with the serialized frames as items) and by the
-//! simulated relay of the fault-schedule tests.
+//! simulated relay of the fault-schedule tests (`relay/tests/fault_schedule.rs`).
 
 use std::collections::VecDeque;
 

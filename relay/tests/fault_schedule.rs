@@ -21,6 +21,7 @@
 //! must hold, and every connection attempt must go to the node after the previous attempt's.
 #![cfg(not(target_arch = "wasm32"))]
 
+use live_relay::history::{ChannelLog, HistoryLimits, Replay};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use wasm_live_provider::engine::backoff::XorShift;
@@ -29,9 +30,7 @@ use wasm_live_provider::engine::frame::{
     encode_hello, encode_ping, encode_subscribed, ChannelEntry, ClientFrame, ErrorCode,
     ServerFrame,
 };
-use wasm_live_provider::engine::{
-    ChannelLog, Filter, HistoryLimits, Output, Replay, Session, SessionConfig, SubId, TypeFilter,
-};
+use wasm_live_provider::engine::{Filter, Output, Session, SessionConfig, SubId, TypeFilter};
 
 const SEEDS: u64 = 1000;
 const CHANNELS: [&str; 3] = ["c0", "c1", "c2"];
