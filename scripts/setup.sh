@@ -27,18 +27,6 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# The shipped wasm is built by a pinned nightly with `-Zbuild-std` (scripts/build-pkg.sh): it needs
-# the toolchain and the standard library's source, not a prebuilt wasm32 std.
-nightly=$(cat scripts/nightly-toolchain)
-if ! rustup toolchain list | grep -q "^$nightly"; then
-  say "installing $nightly (rustup, minimal profile) for the size-optimised wasm build"
-  rustup toolchain install "$nightly" --profile minimal
-fi
-if ! rustup component list --toolchain "$nightly" --installed 2>/dev/null | grep -q '^rust-src'; then
-  say "adding rust-src to $nightly (-Zbuild-std)"
-  rustup component add rust-src --toolchain "$nightly"
-fi
-
 # wasm-bindgen's CLI must be exactly the version pinned in Cargo.toml (wasm-pack refuses a mismatch
 # and would try to download one). Installed without --locked: its lockfile names a crate version the
 # registry here lacks.

@@ -114,7 +114,7 @@ fn number_id(text: &str) -> Result<RecordId, json::Error> {
 /// integral values without a fractional part.
 pub fn number_to_id(v: f64) -> RecordId {
     if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
-        (v as i64).to_string()
+        crate::cat!(v as i64)
     } else {
         // The shortest round-trip formatting (as JavaScript prints 2.5 or 0.1); `f64`'s own
         // `Display` would add 14 KB of wasm.

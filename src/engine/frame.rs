@@ -163,7 +163,7 @@ pub enum DateInput<'a> {
 pub fn excerpt(text: &str) -> Cow<'_, str> {
     match text.char_indices().nth(40) {
         None => Cow::Borrowed(text),
-        Some((cut, _)) => Cow::Owned(format!("{}…", &text[..cut])),
+        Some((cut, _)) => Cow::Owned(crate::cat!(&text[..cut], "…")),
     }
 }
 
