@@ -139,8 +139,6 @@ struct Shell {
     console: ConsoleLimiter,
     on_state: Option<Function>,
     calls: Vec<Call>,
-    /// The frame being handled, as the JS string it arrived as (see `eventFromFrame`).
-    frame: Option<JsValue>,
     me: Weak<RefCell<Shell>>,
 }
 
@@ -232,6 +230,7 @@ impl LiveClient {
             auth: tokens.is_some(),
             relays: relays.len(),
             coalesce_ms: number(options, "coalesceMs", defaults.coalesce_ms)?,
+            deliver_frames: true,
             #[cfg(feature = "simple")]
             protocol,
         };
@@ -295,7 +294,6 @@ impl LiveClient {
                 max_frame,
                 on_state,
                 calls: Vec::new(),
-                frame: None,
                 me: me.clone(),
             })
         });
@@ -516,22 +514,19 @@ impl Shell {
                     sh.session.handle_open(now);
                     #[cfg(feature = "simple")]
                     if let Some(hello) = sh.simple.as_ref().map(SimpleTranslator::hello) {
-                        sh.session.handle_text(now, &hello);
+                        sh.handle_translated(now, &hello);
                     }
                 }
                 #[cfg(feature = "simple")]
                 SocketEvent::Text { text, .. } if sh.simple.is_some() => {
                     let date = js_sys::Date::now();
                     match sh.simple.as_mut().map(|t| t.incoming(&text, date)) {
-                        Some(Ok(Some(frame))) => sh.session.handle_text(now, &frame),
+                        Some(Ok(Some(frame))) => sh.handle_translated(now, &frame),
                         Some(Ok(None)) | None => {}
                         Some(Err(problem)) => sh.session.handle_bad_frame(problem),
                     }
                 }
-                SocketEvent::Text { text, raw } => {
-                    sh.frame = Some(raw);
-                    sh.session.handle_text(now, &text);
-                }
+                SocketEvent::Text { text, raw } => sh.handle_frame(now, &text, &raw),
                 SocketEvent::Binary => sh.session.handle_binary(now),
                 SocketEvent::Oversized { len } => {
                     sh.session
@@ -569,10 +564,7 @@ impl Shell {
             let now = now_ms();
             match event {
                 StreamEvent::Open => sh.session.handle_open(now),
-                StreamEvent::Message { data, raw, .. } => {
-                    sh.frame = Some(raw);
-                    sh.session.handle_text(now, &data);
-                }
+                StreamEvent::Message { data, raw, .. } => sh.handle_frame(now, &data, &raw),
                 StreamEvent::Oversized { len } => {
                     sh.session
                         .handle_oversized(now, len.into(), sh.max_frame.into());
@@ -613,8 +605,28 @@ impl Shell {
         });
     }
 
+    /// Hands a text frame to the session and carries out what it says at once, while `raw` (the
+    /// frame as the JS string it arrived as) is at hand: the session's deliveries of this frame
+    /// ([`Output::DeliverFrame`]) build the app's event from it with one `JSON.parse`.
+    fn handle_frame(&mut self, now: u64, text: &str, raw: &JsValue) {
+        self.session.handle_text(now, text);
+        self.process_with(Some(raw));
+    }
+
+    /// A frame of protocol v1 translated from another protocol (Igniter.js, the simple protocol):
+    /// handed over as [`handle_frame`](Self::handle_frame) does, with a JS copy of its text.
+    #[cfg(any(feature = "simple", feature = "igniter"))]
+    fn handle_translated(&mut self, now: u64, text: &str) {
+        self.handle_frame(now, text, &JsValue::from_str(text));
+    }
+
     /// Carries out the session's outputs, then arms the timer for its next deadline.
     fn process(&mut self) {
+        self.process_with(None);
+    }
+
+    /// [`process`](Self::process) right after the session was handed `frame`.
+    fn process_with(&mut self, frame: Option<&JsValue>) {
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Connect => self.connect(),
@@ -675,17 +687,14 @@ impl Shell {
                     channel,
                     message,
                 } => self.report_code(&message, &code, channel.as_deref()),
-                // One frame yields at most one delivery: when it came from the network as is, the
-                // event object is built from its JS string.
-                Output::Deliver { subs, .. } if self.frame.is_some() => {
-                    let frame = self.frame.take().unwrap_or_default();
-                    match event_from_frame(&frame) {
-                        Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
-                        Err(e) => {
-                            self.report(cat!("could not build the event object: ", describe(&e)))
-                        }
+                Output::DeliverFrame { subs } => match frame.map(event_from_frame) {
+                    Some(Ok(js)) => self.calls.push(Call::Deliver { subs, event: js }),
+                    Some(Err(e)) => {
+                        self.report(cat!("could not build the event object: ", describe(&e)))
                     }
-                }
+                    // The session only says so while handling a frame, which comes with its text.
+                    None => self.report("an event was lost: its frame was not at hand".to_owned()),
+                },
                 Output::Deliver { subs, event } => {
                     match live_event(
                         &event.channel,
@@ -738,7 +747,6 @@ impl Shell {
         if std::mem::take(&mut self.previous_unclaimed) {
             self.end_overlap(); // no stream replaces it
         }
-        self.frame = None;
         let deadline = self.session.poll_timeout();
         if let Some(timer) = self.timer.as_mut() {
             timer.set(deadline, now_ms);
@@ -802,7 +810,7 @@ impl Shell {
             }
         }
         for reply in translated.replies {
-            self.session.handle_text(now_ms(), &reply);
+            self.handle_translated(now_ms(), &reply);
         }
     }
 
@@ -1320,7 +1328,7 @@ impl Shell {
                 match result {
                     Ok(frames) => {
                         for frame in frames {
-                            self.session.handle_text(now, &frame);
+                            self.handle_translated(now, &frame);
                         }
                     }
                     Err(problem) => self.report(problem),

@@ -191,22 +191,45 @@ impl Coalescer {
     /// others are inside a window and merge the event into its trailing event. Calling a
     /// subscription now opens its window.
     pub fn route(&mut self, now: Millis, subs: Vec<SubId>, event: &Event) -> Vec<SubId> {
+        self.route_with(now, subs, || event.clone())
+    }
+
+    /// [`route`](Self::route) with the event built by `make` only if a window holds it back: in
+    /// the common case (no window open) the event is never copied.
+    pub fn route_with(
+        &mut self,
+        now: Millis,
+        subs: Vec<SubId>,
+        make: impl FnOnce() -> Event,
+    ) -> Vec<SubId> {
         if self.default_ms == 0 && self.custom.0.is_empty() {
             return subs; // off: no copy, no bookkeeping
         }
+        let mut make = Some(make);
+        let mut built: Option<Event> = None;
         let mut at_once = Vec::with_capacity(subs.len());
         for sub in subs {
             let ms = self.window_of(sub);
             match self.windows.get_mut(sub) {
                 // Open, or ended with events that the timer (late) has not flushed yet: this one
                 // joins them, and goes out with them.
-                Some(w) if w.until > now || w.burst.is_some() => match &mut w.burst {
-                    Some(burst) => {
-                        burst.merge(event);
-                        self.merged_away += 1;
+                Some(w) if w.until > now || w.burst.is_some() => {
+                    if built.is_none() {
+                        built = make.take().map(|make| make());
                     }
-                    None => w.burst = Some(Burst::new(event)),
-                },
+                    // `built` is set from here on (`make` runs once, the first time it is needed).
+                    let Some(event) = built.as_ref() else {
+                        at_once.push(sub);
+                        continue;
+                    };
+                    match &mut w.burst {
+                        Some(burst) => {
+                            burst.merge(event);
+                            self.merged_away += 1;
+                        }
+                        None => w.burst = Some(Burst::new(event)),
+                    }
+                }
                 _ if ms == 0 => at_once.push(sub),
                 // No window, or one that ended empty: deliver now, and open the next window.
                 _ => {

@@ -71,6 +71,11 @@ pub struct SessionConfig {
     /// once, then at most one (trailing, merged) event per this many ms. `0`: off, every event is
     /// delivered. [`Session::set_coalesce_ms`] sets one subscription's own window.
     pub coalesce_ms: Millis,
+    /// The shell keeps every frame it hands to [`Session::handle_text`] and builds the app's event
+    /// from it: the deliveries of that frame come as [`Output::DeliverFrame`], and the event is not
+    /// copied into Rust strings (only an event a coalescing window holds back is). Off (the
+    /// default): every delivery is an [`Output::Deliver`] carrying the [`Event`].
+    pub deliver_frames: bool,
     /// The server's protocol. With [`Protocol::Simple`] the shell translates every frame
     /// ([`super::simple`]) and the resync after a reconnect says why.
     #[cfg(feature = "simple")]
@@ -107,6 +112,7 @@ impl Default for SessionConfig {
             auth: false,
             relays: 1,
             coalesce_ms: 0,
+            deliver_frames: false,
             #[cfg(feature = "simple")]
             protocol: Protocol::V1,
         }
@@ -225,6 +231,11 @@ pub enum Output {
     Disconnect,
     /// Call these subscriptions' callbacks with the event, in this order.
     Deliver { subs: Vec<SubId>, event: Event },
+    /// Call these subscriptions' callbacks, in this order, with the event of the frame just handed
+    /// to [`Session::handle_text`], as it is (a `date` JS cannot represent becomes the receipt
+    /// time, a `meta` that is not an object is left out). Comes out of that very call, before any
+    /// other input, and only with [`SessionConfig::deliver_frames`].
+    DeliverFrame { subs: Vec<SubId> },
     /// Events of `channel` were missed and cannot be replayed: call these subscriptions' callbacks
     /// once with a resync event (type [`frame::RESYNC_TYPE`]) so that they refetch.
     Resync {
@@ -1418,18 +1429,29 @@ impl Session {
         if subs.is_empty() {
             return;
         }
-        let event = Event {
+        let seq = ev.seq;
+        let event = move || Event {
             channel: ev.channel.into_owned(),
             kind: ev.kind.into_owned(),
-            seq: ev.seq,
+            seq,
             payload: ev.payload.to_owned(),
             date,
             meta: meta.map(str::to_owned),
             ids,
         };
-        let subs = self.coalesce.route(now, subs, &event);
-        if !subs.is_empty() {
-            self.outputs.push_back(Output::Deliver { subs, event });
+        if self.cfg.deliver_frames {
+            // The shell builds the app's event from the frame it holds: nothing is copied here
+            // unless a coalescing window holds the event back.
+            let subs = self.coalesce.route_with(now, subs, event);
+            if !subs.is_empty() {
+                self.outputs.push_back(Output::DeliverFrame { subs });
+            }
+        } else {
+            let event = event();
+            let subs = self.coalesce.route(now, subs, &event);
+            if !subs.is_empty() {
+                self.outputs.push_back(Output::Deliver { subs, event });
+            }
         }
     }
 

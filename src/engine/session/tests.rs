@@ -2177,3 +2177,83 @@ fn events_of_channels_never_subscribed_are_counted_and_dropped() {
     drain(&mut s);
     assert_eq!(s.problems(), 2);
 }
+
+/// Issue 11: with `deliver_frames` (the browser shell's setting), each delivery of the frame being
+/// handled is an `Output::DeliverFrame` (the shell builds the event from the frame it holds), and
+/// only an event a coalescing window held back comes as an owned `Output::Deliver`. Fed the same
+/// frames, a session with it and one without deliver the same events to the same subscriptions.
+#[test]
+fn deliver_frames_names_the_subscriptions_of_the_frame_and_changes_nothing_else() {
+    for window_ms in [0, 250] {
+        let subs = [
+            ("resources/posts", all()),
+            ("resources/posts", ids(&["2"])),
+            ("resources/posts", ids(&["3"])),
+            ("resources/users", all()),
+        ];
+        let mut sessions = [false, true].map(|deliver_frames| {
+            let mut s = Session::new(SessionConfig {
+                coalesce_ms: window_ms,
+                deliver_frames,
+                ..SessionConfig::default()
+            });
+            for (c, f) in &subs {
+                s.subscribe(0, c, f.clone());
+            }
+            s.handle_text(2, &encode_hello("e1", 25_000));
+            let answer = subscribed(&[("resources/posts", 0, None), ("resources/users", 0, None)]);
+            s.handle_text(3, &answer);
+            drain(&mut s);
+            s
+        });
+        let mut rng = crate::engine::backoff::XorShift::new(7 + window_ms);
+        let mut seqs = [0u64; 2];
+        let mut got: [Vec<(Vec<SubId>, u64)>; 2] = [Vec::new(), Vec::new()];
+        let mut frames_delivered = 0;
+        let mut now = 1_000;
+        for _ in 0..400 {
+            // Bursts and pauses: gaps of 1 ms to 0.6 s.
+            now += 1 + rng.next_u64() % 600;
+            let channel = (rng.next_u64() % 2) as usize;
+            seqs[channel] += 1;
+            let id = rng.next_u64() % 4;
+            let text = event(
+                ["resources/posts", "resources/users"][channel],
+                seqs[channel],
+                ["created", "updated", "deleted"][(rng.next_u64() % 3) as usize],
+                &cat!("{\"ids\":[", id, "]}"),
+            );
+            for (k, s) in sessions.iter_mut().enumerate() {
+                for o in run_timers(s, now) {
+                    if let Output::Deliver { subs, event } = o {
+                        got[k].push((subs, event.seq));
+                    }
+                }
+                s.handle_text(now, &text);
+                for o in drain(s) {
+                    match o {
+                        Output::Deliver { subs, event } => got[k].push((subs, event.seq)),
+                        Output::DeliverFrame { subs } => {
+                            assert_eq!(k, 1, "only with deliver_frames");
+                            frames_delivered += 1;
+                            got[k].push((subs, seqs[channel]));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for (k, s) in sessions.iter_mut().enumerate() {
+            for o in run_timers(s, 1_000_000) {
+                if let Output::Deliver { subs, event } = o {
+                    got[k].push((subs, event.seq));
+                }
+            }
+        }
+        assert!(
+            frames_delivered > 100,
+            "window {window_ms}: {frames_delivered}"
+        );
+        assert_eq!(got[0], got[1], "window {window_ms}");
+    }
+}
