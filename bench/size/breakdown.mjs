@@ -55,7 +55,7 @@ if (existsSync(opt.named)) {
   const namesBytes = names.reduce((a, i) => a + i.shallow_size, 0);
   const code = items.filter((i) => !names.includes(i));
   const codeBytes = code.reduce((a, i) => a + i.shallow_size, 0);
-  const CRATES = ["wasm_live_provider", "serde_json", "serde_core", "serde", "dlmalloc", "hashbrown", "wasm_bindgen", "js_sys", "web_sys", "alloc", "core", "std", "itoa", "ryu", "memchr"];
+  const CRATES = ["wasm_live_provider", "wasm_bindgen_futures", "serde_json", "serde_core", "serde", "dlmalloc", "hashbrown", "wasm_bindgen", "js_sys", "web_sys", "alloc", "core", "std", "itoa", "ryu", "memchr"];
   const crateOf = (name) => {
     if (/^data segment/.test(name)) return "data segments (.rodata: strings, tables)";
     if (/externref shim|^liveclient_|^__wbg|^__wbindgen|Closure\(Closure|-> Externref|^"?[A-Z][A-Za-z0-9]* -> /.test(name)) return "wasm-bindgen exports and shims";
@@ -84,7 +84,7 @@ if (existsSync(opt.named)) {
 }
 
 const m = machine();
-const target = 23 * 1024;
+const target = 20_000; // issue 11: at most 20,000 B gzip (stretch 12,000 B)
 const md = [
   `Command: \`${command}\` (after \`bash scripts/build-pkg.sh\` and \`bash bench/size/build-named.sh\`)  `,
   `Date: ${m.date}`,
@@ -101,7 +101,7 @@ const md = [
     ],
   ),
   "",
-  `Target: total gzip ≤ ${fmt(target)} B (23 KB). Now: ${fmt(total.gz)} B = ${fmt(total.gz / target, 2)}× the target (the wasm alone is ${fmt(wasmFile.gz)} B gzip).`,
+  `Target (issue 11): total gzip ≤ ${fmt(target)} B. Now: ${fmt(total.gz)} B = ${fmt(total.gz / target, 2)}× the target (the wasm alone is ${fmt(wasmFile.gz)} B gzip).`,
   "",
   "**Compared with the clients a user would otherwise ship** (minified + gzip -9, from shared/reference/anchors.md)",
   "",
