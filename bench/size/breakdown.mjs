@@ -35,6 +35,10 @@ const measure = (f) => {
 const files = core.map(measure);
 const total = files.reduce((a, f) => ({ raw: a.raw + f.raw, gz: a.gz + f.gz, br: a.br + f.br }), { raw: 0, gz: 0, br: 0 });
 const adapterRows = adapters.filter((f) => existsSync(join(pkgDir, f))).map(measure);
+// The full build (SSE, Igniter.js, the simple protocol): index.js imports it only for a client
+// whose options need it, so a WebSocket app never downloads it.
+const fullFiles = ["full/wasm_live_provider_bg.wasm", "full/wasm_live_provider.js"].filter((f) => existsSync(join(pkgDir, f))).map(measure);
+const fullTotal = fullFiles.reduce((a, f) => ({ raw: a.raw + f.raw, gz: a.gz + f.gz, br: a.br + f.br }), { raw: 0, gz: 0, br: 0 });
 // The whole JS as one bundle would compress a little better than file by file.
 const wasmFile = files[0];
 const jsAll = Buffer.concat(core.slice(1).map((f) => readFileSync(join(pkgDir, f))));
@@ -98,6 +102,8 @@ const md = [
       ["**total (wasm + JS glue + entry)**", `**${fmt(total.raw)}**`, `**${fmt(total.gz)}**`, `**${fmt(total.br)}**`],
       ["all JS as one bundle (for reference)", fmt(jsAll.length), fmt(gz(jsAll)), fmt(br(jsAll))],
       ...adapterRows.map((f) => [`${f.file} (adapter, optional)`, fmt(f.raw), fmt(f.gz), fmt(f.br)]),
+      ...fullFiles.map((f) => [`${f.file} (SSE, Igniter, simple: loaded only for them)`, fmt(f.raw), fmt(f.gz), fmt(f.br)]),
+      ...(fullFiles.length ? [["full build, downloaded on top of index.js by such a client", fmt(fullTotal.raw), fmt(fullTotal.gz), fmt(fullTotal.br)]] : []),
     ],
   ),
   "",
