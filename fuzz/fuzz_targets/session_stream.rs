@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
     let mut s = Session::new(SessionConfig {
         transport,
         reopen_debounce_ms: 0,
+        // As the browser shell runs it, half of the time (and with coalescing on).
+        deliver_frames: mode & 4 != 0,
+        coalesce_ms: if mode & 8 != 0 { 250 } else { 0 },
         ..SessionConfig::default()
     });
     let mut now = 0;
@@ -64,7 +67,9 @@ fn check(s: &mut Session) {
                     panic!("the session sent an invalid frame {frame}: {e}");
                 }
             }
-            Output::Deliver { subs, .. } | Output::Resync { subs, .. } => {
+            Output::Deliver { subs, .. }
+            | Output::DeliverFrame { subs }
+            | Output::Resync { subs, .. } => {
                 assert!(!subs.is_empty(), "a delivery to nobody")
             }
             _ => {}
