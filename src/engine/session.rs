@@ -39,8 +39,8 @@
 //! | `session/link.rs` | the `Link` states, the page's `Conditions`, [`MIN_USEFUL_MS`] |
 //! | `session/token.rs` | the refresh state of the token, [`refresh_delay`], [`TOKEN_ERROR_CODE`] |
 //! | `session/channel_state.rs` | a channel's delivery position, [`ChannelStatus`] |
-//! | `session/publish_queue.rs` | [`PublishError`], [`PublishResult`], the queue of pending publishes |
-//! | `session/sse_query.rs` | the SSE stream's query, [`percent_encode_into`] |
+//! | `session/publish_queue.rs` | [`PublishError`], `PublishResult` (SSE), the queue of pending publishes |
+//! | `session/sse_query.rs` | the SSE stream's query, `percent_encode_into` |
 //! | `session/connection.rs` | the link's transitions: connect, `hello`, lose, back off, idle, close, the page's conditions, the `Auto` fallback |
 //! | `session/channels.rs` | subscribing, unsubscribing, channel status, refused and forbidden channels |
 //! | `session/positions.rs` | the `subscribed` answers, `advance`, replay tracking |
@@ -58,6 +58,7 @@ mod link;
 mod positions;
 mod publish_queue;
 mod publishing;
+#[cfg(feature = "sse")]
 mod sse_query;
 mod timeouts;
 mod token;

@@ -80,7 +80,7 @@ impl Session {
     }
 
     /// Gives subscription `id` its own coalescing window, ms (`0`: every event at once), instead
-    /// of [`SessionConfig::coalesce_ms`]. Ignored for a subscription that has ended.
+    /// of [`super::SessionConfig::coalesce_ms`]. Ignored for a subscription that has ended.
     pub fn set_coalesce_ms(&mut self, id: SubId, ms: Millis) {
         if self.registry.channel_of(id).is_some() {
             self.coalesce.set_window(id, ms);

@@ -1,16 +1,12 @@
 //! The query of a Server-Sent Events stream URL, and `encodeURIComponent` for its values.
 
-#[cfg(feature = "sse")]
 use super::channel_state::ChannelPosition;
-#[cfg(feature = "sse")]
 use crate::engine::text;
-#[cfg(feature = "sse")]
 use std::collections::HashMap;
 
 /// The query of an SSE stream URL: `channels=a,b&since=<epoch>:<seq>,,<seq>` (see `docs/PROTOCOL.md`).
 /// Positions of another epoch than the first one found cannot be expressed in one `since`; such
 /// channels resubscribe without a position and are resynced.
-#[cfg(feature = "sse")]
 pub(super) fn sse_query(channels: &[&str], positions: &HashMap<String, ChannelPosition>) -> String {
     let mut query = String::from("channels=");
     for (i, c) in channels.iter().enumerate() {
@@ -40,7 +36,6 @@ pub(super) fn sse_query(channels: &[&str], positions: &HashMap<String, ChannelPo
 }
 
 /// `encodeURIComponent` for a query value.
-#[cfg(feature = "sse")]
 pub fn percent_encode_into(out: &mut String, value: &str) {
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
