@@ -24,7 +24,8 @@
 use super::event::{Event, RecordId};
 use super::json::{self, Kind, Reader};
 use super::registry::SubId;
-use super::session::{Millis, MAX_TIMER_MS};
+use super::session::config::Millis;
+use super::session::deadlines::MAX_TIMER_MS;
 
 /// The events one subscription is holding back in its window.
 #[derive(Debug, Clone, PartialEq)]
