@@ -7,7 +7,7 @@
 
 use super::event::RecordId;
 use super::filter::Filter;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 
 /// A subscription's handle. Handles grow monotonically, so their order is subscription order.
 pub type SubId = u32;
@@ -20,12 +20,13 @@ struct Subscription {
 
 #[derive(Debug, Default)]
 struct ChannelIndex {
-    /// Subscriptions without ids: every event is a candidate.
-    without_ids: BTreeSet<SubId>,
+    /// Subscriptions without ids: every event is a candidate. Sets without order: what routing
+    /// returns is sorted once (and hash sets cost less wasm than `BTreeSet`s).
+    without_ids: HashSet<SubId>,
     /// Subscriptions with ids, by each of their ids.
     by_id: HashMap<RecordId, Vec<SubId>>,
     /// Every subscription of the channel that has ids (for events that carry none, or "created").
-    with_ids: BTreeSet<SubId>,
+    with_ids: HashSet<SubId>,
 }
 
 impl ChannelIndex {
@@ -49,7 +50,7 @@ pub enum ChannelChange {
 pub struct Registry {
     next: SubId,
     subs: HashMap<SubId, Subscription>,
-    channels: BTreeMap<String, ChannelIndex>,
+    channels: HashMap<String, ChannelIndex>,
 }
 
 impl Registry {
@@ -167,9 +168,12 @@ impl Registry {
         out
     }
 
-    /// The channels that have at least one subscription.
+    /// The channels that have at least one subscription, in name order (so frames that list them
+    /// do not depend on hashing).
     pub fn channels(&self) -> impl Iterator<Item = &str> {
-        self.channels.keys().map(String::as_str)
+        let mut names: Vec<&str> = self.channels.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names.into_iter()
     }
 
     pub fn has_channel(&self, channel: &str) -> bool {

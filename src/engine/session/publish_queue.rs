@@ -4,7 +4,6 @@
 
 use super::config::{Millis, PublishId};
 use crate::cat;
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// Why a publish did not succeed.
@@ -89,7 +88,9 @@ pub(super) struct PublishQueue {
     key_prefix: String,
     /// The last id given out.
     last_id: PublishId,
-    pending: BTreeMap<PublishId, PendingPublish>,
+    /// Sorted by id. A `Vec`: the queue holds at most `publishQueue` (100) waiting publishes plus
+    /// those in flight, and a map type would cost kilobytes of wasm for nothing.
+    pending: Vec<(PublishId, PendingPublish)>,
 }
 
 impl PublishQueue {
@@ -97,7 +98,7 @@ impl PublishQueue {
         PublishQueue {
             key_prefix,
             last_id: 0,
-            pending: BTreeMap::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -108,21 +109,30 @@ impl PublishQueue {
         (id, cat!(self.key_prefix, ':', id))
     }
 
+    fn find(&self, id: PublishId) -> Result<usize, usize> {
+        self.pending.binary_search_by_key(&id, |(known, _)| *known)
+    }
+
     pub(super) fn insert(&mut self, id: PublishId, publish: PendingPublish) {
-        self.pending.insert(id, publish);
+        match self.find(id) {
+            Ok(at) => self.pending[at].1 = publish,
+            Err(at) => self.pending.insert(at, (id, publish)),
+        }
     }
 
     pub(super) fn remove(&mut self, id: &PublishId) -> Option<PendingPublish> {
-        self.pending.remove(id)
+        let at = self.find(*id).ok()?;
+        Some(self.pending.remove(at).1)
     }
 
     pub(super) fn contains_key(&self, id: &PublishId) -> bool {
-        self.pending.contains_key(id)
+        self.find(*id).is_ok()
     }
 
     #[cfg(feature = "sse")]
     pub(super) fn get_mut(&mut self, id: &PublishId) -> Option<&mut PendingPublish> {
-        self.pending.get_mut(id)
+        let at = self.find(*id).ok()?;
+        Some(&mut self.pending[at].1)
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -131,24 +141,23 @@ impl PublishQueue {
 
     /// Empties the queue: the ids, oldest first.
     pub(super) fn take_all(&mut self) -> Vec<PublishId> {
-        std::mem::take(&mut self.pending).into_keys().collect()
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// Removes the oldest publishes past `capacity`: their ids.
     pub(super) fn trim(&mut self, capacity: usize) -> Vec<PublishId> {
         let over = self.pending.len().saturating_sub(capacity);
-        let oldest: Vec<PublishId> = self.pending.keys().take(over).copied().collect();
-        for id in &oldest {
-            self.pending.remove(id);
-        }
-        oldest
+        self.pending.drain(..over).map(|(id, _)| id).collect()
     }
 
     /// Starts the timeout (`deadline`) of every publish that has none yet — they are all being
     /// sent — and returns every one's id and frame, oldest first.
     pub(super) fn send_all(&mut self, deadline: Millis) -> Vec<(PublishId, String)> {
         let mut frames = Vec::with_capacity(self.pending.len());
-        for (id, p) in self.pending.iter_mut() {
+        for (id, p) in &mut self.pending {
             p.deadline.get_or_insert(deadline);
             frames.push((*id, p.frame.clone()));
         }
@@ -157,31 +166,24 @@ impl PublishQueue {
 
     /// The earliest ack deadline ([`super::deadlines::Timer::PublishTimeout`]).
     pub(super) fn next_timeout(&self) -> Option<Millis> {
-        self.pending.values().filter_map(|p| p.deadline).min()
+        self.pending.iter().filter_map(|(_, p)| p.deadline).min()
     }
 
     /// The earliest retry of a POST ([`super::deadlines::Timer::PublishRetry`]).
     pub(super) fn next_retry(&self) -> Option<Millis> {
-        self.pending.values().filter_map(|p| p.retry_at).min()
+        self.pending.iter().filter_map(|(_, p)| p.retry_at).min()
     }
 
     /// Removes the publishes whose ack is overdue at `now`: their ids.
     pub(super) fn expire(&mut self, now: Millis) -> Vec<PublishId> {
-        let expired: Vec<PublishId> = (self.pending.iter())
-            .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &expired {
-            self.pending.remove(id);
-        }
-        expired
+        self.take_where(|p| p.deadline.is_some_and(|d| d <= now))
     }
 
     /// SSE: the publishes whose retry time has come, with their bodies; their retry is done.
     #[cfg(feature = "sse")]
     pub(super) fn due_retries(&mut self, now: Millis) -> Vec<(PublishId, String)> {
         let mut retries = Vec::new();
-        for (id, p) in self.pending.iter_mut() {
+        for (id, p) in &mut self.pending {
             if p.retry_at.is_some_and(|t| t <= now) {
                 p.retry_at = None;
                 retries.push((*id, p.frame.clone()));
@@ -203,14 +205,20 @@ impl PublishQueue {
 
     /// Removes the publishes that waited for a first token: their ids.
     pub(super) fn drop_held(&mut self) -> Vec<PublishId> {
-        let held: Vec<PublishId> = (self.pending.iter())
-            .filter(|(_, p)| p.held)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &held {
-            self.pending.remove(id);
-        }
-        held
+        self.take_where(|p| p.held)
+    }
+
+    /// Removes the publishes `which` selects: their ids, oldest first.
+    fn take_where(&mut self, which: impl Fn(&PendingPublish) -> bool) -> Vec<PublishId> {
+        let mut taken = Vec::new();
+        self.pending.retain(|(id, p)| {
+            let take = which(p);
+            if take {
+                taken.push(*id);
+            }
+            !take
+        });
+        taken
     }
 }
 
