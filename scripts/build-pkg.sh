@@ -64,4 +64,21 @@ build pkg/full --features full
 say "adding the JS entry, types and README from pkg-template/"
 cp pkg-template/*.json pkg-template/*.js pkg-template/*.d.ts pkg-template/README.md pkg/
 
+# The JS that ships is minified, as the clients it is compared with are (rolldown, a devDependency):
+# each wasm-bindgen glue with its inline snippet bundled in, and the entry with its imports of the two
+# glues kept as they are (the full build stays a separate, lazily imported file).
+minify() { # FILE [EXTERNAL_IMPORT...]
+  local file=$1; shift
+  local externals=()
+  for e in "$@"; do externals+=(-e "$e"); done
+  node_modules/.bin/rolldown "$file" --minify --format esm "${externals[@]}" -o "$file.min" >/dev/null
+  mv "$file.min" "$file"
+}
+say "minifying the glue and the entry ($(node_modules/.bin/rolldown --version 2>/dev/null | tr -d "\n"))"
+for out in pkg pkg/full; do
+  minify "$out/wasm_live_provider.js"
+  rm -rf "$out/snippets"
+done
+minify pkg/index.js ./wasm_live_provider.js ./full/wasm_live_provider.js
+
 bash scripts/size-report.sh

@@ -40,8 +40,9 @@ if ! command -v wasm-pack >/dev/null; then
   cargo install -q --locked wasm-pack
 fi
 
-# npm tools: wasm-opt from the npm `binaryen` package (never Debian's binaryen), Playwright, Vite, tsc.
-if [ ! -x node_modules/.bin/wasm-opt ] || [ package.json -nt node_modules/.package-lock.json ]; then
+# npm tools: wasm-opt from the npm `binaryen` package (never Debian's binaryen), rolldown (minifies the
+# shipped JS), Playwright, Vite, tsc.
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/rolldown ] || [ package.json -nt node_modules/.package-lock.json ]; then
   say "installing npm tools (binaryen, playwright-core, vite, typescript)"
   npm install --no-audit --no-fund --loglevel=error
 fi
