@@ -20,18 +20,25 @@ struct Subscription {
 
 #[derive(Debug, Default)]
 struct ChannelIndex {
-    /// Subscriptions without ids: every event is a candidate. Sets without order: what routing
-    /// returns is sorted once (and hash sets cost less wasm than `BTreeSet`s).
-    without_ids: HashSet<SubId>,
-    /// Subscriptions with ids, by each of their ids.
+    /// Subscriptions not indexed by id (no ids, or an empty list): every event is a candidate.
+    /// No order: what routing returns is sorted once (and a hash set costs less wasm than a
+    /// `BTreeSet`).
+    unindexed: HashSet<SubId>,
+    /// Subscriptions with ids, by each of their ids. The subscriptions with ids are all here, so
+    /// an event without ids (or "created"), which they all pass, reaches them through its values:
+    /// no second set of them (at 10,000 `useOne` subscriptions it would cost memory per
+    /// subscription).
     by_id: HashMap<RecordId, Vec<SubId>>,
-    /// Every subscription of the channel that has ids (for events that carry none, or "created").
-    with_ids: HashSet<SubId>,
 }
 
 impl ChannelIndex {
     fn is_empty(&self) -> bool {
-        self.without_ids.is_empty() && self.with_ids.is_empty()
+        self.unindexed.is_empty() && self.by_id.is_empty()
+    }
+
+    /// Every subscription indexed by id (each once per id it lists: the caller dedups).
+    fn indexed(&self) -> impl Iterator<Item = &SubId> {
+        self.by_id.values().flatten()
     }
 }
 
@@ -68,14 +75,13 @@ impl Registry {
         };
         let index = self.channels.entry(channel.to_owned()).or_default();
         match &filter.ids {
-            None => {
-                index.without_ids.insert(id);
-            }
-            Some(ids) => {
-                index.with_ids.insert(id);
+            Some(ids) if !ids.is_empty() => {
                 for rid in ids {
                     index.by_id.entry(rid.clone()).or_default().push(id);
                 }
+            }
+            _ => {
+                index.unindexed.insert(id);
             }
         }
         self.subs.insert(
@@ -95,11 +101,7 @@ impl Registry {
             return Some((sub.channel, ChannelChange::Removed));
         };
         match &sub.filter.ids {
-            None => {
-                index.without_ids.remove(&id);
-            }
-            Some(ids) => {
-                index.with_ids.remove(&id);
+            Some(ids) if !ids.is_empty() => {
                 for rid in ids {
                     if let Some(list) = index.by_id.get_mut(rid) {
                         list.retain(|s| *s != id);
@@ -108,6 +110,9 @@ impl Registry {
                         }
                     }
                 }
+            }
+            _ => {
+                index.unindexed.remove(&id);
             }
         }
         let change = if index.is_empty() {
@@ -130,26 +135,27 @@ impl Registry {
                 .get(id)
                 .is_some_and(|s| s.filter.types.accepts(kind))
         };
+        // The unindexed may list no ids at all (they pass) or an empty list (it passes no id).
+        let unindexed_pass = |id: &SubId| {
+            self.subs
+                .get(id)
+                .is_some_and(|s| s.filter.accepts(kind, ids))
+        };
+        out.extend(index.unindexed.iter().filter(|i| unindexed_pass(i)));
         match ids {
-            // The id check narrows the candidates: subscriptions without ids, and those indexed
-            // under one of the event's ids.
+            // The id check narrows the candidates: those indexed under one of the event's ids.
             Some(event_ids) if kind != "created" => {
-                out.extend(index.without_ids.iter().filter(|i| accepts(i)));
                 for rid in event_ids {
                     if let Some(list) = index.by_id.get(rid) {
                         out.extend(list.iter().filter(|i| accepts(i)));
                     }
                 }
-                out.sort_unstable();
-                out.dedup();
             }
             // No ids on the event, or "created": every subscription passes the id check.
-            _ => {
-                out.extend(index.without_ids.iter().filter(|i| accepts(i)));
-                out.extend(index.with_ids.iter().filter(|i| accepts(i)));
-                out.sort_unstable();
-            }
+            _ => out.extend(index.indexed().filter(|i| accepts(i))),
         }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 
@@ -159,12 +165,13 @@ impl Registry {
             return Vec::new();
         };
         let mut out: Vec<SubId> = index
-            .without_ids
+            .unindexed
             .iter()
-            .chain(index.with_ids.iter())
+            .chain(index.indexed())
             .copied()
             .collect();
         out.sort_unstable();
+        out.dedup();
         out
     }
 
