@@ -582,22 +582,8 @@ pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Appends the decimal digits of `n`.
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
-}
+/// Appends the decimal digits of `n` (the writer's name for [`super::text::push_decimal`]).
+pub use super::text::push_decimal as push_u64;
 
 /// Appends `n` as a JSON number: whole numbers a JS number holds exactly as integers, others in
 /// their shortest round-trip form; `null` for NaN and infinities (as serde_json writes them).
