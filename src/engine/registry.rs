@@ -183,6 +183,12 @@ impl Registry {
         names.into_iter()
     }
 
+    /// Whether some channel with a subscription satisfies `test` (no sorting, unlike
+    /// [`channels`](Self::channels)).
+    pub fn any_channel(&self, test: impl Fn(&str) -> bool) -> bool {
+        self.channels.keys().any(|c| test(c))
+    }
+
     pub fn has_channel(&self, channel: &str) -> bool {
         self.channels.contains_key(channel)
     }

@@ -358,7 +358,7 @@ impl Session {
         let subscribed = if self.refused.is_empty() {
             !self.registry.is_empty()
         } else {
-            (self.registry.channels()).any(|c| !self.refused.contains_key(c))
+            (self.registry).any_channel(|c| !self.refused.contains_key(c))
         };
         subscribed || (!self.uses_sse() && !self.publishes.is_empty())
     }
