@@ -181,3 +181,91 @@ fn relay_url_lists_that_cannot_work_are_type_errors_naming_the_option() {
     );
     ok.close();
 }
+
+/// Issue 11: an `event` frame is parsed in JS and its callbacks are called from JS. What a
+/// callback throws still reaches `onError` (and the next callback still gets the event); a
+/// callback that unsubscribes a later one stops it at once; one that closes the client stops
+/// the rest. A float id (which JS hands to the engine as text) filters as before.
+#[wasm_bindgen_test]
+async fn callbacks_called_from_js_keep_their_contract() {
+    let ch = channel("js-delivery");
+    let errors = Rc::new(RefCell::new(Vec::<String>::new()));
+    let sink = errors.clone();
+    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        let message = Reflect::get(&e, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string());
+        sink.borrow_mut().push(message.unwrap_or_default());
+    });
+    let c = Rc::new(client_to(
+        relay_ws(),
+        &[("onError", on_error.as_ref().clone())],
+    ));
+    let thrower = js_sys::Function::new_with_args("e", "throw new Error('boom ' + e.type)");
+    c.subscribe(ch.clone(), all(), None, thrower);
+    let after_thrower = Recorder::new();
+    c.subscribe(ch.clone(), all(), None, after_thrower.function.clone());
+    // A callback that ends the next subscription when it sees `deleted`.
+    let victim = Rc::new(RefCell::new(0u32));
+    let (client, target) = (c.clone(), victim.clone());
+    let unsubscriber = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        let kind = Reflect::get(&e, &"type".into())
+            .ok()
+            .and_then(|t| t.as_string());
+        if kind.as_deref() == Some("deleted") {
+            client.unsubscribe(*target.borrow());
+        }
+    });
+    c.subscribe(
+        ch.clone(),
+        all(),
+        None,
+        unsubscriber.as_ref().clone().into(),
+    );
+    let unsubscribed = Recorder::new();
+    *victim.borrow_mut() = c.subscribe(ch.clone(), all(), None, unsubscribed.function.clone());
+    let by_float = Recorder::new();
+    c.subscribe(
+        ch.clone(),
+        all(),
+        Some(vec!["2.5".into()]),
+        by_float.function.clone(),
+    );
+    wait_open(&c).await;
+    sleep(50).await;
+
+    publish(&c, &ch, "updated", r#"{"ids":[1]}"#).await;
+    publish(&c, &ch, "updated", r#"{"ids":[2.5]}"#).await;
+    publish(&c, &ch, "deleted", r#"{"ids":[1]}"#).await;
+    wait_until("three events", 5_000, || after_thrower.count() == 3).await;
+    assert_eq!(after_thrower.types(), vec!["updated", "updated", "deleted"]);
+    assert_eq!(
+        unsubscribed.types(),
+        vec!["updated", "updated"],
+        "unsubscribed by an earlier callback of the same event"
+    );
+    assert_eq!(by_float.count(), 1, "the float id 2.5 matched once");
+    assert_eq!(
+        *errors.borrow(),
+        vec!["boom updated", "boom updated", "boom deleted"],
+        "each throw reached onError"
+    );
+
+    // A callback that closes its client: the callbacks after it get nothing.
+    let ch2 = channel("js-delivery-close");
+    let client = c.clone();
+    let closer = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| client.close());
+    c.subscribe(ch2.clone(), all(), None, closer.as_ref().clone().into());
+    let after_close = Recorder::new();
+    c.subscribe(ch2.clone(), all(), None, after_close.function.clone());
+    sleep(100).await;
+    http_publish(&ch2, "updated", r#"{"ids":[1]}"#).await;
+    wait_until("the client to close", 5_000, || c.state() == "closed").await;
+    sleep(50).await;
+    assert_eq!(
+        after_close.count(),
+        0,
+        "nothing after the callback that closed the client"
+    );
+    drop((on_error, unsubscriber, closer));
+}

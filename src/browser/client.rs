@@ -7,10 +7,11 @@
 #[cfg(feature = "sse")]
 use super::http::{post_publish, post_ticket};
 use super::js::{
-    console_error, describe, event_from_frame, live_event, now_ms, random_seed, resync_event,
+    console_error, describe, event_from_frame, live_event, now_ms, owned_parts, random_seed,
+    resync_event,
 };
 use super::page::{is_online, is_visible, PageEvent, PageWatcher};
-use super::socket::{Socket, SocketEvent};
+use super::socket::{FrameEvent, Handlers, Socket, SocketEvent};
 #[cfg(feature = "igniter")]
 use super::stream::probe;
 #[cfg(feature = "sse")]
@@ -27,8 +28,8 @@ use crate::engine::session::{TransportKind, MAX_TIMER_MS};
 #[cfg(feature = "simple")]
 use crate::engine::simple::{Protocol, SimpleTranslator};
 use crate::engine::{
-    ConnectionState, Filter, Output, PublishError, PublishId, Relay, Relays, Session,
-    SessionConfig, SubId, TypeFilter, Urls,
+    number_to_id, ConnectionState, Event, EventKeys, Filter, Output, PublishError, PublishId,
+    Relay, Relays, Session, SessionConfig, SubId, TypeFilter, Urls,
 };
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
@@ -43,6 +44,11 @@ enum Call {
         subs: Vec<SubId>,
         event: JsValue,
     },
+    /// The delivery of the `event` frame being handled, which JS parsed
+    /// ([`Shell::on_frame_event`]): when it is all there is to do, JS calls the callbacks itself.
+    DeliverThisFrame {
+        subs: Vec<SubId>,
+    },
     Settle {
         callback: Function,
         value: JsValue,
@@ -54,6 +60,17 @@ enum Call {
         request: u64,
         get_token: Function,
     },
+}
+
+/// The frame whose outputs are being processed, from which the app's event is built.
+#[derive(Clone, Copy)]
+enum FrameAt<'a> {
+    /// No frame: a call from the app, a timer.
+    None,
+    /// Its text, as the JS string it arrived as.
+    Text(&'a JsValue),
+    /// An `event` frame that JS parsed ([`Shell::on_frame_event`]), which builds the event.
+    Parsed,
 }
 
 /// Where tokens come from (authentication on).
@@ -130,7 +147,9 @@ struct Shell {
     tokens: Option<TokenSource>,
     timer: Option<Timer>,
     page: Option<PageWatcher>,
-    callbacks: HashMap<SubId, Function>,
+    /// The callbacks by sub id: a JS `Map`, which the socket's listener reads too when it delivers
+    /// an event itself.
+    callbacks: js_sys::Map,
     publishes: HashMap<PublishId, (Function, Function)>,
     on_error: Option<Function>,
     /// Longer text frames (in characters) are dropped before they enter wasm (`maxFrameBytes`).
@@ -287,7 +306,7 @@ impl LiveClient {
                 tokens,
                 timer: Some(timer),
                 page: Some(page),
-                callbacks: HashMap::new(),
+                callbacks: js_sys::Map::new(),
                 publishes: HashMap::new(),
                 on_error,
                 console: ConsoleLimiter::new(),
@@ -333,7 +352,7 @@ impl LiveClient {
     /// Ends a subscription; `false` when it had already ended.
     pub fn unsubscribe(&self, id: u32) -> bool {
         Shell::with(&self.shell, |sh| {
-            sh.callbacks.remove(&id);
+            sh.callbacks.delete(&JsValue::from(id));
             sh.session.unsubscribe(now_ms(), id)
         })
     }
@@ -459,7 +478,7 @@ impl LiveClient {
         let filter = Filter::new(TypeFilter::from_types(types), ids);
         Shell::with(&self.shell, |sh| {
             let id = sh.session.subscribe(now_ms(), &channel, filter);
-            sh.callbacks.insert(id, callback);
+            sh.callbacks.set(&JsValue::from(id), &callback);
             id
         })
     }
@@ -553,6 +572,69 @@ impl Shell {
         });
     }
 
+    /// An `event` frame that JS parsed: the session routes it by its keys. When delivering it is
+    /// all there is to do (the common case), the subscriptions go back to JS, which builds the
+    /// event and calls their callbacks without coming back through wasm; otherwise the shell
+    /// runs everything, in order, as for any frame.
+    fn on_frame_event(shell: &Rc<RefCell<Shell>>, ev: FrameEvent) -> JsValue {
+        let calls = {
+            let mut sh = shell.borrow_mut();
+            let FrameEvent {
+                channel,
+                kind,
+                seq,
+                ids,
+                frame,
+            } = ev;
+            let keys = EventKeys {
+                channel: &channel,
+                seq,
+                kind: &kind,
+                // Numbers as JS's `String(n)` writes them (JS checked they are safe integers).
+                ids: ids.dyn_ref::<Array>().map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| id.as_string().or_else(|| id.as_f64().map(number_to_id)))
+                        .collect()
+                }),
+            };
+            sh.session.handle_event(now_ms(), keys, |ids| {
+                owned_event(&channel, &kind, seq, ids, &frame)
+            });
+            sh.process_with(FrameAt::Parsed);
+            let mut calls = std::mem::take(&mut sh.calls);
+            if let [Call::DeliverThisFrame { subs }] = calls.as_mut_slice() {
+                return match subs.as_slice() {
+                    [sub] => JsValue::from(*sub),
+                    subs => js_sys::Uint32Array::from(subs).into(),
+                };
+            }
+            // Rare: something else to do too (a state change, a problem). Everything runs here,
+            // in the session's order.
+            let event = calls
+                .iter()
+                .any(|c| matches!(c, Call::DeliverThisFrame { .. }))
+                .then(|| event_from_frame(&frame));
+            for call in &mut calls {
+                if let Call::DeliverThisFrame { subs } = call {
+                    *call = match &event {
+                        Some(Ok(event)) => Call::Deliver {
+                            subs: std::mem::take(subs),
+                            event: event.clone(),
+                        },
+                        Some(Err(e)) => Call::Problem(problem_error(&cat!(
+                            "could not build the event object: ",
+                            describe(e)
+                        ))),
+                        None => continue,
+                    };
+                }
+            }
+            calls
+        };
+        Shell::run(shell, calls);
+        JsValue::UNDEFINED
+    }
+
     #[cfg(feature = "sse")]
     #[cfg_attr(not(feature = "igniter"), allow(unused_variables))]
     fn on_stream(shell: &Rc<RefCell<Shell>>, number: u64, event: StreamEvent) {
@@ -610,7 +692,7 @@ impl Shell {
     /// ([`Output::DeliverFrame`]) build the app's event from it with one `JSON.parse`.
     fn handle_frame(&mut self, now: u64, text: &str, raw: &JsValue) {
         self.session.handle_text(now, text);
-        self.process_with(Some(raw));
+        self.process_with(FrameAt::Text(raw));
     }
 
     /// A frame of protocol v1 translated from another protocol (Igniter.js, the simple protocol):
@@ -622,11 +704,12 @@ impl Shell {
 
     /// Carries out the session's outputs, then arms the timer for its next deadline.
     fn process(&mut self) {
-        self.process_with(None);
+        self.process_with(FrameAt::None);
     }
 
-    /// [`process`](Self::process) right after the session was handed `frame`.
-    fn process_with(&mut self, frame: Option<&JsValue>) {
+    /// [`process`](Self::process) right after the session was handed `frame`: its text as it
+    /// arrived, or the object `frameListener` parsed it into.
+    fn process_with(&mut self, frame: FrameAt<'_>) {
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Connect => self.connect(),
@@ -687,13 +770,18 @@ impl Shell {
                     channel,
                     message,
                 } => self.report_code(&message, &code, channel.as_deref()),
-                Output::DeliverFrame { subs } => match frame.map(event_from_frame) {
-                    Some(Ok(js)) => self.calls.push(Call::Deliver { subs, event: js }),
-                    Some(Err(e)) => {
-                        self.report(cat!("could not build the event object: ", describe(&e)))
-                    }
+                Output::DeliverFrame { subs } => match frame {
+                    FrameAt::Text(raw) => match event_from_frame(raw) {
+                        Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
+                        Err(e) => {
+                            self.report(cat!("could not build the event object: ", describe(&e)))
+                        }
+                    },
+                    FrameAt::Parsed => self.calls.push(Call::DeliverThisFrame { subs }),
                     // The session only says so while handling a frame, which comes with its text.
-                    None => self.report("an event was lost: its frame was not at hand".to_owned()),
+                    FrameAt::None => {
+                        self.report("an event was lost: its frame was not at hand".to_owned())
+                    }
                 },
                 Output::Deliver { subs, event } => {
                     match live_event(
@@ -757,11 +845,25 @@ impl Shell {
         let weak = self.me.clone();
         let url = Endpoints::with_query(&self.relay().ws, &self.endpoints.scope_query);
         let plain = self.start_simple();
-        let opened = Socket::open(&url, plain, self.max_frame, move |event| {
-            if let Some(shell) = weak.upgrade() {
-                Shell::on_socket(&shell, event);
-            }
-        });
+        let (on_frame, on_throw) = (weak.clone(), weak.clone());
+        let handlers = Handlers {
+            on_event: move |event| {
+                if let Some(shell) = weak.upgrade() {
+                    Shell::on_socket(&shell, event);
+                }
+            },
+            on_frame_event: move |event| match on_frame.upgrade() {
+                Some(shell) => Shell::on_frame_event(&shell, event),
+                None => JsValue::UNDEFINED,
+            },
+            callbacks: self.callbacks.clone().into(),
+            on_throw: Rc::new(move |thrown: JsValue| {
+                if let Some(shell) = on_throw.upgrade() {
+                    Shell::hook(&shell, "a live event callback threw", &thrown);
+                }
+            }),
+        };
+        let opened = Socket::open(&url, plain, self.max_frame, handlers);
         match opened {
             Ok(socket) => self.socket = Some(Transport::Socket(socket)),
             Err(e) => {
@@ -916,9 +1018,7 @@ impl Shell {
     }
 
     fn report(&mut self, message: String) {
-        let error = js_sys::Error::new(&message);
-        error.set_name("LiveProviderError");
-        self.calls.push(Call::Problem(error.into()));
+        self.calls.push(Call::Problem(problem_error(&message)));
     }
 
     /// An error with a stable `code` (and the `channel` it is about, if any) for the error hook.
@@ -967,11 +1067,13 @@ impl Shell {
     fn run(shell: &Rc<RefCell<Shell>>, calls: Vec<Call>) {
         for call in calls {
             match call {
+                // Resolved by `on_frame_event` before it runs anything.
+                Call::DeliverThisFrame { .. } => {}
                 Call::Deliver { subs, event } => {
                     for sub in subs {
                         // Looked up at call time: an earlier callback may have unsubscribed this one.
-                        let callback = shell.borrow().callbacks.get(&sub).cloned();
-                        if let Some(callback) = callback {
+                        let callback = shell.borrow().callbacks.get(&JsValue::from(sub));
+                        if let Some(callback) = callback.dyn_ref::<Function>() {
                             if let Err(e) = callback.call1(&JsValue::NULL, &event) {
                                 Shell::hook(shell, "a live event callback threw", &e);
                             }
@@ -1209,6 +1311,35 @@ fn function(options: &JsValue, field: &str) -> Result<Option<Function>, JsValue>
     value.dyn_into::<Function>().map(Some).map_err(|_| {
         js_sys::TypeError::new(&cat!("option `", field, "` must be a function")).into()
     })
+}
+
+/// A `LiveProviderError` with `message`, for the error hook.
+fn problem_error(message: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    error.set_name("LiveProviderError");
+    error.into()
+}
+
+/// The owned [`Event`] of a parsed `event` frame, for a coalescing window that holds it back: its
+/// payload and meta become JSON text again (`JSON.stringify` of what `JSON.parse` made, so always
+/// valid).
+fn owned_event(
+    channel: &str,
+    kind: &str,
+    seq: u64,
+    ids: Option<Vec<String>>,
+    frame: &JsValue,
+) -> Event {
+    let parts = owned_parts(frame);
+    Event {
+        channel: channel.to_owned(),
+        kind: kind.to_owned(),
+        seq,
+        payload: parts.get(0).as_string().unwrap_or_else(|| "{}".to_owned()),
+        meta: parts.get(1).as_string(),
+        date: parts.get(2).as_f64().unwrap_or(f64::NAN),
+        ids,
+    }
 }
 
 fn set(target: &Object, key: &str, value: &JsValue) {

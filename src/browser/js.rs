@@ -14,11 +14,63 @@ export function liveEvent(channel, type, payload, date, meta) {
   return event;
 }
 export function eventFromFrame(frame) {
-  const f = JSON.parse(frame);
+  const f = typeof frame === "string" ? JSON.parse(frame) : frame;
   const event = { channel: f.channel, type: f.type, payload: f.payload, date: eventDate(f.date) };
   const m = f.meta;
   if (typeof m === "object" && m !== null && !Array.isArray(m)) event.meta = m;
   return event;
+}
+function eventIds(f) {
+  if (f === null || typeof f !== "object" || f.op !== "event") return null;
+  if (typeof f.channel !== "string" || typeof f.type !== "string") return null;
+  if (!Number.isSafeInteger(f.seq) || f.seq < 0) return null;
+  if (typeof f.date !== "number" || !(Math.abs(f.date) <= 8.64e15)) return null;
+  const m = f.meta;
+  if (m !== undefined && (typeof m !== "object" || m === null || Array.isArray(m))) return null;
+  const p = f.payload;
+  if (p === undefined) return null;
+  if (p === null || typeof p !== "object" || Array.isArray(p) || p.ids == null) return undefined;
+  const ids = p.ids;
+  if (!Array.isArray(ids)) return null;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (typeof id !== "string" && !Number.isSafeInteger(id)) return null;
+  }
+  return ids;
+}
+export function frameListener(max, onText, onEvent, callbacks, onThrow) {
+  return (e) => {
+    const d = e.data;
+    if (typeof d !== "string") return onText(undefined, 0);
+    if (d.length > max) return onText(undefined, d.length);
+    if (onEvent === undefined) return onText(d, 0);
+    let f;
+    try {
+      f = JSON.parse(d);
+    } catch {
+      return onText(d, 0); // the engine reads it again, and reports what is wrong with it
+    }
+    const ids = eventIds(f);
+    if (ids === null) return onText(d, 0);
+    const subs = onEvent(f.channel, f.type, f.seq, ids, f);
+    if (subs === undefined) return;
+    const event = eventFromFrame(f);
+    if (typeof subs === "number") return deliver(callbacks, subs, event, onThrow);
+    for (let i = 0; i < subs.length; i++) deliver(callbacks, subs[i], event, onThrow);
+  };
+}
+function deliver(callbacks, sub, event, onThrow) {
+  // Looked up at call time: an earlier callback may have unsubscribed this one.
+  const callback = callbacks.get(sub);
+  if (callback === undefined) return;
+  try {
+    callback(event);
+  } catch (error) {
+    onThrow(error);
+  }
+}
+export function ownedParts(f) {
+  return [JSON.stringify(f.payload), f.meta === undefined ? undefined : JSON.stringify(f.meta), f.date];
 }
 export function resyncEvent(channel, reason) {
   return { channel, type: "$resync", payload: {}, date: new Date(), meta: { resync: true, reason } };
@@ -36,10 +88,36 @@ extern "C" {
         meta: Option<String>,
     ) -> Result<JsValue, JsValue>;
 
-    /// Builds the `LiveEvent` from the `event` frame's text as it arrived from the network: one
-    /// `JSON.parse` per event, and no string copied back out of wasm.
+    /// Builds the `LiveEvent` from the `event` frame as it arrived from the network: its text (one
+    /// `JSON.parse` per event, and no string copied back out of wasm) or the object
+    /// `frameListener` already parsed it into.
     #[wasm_bindgen(js_name = eventFromFrame, catch)]
     pub fn event_from_frame(frame: &JsValue) -> Result<JsValue, JsValue>;
+
+    /// A WebSocket's `onmessage`: it parses each text frame once. An `event` frame the engine can
+    /// route by its keys alone (`Session::handle_event`: a `seq`, a `date` JS can represent, a
+    /// `meta` object or none, `payload.ids` strings and safe integers or none) goes to
+    /// `on_event(channel, type, seq, ids, frame)` with the ids (strings and safe integers, or
+    /// `undefined`) and the
+    /// parsed frame (with `on_event` undefined: none does). What it returns (a sub id or a
+    /// `Uint32Array` of them) are the subscriptions whose `callbacks` (a `Map` by sub id) JS calls
+    /// with the event then, each looked up when its turn comes; what one throws goes to
+    /// `on_throw`. Every other frame goes to `on_text(text, 0)` for the engine to read, a binary
+    /// one as `on_text(undefined, 0)`, and a text frame over `max` characters as
+    /// `on_text(undefined, length)`: it never enters wasm.
+    #[wasm_bindgen(js_name = frameListener)]
+    pub fn frame_listener(
+        max: u32,
+        on_text: &JsValue,
+        on_event: &JsValue,
+        callbacks: &JsValue,
+        on_throw: &JsValue,
+    ) -> js_sys::Function;
+
+    /// A parsed `event` frame's payload and meta as JSON text, and its date: `[payload, meta, date]`
+    /// (for an event a coalescing window holds back).
+    #[wasm_bindgen(js_name = ownedParts)]
+    pub fn owned_parts(frame: &JsValue) -> js_sys::Array;
 
     /// The event handed to subscriptions whose channel could not be replayed (they should refetch).
     #[wasm_bindgen(js_name = resyncEvent)]

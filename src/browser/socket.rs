@@ -1,11 +1,17 @@
 //! A WebSocket that owns its listeners: dropping it removes them and closes the socket, so no
 //! closure outlives the connection it belongs to.
+//!
+//! Frames are parsed in JS, once (`frameListener` in [`super::js`]): an `event` frame reaches the
+//! shell as its routing keys and the parsed object ([`FrameEvent`]), and the shell may hand the
+//! delivery back to JS, which calls the callbacks with no further trip through wasm. Every other
+//! frame reaches it as text ([`SocketEvent::Text`]).
 
+use super::js::frame_listener;
 use crate::engine::frame::SUBPROTOCOL;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use web_sys::{CloseEvent, WebSocket};
 
 /// What a socket reports.
 pub enum SocketEvent {
@@ -28,49 +34,95 @@ pub enum SocketEvent {
     },
 }
 
+/// An `event` frame, parsed in JS, that the engine routes by its keys alone
+/// ([`Session::handle_event`](crate::engine::Session::handle_event)).
+pub struct FrameEvent {
+    pub channel: String,
+    pub kind: String,
+    pub seq: u64,
+    /// `payload.ids`: an array of strings and safe integers, or `undefined`.
+    pub ids: JsValue,
+    /// The parsed frame, from which the app's event is built.
+    pub frame: JsValue,
+}
+
+/// Where a socket sends what it receives.
+pub struct Handlers<E, F> {
+    /// Everything but the `event` frames of [`FrameEvent`].
+    pub on_event: E,
+    /// An `event` frame; returns the subscriptions whose callbacks JS must call with it now (a
+    /// sub id, a `Uint32Array` of them, or `undefined` when the shell has done all there is to do).
+    pub on_frame_event: F,
+    /// The callbacks by sub id (a JS `Map`), read by JS when it delivers.
+    pub callbacks: JsValue,
+    /// Called with what a callback called by JS threw.
+    pub on_throw: Rc<dyn Fn(JsValue)>,
+}
+
 pub struct Socket {
     ws: WebSocket,
     _on_open: Closure<dyn FnMut()>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_text: Closure<dyn FnMut(JsValue, u32)>,
+    _on_event: Closure<dyn FnMut(String, String, f64, JsValue, JsValue) -> JsValue>,
+    _on_throw: Closure<dyn FnMut(JsValue)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
 impl Socket {
     /// Opens a WebSocket offering protocol v1 (with `plain`: no subprotocol, as the seed's simple
-    /// protocol; a server that answers none would make the browser fail a handshake offering one).
+    /// protocol; a server that answers none would make the browser fail a handshake offering one,
+    /// and every frame of such a socket is reported as text, for its translator).
     /// Errors when the URL is refused by the constructor.
     /// Text frames longer than `max_frame` characters are reported as [`SocketEvent::Oversized`].
-    pub fn open(
+    pub fn open<E, F>(
         url: &str,
         plain: bool,
         max_frame: u32,
-        on_event: impl Fn(SocketEvent) + 'static,
-    ) -> Result<Socket, JsValue> {
+        handlers: Handlers<E, F>,
+    ) -> Result<Socket, JsValue>
+    where
+        E: Fn(SocketEvent) + 'static,
+        F: Fn(FrameEvent) -> JsValue + 'static,
+    {
         let ws = if plain {
             WebSocket::new(url)?
         } else {
             WebSocket::new_with_str(url, SUBPROTOCOL)?
         };
+        let Handlers {
+            on_event,
+            on_frame_event,
+            callbacks,
+            on_throw,
+        } = handlers;
         let on_event: Rc<dyn Fn(SocketEvent)> = Rc::new(on_event);
 
         let handler = on_event.clone();
         let on_open = Closure::<dyn FnMut()>::new(move || handler(SocketEvent::Open));
         let handler = on_event.clone();
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            let raw = e.data();
-            // The length is read on the JS string: an oversized frame never enters wasm memory.
-            match raw
-                .dyn_ref::<js_sys::JsString>()
-                .map(js_sys::JsString::length)
-            {
-                Some(len) if len > max_frame => handler(SocketEvent::Oversized { len }),
-                Some(_) => match raw.as_string() {
-                    Some(text) => handler(SocketEvent::Text { text, raw }),
-                    None => handler(SocketEvent::Binary),
-                },
+        let on_text = Closure::<dyn FnMut(JsValue, u32)>::new(move |raw: JsValue, len: u32| {
+            if len > 0 {
+                return handler(SocketEvent::Oversized { len });
+            }
+            match raw.as_string() {
+                Some(text) => handler(SocketEvent::Text { text, raw }),
                 None => handler(SocketEvent::Binary),
             }
         });
+        let on_frame_event =
+            Closure::<dyn FnMut(String, String, f64, JsValue, JsValue) -> JsValue>::new(
+                move |channel, kind, seq: f64, ids, frame| {
+                    on_frame_event(FrameEvent {
+                        channel,
+                        kind,
+                        // A safe integer from 0 (checked in JS).
+                        seq: seq as u64,
+                        ids,
+                        frame,
+                    })
+                },
+            );
+        let on_throw = Closure::<dyn FnMut(JsValue)>::new(move |thrown| on_throw(thrown));
         let handler = on_event;
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
             handler(SocketEvent::Closed {
@@ -79,12 +131,26 @@ impl Socket {
             })
         });
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        // A plain socket speaks another protocol: every frame goes to its translator as text.
+        let frame_events = if plain {
+            &JsValue::UNDEFINED
+        } else {
+            on_frame_event.as_ref()
+        };
+        ws.set_onmessage(Some(&frame_listener(
+            max_frame,
+            on_text.as_ref(),
+            frame_events,
+            &callbacks,
+            on_throw.as_ref(),
+        )));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         Ok(Socket {
             ws,
             _on_open: on_open,
-            _on_message: on_message,
+            _on_text: on_text,
+            _on_event: on_frame_event,
+            _on_throw: on_throw,
             _on_close: on_close,
         })
     }

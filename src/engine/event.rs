@@ -28,6 +28,19 @@ pub struct Event {
     pub ids: Option<Vec<RecordId>>,
 }
 
+/// What routing needs of an `event` frame: where it belongs, its place in the channel, and what
+/// the filters look at. The payload itself never enters the engine on this path
+/// ([`Session::handle_event`](super::Session::handle_event)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventKeys<'a> {
+    pub channel: &'a str,
+    pub seq: u64,
+    /// The event's `type`.
+    pub kind: &'a str,
+    /// `payload.ids` as strings ([`number_to_id`] for numbers); `None` when the payload has none.
+    pub ids: Option<Vec<RecordId>>,
+}
+
 /// Why `payload.ids` could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdsError(pub String);

@@ -17,7 +17,7 @@ pub mod simple;
 pub mod text;
 
 pub use backoff::Backoff;
-pub use event::{payload_ids, Event, RecordId};
+pub use event::{number_to_id, payload_ids, Event, EventKeys, RecordId};
 pub use filter::{Filter, TypeFilter};
 pub use registry::{Registry, SubId};
 pub use relays::{Relay, Relays, RelaysError, Urls};

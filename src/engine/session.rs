@@ -81,7 +81,7 @@ pub use token::{refresh_delay, MIN_REFRESH_MARGIN_MS, TOKEN_ERROR_CODE};
 
 use super::backoff::{Backoff, XorShift};
 use super::coalesce::Coalescer;
-use super::event::{payload_ids, Event};
+use super::event::{payload_ids, Event, EventKeys, RecordId};
 #[cfg(test)]
 use super::filter::Filter; // named by the tests, which `use super::*`
 use super::frame::{self, ServerFrame};
@@ -366,13 +366,47 @@ impl Session {
         self.relay
     }
 
-    /// A text frame arrived.
-    pub fn handle_text(&mut self, now: Millis, text: &str) {
+    /// An `event` frame arrived that the shell has already read (the browser shell parses each
+    /// frame once, in JS): only its routing keys enter the engine, the payload never does.
+    /// `make` builds the owned [`Event`] (given the keys' ids back) if a coalescing window holds
+    /// it back (or, without [`SessionConfig::deliver_frames`], for [`Output::Deliver`]). It behaves exactly as
+    /// [`handle_text`](Self::handle_text) given the frame's text, for a frame whose `date` is a
+    /// time JS can represent, whose `meta` is absent or an object and whose `payload.ids` is
+    /// absent or a list of ids: the shell hands other frames over as text.
+    pub fn handle_event(
+        &mut self,
+        now: Millis,
+        keys: EventKeys<'_>,
+        make: impl FnOnce(Option<Vec<RecordId>>) -> Event,
+    ) {
+        if !self.frame_arrived(now) {
+            return;
+        }
+        if matches!(self.link, Link::Connecting { .. }) {
+            return self.violation(now, "the relay sent a frame before `hello`");
+        }
+        self.route_event(now, keys, make);
+        self.check_useful(now);
+    }
+
+    /// Notes a frame's arrival on the current connection; `false` when the session already gave
+    /// the connection up (the frame is ignored).
+    fn frame_arrived(&mut self, now: Millis) -> bool {
         match &mut self.link {
             Link::Open { last_rx, .. } => *last_rx = now,
             Link::Connecting { .. } => {}
-            // A frame from a connection the session already gave up on.
-            Link::Idle | Link::Authorizing { .. } | Link::Waiting { .. } | Link::Closed => return,
+            Link::Idle | Link::Authorizing { .. } | Link::Waiting { .. } | Link::Closed => {
+                return false
+            }
+        }
+        true
+    }
+
+    /// A text frame arrived.
+    pub fn handle_text(&mut self, now: Millis, text: &str) {
+        // A frame from a connection the session already gave up on is ignored.
+        if !self.frame_arrived(now) {
+            return;
         }
         let frame = match frame::decode_server(text) {
             Ok(f) => f,
@@ -446,18 +480,6 @@ impl Session {
 
     fn on_event(&mut self, now: Millis, ev: frame::EventFrame<'_>) {
         let channel = ev.channel.as_ref();
-        if !self.advance(channel, ev.seq) {
-            return;
-        }
-        self.stats.delivered += 1;
-        if let Some(&last) = self.replaying.get(channel) {
-            if ev.seq <= last {
-                self.stats.replayed += 1;
-            }
-            if ev.seq >= last {
-                self.replaying.remove(channel);
-            }
-        }
         let ids = match payload_ids(ev.payload) {
             Ok(ids) => ids,
             Err(e) => {
@@ -497,29 +519,63 @@ impl Session {
             ));
             meta = None;
         }
-        let subs = self.registry.route(channel, &ev.kind, ids.as_deref());
-        if subs.is_empty() {
-            return;
-        }
-        let seq = ev.seq;
-        let event = move || Event {
-            channel: ev.channel.into_owned(),
-            kind: ev.kind.into_owned(),
-            seq,
+        let keys = EventKeys {
+            channel,
+            seq: ev.seq,
+            kind: &ev.kind,
+            ids,
+        };
+        let make = |ids| Event {
+            channel: ev.channel.to_string(),
+            kind: ev.kind.to_string(),
+            seq: ev.seq,
             payload: ev.payload.to_owned(),
             date,
             meta: meta.map(str::to_owned),
             ids,
         };
+        self.route_event(now, keys, make);
+    }
+
+    /// Routes an event by its keys: positions first (a duplicate or a gap is handled there), then
+    /// the registry, then the coalescing windows.
+    fn route_event(
+        &mut self,
+        now: Millis,
+        keys: EventKeys<'_>,
+        make: impl FnOnce(Option<Vec<RecordId>>) -> Event,
+    ) {
+        let EventKeys {
+            channel,
+            seq,
+            kind,
+            ids,
+        } = keys;
+        if !self.advance(channel, seq) {
+            return;
+        }
+        self.stats.delivered += 1;
+        if let Some(&last) = self.replaying.get(channel) {
+            if seq <= last {
+                self.stats.replayed += 1;
+            }
+            if seq >= last {
+                self.replaying.remove(channel);
+            }
+        }
+        let subs = self.registry.route(channel, kind, ids.as_deref());
+        if subs.is_empty() {
+            return;
+        }
         if self.cfg.deliver_frames {
             // The shell builds the app's event from the frame it holds: nothing is copied here
             // unless a coalescing window holds the event back.
-            let subs = self.coalesce.route_with(now, subs, event);
+            let subs = self.coalesce.route_with(now, subs, || make(ids));
             if !subs.is_empty() {
                 self.outputs.push_back(Output::DeliverFrame { subs });
             }
         } else {
-            let event = event();
+            let event = make(ids);
             let subs = self.coalesce.route(now, subs, &event);
             if !subs.is_empty() {
                 self.outputs.push_back(Output::Deliver { subs, event });

@@ -2257,3 +2257,140 @@ fn deliver_frames_names_the_subscriptions_of_the_frame_and_changes_nothing_else(
         assert_eq!(got[0], got[1], "window {window_ms}");
     }
 }
+
+/// Issue 11: the browser shell parses each frame once in JS and hands the engine only an `event`
+/// frame's keys (`handle_event`). Fed the same stream (duplicates, gaps, events for channels
+/// nobody subscribed to, coalescing on and off), it does exactly what `handle_text` does with the
+/// frame's text: same outputs in the same order, same stats, same positions.
+#[test]
+fn handle_event_with_the_frames_keys_does_what_handle_text_does() {
+    for window_ms in [0, 250] {
+        let subs = [
+            ("resources/posts", all()),
+            ("resources/posts", ids(&["2"])),
+            (
+                "resources/posts",
+                Filter::new(TypeFilter::from_types(["deleted"]), None),
+            ),
+            ("resources/users", ids(&["1", "3"])),
+        ];
+        let mut sessions = [(); 2].map(|_| {
+            let mut s = Session::new(SessionConfig {
+                coalesce_ms: window_ms,
+                ..SessionConfig::default()
+            });
+            for (c, f) in &subs {
+                s.subscribe(0, c, f.clone());
+            }
+            s
+        });
+        let channels = ["resources/posts", "resources/users", "resources/other"];
+        let mut rng = crate::engine::backoff::XorShift::new(11 + window_ms);
+        let mut seqs = [0u64; 3];
+        let mut now = 1;
+        let mut deliveries = 0;
+        for step in 0..600u64 {
+            now += 1 + rng.next_u64() % 400;
+            let c = (rng.next_u64() % 3) as usize;
+            // Mostly the next seq; sometimes a duplicate, sometimes a gap.
+            match rng.next_u64() % 10 {
+                0 => {}
+                1 => seqs[c] += 3,
+                _ => seqs[c] += 1,
+            }
+            let kind = ["created", "updated", "deleted"][(rng.next_u64() % 3) as usize];
+            let ids: Option<Vec<RecordId>> = match rng.next_u64() % 3 {
+                0 => None,
+                _ => Some(vec![cat!(rng.next_u64() % 4), cat!(rng.next_u64() % 4)]),
+            };
+            let payload = match &ids {
+                None => "{\"title\":\"x\"}".to_owned(),
+                Some(ids) => cat!(
+                    "{\"ids\":[",
+                    ids[0].as_str(),
+                    ",\"",
+                    ids[1].as_str(),
+                    "\"]}"
+                ),
+            };
+            let text = event(channels[c], seqs[c], kind, &payload);
+            let mut outputs: [Vec<Output>; 2] = [Vec::new(), Vec::new()];
+            for (k, s) in sessions.iter_mut().enumerate() {
+                // The connection opens at the start and is cut and resumed once, half way.
+                if step == 0 || step == 300 {
+                    if step == 300 {
+                        s.handle_close(now, "cut");
+                        run_timers(s, now + 60_000);
+                    }
+                    s.handle_open(now);
+                    s.handle_text(now, &encode_hello("e1", 25_000));
+                    let answer: Vec<_> = channels
+                        .iter()
+                        .zip(seqs)
+                        .map(|(c, seq)| (*c, seq, None))
+                        .collect();
+                    s.handle_text(now, &subscribed(&answer));
+                }
+                outputs[k].extend(run_timers(s, now));
+                if k == 0 {
+                    s.handle_text(now, &text);
+                } else {
+                    let keys = EventKeys {
+                        channel: channels[c],
+                        seq: seqs[c],
+                        kind,
+                        ids: ids.clone(),
+                    };
+                    s.handle_event(now, keys, |ids| Event {
+                        channel: channels[c].to_owned(),
+                        kind: kind.to_owned(),
+                        seq: seqs[c],
+                        payload: payload.clone(),
+                        date: 1_700_000_000_000.0,
+                        meta: None,
+                        ids,
+                    });
+                }
+                outputs[k].extend(drain(s));
+            }
+            deliveries += outputs[0]
+                .iter()
+                .filter(|o| matches!(o, Output::Deliver { .. }))
+                .count();
+            assert_eq!(outputs[0], outputs[1], "window {window_ms}, step {step}");
+        }
+        assert!(deliveries > 100, "window {window_ms}: {deliveries}");
+        let [a, b] = &sessions;
+        assert_eq!(a.stats(), b.stats(), "window {window_ms}");
+        assert!(a.stats().duplicates > 10, "{:?}", a.stats());
+    }
+}
+
+/// An event's keys before `hello` are the same protocol violation as the frame's text: not
+/// delivered, counted, and the connection given up.
+#[test]
+fn handle_event_before_hello_is_the_same_violation_as_the_frame() {
+    let mut outputs = Vec::new();
+    for by_keys in [false, true] {
+        let mut s = Session::new(SessionConfig::default());
+        s.subscribe(0, "a", all());
+        s.handle_open(1);
+        drain(&mut s);
+        if by_keys {
+            let keys = EventKeys {
+                channel: "a",
+                seq: 1,
+                kind: "updated",
+                ids: None,
+            };
+            s.handle_event(2, keys, |_| unreachable!("nothing is delivered"));
+        } else {
+            s.handle_text(2, &event("a", 1, "updated", "{}"));
+        }
+        let out = drain(&mut s);
+        assert!(out.contains(&Output::Disconnect), "{out:?}");
+        assert_eq!(s.problems(), 1);
+        outputs.push(out);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}
