@@ -19,6 +19,7 @@ use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::cat;
 use crate::engine::frame::CLOSE_UNAUTHORIZED;
+use crate::engine::hash::Map;
 #[cfg(feature = "igniter")]
 use crate::engine::igniter::{self, IgniterTranslator, Source};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
@@ -33,7 +34,6 @@ use crate::engine::{
 };
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -150,7 +150,7 @@ struct Shell {
     /// The callbacks by sub id: a JS `Map`, which the socket's listener reads too when it delivers
     /// an event itself.
     callbacks: js_sys::Map,
-    publishes: HashMap<PublishId, (Function, Function)>,
+    publishes: Map<PublishId, (Function, Function)>,
     on_error: Option<Function>,
     /// Longer text frames (in characters) are dropped before they enter wasm (`maxFrameBytes`).
     max_frame: u32,
@@ -307,7 +307,7 @@ impl LiveClient {
                 timer: Some(timer),
                 page: Some(page),
                 callbacks: js_sys::Map::new(),
-                publishes: HashMap::new(),
+                publishes: Map::default(),
                 on_error,
                 console: ConsoleLimiter::new(),
                 max_frame,

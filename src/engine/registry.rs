@@ -7,7 +7,7 @@
 
 use super::event::RecordId;
 use super::filter::Filter;
-use std::collections::{HashMap, HashSet};
+use super::hash::{Map, Set};
 
 /// A subscription's handle. Handles grow monotonically, so their order is subscription order.
 pub type SubId = u32;
@@ -23,12 +23,12 @@ struct ChannelIndex {
     /// Subscriptions not indexed by id (no ids, or an empty list): every event is a candidate.
     /// No order: what routing returns is sorted once (and a hash set costs less wasm than a
     /// `BTreeSet`).
-    unindexed: HashSet<SubId>,
+    unindexed: Set<SubId>,
     /// Subscriptions with ids, by each of their ids. The subscriptions with ids are all here, so
     /// an event without ids (or "created"), which they all pass, reaches them through its values:
     /// no second set of them (at 10,000 `useOne` subscriptions it would cost memory per
     /// subscription).
-    by_id: HashMap<RecordId, Vec<SubId>>,
+    by_id: Map<RecordId, Vec<SubId>>,
 }
 
 impl ChannelIndex {
@@ -56,8 +56,8 @@ pub enum ChannelChange {
 #[derive(Debug, Default)]
 pub struct Registry {
     next: SubId,
-    subs: HashMap<SubId, Subscription>,
-    channels: HashMap<String, ChannelIndex>,
+    subs: Map<SubId, Subscription>,
+    channels: Map<String, ChannelIndex>,
 }
 
 impl Registry {

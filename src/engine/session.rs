@@ -85,10 +85,11 @@ use super::event::{payload_ids, Event, EventKeys, RecordId};
 #[cfg(test)]
 use super::filter::Filter; // named by the tests, which `use super::*`
 use super::frame::{self, ServerFrame};
+use super::hash::{Map, Set};
 use super::registry::{Registry, SubId};
 use super::text;
 use crate::cat;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 
 /// The connection as the app sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,9 +207,9 @@ pub struct Session {
     conditions: Conditions,
     /// The epoch announced by the current connection's `hello`.
     epoch: Option<String>,
-    positions: HashMap<String, ChannelPosition>,
+    positions: Map<String, ChannelPosition>,
     /// Channels whose `subscribed` answer is due on the current connection.
-    awaiting: HashSet<String>,
+    awaiting: Set<String>,
     /// The publishes not settled yet.
     publishes: PublishQueue,
     /// The deadlines the session arms itself (idle close, stream reopen); the others follow from
@@ -235,17 +236,17 @@ pub struct Session {
     /// When the connection's token expires (from the relay's `ttl_ms`, on the session clock).
     expires_at: Option<Millis>,
     /// Channels the relay refused for the token (`forbidden`).
-    forbidden: HashSet<String>,
+    forbidden: Set<String>,
     /// Channels the server refused outright ([`Session::refuse_channels`]), with the error's code
     /// and message: left out of every connection until their subscriptions end.
-    refused: HashMap<String, (String, String)>,
+    refused: Map<String, (String, String)>,
     /// The relay (index into the shell's list) of the current connection, or of the next attempt.
     relay: usize,
     /// When the current connection became useful: `hello`, then every channel of its `subscribe`
     /// answered ([`MIN_USEFUL_MS`]).
     useful_since: Option<Millis>,
     /// Channels being replayed after a resume: the last seq of the replay (the `subscribed` seq).
-    replaying: HashMap<String, u64>,
+    replaying: Map<String, u64>,
     /// The channels the current WebSocket connection unsubscribed (the last `LEFT_REMEMBERED`, in `channels.rs`):
     /// their events still in flight are dropped quietly; an event of a channel that is neither
     /// subscribed nor here is a relay bug, counted in `problems`.
@@ -292,8 +293,8 @@ impl Session {
                 frozen: false,
             },
             epoch: None,
-            positions: HashMap::new(),
-            awaiting: HashSet::new(),
+            positions: Map::default(),
+            awaiting: Set::default(),
             publishes: PublishQueue::new(publish_key_prefix),
             timers: Deadlines::default(),
             outputs: VecDeque::new(),
@@ -308,11 +309,11 @@ impl Session {
             token_request: 0,
             refresh: Refresh::None,
             expires_at: None,
-            forbidden: HashSet::new(),
-            refused: HashMap::new(),
+            forbidden: Set::default(),
+            refused: Map::default(),
             relay: 0,
             useful_since: None,
-            replaying: HashMap::new(),
+            replaying: Map::default(),
             left: VecDeque::new(),
             coalesce,
         }

@@ -1,13 +1,13 @@
 //! The query of a Server-Sent Events stream URL, and `encodeURIComponent` for its values.
 
 use super::channel_state::ChannelPosition;
+use crate::engine::hash::Map;
 use crate::engine::text;
-use std::collections::HashMap;
 
 /// The query of an SSE stream URL: `channels=a,b&since=<epoch>:<seq>,,<seq>` (see `docs/PROTOCOL.md`).
 /// Positions of another epoch than the first one found cannot be expressed in one `since`; such
 /// channels resubscribe without a position and are resynced.
-pub(super) fn sse_query(channels: &[&str], positions: &HashMap<String, ChannelPosition>) -> String {
+pub(super) fn sse_query(channels: &[&str], positions: &Map<String, ChannelPosition>) -> String {
     let mut query = String::from("channels=");
     for (i, c) in channels.iter().enumerate() {
         if i > 0 {
