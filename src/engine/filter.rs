@@ -5,6 +5,7 @@
 //! least one (compared as strings). When either side has no ids, the event passes.
 
 use super::event::RecordId;
+use super::sort::sort_dedup;
 
 /// The event types a subscription accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +56,7 @@ pub struct Filter {
 impl Filter {
     pub fn new(types: TypeFilter, ids: Option<Vec<RecordId>>) -> Self {
         let ids = ids.map(|mut ids| {
-            ids.sort_unstable();
-            ids.dedup();
+            sort_dedup(&mut ids);
             // Kept for the subscription's life: no spare capacity (a list collected from a JS
             // array grows to 4 entries for 1 id, 72 B more per `useOne` subscription).
             ids.shrink_to_fit();

@@ -15,6 +15,7 @@ pub mod relays;
 pub mod session;
 #[cfg(feature = "simple")]
 pub mod simple;
+pub mod sort;
 pub mod text;
 
 pub use backoff::Backoff;

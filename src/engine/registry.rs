@@ -8,6 +8,7 @@
 use super::event::RecordId;
 use super::filter::Filter;
 use super::hash::{Map, Set};
+use super::sort::{sort, sort_dedup};
 
 /// A subscription's handle. Handles grow monotonically, so their order is subscription order.
 pub type SubId = u32;
@@ -154,8 +155,7 @@ impl Registry {
             // No ids on the event, or "created": every subscription passes the id check.
             _ => out.extend(index.indexed().filter(|i| accepts(i))),
         }
-        out.sort_unstable();
-        out.dedup();
+        sort_dedup(&mut out);
         out
     }
 
@@ -170,8 +170,7 @@ impl Registry {
             .chain(index.indexed())
             .copied()
             .collect();
-        out.sort_unstable();
-        out.dedup();
+        sort_dedup(&mut out);
         out
     }
 
@@ -179,7 +178,7 @@ impl Registry {
     /// do not depend on hashing).
     pub fn channels(&self) -> impl Iterator<Item = &str> {
         let mut names: Vec<&str> = self.channels.keys().map(String::as_str).collect();
-        names.sort_unstable();
+        sort(&mut names);
         names.into_iter()
     }
 
