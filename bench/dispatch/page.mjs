@@ -110,7 +110,7 @@ window.bench = {
 
   /**
    * Dispatch only: the next `n` frames of the stream handed straight to the contender's socket
-   * `onmessage` (as \`{ data }\`), synchronously, without the browser's network stack. Every
+   * `onmessage` (as \`{ data, timeStamp }\`), synchronously, without the browser's network stack. Every
    * contender runs its callbacks synchronously, so all of them must have run when the loop ends.
    */
   async inject(n) {
@@ -122,7 +122,8 @@ window.bench = {
     const start = delivered;
     const wrongBefore = wrong;
     const t0 = performance.now();
-    for (let i = 0; i < n; i++) handler.call(ws, { data: frames[i] });
+    // As a socket's MessageEvent, with its `data` and the `timeStamp` every DOM event carries.
+    for (let i = 0; i < n; i++) handler.call(ws, { data: frames[i], timeStamp: t0 });
     const ms = performance.now() - t0;
     const r = await fetch(`/skip?run=${run}&n=${n}`); // keep the server's cursor in step
     if (!r.ok) throw new Error(await r.text());

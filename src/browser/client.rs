@@ -7,8 +7,8 @@
 #[cfg(feature = "sse")]
 use super::http::{post_publish, post_ticket};
 use super::js::{
-    console_error, describe, event_from_frame, live_event, now_ms, owned_parts, random_seed,
-    resync_event,
+    console_error, describe, event_from_frame, live_event, now_at, now_ms, owned_parts,
+    random_seed, resync_event,
 };
 use super::page::{is_online, is_visible, PageEvent, PageWatcher};
 use super::socket::{FrameEvent, Handlers, Socket, SocketEvent};
@@ -585,20 +585,30 @@ impl Shell {
                 seq,
                 ids,
                 frame,
+                stamp,
             } = ev;
+            // Numbers as JS's `String(n)` writes them (JS checked they are safe integers).
+            let read_ids = || {
+                ids.dyn_ref::<Array>().map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| id.as_string().or_else(|| id.as_f64().map(number_to_id)))
+                        .collect()
+                })
+            };
+            // Read only when a subscription of the channel filters by id (or a coalescing window
+            // holds the event back, below).
             let keys = EventKeys {
                 channel: &channel,
                 seq,
                 kind: &kind,
-                // Numbers as JS's `String(n)` writes them (JS checked they are safe integers).
-                ids: ids.dyn_ref::<Array>().map(|ids| {
-                    ids.iter()
-                        .filter_map(|id| id.as_string().or_else(|| id.as_f64().map(number_to_id)))
-                        .collect()
-                }),
+                ids: if sh.session.registry().indexes_ids(&channel) {
+                    read_ids()
+                } else {
+                    None
+                },
             };
-            sh.session.handle_event(now_ms(), keys, |ids| {
-                owned_event(&channel, &kind, seq, ids, &frame)
+            sh.session.handle_event(now_at(stamp), keys, |given| {
+                owned_event(&channel, &kind, seq, given.or_else(read_ids), &frame)
             });
             sh.process_with(FrameAt::Parsed);
             let mut calls = std::mem::take(&mut sh.calls);

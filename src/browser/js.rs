@@ -52,7 +52,7 @@ export function frameListener(max, onText, onEvent, callbacks, onThrow) {
     }
     const ids = eventIds(f);
     if (ids === null) return onText(d, 0);
-    const subs = onEvent(f.channel, f.type, f.seq, ids, f);
+    const subs = onEvent(f.channel, f.type, f.seq, ids, f, e.timeStamp);
     if (subs === undefined) return;
     const event = eventFromFrame(f);
     if (typeof subs === "number") return deliver(callbacks, subs, event, onThrow);
@@ -97,7 +97,7 @@ extern "C" {
     /// A WebSocket's `onmessage`: it parses each text frame once. An `event` frame the engine can
     /// route by its keys alone (`Session::handle_event`: a `seq`, a `date` JS can represent, a
     /// `meta` object or none, `payload.ids` strings and safe integers or none) goes to
-    /// `on_event(channel, type, seq, ids, frame)` with the ids (strings and safe integers, or
+    /// `on_event(channel, type, seq, ids, frame, timeStamp)` with the ids (strings and safe integers, or
     /// `undefined`) and the
     /// parsed frame (with `on_event` undefined: none does). What it returns (a sub id or a
     /// `Uint32Array` of them) are the subscriptions whose `callbacks` (a `Map` by sub id) JS calls
@@ -142,9 +142,36 @@ extern "C" {
     fn math_random() -> f64;
 }
 
-/// Milliseconds on the monotonic clock, for the session.
+/// Milliseconds on the monotonic clock, for the session: `performance.now()`, never less than
+/// a time it gave before.
 pub fn now_ms() -> u64 {
-    performance_now().max(0.0) as u64
+    clock(performance_now())
+}
+
+/// The time of a DOM event that happened just now, from its `timeStamp` (milliseconds on the
+/// same clock as `performance.now()`, read for free): the time to give the session for it,
+/// never less than a time given before. A stamp that is missing or not on that clock (over
+/// 10^11 ms, three years, is no page's age) is replaced by [`now_ms`].
+pub fn now_at(stamp: f64) -> u64 {
+    if stamp > 0.0 && stamp < 1e11 {
+        clock(stamp)
+    } else {
+        now_ms()
+    }
+}
+
+thread_local! {
+    /// The latest time handed out.
+    static LAST: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn clock(ms: f64) -> u64 {
+    let ms = ms.max(0.0) as u64;
+    LAST.with(|last| {
+        let now = ms.max(last.get());
+        last.set(now);
+        now
+    })
 }
 
 /// A seed for the reconnect jitter, so that many tabs do not retry in lockstep.

@@ -44,6 +44,8 @@ pub struct FrameEvent {
     pub ids: JsValue,
     /// The parsed frame, from which the app's event is built.
     pub frame: JsValue,
+    /// The message event's `timeStamp` (`undefined`, so NaN, when it has none).
+    pub stamp: f64,
 }
 
 /// Where a socket sends what it receives.
@@ -59,11 +61,15 @@ pub struct Handlers<E, F> {
     pub on_throw: Rc<dyn Fn(JsValue)>,
 }
 
+/// What `frameListener` calls with an `event` frame: channel, type, seq, ids, the parsed frame and
+/// the message event's `timeStamp`.
+type FrameEventFn = dyn FnMut(String, String, f64, JsValue, JsValue, f64) -> JsValue;
+
 pub struct Socket {
     ws: WebSocket,
     _on_open: Closure<dyn FnMut()>,
     _on_text: Closure<dyn FnMut(JsValue, u32)>,
-    _on_event: Closure<dyn FnMut(String, String, f64, JsValue, JsValue) -> JsValue>,
+    _on_event: Closure<FrameEventFn>,
     _on_throw: Closure<dyn FnMut(JsValue)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
@@ -109,19 +115,19 @@ impl Socket {
                 None => handler(SocketEvent::Binary),
             }
         });
-        let on_frame_event =
-            Closure::<dyn FnMut(String, String, f64, JsValue, JsValue) -> JsValue>::new(
-                move |channel, kind, seq: f64, ids, frame| {
-                    on_frame_event(FrameEvent {
-                        channel,
-                        kind,
-                        // A safe integer from 0 (checked in JS).
-                        seq: seq as u64,
-                        ids,
-                        frame,
-                    })
-                },
-            );
+        let on_frame_event = Closure::<
+            dyn FnMut(String, String, f64, JsValue, JsValue, f64) -> JsValue,
+        >::new(move |channel, kind, seq: f64, ids, frame, stamp| {
+            on_frame_event(FrameEvent {
+                channel,
+                kind,
+                // A safe integer from 0 (checked in JS).
+                seq: seq as u64,
+                ids,
+                frame,
+                stamp,
+            })
+        });
         let on_throw = Closure::<dyn FnMut(JsValue)>::new(move |thrown| on_throw(thrown));
         let handler = on_event;
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {

@@ -159,6 +159,14 @@ impl Registry {
         out
     }
 
+    /// Whether a subscription of `channel` filters by record id: only then does routing an event
+    /// of it read the event's ids.
+    pub fn indexes_ids(&self, channel: &str) -> bool {
+        self.channels
+            .get(channel)
+            .is_some_and(|index| !index.by_id.is_empty())
+    }
+
     /// Every subscription of a channel, in subscription order.
     pub fn members(&self, channel: &str) -> Vec<SubId> {
         let Some(index) = self.channels.get(channel) else {
