@@ -20,7 +20,7 @@ pub use backoff::Backoff;
 pub use event::{payload_ids, Event, RecordId};
 pub use filter::{Filter, TypeFilter};
 pub use registry::{Registry, SubId};
-pub use relays::{Relay, Relays, RelaysError, Urls};
+pub use relays::{Relay, Relays};
 pub use session::{
     ChannelStatus, ConnectionState, Output, PublishError, PublishId, Session, SessionConfig,
     SessionStats,
