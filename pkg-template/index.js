@@ -150,11 +150,12 @@ function urlList(value, field, where) {
   if (value.length === 0) {
     throw new TypeError(`${where}: \`${field}\` is an empty array: give at least one relay URL`);
   }
-  value.forEach((v, i) => {
-    if (typeof v !== "string") {
-      throw new TypeError(`${where}: \`${field}[${i}]\` must be a string, got ${describe(v)}`);
+  // Not forEach, which skips the holes of a sparse array (`new Array(1e9)`).
+  for (let i = 0; i < value.length; i++) {
+    if (typeof value[i] !== "string") {
+      throw new TypeError(`${where}: \`${field}[${i}]\` must be a string, got ${describe(value[i])}`);
     }
-  });
+  }
   return value;
 }
 
