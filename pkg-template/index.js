@@ -150,11 +150,12 @@ function urlList(value, field, where) {
   if (value.length === 0) {
     throw new TypeError(`${where}: \`${field}\` is an empty array: give at least one relay URL`);
   }
-  value.forEach((v, i) => {
-    if (typeof v !== "string") {
-      throw new TypeError(`${where}: \`${field}[${i}]\` must be a string, got ${describe(v)}`);
+  // Not forEach, which skips the holes of a sparse array (`new Array(1e9)`).
+  for (let i = 0; i < value.length; i++) {
+    if (typeof value[i] !== "string") {
+      throw new TypeError(`${where}: \`${field}[${i}]\` must be a string, got ${describe(value[i])}`);
     }
-  });
+  }
   return value;
 }
 
@@ -180,19 +181,20 @@ function sibling(url, endpoint) {
 }
 
 /**
- * What the wasm client needs to reach the relays, from the user's options: with several `url`s,
- * the SSE and publish URLs of each, derived from it as for a single one (copies of the arrays, so
- * that changing them later changes nothing).
+ * What the wasm client needs to reach the relays, from the user's options: each relay's SSE,
+ * ticket and publish URLs, derived from its `url` unless given (always arrays, one entry per `url`,
+ * copies: changing the user's arrays later changes nothing). The wasm derives and checks none of it.
  */
 function endpoints(options) {
   const transport = options.transport ?? "websocket";
-  const copy = (value) => (Array.isArray(value) ? [...value] : value);
-  const derive = (given, make) =>
-    given !== undefined ? copy(given) : Array.isArray(options.url) ? options.url.map(make) : make(options.url);
+  const list = (given, make) => (given === undefined ? [].concat(options.url).map(make) : [].concat(given));
+  const sseUrl = list(options.sseUrl, (url) => (transport === "sse" ? url : sibling(url, "sse")));
   const out = {
     transport,
-    sseUrl: derive(options.sseUrl, (url) => (transport === "sse" ? url : sibling(url, "sse"))),
-    publishUrl: derive(options.publishUrl, (url) => sibling(url, "publish")),
+    sseUrl,
+    publishUrl: list(options.publishUrl, (url) => sibling(url, "publish")),
+    // `POST /sse/ticket` next to the stream: `http://h/sse/?a#b` -> `http://h/sse/ticket`.
+    ticketUrl: sseUrl.map((url) => url.split(/[?#]/)[0].replace(/\/*$/, "/ticket")),
   };
   if (options.scopes?.length) out.scopeQuery = `scopes=${options.scopes.map(encodeURIComponent).join(",")}`;
   if (options.flavor) out.flavor = options.flavor;
@@ -270,7 +272,7 @@ export function createLiveClient(options) {
   checkOptions(options, where);
   const { url, wasm, scopes, transport, sseUrl, publishUrl, flavor, ...clientOptions } = options;
   const reach = endpoints(options);
-  const relayUrl = Array.isArray(url) ? [...url] : url; // a copy: the client is created later
+  const relayUrl = [].concat(url); // a copy: the client is created later
   let client = null;
   let failed = null;
   let closed = false;
@@ -458,8 +460,7 @@ export function createLiveClient(options) {
      */
     get stats() {
       if (client) return client.stats;
-      const first = Array.isArray(relayUrl) ? relayUrl[0] : relayUrl;
-      return { problems: 0, duplicates: 0, resyncs: 0, connections: 0, coalesced: 0, delivered: 0, replayed: 0, url: first };
+      return { problems: 0, duplicates: 0, resyncs: 0, connections: 0, coalesced: 0, delivered: 0, replayed: 0, url: relayUrl[0] };
     },
   };
 }

@@ -73,9 +73,9 @@ async fn a_flapping_link_with_default_options_replays_instead_of_resyncing() {
         }
     });
     // The default options: no backoff overrides (unlike `client_to`).
-    let c = wasm_live_provider::LiveClient::new(
-        proxy_ws().into(),
-        &options(&[("onStateChange", on_state.as_ref().clone())]),
+    let c = new_client(
+        &proxy_ws().into(),
+        &[("onStateChange", on_state.as_ref().clone())],
     )
     .expect("a client with the default options");
     c.subscribe(

@@ -33,13 +33,13 @@ fn stream_url() -> String {
 /// errors to `errors`.
 fn stock_client(errors: &Recorder) -> LiveClient {
     let url = stream_url();
-    let opts = options(&[
+    let opts = [
         ("transport", "sse".into()),
         ("sseUrl", url.clone().into()),
         ("flavor", "igniter".into()),
         ("onError", errors.function.clone().into()),
-    ]);
-    LiveClient::new(url.into(), &opts).expect("client")
+    ];
+    new_client(&url.into(), &opts).expect("client")
 }
 
 /// Creates a post through the app's own mutation (it publishes `created` on `posts.list` and
@@ -241,13 +241,13 @@ async fn a_server_that_was_down_is_reached_again_quickly() {
     let errors = Recorder::new();
     let states = Recorder::new();
     let url = stream_url();
-    let opts = options(&[
+    let opts = [
         ("transport", "sse".into()),
         ("flavor", "igniter".into()),
         ("onError", errors.function.clone().into()),
         ("onStateChange", states.function.clone().into()),
-    ]);
-    let c = LiveClient::new(url.into(), &opts).expect("client");
+    ];
+    let c = new_client(&url.into(), &opts).expect("client");
     let list = Recorder::new();
     c.subscribe("posts.list".into(), all(), None, list.function.clone());
     wait_open(&c).await;

@@ -30,7 +30,7 @@ use crate::engine::session::{TransportKind, MAX_TIMER_MS};
 use crate::engine::simple::{Protocol, SimpleTranslator};
 use crate::engine::{
     number_to_id, ConnectionState, Event, EventKeys, Filter, Output, PublishError, PublishId,
-    Relay, Relays, Session, SessionConfig, SubId, TypeFilter, Urls,
+    Relay, Relays, Session, SessionConfig, SubId, TypeFilter,
 };
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
@@ -172,101 +172,111 @@ pub struct LiveClient {
 
 #[wasm_bindgen]
 impl LiveClient {
-    /// `url`: the relay's endpoint, or an array of several (nodes of one cluster: a failed attempt
-    /// or a dropped connection sends the next attempt to the next one, round robin).
-    /// `options` (all optional): `transport`, `sseUrl`, `publishUrl` (a URL, or an array with one
-    /// per `url`), `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`, `pingGraceMs`, `connectTimeoutMs`,
-    /// `publishTimeoutMs`, `publishQueue`, `idleCloseMs`, `coalesceMs`, `maxFrameBytes` (numbers), `onError(error)`,
-    /// `onStateChange(state)` (functions), `token` (string) or `getToken()` (a function returning
-    /// a token or a promise of one), `protocol` (`"v1"`, the default, or `"simple"`: the seed's
-    /// minimal WebSocket protocol).
+    /// Created by the npm package's JS entry (`createLiveClient`), which checks every option,
+    /// throwing `TypeError`s that name it as the app wrote it, and derives each relay's endpoints;
+    /// this constructor only reads what the entry hands it:
     ///
-    /// `transport: "sse"` and `"auto"`, `flavor: "igniter"` and `protocol: "simple"` need the
-    /// crate's `sse`, `igniter` and `simple` features (the npm package's `full/` build); the default
-    /// build throws an `Error` that names the option.
+    /// - `url`: the relays' endpoints, a string or an array (nodes of one cluster: a failed attempt
+    ///   or a dropped connection sends the next attempt to the next one, round robin);
+    /// - `options`: `sseUrl`, `ticketUrl`, `publishUrl` (arrays, one entry per `url` in its order),
+    ///   `scopeQuery` (`scopes=…` or absent), `transport` (`"websocket"`, `"sse"`, `"auto"`),
+    ///   `flavor`, `protocol`, the numbers `backoffMinMs`, `backoffMaxMs`, `stableAfterMs`,
+    ///   `pingGraceMs`, `connectTimeoutMs`, `publishTimeoutMs`, `publishQueue`, `idleCloseMs`,
+    ///   `coalesceMs`, `maxFrameBytes`, the functions `onError(error)`, `onStateChange(state)`,
+    ///   and `token` (a string) or `getToken()` (a function returning a token or a promise of one).
+    ///
+    /// Odd input never panics: a number, string or function that is missing or of another type
+    /// is left at its default (an endpoint missing from a list is empty: its requests fail and are
+    /// reported). What cannot work throws one generic `Error`: no `url`, an unknown `transport`, a
+    /// `protocol` other than `"v1"`/`"simple"` or `"simple"` with SSE, a flavor or a token, and
+    /// options this build leaves out (`transport: "sse"`/`"auto"`, `flavor: "igniter"` and
+    /// `protocol: "simple"` need the crate's `sse`, `igniter` and `simple` features: the npm
+    /// package's `full/` build, which its entry loads for them).
     #[wasm_bindgen(constructor)]
     pub fn new(url: JsValue, options: &JsValue) -> Result<LiveClient, JsValue> {
         let defaults = SessionConfig::default();
-        let tokens = match (string(options, "token")?, function(options, "getToken")?) {
-            (Some(_), Some(_)) => {
-                return Err(js_sys::TypeError::new(
-                    "options `token` and `getToken` exclude each other: give one",
-                )
-                .into())
-            }
-            (Some(token), None) if token.is_empty() => {
-                return Err(
-                    js_sys::TypeError::new("option `token` must be a non-empty string").into(),
-                )
-            }
-            (Some(token), None) => Some(TokenSource::Fixed(token)),
-            (None, Some(get_token)) => Some(TokenSource::Getter(get_token)),
-            (None, None) => None,
+        let text = |name| field(options, name).as_string();
+        let number = |name, default| number(options, name, default);
+        let tokens = match (
+            field(options, "getToken").dyn_into::<Function>(),
+            text("token"),
+        ) {
+            (Ok(get_token), _) => Some(TokenSource::Getter(get_token)),
+            (_, Some(token)) if !token.is_empty() => Some(TokenSource::Fixed(token)),
+            _ => None,
         };
-        let transport = match string(options, "transport")?.as_deref() {
+        let transport = match text("transport").as_deref() {
             None | Some("websocket") => TransportKind::WebSocket,
             #[cfg(feature = "sse")]
             Some("sse") => TransportKind::Sse,
             #[cfg(feature = "sse")]
             Some("auto") => TransportKind::Auto,
-            #[cfg(not(feature = "sse"))]
-            Some(name @ ("sse" | "auto")) => {
-                return Err(needs_full_build(&cat!("transport: \"", name, "\"")))
-            }
-            Some(other) => {
-                return Err(js_sys::TypeError::new(&cat!(
-                    "option `transport` must be \"websocket\", \"sse\" or \"auto\", got \"",
-                    other,
-                    "\""
-                ))
-                .into())
-            }
+            _ => return Err(refused()),
         };
-        let igniter = igniter_option(options)?;
-        #[cfg(feature = "simple")]
-        let protocol = protocol_option(options, transport, tokens.is_some())?;
-        #[cfg(not(feature = "simple"))]
-        protocol_option(options)?;
+        let igniter = text("flavor").as_deref() == Some("igniter");
+        if igniter && !cfg!(feature = "igniter") {
+            return Err(refused());
+        }
+        let scope_query = text("scopeQuery").unwrap_or_default();
+        #[cfg_attr(not(feature = "simple"), allow(unused_variables))]
+        let simple = match text("protocol").as_deref() {
+            None | Some("v1") => false,
+            // The seed's protocol: WebSocket only, no tokens, no scopes.
+            Some("simple")
+                if cfg!(feature = "simple")
+                    && transport == TransportKind::WebSocket
+                    && !igniter
+                    && tokens.is_none()
+                    && scope_query.is_empty() =>
+            {
+                true
+            }
+            _ => return Err(refused()),
+        };
         let relays = Relays::new(
-            urls(&url, "url")?
-                .ok_or_else(|| type_error("url", "a URL string or an array of them"))?,
-            urls(&field(options, "sseUrl")?, "sseUrl")?,
-            urls(&field(options, "publishUrl")?, "publishUrl")?,
+            strings(&url),
+            strings(&field(options, "sseUrl")),
+            strings(&field(options, "ticketUrl")),
+            strings(&field(options, "publishUrl")),
         )
-        .map_err(|e| JsValue::from(js_sys::TypeError::new(&e.message())))?;
+        .ok_or_else(refused)?;
         let cfg = SessionConfig {
-            backoff_min_ms: number(options, "backoffMinMs", defaults.backoff_min_ms)?,
-            backoff_max_ms: number(options, "backoffMaxMs", backoff_max_default(igniter))?,
-            stable_after_ms: number(options, "stableAfterMs", defaults.stable_after_ms)?,
-            ping_grace_ms: number(options, "pingGraceMs", defaults.ping_grace_ms)?,
-            connect_timeout_ms: number(options, "connectTimeoutMs", defaults.connect_timeout_ms)?,
-            publish_timeout_ms: number(options, "publishTimeoutMs", defaults.publish_timeout_ms)?,
-            publish_queue: number(options, "publishQueue", defaults.publish_queue as u64)? as usize,
-            idle_close_ms: number(options, "idleCloseMs", defaults.idle_close_ms)?,
+            backoff_min_ms: number("backoffMinMs", defaults.backoff_min_ms),
+            backoff_max_ms: number("backoffMaxMs", backoff_max_default(igniter)),
+            stable_after_ms: number("stableAfterMs", defaults.stable_after_ms),
+            ping_grace_ms: number("pingGraceMs", defaults.ping_grace_ms),
+            connect_timeout_ms: number("connectTimeoutMs", defaults.connect_timeout_ms),
+            publish_timeout_ms: number("publishTimeoutMs", defaults.publish_timeout_ms),
+            publish_queue: number("publishQueue", defaults.publish_queue as u64) as usize,
+            idle_close_ms: number("idleCloseMs", defaults.idle_close_ms),
             seed: random_seed(),
             transport,
             reopen_debounce_ms: defaults.reopen_debounce_ms,
             auth: tokens.is_some(),
             relays: relays.len(),
-            coalesce_ms: number(options, "coalesceMs", defaults.coalesce_ms)?,
+            coalesce_ms: number("coalesceMs", defaults.coalesce_ms),
             deliver_frames: true,
             #[cfg(feature = "simple")]
-            protocol,
+            protocol: if simple {
+                Protocol::Simple
+            } else {
+                Protocol::V1
+            },
         };
         let endpoints = Endpoints {
             relays,
-            scope_query: string(options, "scopeQuery")?.unwrap_or_default(),
+            scope_query,
             #[cfg(feature = "igniter")]
             igniter,
             #[cfg(feature = "simple")]
-            simple: protocol == Protocol::Simple,
+            simple,
         };
-        let max_frame = match number(options, "maxFrameBytes", DEFAULT_MAX_FRAME.into()) {
-            Ok(n) if n >= 1 => n as u32,
-            _ => return Err(type_error("maxFrameBytes", "a positive number of bytes")),
+        let max_frame = match number("maxFrameBytes", 0) {
+            0 => DEFAULT_MAX_FRAME,
+            n => n as u32, // at most MAX_TIMER_MS, 2^31 - 1
         };
-        let on_error = function(options, "onError")?;
-        let on_state = function(options, "onStateChange")?;
+        let on_error = field(options, "onError").dyn_into::<Function>().ok();
+        let on_state = field(options, "onStateChange").dyn_into::<Function>().ok();
         let shell = Rc::new_cyclic(|me: &Weak<RefCell<Shell>>| {
             let weak = me.clone();
             let timer = Timer::new(move || {
@@ -1151,86 +1161,12 @@ impl Shell {
     }
 }
 
-fn number(options: &JsValue, field: &str, default: u64) -> Result<u64, JsValue> {
-    if !options.is_object() {
-        return Ok(default);
-    }
-    let value = Reflect::get(options, &JsValue::from_str(field))?;
-    if value.is_undefined() {
-        return Ok(default);
-    }
-    match value.as_f64() {
-        // Past 2^31-1 ms (24.8 days) `setTimeout` fires at once: such a value is a mistake.
-        Some(n) if n.is_finite() && n >= 0.0 && n <= MAX_TIMER_MS as f64 => Ok(n as u64),
-        _ => Err(js_sys::TypeError::new(&cat!(
-            "option `",
-            field,
-            "` must be a non-negative number of milliseconds, at most 2147483647"
-        ))
-        .into()),
-    }
-}
-
-/// The `protocol` option: `"v1"` (the default) or `"simple"`, which only goes over a WebSocket and
-/// has no tokens or scopes.
-#[cfg(feature = "simple")]
-fn protocol_option(
-    options: &JsValue,
-    transport: TransportKind,
-    tokens: bool,
-) -> Result<Protocol, JsValue> {
-    let protocol = match string(options, "protocol")? {
-        None => return Ok(Protocol::V1),
-        Some(name) => Protocol::parse(&name).ok_or_else(|| {
-            type_error(
-                "protocol",
-                &cat!("\"v1\" or \"simple\", got \"", name, "\""),
-            )
-        })?,
-    };
-    if protocol == Protocol::Simple {
-        let why = if transport != TransportKind::WebSocket {
-            Some("`transport: \"websocket\"` (the seed's simple protocol is WebSocket only)")
-        } else if string(options, "flavor")?.is_some() {
-            Some(
-                "no `flavor` (a flavor names an SSE server, the simple protocol is WebSocket only)",
-            )
-        } else if tokens {
-            Some("no `token` or `getToken` (the simple protocol has no authentication)")
-        } else if string(options, "scopeQuery")?.is_some() {
-            Some("no `scopes` (the simple protocol has none)")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            return Err(
-                js_sys::TypeError::new(&cat!("option `protocol: \"simple\"` needs ", why)).into(),
-            );
-        }
-    }
-    Ok(protocol)
-}
-
-/// Without the `simple` feature, `protocol` can only be `"v1"`.
-#[cfg(not(feature = "simple"))]
-fn protocol_option(options: &JsValue) -> Result<(), JsValue> {
-    match string(options, "protocol")?.as_deref() {
-        None | Some("v1") => Ok(()),
-        Some("simple") => Err(needs_full_build("protocol: \"simple\"")),
-        Some(name) => Err(type_error(
-            "protocol",
-            &cat!("\"v1\" or \"simple\", got \"", name, "\""),
-        )),
-    }
-}
-
-/// `flavor: "igniter"` (an Igniter.js server's SSE stream); any other flavor is ignored.
-fn igniter_option(options: &JsValue) -> Result<bool, JsValue> {
-    let igniter = string(options, "flavor")?.as_deref() == Some("igniter");
-    if igniter && !cfg!(feature = "igniter") {
-        return Err(needs_full_build("flavor: \"igniter\""));
-    }
-    Ok(igniter)
+/// `options[name]` as a number of milliseconds (or a count) from 0 to 2^31 - 1 (past that
+/// `setTimeout` fires at once), `default` when it is missing or anything else.
+fn number(options: &JsValue, name: &str, default: u64) -> u64 {
+    (field(options, name).as_f64())
+        .filter(|n| (0.0..=MAX_TIMER_MS as f64).contains(n))
+        .map_or(default, |n| n as u64)
 }
 
 /// The reconnect delay cap unless `backoffMaxMs` is given: an Igniter.js stream has its own.
@@ -1243,17 +1179,6 @@ fn backoff_max_default(igniter: bool) -> u64 {
     SessionConfig::default().backoff_max_ms
 }
 
-/// The error for an option this build of the wasm leaves out (the crate's `sse`, `igniter` and
-/// `simple` features): the npm package's entry loads the full build for such options.
-fn needs_full_build(option: &str) -> JsValue {
-    js_sys::Error::new(&cat!(
-        "option `",
-        option,
-        "` needs the full build of wasm-live-provider (`full/wasm_live_provider.js` in the npm package, which its entry loads for this option); this wasm is the default build: WebSocket and protocol v1 only"
-    ))
-    .into()
-}
-
 /// `Date.parse`, `None` for an invalid date.
 #[cfg(feature = "igniter")]
 fn parse_date(text: &str) -> Option<f64> {
@@ -1261,66 +1186,34 @@ fn parse_date(text: &str) -> Option<f64> {
     ms.is_finite().then_some(ms)
 }
 
-/// `options[name]`, `undefined` when `options` is not an object.
-fn field(options: &JsValue, name: &str) -> Result<JsValue, JsValue> {
-    if !options.is_object() {
-        return Ok(JsValue::UNDEFINED);
+/// `options[name]`; `undefined` when `options` is not an object or reading it throws.
+fn field(options: &JsValue, name: &str) -> JsValue {
+    Reflect::get(options, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A string or an array of them as a list (an entry that is not a string: empty); else empty.
+fn strings(value: &JsValue) -> Vec<String> {
+    match (value.as_string(), value.dyn_ref::<Array>()) {
+        (Some(one), _) => vec![one],
+        (None, Some(list)) => list
+            .iter()
+            .map(|v| v.as_string().unwrap_or_default())
+            .collect(),
+        (None, None) => Vec::new(),
     }
-    Reflect::get(options, &JsValue::from_str(name))
+}
+
+/// The constructor's one error. `LiveClient` is created by the npm package's entry, which checks
+/// the options and names the one at fault; what reaches here anyway cannot work.
+fn refused() -> JsValue {
+    js_sys::Error::new(
+        "LiveClient: options that cannot work (or need the full build): create clients with the package's entry, which checks them",
+    )
+    .into()
 }
 
 fn type_error(field: &str, what: &str) -> JsValue {
     js_sys::TypeError::new(&cat!("option `", field, "` must be ", what)).into()
-}
-
-/// One URL or an array of them (`None` when absent); the engine checks the URLs themselves.
-fn urls(value: &JsValue, field: &str) -> Result<Option<Urls>, JsValue> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(None);
-    }
-    if let Some(url) = value.as_string() {
-        return Ok(Some(Urls::One(url)));
-    }
-    let Some(array) = value.dyn_ref::<Array>() else {
-        return Err(type_error(field, "a URL string or an array of them"));
-    };
-    let mut list = Vec::with_capacity(array.length() as usize);
-    for (i, entry) in array.iter().enumerate() {
-        match entry.as_string() {
-            Some(url) => list.push(url),
-            None => {
-                let got = cat!("a URL string, got ", type_name(&entry));
-                return Err(type_error(&cat!(field, '[', i, ']'), &got));
-            }
-        }
-    }
-    Ok(Some(Urls::Many(list)))
-}
-
-fn string(options: &JsValue, field: &str) -> Result<Option<String>, JsValue> {
-    if !options.is_object() {
-        return Ok(None);
-    }
-    let value = Reflect::get(options, &JsValue::from_str(field))?;
-    if value.is_undefined() || value.is_null() {
-        return Ok(None);
-    }
-    value.as_string().map(Some).ok_or_else(|| {
-        js_sys::TypeError::new(&cat!("option `", field, "` must be a string")).into()
-    })
-}
-
-fn function(options: &JsValue, field: &str) -> Result<Option<Function>, JsValue> {
-    if !options.is_object() {
-        return Ok(None);
-    }
-    let value = Reflect::get(options, &JsValue::from_str(field))?;
-    if value.is_undefined() || value.is_null() {
-        return Ok(None);
-    }
-    value.dyn_into::<Function>().map(Some).map_err(|_| {
-        js_sys::TypeError::new(&cat!("option `", field, "` must be a function")).into()
-    })
 }
 
 /// A `LiveProviderError` with `message`, for the error hook.

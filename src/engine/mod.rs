@@ -22,7 +22,7 @@ pub use backoff::Backoff;
 pub use event::{number_to_id, payload_ids, Event, EventKeys, RecordId};
 pub use filter::{Filter, TypeFilter};
 pub use registry::{Registry, SubId};
-pub use relays::{Relay, Relays, RelaysError, Urls};
+pub use relays::{Relay, Relays};
 pub use session::{
     ChannelStatus, ConnectionState, Output, PublishError, PublishId, Session, SessionConfig,
     SessionStats,

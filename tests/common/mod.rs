@@ -197,7 +197,73 @@ pub fn string_array(items: &[&str]) -> JsValue {
 fn client_to_any(url: &JsValue, extra: &[(&str, JsValue)]) -> LiveClient {
     let mut pairs = vec![("backoffMinMs", 20.into()), ("backoffMaxMs", 200.into())];
     pairs.extend(extra.iter().cloned());
-    LiveClient::new(url.clone(), &options(&pairs)).expect("client")
+    new_client(url, &pairs).expect("client")
+}
+
+/// `LiveClient::new` with the options as the package's JS entry hands them over (`endpoints` in
+/// pkg-template/index.js): `sseUrl`, `publishUrl` (derived from each `url` unless given: the
+/// stream is the `url` itself with `transport: "sse"`, else its sibling `sse`; `publish` its
+/// sibling) and `ticketUrl` (`…/ticket` next to each stream), as arrays with one entry per `url`.
+/// The wasm derives none of them. `url`: a string or an array of strings.
+pub fn new_client(url: &JsValue, pairs: &[(&str, JsValue)]) -> Result<LiveClient, JsValue> {
+    let list = |v: &JsValue| -> Vec<String> {
+        match v.as_string() {
+            Some(one) => vec![one],
+            None => js_sys::Array::from(v)
+                .iter()
+                .map(|s| s.as_string().unwrap_or_default())
+                .collect(),
+        }
+    };
+    let given = |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| list(v));
+    let urls = list(url);
+    let sse_stream = given("transport") == Some(vec!["sse".to_owned()]);
+    let sse = given("sseUrl").unwrap_or_else(|| {
+        (urls.iter())
+            .map(|u| {
+                if sse_stream {
+                    u.clone()
+                } else {
+                    sibling(u, "sse")
+                }
+            })
+            .collect()
+    });
+    let publish =
+        given("publishUrl").unwrap_or_else(|| urls.iter().map(|u| sibling(u, "publish")).collect());
+    let ticket: Vec<String> = (sse.iter())
+        .map(|s| {
+            let base = s.split(['?', '#']).next().unwrap_or(s);
+            format!("{}/ticket", base.trim_end_matches('/'))
+        })
+        .collect();
+    let strings = |v: &[String]| -> JsValue {
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        string_array(&refs)
+    };
+    let mut all = pairs.to_vec();
+    all.push(("sseUrl", strings(&sse)));
+    all.push(("publishUrl", strings(&publish)));
+    all.push(("ticketUrl", strings(&ticket)));
+    LiveClient::new(url.clone(), &options(&all))
+}
+
+/// The JS entry's `sibling(url, endpoint)` for the URLs of these tests (`ws://host:port/ws` →
+/// `http://host:port/sse`): the http(s) scheme, `endpoint` for the last path segment, no query.
+fn sibling(url: &str, endpoint: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    let url = match url.strip_prefix("ws") {
+        Some(rest) if rest.starts_with("://") || rest.starts_with("s://") => format!("http{rest}"),
+        _ => url.to_owned(),
+    };
+    match url.rfind('/') {
+        Some(i)
+            if url[..i].contains("://") && !url[..i].ends_with(':') && !url[..i].ends_with('/') =>
+        {
+            format!("{}{endpoint}", &url[..=i])
+        }
+        _ => format!("{}/{endpoint}", url.trim_end_matches('/')),
+    }
 }
 
 /// A number from the client's `stats`, or -1.
