@@ -18,6 +18,7 @@ use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::cat;
 use crate::engine::frame::CLOSE_UNAUTHORIZED;
+use crate::engine::hash::HashMap;
 #[cfg(feature = "igniter")]
 use crate::engine::igniter::{self, IgniterTranslator, Source};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
@@ -32,7 +33,6 @@ use crate::engine::{
 };
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -287,8 +287,8 @@ impl LiveClient {
                 tokens,
                 timer: Some(timer),
                 page: Some(page),
-                callbacks: HashMap::new(),
-                publishes: HashMap::new(),
+                callbacks: Default::default(),
+                publishes: HashMap::default(),
                 on_error,
                 console: ConsoleLimiter::new(),
                 max_frame,

@@ -24,9 +24,10 @@ use super::frame::{
     REVALIDATE_TYPE,
 };
 use super::session::percent_encode_into;
+use crate::engine::hash::{HashMap, HashSet};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 
 /// Igniter's name for the channel of revalidations.
 const IGNITER_REVALIDATION_CHANNEL: &str = "revalidation";
@@ -133,10 +134,10 @@ impl IgniterTranslator {
             channels,
             previous: None,
             connected: false,
-            seqs: HashMap::new(),
+            seqs: HashMap::default(),
             seen: RecentIds::default(),
             held: Vec::new(),
-            held_from: HashMap::new(),
+            held_from: HashMap::default(),
             overflowed: false,
             duplicates: 0,
         }

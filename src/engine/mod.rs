@@ -5,6 +5,7 @@ pub mod coalesce;
 pub mod event;
 pub mod filter;
 pub mod frame;
+pub mod hash;
 #[cfg(feature = "igniter")]
 pub mod igniter;
 pub mod json;

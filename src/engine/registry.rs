@@ -7,7 +7,7 @@
 
 use super::event::RecordId;
 use super::filter::Filter;
-use std::collections::{HashMap, HashSet};
+use super::hash::{HashMap, HashSet};
 
 /// A subscription's handle. Handles grow monotonically, so their order is subscription order.
 pub type SubId = u32;

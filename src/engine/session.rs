@@ -88,7 +88,8 @@ use super::frame::{self, ServerFrame};
 use super::registry::{Registry, SubId};
 use super::text;
 use crate::cat;
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::engine::hash::{HashMap, HashSet};
+use std::collections::VecDeque;
 
 /// The connection as the app sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,8 +293,8 @@ impl Session {
                 frozen: false,
             },
             epoch: None,
-            positions: HashMap::new(),
-            awaiting: HashSet::new(),
+            positions: HashMap::default(),
+            awaiting: HashSet::default(),
             publishes: PublishQueue::new(publish_key_prefix),
             timers: Deadlines::default(),
             outputs: VecDeque::new(),
@@ -308,11 +309,11 @@ impl Session {
             token_request: 0,
             refresh: Refresh::None,
             expires_at: None,
-            forbidden: HashSet::new(),
-            refused: HashMap::new(),
+            forbidden: HashSet::default(),
+            refused: HashMap::default(),
             relay: 0,
             useful_since: None,
-            replaying: HashMap::new(),
+            replaying: HashMap::default(),
             left: VecDeque::new(),
             coalesce,
         }

@@ -25,10 +25,10 @@
 use super::frame::{
     encode_event, encode_hello, encode_subscribed, excerpt, ChannelEntry, REVALIDATE_CHANNEL,
 };
+use crate::engine::hash::HashMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// Which protocol a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,7 +111,7 @@ impl SimpleTranslator {
     pub fn new(connection: u64) -> Self {
         SimpleTranslator {
             epoch: format!("simple-{connection}"),
-            seqs: HashMap::new(),
+            seqs: HashMap::default(),
         }
     }
 

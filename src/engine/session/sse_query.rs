@@ -1,8 +1,8 @@
 //! The query of a Server-Sent Events stream URL, and `encodeURIComponent` for its values.
 
 use super::channel_state::ChannelPosition;
+use crate::engine::hash::HashMap;
 use crate::engine::text;
-use std::collections::HashMap;
 
 /// The query of an SSE stream URL: `channels=a,b&since=<epoch>:<seq>,,<seq>` (see `docs/PROTOCOL.md`).
 /// Positions of another epoch than the first one found cannot be expressed in one `since`; such
