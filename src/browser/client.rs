@@ -334,7 +334,7 @@ impl LiveClient {
     pub fn unsubscribe(&self, id: u32) -> bool {
         Shell::with(&self.shell, |sh| {
             sh.callbacks.remove(&id);
-            sh.session.unsubscribe(now_ms(), id)
+            sh.session.unsubscribe_clocked(now_ms, id)
         })
     }
 
@@ -456,9 +456,16 @@ impl LiveClient {
         ids: Option<Vec<String>>,
         callback: Function,
     ) -> u32 {
-        let filter = Filter::new(TypeFilter::from_types(types), ids);
+        self.add(
+            channel,
+            Filter::new(TypeFilter::from_types(types), ids),
+            callback,
+        )
+    }
+
+    fn add(&self, channel: String, filter: Filter, callback: Function) -> u32 {
         Shell::with(&self.shell, |sh| {
-            let id = sh.session.subscribe(now_ms(), &channel, filter);
+            let id = sh.session.subscribe_clocked(now_ms, &channel, filter);
             sh.callbacks.insert(id, callback);
             id
         })
