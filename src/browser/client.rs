@@ -301,19 +301,26 @@ impl LiveClient {
     }
 
     /// Subscribes `callback` to `channel`, filtered by event `types` (an array of strings, `"*"`
-    /// for all) and, when `ids` is an array, by record ids (strings). Returns the subscription's id.
-    /// The arrays are read here: wasm-bindgen's glue for `Vec<String>` arguments costs more.
+    /// for all; `undefined`: all) and, when `ids` is an array of strings (or one string: one id),
+    /// by record ids. Returns the subscription's id. The arrays are read here: wasm-bindgen's glue
+    /// for `Vec<String>` arguments costs more.
     #[wasm_bindgen(js_name = subscribe)]
     pub fn subscribe_js(
         &self,
         channel: String,
-        types: &Array,
+        types: Option<Array>,
         ids: &JsValue,
         callback: Function,
     ) -> u32 {
         let strings = |array: &Array| array.iter().filter_map(|v| v.as_string()).collect();
-        let ids = ids.dyn_ref::<Array>().map(strings);
-        self.subscribe(channel, strings(types), ids, callback)
+        let types = types.map_or(TypeFilter::All, |t| {
+            TypeFilter::from_types::<Vec<String>, _>(strings(&t))
+        });
+        let ids = match ids.as_string() {
+            Some(id) => Some(vec![id]),
+            None => ids.dyn_ref::<Array>().map(strings),
+        };
+        self.add(channel, Filter::new(types, ids), callback)
     }
 
     /// Gives subscription `id` its own coalescing window (`ms`; `0`: every event at once) instead
