@@ -112,10 +112,11 @@ impl Session {
         };
         self.coalesce.remove(id);
         if change == ChannelChange::Removed {
-            self.positions.remove(&channel);
-            self.awaiting.remove(&channel);
-            self.forbidden.remove(&channel);
-            let was_refused = self.refused.remove(&channel).is_some();
+            let channel = &*channel;
+            self.positions.remove(channel);
+            self.awaiting.remove(channel);
+            self.forbidden.remove(channel);
+            let was_refused = self.refused.remove(channel).is_some();
             if self.uses_sse() {
                 if !was_refused
                     && self.has_work()
@@ -124,13 +125,11 @@ impl Session {
                     self.schedule_reopen(now());
                 }
             } else if let Link::Open { .. } = self.link {
-                self.send(frame::encode_unsubscribe(&[ChannelEntry::named(
-                    channel.as_str(),
-                )]));
+                self.send(frame::encode_unsubscribe(&[ChannelEntry::named(channel)]));
                 if self.left.len() >= LEFT_REMEMBERED {
                     self.left.pop_front();
                 }
-                self.left.push_back(channel);
+                self.left.push_back(channel.to_owned());
             }
         }
         if self.has_work() {
