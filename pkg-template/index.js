@@ -362,8 +362,9 @@ export function createLiveClient(options) {
     Object.defineProperty(handle, "state", stateProperty);
     // `["*"]` (every type), the common case, goes over as `undefined`; one id as a string.
     const typeList = types.length === 1 && types[0] === "*" ? undefined : types;
+    const one = idStrings?.length === 1 && typeof idStrings[0] === "string"; // not a hole
     const add = (c) => {
-      const id = c.subscribe(channel, typeList, idStrings?.length === 1 ? idStrings[0] : idStrings, callback);
+      const id = c.subscribe(channel, typeList, one ? idStrings[0] : undefined, one ? undefined : idStrings, callback);
       if (coalesceMs !== undefined) c.setCoalesceMs(id, coalesceMs);
       ids.set(handle, id);
     };

@@ -301,24 +301,25 @@ impl LiveClient {
     }
 
     /// Subscribes `callback` to `channel`, filtered by event `types` (an array of strings, `"*"`
-    /// for all; `undefined`: all) and, when `ids` is an array of strings (or one string: one id),
-    /// by record ids. Returns the subscription's id. The arrays are read here: wasm-bindgen's glue
+    /// for all; `undefined`: all) and by record ids: `id` (one), else `ids` when it is an array
+    /// of strings. Returns the subscription's id. The arrays are read here: wasm-bindgen's glue
     /// for `Vec<String>` arguments costs more.
     #[wasm_bindgen(js_name = subscribe)]
     pub fn subscribe_js(
         &self,
         channel: String,
         types: Option<Array>,
-        ids: &JsValue,
+        id: Option<String>,
+        ids: Option<Array>,
         callback: Function,
     ) -> u32 {
         let strings = |array: &Array| array.iter().filter_map(|v| v.as_string()).collect();
         let types = types.map_or(TypeFilter::All, |t| {
             TypeFilter::from_types::<Vec<String>, _>(strings(&t))
         });
-        let ids = match ids.as_string() {
+        let ids = match id {
             Some(id) => Some(vec![id]),
-            None => ids.dyn_ref::<Array>().map(strings),
+            None => ids.as_ref().map(strings),
         };
         self.add(channel, Filter::new(types, ids), callback)
     }
@@ -516,7 +517,9 @@ impl Shell {
             sh.process();
             (result, std::mem::take(&mut sh.calls))
         };
-        Shell::run(shell, calls);
+        if !calls.is_empty() {
+            Shell::run(shell, calls);
+        }
         result
     }
 
