@@ -517,9 +517,7 @@ impl Shell {
             sh.process();
             (result, std::mem::take(&mut sh.calls))
         };
-        if !calls.is_empty() {
-            Shell::run(shell, calls);
-        }
+        Shell::run(shell, calls);
         result
     }
 
@@ -982,6 +980,9 @@ impl Shell {
 
     /// Runs app code. The shell is not borrowed here.
     fn run(shell: &Rc<RefCell<Shell>>, calls: Vec<Call>) {
+        if calls.is_empty() {
+            return; // most calls from the app (no iterator made and dropped)
+        }
         for call in calls {
             match call {
                 Call::Deliver { subs, event } => {
