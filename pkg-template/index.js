@@ -358,22 +358,30 @@ export function createLiveClient(options) {
     if (coalesceMs !== undefined && !(typeof coalesceMs === "number" && Number.isFinite(coalesceMs) && coalesceMs >= 0 && coalesceMs <= 2147483647)) {
       throw new TypeError(`${w}: \`coalesceMs\` must be a non-negative number, at most 2147483647, got ${describe(coalesceMs)}`);
     }
-    const handle = () => unsubscribe(handle);
-    Object.defineProperty(handle, "state", stateProperty);
+    const handle = newHandle();
     // `["*"]` (every type), the common case, goes over as `undefined`; one id as a string.
     const typeList = types.length === 1 && types[0] === "*" ? undefined : types;
     const one = idStrings?.length === 1 && typeof idStrings[0] === "string"; // not a hole
-    const add = (c) => {
-      const id = c.subscribe(channel, typeList, one ? idStrings[0] : undefined, one ? undefined : idStrings, callback);
-      if (coalesceMs !== undefined) c.setCoalesceMs(id, coalesceMs);
-      ids.set(handle, id);
-    };
-    if (client) add(client);
+    const id = one ? idStrings[0] : undefined;
+    const list = one ? undefined : idStrings;
+    if (client) add(client, handle, channel, typeList, id, list, callback, coalesceMs);
     else {
       ids.set(handle, null);
-      whenReady((c) => c && ids.has(handle) && add(c));
+      whenReady((c) => c && ids.has(handle) && add(c, handle, channel, typeList, id, list, callback, coalesceMs));
     }
     return handle;
+  }
+
+  /** A handle that keeps nothing of its subscription alive but itself (its closure holds only it). */
+  function newHandle() {
+    const handle = () => unsubscribe(handle);
+    return Object.defineProperty(handle, "state", stateProperty);
+  }
+
+  function add(c, handle, channel, types, id, list, callback, coalesceMs) {
+    const sub = c.subscribe(channel, types, id, list, callback);
+    if (coalesceMs !== undefined) c.setCoalesceMs(sub, coalesceMs);
+    ids.set(handle, sub);
   }
 
   return {
