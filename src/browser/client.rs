@@ -330,19 +330,27 @@ impl LiveClient {
     }
 
     /// Subscribes `callback` to `channel`, filtered by event `types` (an array of strings, `"*"`
-    /// for all) and, when `ids` is an array, by record ids (strings). Returns the subscription's id.
-    /// The arrays are read here: wasm-bindgen's glue for `Vec<String>` arguments costs more.
+    /// for all; `undefined`: all) and by record ids: `id` (one), else `ids` when it is an array
+    /// of strings. Returns the subscription's id. The arrays are read here: wasm-bindgen's glue
+    /// for `Vec<String>` arguments costs more.
     #[wasm_bindgen(js_name = subscribe)]
     pub fn subscribe_js(
         &self,
         channel: String,
-        types: &Array,
-        ids: &JsValue,
+        types: Option<Array>,
+        id: Option<String>,
+        ids: Option<Array>,
         callback: Function,
     ) -> u32 {
         let strings = |array: &Array| array.iter().filter_map(|v| v.as_string()).collect();
-        let ids = ids.dyn_ref::<Array>().map(strings);
-        self.subscribe(channel, strings(types), ids, callback)
+        let types = types.map_or(TypeFilter::All, |t| {
+            TypeFilter::from_types::<Vec<String>, _>(strings(&t))
+        });
+        let ids = match id {
+            Some(id) => Some(vec![id]),
+            None => ids.as_ref().map(strings),
+        };
+        self.add(channel, Filter::new(types, ids), callback)
     }
 
     /// Gives subscription `id` its own coalescing window (`ms`; `0`: every event at once) instead
@@ -363,7 +371,7 @@ impl LiveClient {
     pub fn unsubscribe(&self, id: u32) -> bool {
         Shell::with(&self.shell, |sh| {
             sh.callbacks.delete(&JsValue::from(id));
-            sh.session.unsubscribe(now_ms(), id)
+            sh.session.unsubscribe_clocked(now_ms, id)
         })
     }
 
@@ -485,9 +493,16 @@ impl LiveClient {
         ids: Option<Vec<String>>,
         callback: Function,
     ) -> u32 {
-        let filter = Filter::new(TypeFilter::from_types(types), ids);
+        self.add(
+            channel,
+            Filter::new(TypeFilter::from_types(types), ids),
+            callback,
+        )
+    }
+
+    fn add(&self, channel: String, filter: Filter, callback: Function) -> u32 {
         Shell::with(&self.shell, |sh| {
-            let id = sh.session.subscribe(now_ms(), &channel, filter);
+            let id = sh.session.subscribe_clocked(now_ms, &channel, filter);
             sh.callbacks.set(&JsValue::from(id), &callback);
             id
         })
@@ -1085,6 +1100,9 @@ impl Shell {
 
     /// Runs app code. The shell is not borrowed here.
     fn run(shell: &Rc<RefCell<Shell>>, calls: Vec<Call>) {
+        if calls.is_empty() {
+            return; // most calls from the app (no iterator made and dropped)
+        }
         for call in calls {
             match call {
                 // Resolved by `on_frame_event` before it runs anything.

@@ -24,9 +24,10 @@ use super::frame::{
     REVALIDATE_TYPE,
 };
 use super::session::percent_encode_into;
+use crate::engine::hash::{Map, Set};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 
 /// Igniter's name for the channel of revalidations.
 const IGNITER_REVALIDATION_CHANNEL: &str = "revalidation";
@@ -81,7 +82,7 @@ pub enum Source {
 #[derive(Default)]
 struct RecentIds {
     order: VecDeque<String>,
-    set: HashSet<String>,
+    set: Set<String>,
 }
 
 impl RecentIds {
@@ -110,12 +111,12 @@ pub struct IgniterTranslator {
     previous: Option<Vec<String>>,
     /// The current stream sent `connected`.
     connected: bool,
-    seqs: HashMap<String, u64>,
+    seqs: Map<String, u64>,
     seen: RecentIds,
     /// Frames of the previous stream waiting for the current one's `connected`.
     held: Vec<String>,
     /// Per channel, the seq of its first held frame.
-    held_from: HashMap<String, u64>,
+    held_from: Map<String, u64>,
     /// More than [`MAX_HELD`] frames came while holding: the overlap cannot bridge the gap.
     overflowed: bool,
     duplicates: u64,
@@ -133,10 +134,10 @@ impl IgniterTranslator {
             channels,
             previous: None,
             connected: false,
-            seqs: HashMap::new(),
+            seqs: Map::default(),
             seen: RecentIds::default(),
             held: Vec::new(),
-            held_from: HashMap::new(),
+            held_from: Map::default(),
             overflowed: false,
             duplicates: 0,
         }

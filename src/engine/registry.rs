@@ -9,18 +9,22 @@ use super::event::RecordId;
 use super::filter::Filter;
 use super::hash::{Map, Set};
 use super::sort::{sort, sort_dedup};
+use std::rc::Rc;
 
 /// A subscription's handle. Handles grow monotonically, so their order is subscription order.
 pub type SubId = u32;
 
 #[derive(Debug)]
 struct Subscription {
-    channel: String,
+    /// The channel's name, shared with its index: no copy per subscription.
+    channel: Rc<str>,
     filter: Filter,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ChannelIndex {
+    /// The channel's name, as its subscriptions share it.
+    name: Rc<str>,
     /// Subscriptions not indexed by id (no ids, or an empty list): every event is a candidate.
     /// No order: what routing returns is sorted once (and a hash set costs less wasm than a
     /// `BTreeSet`).
@@ -33,6 +37,34 @@ struct ChannelIndex {
 }
 
 impl ChannelIndex {
+    fn new(name: Rc<str>) -> Self {
+        ChannelIndex {
+            name,
+            unindexed: Set::default(),
+            by_id: Map::default(),
+        }
+    }
+
+    /// Adds subscription `id` under each of its record ids, or with those not indexed by id.
+    fn add(&mut self, id: SubId, filter: &Filter) {
+        match &filter.ids {
+            Some(ids) if !ids.is_empty() => {
+                for rid in ids {
+                    // No copy of the id when it is indexed already.
+                    match self.by_id.get_mut(rid) {
+                        Some(list) => list.push(id),
+                        None => {
+                            self.by_id.insert(rid.clone(), vec![id]);
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.unindexed.insert(id);
+            }
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.unindexed.is_empty() && self.by_id.is_empty()
     }
@@ -58,7 +90,8 @@ pub enum ChannelChange {
 pub struct Registry {
     next: SubId,
     subs: Map<SubId, Subscription>,
-    channels: Map<String, ChannelIndex>,
+    /// By name (the key shares the index's `name`).
+    channels: Map<Rc<str>, ChannelIndex>,
 }
 
 impl Registry {
@@ -69,34 +102,27 @@ impl Registry {
     pub fn insert(&mut self, channel: &str, filter: Filter) -> (SubId, ChannelChange) {
         self.next = self.next.wrapping_add(1);
         let id = self.next;
-        let change = if self.channels.contains_key(channel) {
-            ChannelChange::Shared
-        } else {
-            ChannelChange::Added
+        // One lookup of the channel, and no copy of its name, when it has subscriptions already.
+        let (name, change) = match self.channels.get_mut(channel) {
+            Some(index) => {
+                index.add(id, &filter);
+                (index.name.clone(), ChannelChange::Shared)
+            }
+            None => {
+                let name: Rc<str> = channel.into();
+                let mut index = ChannelIndex::new(name.clone());
+                index.add(id, &filter);
+                self.channels.insert(name.clone(), index);
+                (name, ChannelChange::Added)
+            }
         };
-        let index = self.channels.entry(channel.to_owned()).or_default();
-        match &filter.ids {
-            Some(ids) if !ids.is_empty() => {
-                for rid in ids {
-                    index.by_id.entry(rid.clone()).or_default().push(id);
-                }
-            }
-            _ => {
-                index.unindexed.insert(id);
-            }
-        }
-        self.subs.insert(
-            id,
-            Subscription {
-                channel: channel.to_owned(),
-                filter,
-            },
-        );
+        let channel = name;
+        self.subs.insert(id, Subscription { channel, filter });
         (id, change)
     }
 
     /// Removes a subscription; `None` when it was not there (already removed).
-    pub fn remove(&mut self, id: SubId) -> Option<(String, ChannelChange)> {
+    pub fn remove(&mut self, id: SubId) -> Option<(Rc<str>, ChannelChange)> {
         let sub = self.subs.remove(&id)?;
         let Some(index) = self.channels.get_mut(&sub.channel) else {
             return Some((sub.channel, ChannelChange::Removed));
@@ -185,7 +211,7 @@ impl Registry {
     /// The channels that have at least one subscription, in name order (so frames that list them
     /// do not depend on hashing).
     pub fn channels(&self) -> impl Iterator<Item = &str> {
-        let mut names: Vec<&str> = self.channels.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = self.channels.keys().map(|c| &**c).collect();
         sort(&mut names);
         names.into_iter()
     }
@@ -206,7 +232,7 @@ impl Registry {
 
     /// The channel of a live subscription.
     pub fn channel_of(&self, id: SubId) -> Option<&str> {
-        self.subs.get(&id).map(|s| s.channel.as_str())
+        self.subs.get(&id).map(|s| &*s.channel)
     }
 
     pub fn len(&self) -> usize {

@@ -25,10 +25,10 @@
 use super::frame::{
     encode_event, encode_hello, encode_subscribed, excerpt, ChannelEntry, REVALIDATE_CHANNEL,
 };
+use crate::engine::hash::Map;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// Which protocol a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,7 +103,7 @@ pub struct Outgoing {
 pub struct SimpleTranslator {
     epoch: String,
     /// The channels subscribed on this connection and the last `seq` given to their events.
-    seqs: HashMap<String, u64>,
+    seqs: Map<String, u64>,
 }
 
 impl SimpleTranslator {
@@ -111,7 +111,7 @@ impl SimpleTranslator {
     pub fn new(connection: u64) -> Self {
         SimpleTranslator {
             epoch: format!("simple-{connection}"),
-            seqs: HashMap::new(),
+            seqs: Map::default(),
         }
     }
 

@@ -252,7 +252,7 @@ fn registry_routes_like_the_ably_model_through_subscribe_and_unsubscribe() {
                             } else {
                                 ChannelChange::Removed
                             };
-                            Some((sub.channel.to_owned(), change))
+                            Some((sub.channel.into(), change))
                         }
                     };
                     assert_eq!(got, want, "{}: unsubscribe {id}", ctx());

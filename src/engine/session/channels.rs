@@ -40,18 +40,30 @@ impl Session {
 
     /// Adds a subscription; connects if this is the first thing to do.
     pub fn subscribe(&mut self, now: Millis, channel: &str, filter: Filter) -> SubId {
+        self.subscribe_clocked(|| now, channel, filter)
+    }
+
+    /// [`subscribe`](Self::subscribe), reading the clock `now` only when the time matters (a
+    /// channel's first subscription): the browser's clock costs about 0.4 µs a reading, as much
+    /// as the rest of a subscription to a channel already subscribed.
+    pub fn subscribe_clocked(
+        &mut self,
+        now: impl FnOnce() -> Millis,
+        channel: &str,
+        filter: Filter,
+    ) -> SubId {
         let (id, change) = self.registry.insert(channel, filter);
         self.timers.clear(Timer::Idle);
         if change == ChannelChange::Added {
             match self.link {
                 Link::Open { .. } | Link::Connecting { .. } if self.uses_sse() => {
-                    self.schedule_reopen(now)
+                    self.schedule_reopen(now())
                 }
                 Link::Open { .. } => {
                     self.awaiting.insert(channel.to_owned());
                     self.send(frame::encode_subscribe(&[ChannelEntry::named(channel)]));
                 }
-                Link::Idle => self.start(now),
+                Link::Idle => self.start(now()),
                 Link::Authorizing { .. }
                 | Link::Connecting { .. }
                 | Link::Waiting { .. }
@@ -89,33 +101,43 @@ impl Session {
 
     /// Removes a subscription; `false` when it was already gone.
     pub fn unsubscribe(&mut self, now: Millis, id: SubId) -> bool {
+        self.unsubscribe_clocked(|| now, id)
+    }
+
+    /// [`unsubscribe`](Self::unsubscribe), reading the clock `now` only when the time matters (a
+    /// channel's last subscription, the last piece of work).
+    pub fn unsubscribe_clocked(&mut self, now: impl Fn() -> Millis, id: SubId) -> bool {
         let Some((channel, change)) = self.registry.remove(id) else {
             return false;
         };
         self.coalesce.remove(id);
         if change == ChannelChange::Removed {
-            self.positions.remove(&channel);
-            self.awaiting.remove(&channel);
-            self.forbidden.remove(&channel);
-            let was_refused = self.refused.remove(&channel).is_some();
+            let channel = &*channel;
+            self.positions.remove(channel);
+            self.awaiting.remove(channel);
+            self.forbidden.remove(channel);
+            let was_refused = self.refused.remove(channel).is_some();
             if self.uses_sse() {
                 if !was_refused
                     && self.has_work()
                     && matches!(self.link, Link::Open { .. } | Link::Connecting { .. })
                 {
-                    self.schedule_reopen(now);
+                    self.schedule_reopen(now());
                 }
             } else if let Link::Open { .. } = self.link {
-                self.send(frame::encode_unsubscribe(&[ChannelEntry::named(
-                    channel.as_str(),
-                )]));
+                self.send(frame::encode_unsubscribe(&[ChannelEntry::named(channel)]));
                 if self.left.len() >= LEFT_REMEMBERED {
                     self.left.pop_front();
                 }
-                self.left.push_back(channel);
+                self.left.push_back(channel.to_owned());
             }
         }
-        self.check_idle(now);
+        if self.has_work() {
+            // What `check_idle` does then, without reading the clock.
+            self.timers.clear(Timer::Idle);
+        } else {
+            self.check_idle(now());
+        }
         true
     }
 

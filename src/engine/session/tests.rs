@@ -158,6 +158,36 @@ fn identical_channels_share_one_server_subscription() {
     assert!(!s.unsubscribe(11, y), "unsubscribing twice is a no-op");
 }
 
+/// The shell's clock (`performance.now()`) is read only when the time matters: not to add a
+/// subscription to a channel already subscribed, nor to end one while others remain.
+#[test]
+fn the_clock_is_read_only_when_the_time_matters() {
+    let (mut s, first) = open_session(&[("a", all())]);
+    let reads = std::cell::Cell::new(0);
+    let clock = || {
+        reads.set(reads.get() + 1);
+        10
+    };
+    let x = s.subscribe_clocked(clock, "a", ids(&["1"]));
+    assert!(s.unsubscribe_clocked(clock, x));
+    assert!(!s.unsubscribe_clocked(clock, x));
+    assert_eq!(reads.get(), 0);
+    assert!(drain(&mut s).is_empty());
+    // The last one: the idle-close deadline is counted from now.
+    assert!(s.unsubscribe_clocked(clock, first[0]));
+    assert_eq!(reads.get(), 1);
+    assert_eq!(s.poll_timeout(), Some(10 + 5_000));
+    // A first subscription again: it cancels the idle close, and `a`'s is sent at once.
+    s.subscribe_clocked(clock, "a", all());
+    assert_eq!(reads.get(), 1);
+    assert_eq!(channels_of(&sent(&drain(&mut s))[1]), vec!["a"]);
+    assert!(s.poll_timeout() > Some(10 + 5_000));
+    // An idle session connects: that needs the time.
+    let mut idle = Session::new(SessionConfig::default());
+    idle.subscribe_clocked(clock, "a", all());
+    assert_eq!(reads.get(), 2);
+}
+
 #[test]
 fn routes_events_by_type_and_id() {
     let (mut s, subs) = open_session(&[
