@@ -188,10 +188,10 @@ impl LiveClient {
     /// Odd input never panics: a number, string or function that is missing or of another type
     /// is left at its default (an endpoint missing from a list is empty: its requests fail and are
     /// reported). What cannot work throws one generic `Error`: no `url`, an unknown `transport`, a
-    /// `protocol` other than `"v1"`/`"simple"` or `"simple"` with SSE, a flavor or a token, and
-    /// options this build leaves out (`transport: "sse"`/`"auto"`, `flavor: "igniter"` and
+    /// `protocol` other than `"v1"`/`"simple"` or `"simple"` with SSE, a flavor or a token. An
+    /// option this build leaves out (`transport: "sse"`/`"auto"`, `flavor: "igniter"` and
     /// `protocol: "simple"` need the crate's `sse`, `igniter` and `simple` features: the npm
-    /// package's `full/` build, which its entry loads for them).
+    /// package's `full/` build, which its entry loads for them) throws an `Error` naming it.
     #[wasm_bindgen(constructor)]
     pub fn new(url: JsValue, options: &JsValue) -> Result<LiveClient, JsValue> {
         let defaults = SessionConfig::default();
@@ -211,16 +211,23 @@ impl LiveClient {
             Some("sse") => TransportKind::Sse,
             #[cfg(feature = "sse")]
             Some("auto") => TransportKind::Auto,
+            #[cfg(not(feature = "sse"))]
+            Some(name @ ("sse" | "auto")) => {
+                return Err(needs_full_build(&cat!("transport: \"", name, "\"")))
+            }
             _ => return Err(refused()),
         };
         let igniter = text("flavor").as_deref() == Some("igniter");
         if igniter && !cfg!(feature = "igniter") {
-            return Err(refused());
+            return Err(needs_full_build("flavor: \"igniter\""));
         }
         let scope_query = text("scopeQuery").unwrap_or_default();
         #[cfg_attr(not(feature = "simple"), allow(unused_variables))]
         let simple = match text("protocol").as_deref() {
             None | Some("v1") => false,
+            Some("simple") if !cfg!(feature = "simple") => {
+                return Err(needs_full_build("protocol: \"simple\""))
+            }
             // The seed's protocol: WebSocket only, no tokens, no scopes.
             Some("simple")
                 if cfg!(feature = "simple")
@@ -1239,6 +1246,17 @@ fn problem_error(message: &str) -> JsValue {
     let error = js_sys::Error::new(message);
     error.set_name("LiveProviderError");
     error.into()
+}
+
+/// An option this build leaves out (a client given `wasm` pointing at the default build's file
+/// together with an option that needs the full one): the `Error` names it.
+fn needs_full_build(option: &str) -> JsValue {
+    js_sys::Error::new(&cat!(
+        "option `",
+        option,
+        "` needs the full build of wasm-live-provider (`full/wasm_live_provider.js` in the npm package, which its entry loads for this option); this wasm is the default build: WebSocket and protocol v1 only"
+    ))
+    .into()
 }
 
 /// The owned [`Event`] of a parsed `event` frame, for a coalescing window that holds it back: its
