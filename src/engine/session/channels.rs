@@ -78,15 +78,7 @@ impl Session {
             });
         } else if self.forbidden.contains(channel) {
             // The channel's server-side subscription was already refused: this one is too.
-            self.outputs.push_back(Output::Error {
-                code: "forbidden".into(),
-                channel: Some(channel.to_owned()),
-                message: cat!(
-                    "the relay refused the subscription to `",
-                    channel,
-                    "` for this token (forbidden)"
-                ),
-            });
+            self.forbidden_error(channel, " for this token (forbidden)", "");
         }
         id
     }
@@ -172,6 +164,22 @@ impl Session {
     }
 
     /// A channel of a `subscribe` (or of the stream's URL) is not allowed for the token.
+    /// The `forbidden` error of `channel` for the error hook: "the relay refused the subscription
+    /// to `channel`" followed by `how` and `detail`.
+    fn forbidden_error(&mut self, channel: &str, how: &str, detail: &str) {
+        self.outputs.push_back(Output::Error {
+            code: "forbidden".into(),
+            channel: Some(channel.to_owned()),
+            message: cat!(
+                "the relay refused the subscription to `",
+                channel,
+                '`',
+                how,
+                detail
+            ),
+        });
+    }
+
     pub(super) fn on_forbidden(&mut self, channel: &str, message: &str) {
         if !self.registry.has_channel(channel) {
             return; // ended meanwhile
@@ -180,16 +188,7 @@ impl Session {
         self.positions.remove(channel);
         if self.forbidden.insert(channel.to_owned()) {
             // Told once per refusal, not again on every reconnect that is refused the same way.
-            self.outputs.push_back(Output::Error {
-                code: "forbidden".into(),
-                channel: Some(channel.to_owned()),
-                message: cat!(
-                    "the relay refused the subscription to `",
-                    channel,
-                    "` (forbidden): ",
-                    message
-                ),
-            });
+            self.forbidden_error(channel, " (forbidden): ", message);
         }
     }
 }

@@ -81,6 +81,18 @@ pub(super) struct PendingPublish {
     pub(super) held: bool,
 }
 
+impl PendingPublish {
+    /// A publish not retried yet: sent with an ack `deadline`, or `None` while it has not left.
+    pub(super) fn new(frame: String, deadline: Option<Millis>, held: bool) -> Self {
+        PendingPublish {
+            frame,
+            deadline,
+            retry_at: None,
+            held,
+        }
+    }
+}
+
 /// The publishes not settled yet, oldest (smallest id) first, and how the next one is named.
 #[derive(Debug)]
 pub(super) struct PublishQueue {

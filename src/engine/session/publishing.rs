@@ -61,15 +61,8 @@ impl Session {
                 });
             }
             let deadline = Some(now + self.cfg.publish_timeout_ms);
-            self.publishes.insert(
-                id,
-                PendingPublish {
-                    frame: text,
-                    deadline,
-                    retry_at: None,
-                    held,
-                },
-            );
+            self.publishes
+                .insert(id, PendingPublish::new(text, deadline, held));
             if held && self.link == Link::Idle {
                 self.request_token(); // the stream is not needed, but a token is
             }
@@ -79,25 +72,11 @@ impl Session {
         if let Link::Open { .. } = self.link {
             self.send(text.clone());
             let deadline = Some(now + self.cfg.publish_timeout_ms);
-            self.publishes.insert(
-                id,
-                PendingPublish {
-                    frame: text,
-                    deadline,
-                    retry_at: None,
-                    held: false,
-                },
-            );
+            self.publishes
+                .insert(id, PendingPublish::new(text, deadline, false));
         } else {
-            self.publishes.insert(
-                id,
-                PendingPublish {
-                    frame: text,
-                    deadline: None,
-                    retry_at: None,
-                    held: false,
-                },
-            );
+            self.publishes
+                .insert(id, PendingPublish::new(text, None, false));
             self.trim_publish_queue();
             if self.link == Link::Idle {
                 self.start(now);
