@@ -409,17 +409,31 @@ impl Session {
         if !self.frame_arrived(now) {
             return;
         }
-        let frame = match frame::decode_server(text) {
-            Ok(f) => f,
-            Err(e) => {
-                return self.problem(cat!(
-                    "malformed frame from the relay: ",
-                    e.code.as_str(),
-                    ": ",
-                    e.message
-                ))
-            }
-        };
+        match frame::decode_server(text) {
+            Ok(frame) => self.on_frame(now, frame),
+            Err(e) => self.malformed(&e),
+        }
+    }
+
+    /// A frame that arrived was not a valid frame of protocol v1: reported, and dropped.
+    pub fn malformed(&mut self, e: &frame::FrameError) {
+        self.problem(cat!(
+            "malformed frame from the relay: ",
+            e.code.as_str(),
+            ": ",
+            e.message
+        ))
+    }
+
+    /// A frame arrived that the shell has already decoded (the browser shell reads the parsed
+    /// object JS holds): as [`handle_text`](Self::handle_text) given its text.
+    pub fn handle_frame(&mut self, now: Millis, frame: ServerFrame<'_>) {
+        if self.frame_arrived(now) {
+            self.on_frame(now, frame);
+        }
+    }
+
+    fn on_frame(&mut self, now: Millis, frame: ServerFrame<'_>) {
         if matches!(self.link, Link::Connecting { .. })
             && !matches!(frame, ServerFrame::Hello { .. })
         {
