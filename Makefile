@@ -36,11 +36,12 @@ demo: www relay
 # Both feature sets of the crate: the default (WebSocket, protocol v1) and --all-features (SSE,
 # Igniter.js, the simple protocol: the package's full/ build).
 lint:
-	$(SAY) "cargo fmt --check and clippy -D warnings (native and wasm32, default features and --all-features)"
+	$(SAY) "cargo fmt --check and clippy -D warnings (native and wasm32: default features, the no_std wasm, std, --all-features)"
 	@cargo fmt --all -- --check
 	@cargo clippy -q --workspace --all-targets -- -D warnings
 	@cargo clippy -q --workspace --all-targets --all-features -- -D warnings
-	@cargo clippy -q --target wasm32-unknown-unknown --all-targets -- -D warnings
+	@cargo clippy -q --target wasm32-unknown-unknown --lib -- -D warnings
+	@cargo clippy -q --target wasm32-unknown-unknown --all-targets --features std -- -D warnings
 	@cargo clippy -q --target wasm32-unknown-unknown --all-targets --all-features -- -D warnings
 
 test-native:

@@ -8,6 +8,29 @@
 //!   wire types.
 //! - `browser` (wasm32 only): thin shells that move bytes between a WebSocket and the session,
 //!   arm timers, and call JS callbacks. This is the `#[wasm_bindgen]` surface.
+//!
+//! The default wasm build is `no_std` (`alloc` only): a panic aborts without formatting its
+//! message, so no `core::fmt` machinery is linked for it. Everything else, and every native build,
+//! links std (the `std` feature, which `serde` and the `full` build turn on).
+
+#![cfg_attr(all(target_arch = "wasm32", not(feature = "std"), not(test)), no_std)]
+
+extern crate alloc;
+
+/// What std's prelude gives every module and `alloc` does not: each module that needs them says
+/// `use crate::prelude::*`, so the crate builds with and without std.
+#[allow(unused_imports)]
+mod prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::boxed::Box;
+    pub use alloc::format;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "std"), not(test)))]
+mod no_std;
 
 pub mod engine;
 

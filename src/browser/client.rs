@@ -32,9 +32,10 @@ use crate::engine::{
     number_to_id, ConnectionState, Event, EventKeys, Filter, Output, PublishError, PublishId,
     Relay, Relays, Session, SessionConfig, SubId, TypeFilter,
 };
+use crate::prelude::*;
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 use js_sys::{Array, Function, Object, Promise, Reflect};
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -551,7 +552,7 @@ impl Shell {
             let mut sh = shell.borrow_mut();
             let result = f(&mut sh);
             sh.process();
-            (result, std::mem::take(&mut sh.calls))
+            (result, core::mem::take(&mut sh.calls))
         };
         Shell::run(shell, calls);
         result
@@ -643,7 +644,7 @@ impl Shell {
                 owned_event(&channel, &kind, seq, given.or_else(read_ids), &frame)
             });
             sh.process_with(FrameAt::Parsed);
-            let mut calls = std::mem::take(&mut sh.calls);
+            let mut calls = core::mem::take(&mut sh.calls);
             if let [Call::DeliverThisFrame { subs }] = calls.as_mut_slice() {
                 return match subs.as_slice() {
                     [sub] => JsValue::from(*sub),
@@ -660,7 +661,7 @@ impl Shell {
                 if let Call::DeliverThisFrame { subs } = call {
                     *call = match &event {
                         Some(Ok(event)) => Call::Deliver {
-                            subs: std::mem::take(subs),
+                            subs: core::mem::take(subs),
                             event: event.clone(),
                         },
                         Some(Err(e)) => Call::Problem(problem_error(&cat!(
@@ -874,7 +875,7 @@ impl Shell {
             }
         }
         #[cfg(feature = "igniter")]
-        if std::mem::take(&mut self.previous_unclaimed) {
+        if core::mem::take(&mut self.previous_unclaimed) {
             self.end_overlap(); // no stream replaces it
         }
         let deadline = self.session.poll_timeout();
@@ -1470,7 +1471,7 @@ impl Shell {
             let mut control = None;
             if igniter::needs_channel_probes(&whole) {
                 for c in &channels {
-                    each.push(probe(&url(&igniter::query_for(std::slice::from_ref(c)))).await);
+                    each.push(probe(&url(&igniter::query_for(core::slice::from_ref(c)))).await);
                 }
                 control = Some(probe(&url(&igniter::control_query())).await);
             }

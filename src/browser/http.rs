@@ -4,8 +4,8 @@
 use super::js::describe;
 use crate::engine::json::{self, Reader};
 use crate::engine::session::PublishResult;
+use alloc::borrow::Cow;
 use js_sys::{Object, Reflect};
-use std::borrow::Cow;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -21,7 +21,7 @@ fn strings<'a, const N: usize>(
     text: &'a str,
     names: [&str; N],
 ) -> Option<[Option<Cow<'a, str>>; N]> {
-    let mut found = std::array::from_fn(|_| None);
+    let mut found = core::array::from_fn(|_| None);
     let mut r = Reader::new(text);
     r.object(|r, key| match names.iter().position(|n| *n == key) {
         Some(i) => {

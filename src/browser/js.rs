@@ -1,6 +1,8 @@
 //! The few JS globals the shells use, bound directly so that they work in windows, workers and
 //! Node alike (no `window` needed).
 
+use crate::prelude::*;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
@@ -160,18 +162,14 @@ pub fn now_at(stamp: f64) -> u64 {
     }
 }
 
-thread_local! {
-    /// The latest time handed out.
-    static LAST: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
+/// The latest time handed out. The wasm runs on one thread: the atomic is only a `static` that
+/// needs no std (`thread_local!` does).
+static LAST: AtomicU64 = AtomicU64::new(0);
 
 fn clock(ms: f64) -> u64 {
-    let ms = ms.max(0.0) as u64;
-    LAST.with(|last| {
-        let now = ms.max(last.get());
-        last.set(now);
-        now
-    })
+    let now = (ms.max(0.0) as u64).max(LAST.load(Relaxed));
+    LAST.store(now, Relaxed);
+    now
 }
 
 /// A seed for the reconnect jitter, so that many tabs do not retry in lockstep.

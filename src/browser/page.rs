@@ -2,8 +2,9 @@
 //! Owns its listeners and removes them on drop. Works in windows; in workers (no `document`) only
 //! online/offline is watched.
 
+use crate::prelude::*;
+use alloc::rc::Rc;
 use js_sys::Reflect;
-use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Event, EventTarget};

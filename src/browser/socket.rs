@@ -8,7 +8,8 @@
 
 use super::js::frame_listener;
 use crate::engine::frame::SUBPROTOCOL;
-use std::rc::Rc;
+use crate::prelude::*;
+use alloc::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, WebSocket};

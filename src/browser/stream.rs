@@ -6,9 +6,9 @@
 use super::js::describe;
 #[cfg(feature = "igniter")]
 use crate::engine::igniter::Probe;
+use alloc::rc::Rc;
 #[cfg(feature = "igniter")]
 use js_sys::{Object, Reflect};
-use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 #[cfg(feature = "igniter")]
@@ -102,7 +102,7 @@ impl Stream {
         stream.listen("open", move |_| handler(StreamEvent::Open))?;
         let handler = on_event.clone();
         stream.listen("error", move |_| handler(StreamEvent::Failed))?;
-        for kind in std::iter::once("message").chain(named.iter().copied()) {
+        for kind in core::iter::once("message").chain(named.iter().copied()) {
             let handler = on_event.clone();
             let name = kind.to_owned();
             stream.listen(kind, move |e: Event| {

@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn jitter_spreads_delays() {
         let mut b = Backoff::new(500, 20_000, 1);
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = alloc::collections::BTreeSet::new();
         for _ in 0..50 {
             b.reset();
             seen.insert(b.next_delay());

@@ -26,6 +26,7 @@ use super::json::{self, Kind, Reader};
 use super::registry::SubId;
 use super::session::config::Millis;
 use super::session::deadlines::MAX_TIMER_MS;
+use crate::prelude::*;
 
 /// The events one subscription is holding back in its window.
 #[derive(Debug, Clone, PartialEq)]
@@ -722,7 +723,7 @@ mod tests {
             let default_ms = [0, 40, 100][roll(3) as usize];
             let max_late = roll(30);
             let mut c = Coalescer::new(default_ms);
-            let mut models: std::collections::BTreeMap<SubId, Model> = Default::default();
+            let mut models: alloc::collections::BTreeMap<SubId, Model> = Default::default();
             let mut next_sub: SubId = 1;
             let mut seq = 0;
             let mut now: Millis = 0;

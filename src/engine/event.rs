@@ -1,7 +1,8 @@
 //! The event model: what travels on a channel.
 
 use super::json::{self, Kind, Reader};
-use std::fmt;
+use crate::prelude::*;
+use core::fmt;
 
 /// A record id, normalised to its string form so that `1` and `"1"` compare equal
 /// (Refine's Ably provider compares ids with `toString()`).
@@ -51,7 +52,7 @@ impl fmt::Display for IdsError {
     }
 }
 
-impl std::error::Error for IdsError {}
+impl core::error::Error for IdsError {}
 
 /// Reads `payload.ids` from a raw JSON payload (checked JSON text) without building the rest of
 /// it.
@@ -126,7 +127,7 @@ fn number_id(text: &str) -> Result<RecordId, json::Error> {
 /// Formats a JSON number the way JavaScript's `String(n)` does for the ids people use:
 /// integral values without a fractional part.
 pub fn number_to_id(v: f64) -> RecordId {
-    if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+    if crate::engine::json::is_whole(v) {
         crate::cat!(v as i64)
     } else {
         // The shortest round-trip formatting (as JavaScript prints 2.5 or 0.1); `f64`'s own

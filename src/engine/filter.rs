@@ -6,6 +6,7 @@
 
 use super::event::RecordId;
 use super::sort::sort_dedup;
+use crate::prelude::*;
 
 /// The event types a subscription accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]

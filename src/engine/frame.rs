@@ -10,8 +10,9 @@
 //! for the crate's tests, which check each side against the other).
 
 use super::json::{self, Reader};
-use std::borrow::Cow;
-use std::fmt;
+use crate::prelude::*;
+use alloc::borrow::Cow;
+use core::fmt;
 
 /// The protocol version this crate speaks, announced in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -94,7 +95,7 @@ impl fmt::Display for FrameError {
     }
 }
 
-impl std::error::Error for FrameError {}
+impl core::error::Error for FrameError {}
 
 /// The type of the event a client hands to its subscriptions when the relay cannot replay what
 /// they missed. Types starting with `$` are reserved: the relay refuses to publish them.

@@ -3,8 +3,8 @@
 //! SipHash was a measurable part of that. Keys here are channel names and record ids the app
 //! subscribed to, and sub ids: an attacker who could choose colliding keys would be the app itself.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use core::hash::{BuildHasherDefault, Hasher};
+use hashbrown::{HashMap, HashSet};
 
 /// A hash map keyed with [`FxHasher`].
 pub type Map<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
@@ -75,7 +75,7 @@ impl Hasher for FxHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, BuildHasherDefault};
+    use core::hash::{BuildHasher, BuildHasherDefault};
 
     fn hash(s: &str) -> u64 {
         BuildHasherDefault::<FxHasher>::default().hash_one(s)

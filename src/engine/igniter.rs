@@ -25,9 +25,9 @@ use super::frame::{
 };
 use super::session::percent_encode_into;
 use crate::engine::hash::{Map, Set};
+use alloc::collections::VecDeque;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::collections::VecDeque;
 
 /// Igniter's name for the channel of revalidations.
 const IGNITER_REVALIDATION_CHANNEL: &str = "revalidation";
@@ -50,11 +50,11 @@ pub const OVERLAP_GRACE_MS: u64 = 500;
 #[derive(Deserialize)]
 struct IgniterMessage<'a> {
     #[serde(borrow, default)]
-    channel: Option<std::borrow::Cow<'a, str>>,
+    channel: Option<alloc::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    timestamp: Option<std::borrow::Cow<'a, str>>,
+    timestamp: Option<alloc::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -66,7 +66,7 @@ struct Revalidation {
 #[derive(Deserialize)]
 struct TypedData<'a> {
     #[serde(borrow, default, rename = "type")]
-    kind: Option<std::borrow::Cow<'a, str>>,
+    kind: Option<alloc::borrow::Cow<'a, str>>,
 }
 
 /// Which of the shell's two streams an SSE event came from.
@@ -171,7 +171,7 @@ impl IgniterTranslator {
     /// stream that never connected is simply replaced (a previous one stays).
     pub fn reopen(&mut self, channels: Vec<String>) {
         if self.connected {
-            self.previous = Some(std::mem::replace(&mut self.channels, channels));
+            self.previous = Some(core::mem::replace(&mut self.channels, channels));
             self.held.clear();
             self.held_from.clear();
             self.overflowed = false;
@@ -670,7 +670,7 @@ mod tests {
         let created = message("posts.list", r#"{"type":"created","ids":[1]}"#);
         let first = t.translate(Source::Current, "message", "e1", &created, date);
         feed(&mut s, first.expect("ok"), 120);
-        let outputs: Vec<Output> = std::iter::from_fn(|| s.poll_output()).collect();
+        let outputs: Vec<Output> = core::iter::from_fn(|| s.poll_output()).collect();
         assert!(outputs
             .iter()
             .any(|o| matches!(o, Output::Deliver { subs, .. } if subs == &vec![list])));
@@ -678,7 +678,7 @@ mod tests {
         // A second channel: the session reopens the stream; the old one stays while the new connects.
         let show = s.subscribe(200, "posts.show", all);
         s.handle_timeout(300);
-        let outputs: Vec<Output> = std::iter::from_fn(|| s.poll_output()).collect();
+        let outputs: Vec<Output> = core::iter::from_fn(|| s.poll_output()).collect();
         assert!(outputs
             .iter()
             .any(|o| matches!(o, Output::ConnectStream { .. })));
@@ -706,7 +706,7 @@ mod tests {
         feed(&mut s, on_show.expect("ok"), 330);
         t.end_overlap();
 
-        let outputs: Vec<Output> = std::iter::from_fn(|| s.poll_output()).collect();
+        let outputs: Vec<Output> = core::iter::from_fn(|| s.poll_output()).collect();
         let delivered: Vec<(&str, u64, &Vec<_>)> = outputs
             .iter()
             .filter_map(|o| match o {

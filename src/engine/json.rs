@@ -10,7 +10,8 @@
 //!
 //! No `core::fmt` here: error reasons are static strings, integers are written digit by digit.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 /// Why some text is not the JSON expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +155,7 @@ impl<'a> Reader<'a> {
     }
 
     fn literal(&mut self, word: &'static str) -> Result<(), Error> {
-        if self.text[self.pos..].starts_with(word) {
+        if at(self.text, self.pos, self.text.len()).starts_with(word) {
             self.pos += word.len();
             Ok(())
         } else {
@@ -168,7 +169,7 @@ impl<'a> Reader<'a> {
             return Err(Error("expected a string"));
         }
         let (start, escaped) = self.scan_string()?;
-        let inner = &self.text[start + 1..self.pos - 1];
+        let inner = at(self.text, start + 1, self.pos - 1);
         if escaped {
             unescape(inner).map(Cow::Owned)
         } else {
@@ -245,7 +246,7 @@ impl<'a> Reader<'a> {
             }
         }
         self.pos = i;
-        Ok(&self.text[start..i])
+        Ok(at(self.text, start, i))
     }
 
     /// A whole number from 0 to `u64::MAX`.
@@ -359,7 +360,7 @@ impl<'a> Reader<'a> {
         self.peek();
         let start = self.pos;
         self.skip()?;
-        Ok(&self.text[start..self.pos])
+        Ok(at(self.text, start, self.pos))
     }
 }
 
@@ -510,7 +511,7 @@ fn unescape(inner: &str) -> Result<String, Error> {
             i += 1;
             continue;
         }
-        out.push_str(&inner[from..i]);
+        out.push_str(at(inner, from, i));
         let c = match bytes[i + 1] {
             b'b' => '\u{8}',
             b'f' => '\u{c}',
@@ -546,7 +547,7 @@ fn unescape(inner: &str) -> Result<String, Error> {
         i += 2;
         from = i;
     }
-    out.push_str(&inner[from..]);
+    out.push_str(at(inner, from, inner.len()));
     Ok(out)
 }
 
@@ -568,7 +569,7 @@ pub fn push_str(out: &mut String, s: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[from..i]);
+        out.push_str(at(s, from, i));
         if short.is_empty() {
             out.push_str("\\u00");
             out.push(char::from(HEX[usize::from(b >> 4)]));
@@ -578,19 +579,31 @@ pub fn push_str(out: &mut String, s: &str) {
         }
         from = i + 1;
     }
-    out.push_str(&s[from..]);
+    out.push_str(at(s, from, s.len()));
     out.push('"');
 }
 
 /// Appends the decimal digits of `n` (the writer's name for [`super::text::push_decimal`]).
 pub use super::text::push_decimal as push_u64;
 
+/// `text[from..to]`, for positions the reader found on character boundaries: `get`, not indexing,
+/// so that no panic path (and the formatting it links) is compiled in; `""` if one ever was not.
+fn at(text: &str, from: usize, to: usize) -> &str {
+    text.get(from..to).unwrap_or_default()
+}
+
+/// Whether `n` is a whole number a JS number holds exactly (below 2^53 in magnitude). Not
+/// `f64::fract`, which needs std.
+pub fn is_whole(n: f64) -> bool {
+    n.abs() < 9_007_199_254_740_992.0 && n == (n as i64) as f64
+}
+
 /// Appends `n` as a JSON number: whole numbers a JS number holds exactly as integers, others in
 /// their shortest round-trip form; `null` for NaN and infinities (as serde_json writes them).
 pub fn push_f64(out: &mut String, n: f64) {
     if !n.is_finite() {
         out.push_str("null");
-    } else if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+    } else if is_whole(n) {
         if n.is_sign_negative() && n != 0.0 {
             out.push('-');
         }
@@ -612,6 +625,38 @@ pub fn push_key(out: &mut String, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_numbers_are_those_a_js_number_holds_exactly() {
+        for n in [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            9_007_199_254_740_991.0,
+            -9_007_199_254_740_991.0,
+        ] {
+            assert!(is_whole(n), "{n}");
+        }
+        for n in [
+            2.5,
+            -0.1,
+            9_007_199_254_740_992.0,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            assert!(!is_whole(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn at_is_a_slice_or_empty_never_a_panic() {
+        assert_eq!(at("héllo", 0, 1), "h");
+        assert_eq!(at("héllo", 1, 3), "é");
+        assert_eq!(at("héllo", 1, 2), "", "inside a character");
+        assert_eq!(at("héllo", 4, 99), "", "past the end");
+    }
     use serde_json::value::RawValue;
 
     /// Texts serde_json and this reader must agree on (valid or not).

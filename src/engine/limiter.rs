@@ -43,7 +43,7 @@ impl ConsoleLimiter {
         {
             self.window_start = Some(now);
             self.printed = 0;
-            suppressed = std::mem::take(&mut self.suppressed);
+            suppressed = core::mem::take(&mut self.suppressed);
         }
         if self.printed >= CONSOLE_BURST {
             self.suppressed += 1;

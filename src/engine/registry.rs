@@ -9,7 +9,8 @@ use super::event::RecordId;
 use super::filter::Filter;
 use super::hash::{Map, Set};
 use super::sort::{sort, sort_dedup};
-use std::rc::Rc;
+use crate::prelude::*;
+use alloc::rc::Rc;
 
 /// A subscription's handle. Handles grow monotonically, so their order is subscription order.
 pub type SubId = u32;

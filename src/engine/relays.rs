@@ -12,6 +12,7 @@
 //! carries neither a URL parser nor a second set of checks. A bad URL that reaches the client anyway
 //! fails its requests (reported, and the next relay is tried).
 
+use crate::prelude::*;
 /// One relay's endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Relay {

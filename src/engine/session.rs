@@ -48,6 +48,7 @@
 //! | `session/auth.rs` | tokens: asking, answers, refresh, `authed`, `error` frames |
 //! | `session/timeouts.rs` | [`Session::poll_timeout`] and [`Session::handle_timeout`]: each timer's deadline and what it fires |
 
+use crate::prelude::*;
 mod auth;
 mod channel_state;
 mod channels;
@@ -89,7 +90,7 @@ use super::hash::{Map, Set};
 use super::registry::{Registry, SubId};
 use super::text;
 use crate::cat;
-use std::collections::VecDeque;
+use alloc::collections::VecDeque;
 
 /// The connection as the app sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,9 +26,9 @@ use super::frame::{
     encode_event, encode_hello, encode_subscribed, excerpt, ChannelEntry, REVALIDATE_CHANNEL,
 };
 use crate::engine::hash::Map;
+use alloc::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 
 /// Which protocol a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -445,7 +445,7 @@ mod tests {
         }
 
         fn take_sent(&mut self) -> Vec<String> {
-            std::mem::take(&mut self.to_server)
+            core::mem::take(&mut self.to_server)
         }
     }
 
@@ -611,7 +611,7 @@ mod tests {
     /// the current connection subscribed to. Panics on a frame the seed's client would not send.
     #[derive(Default)]
     struct SeedServer {
-        subscribed: std::collections::BTreeSet<String>,
+        subscribed: alloc::collections::BTreeSet<String>,
         published: usize,
     }
 
@@ -657,7 +657,7 @@ mod tests {
             let mut server = SeedServer::default();
             // sub -> (channel, filter); channels confirmed on a connection (they have a position).
             let mut subs: Vec<(u32, &str, Filter)> = Vec::new();
-            let mut confirmed: std::collections::BTreeSet<&str> = Default::default();
+            let mut confirmed: alloc::collections::BTreeSet<&str> = Default::default();
             let mut connected = false;
             let mut publishes = 0;
             for step in 0..120 {
@@ -754,7 +754,7 @@ mod tests {
                     server.receive(&frame);
                 }
                 if connected {
-                    let client: std::collections::BTreeSet<String> =
+                    let client: alloc::collections::BTreeSet<String> =
                         h.session.registry().channels().map(str::to_owned).collect();
                     assert_eq!(server.subscribed, client, "{ctx}");
                     confirmed.extend(subs.iter().map(|(_, c, _)| *c));

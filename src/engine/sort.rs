@@ -2,6 +2,7 @@
 //! a heapsort, O(n log n) at any size with no allocation, in a few hundred bytes of wasm per type
 //! where the standard library's pattern-defeating quicksort costs 2–3.5 KB per type.
 
+use crate::prelude::*;
 /// Sorts `v` ascending (not stable: equal elements are interchangeable everywhere it is used).
 pub fn sort<T: Ord>(v: &mut [T]) {
     let n = v.len();

@@ -4,7 +4,8 @@
 //! so the client builds its messages by appending pieces: `cat!("waited ", ms, " ms for `", channel,
 //! "`")`. A piece is text or an integer; floats are not pieces (say what they mean as whole numbers).
 
-use std::borrow::Cow;
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 /// One piece of a message: text or a number.
 #[derive(Clone, Copy)]

@@ -5,9 +5,9 @@
 use super::{
     ChannelEntry, ClientFrame, DateInput, ErrorCode, FrameError, Publish, PROTOCOL_VERSION,
 };
+use alloc::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 
 impl<'a> DateInput<'a> {
     /// Reads a raw JSON `date`; anything but a number or a string is a `bad_event`.

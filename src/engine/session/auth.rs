@@ -7,6 +7,7 @@ use super::token::{refresh_delay, Refresh, MIN_REFRESH_MARGIN_MS, TOKEN_ERROR_CO
 use super::{Millis, Output, PublishError, Session};
 use crate::cat;
 use crate::engine::frame;
+use crate::prelude::*;
 
 impl Session {
     /// The answer to [`Output::NeedToken`]: the token, or why none could be obtained. An answer to

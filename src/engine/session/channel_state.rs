@@ -3,6 +3,7 @@
 //! Moving a position (`advance`) and the `subscribed` answers are in `positions.rs`; subscribing
 //! and the refusals are in `channels.rs`.
 
+use crate::prelude::*;
 /// Where a channel's delivery stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ChannelPosition {

@@ -9,6 +9,7 @@ use crate::cat;
 use crate::engine::filter::Filter;
 use crate::engine::frame::{self, ChannelEntry};
 use crate::engine::registry::{ChannelChange, SubId};
+use crate::prelude::*;
 
 /// How many unsubscribed channels a connection remembers ([`Session`]'s `left`).
 const LEFT_REMEMBERED: usize = 256;

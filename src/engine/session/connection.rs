@@ -11,6 +11,7 @@ use super::TransportKind;
 use super::{ConnectionState, Millis, Output, PublishError, Session};
 use crate::cat;
 use crate::engine::frame::{self, ChannelEntry, Position, PROTOCOL_VERSION};
+use crate::prelude::*;
 
 /// Consecutive WebSocket attempts that never reach `hello` before `Auto` falls back to SSE.
 #[cfg(feature = "sse")]

@@ -7,6 +7,7 @@ use crate::cat;
 use crate::engine::frame::ChannelEntry;
 #[cfg(feature = "simple")]
 use crate::engine::simple::{no_replay_reason, Protocol};
+use crate::prelude::*;
 
 impl Session {
     pub(super) fn on_subscribed(&mut self, entries: &[ChannelEntry<'_>]) {

@@ -4,7 +4,8 @@
 
 use super::config::{Millis, PublishId};
 use crate::cat;
-use std::fmt;
+use crate::prelude::*;
+use core::fmt;
 
 /// Why a publish did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +66,7 @@ impl fmt::Display for PublishError {
     }
 }
 
-impl std::error::Error for PublishError {}
+impl core::error::Error for PublishError {}
 
 /// A publish not settled yet.
 #[derive(Debug)]
@@ -153,7 +154,7 @@ impl PublishQueue {
 
     /// Empties the queue: the ids, oldest first.
     pub(super) fn take_all(&mut self) -> Vec<PublishId> {
-        std::mem::take(&mut self.pending)
+        core::mem::take(&mut self.pending)
             .into_iter()
             .map(|(id, _)| id)
             .collect()

@@ -10,6 +10,7 @@ use super::publish_queue::PublishResult;
 use super::{Millis, Output, PublishError, PublishId, Session};
 use crate::engine::frame;
 use crate::engine::json;
+use crate::prelude::*;
 
 impl Session {
     /// Publishes an event. `payload` and `meta` are JSON texts. The result settles later through

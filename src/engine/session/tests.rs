@@ -19,7 +19,7 @@ fn ids(v: &[&str]) -> Filter {
 }
 
 fn drain(s: &mut Session) -> Vec<Output> {
-    std::iter::from_fn(|| s.poll_output()).collect()
+    core::iter::from_fn(|| s.poll_output()).collect()
 }
 
 fn sent(outputs: &[Output]) -> Vec<ClientFrame<'_>> {
@@ -163,7 +163,7 @@ fn identical_channels_share_one_server_subscription() {
 #[test]
 fn the_clock_is_read_only_when_the_time_matters() {
     let (mut s, first) = open_session(&[("a", all())]);
-    let reads = std::cell::Cell::new(0);
+    let reads = core::cell::Cell::new(0);
     let clock = || {
         reads.set(reads.get() + 1);
         10
@@ -2122,7 +2122,7 @@ fn a_refused_channel_is_reported_and_dropped_and_the_others_go_on() {
         "refused".to_owned(),
         "HTTP 500 for `resources/posts`".to_owned(),
     );
-    s.refuse_channels(60, std::slice::from_ref(&refusal));
+    s.refuse_channels(60, core::slice::from_ref(&refusal));
     let out = drain(&mut s);
     assert!(out.contains(&Output::Error {
         code: "refused".into(),
@@ -2171,7 +2171,7 @@ fn a_refused_channel_is_reported_and_dropped_and_the_others_go_on() {
     s.unsubscribe(500, posts);
     s.handle_timeout(550);
     drain(&mut s);
-    s.refuse_channels(560, std::slice::from_ref(&refusal));
+    s.refuse_channels(560, core::slice::from_ref(&refusal));
     drain(&mut s);
     assert_eq!(s.state(), &ConnectionState::Idle);
     assert_eq!(s.poll_timeout(), None);
