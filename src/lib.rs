@@ -39,3 +39,7 @@ mod browser;
 
 #[cfg(target_arch = "wasm32")]
 pub use browser::LiveClient;
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub use browser::decoded_both_ways;

@@ -255,3 +255,73 @@ async fn callbacks_called_from_js_keep_their_contract() {
     );
     drop((on_error, unsubscriber, closer));
 }
+
+/// The browser shell reads every WebSocket frame from the object `JSON.parse` made of it; the
+/// engine reads SSE frames (and the tests' frames) from their text. Both must decode the same
+/// frame, and refuse the same frames with the same words.
+#[wasm_bindgen_test]
+fn frames_read_from_the_parsed_object_decode_as_from_their_text() {
+    const SAME: &[&str] = &[
+        // Every op, well formed.
+        r#"{"op":"hello","version":1,"epoch":"e1","ping_ms":25000}"#,
+        r#"{"op":"subscribed","channels":[{"channel":"posts","seq":4},{"channel":"a","since":{"epoch":"e","seq":2},"recovered":true},{"channel":"b","recovered":false,"seq":null}]}"#,
+        r#"{"op":"subscribed","channels":[]}"#,
+        r#"{"op":"event","channel":"posts","seq":3,"type":"created","payload":{"ids":[1,"2",2.5]},"date":1712345678901}"#,
+        r#"{"op":"event","channel":"posts","seq":3,"type":"x","payload":[1,{"a":"é\n"}],"date":-1.5,"meta":{"k":[true,null]}}"#,
+        r#"{"op":"event","channel":"posts","seq":3,"type":"x","payload":"text","date":1e300,"meta":7}"#,
+        r#"{"op":"skip","channel":"posts","seq":9}"#,
+        r#"{"op":"ack","id":7,"seq":12}"#,
+        r#"{"op":"authed","sub":"u1","ttl_ms":60000}"#,
+        r#"{"op":"authed"}"#,
+        r#"{"op":"error","code":"forbidden","message":"no","channel":"secret"}"#,
+        r#"{"op":"error","code":"rate_limited","message":"slow down","id":3}"#,
+        r#"{"op":"ping"}"#,
+        r#"{"op":"pong","extra":{"ignored":[1,2]}}"#,
+        r#"{"op":"ping","id":null,"channel":null}"#,
+        // Refused, with the same words.
+        r#"{}"#,
+        r#"{"op":"nope"}"#,
+        r#"{"op":7}"#,
+        r#"{"op":"hello","version":1,"epoch":"e1"}"#,
+        r#"{"op":"hello","version":-1,"epoch":"e1","ping_ms":1}"#,
+        r#"{"op":"hello","version":4294967296,"epoch":"e1","ping_ms":1}"#,
+        r#"{"op":"hello","version":1,"epoch":5,"ping_ms":1}"#,
+        r#"{"op":"ack","id":1.5,"seq":1}"#,
+        r#"{"op":"ack","id":1}"#,
+        r#"{"op":"event","channel":"c","seq":1,"type":"t","payload":{}}"#,
+        r#"{"op":"event","channel":"c","seq":1,"type":"t","payload":{},"date":"2024-01-01"}"#,
+        r#"{"op":"event","channel":"c","seq":1,"type":"t","payload":null,"date":1}"#,
+        r#"{"op":"event","channel":"c","seq":-1,"type":"t","payload":{},"date":1}"#,
+        r#"{"op":"event","seq":1,"type":"t","payload":{},"date":1}"#,
+        r#"{"op":"subscribed","channels":{}}"#,
+        r#"{"op":"subscribed","channels":[{"seq":1}]}"#,
+        r#"{"op":"subscribed","channels":[{"channel":"a","since":{"seq":1}}]}"#,
+        r#"{"op":"subscribed","channels":[{"channel":"a","since":{"epoch":"e"}}]}"#,
+        r#"{"op":"subscribed","channels":[{"channel":"a","recovered":1}]}"#,
+        r#"{"op":"subscribed","channels":[{"channel":"a","seq":"1"}]}"#,
+        r#"{"op":"subscribed"}"#,
+        r#"{"op":"error","code":"x"}"#,
+        r#"{"op":"authed","ttl_ms":"soon"}"#,
+        "[]",
+        "42",
+        "\"hello\"",
+        "null",
+    ];
+    for text in SAME {
+        let (from_text, from_object) = wasm_live_provider::decoded_both_ways(text);
+        assert_eq!(from_object, from_text, "{text}");
+    }
+    // Where a parsed value cannot tell: `JSON.parse` keeps a repeated key's last value, and has
+    // already rounded a whole number past 2^53.
+    let (from_text, from_object) =
+        wasm_live_provider::decoded_both_ways(r#"{"op":"ack","id":1,"id":2,"seq":1}"#);
+    assert_eq!(from_text, "not a valid frame: duplicate field `id`");
+    assert!(from_object.contains("id: 2"), "{from_object}");
+    let (from_text, from_object) =
+        wasm_live_provider::decoded_both_ways(r#"{"op":"ack","id":9007199254740993,"seq":1}"#);
+    assert!(from_text.contains("id: 9007199254740993"), "{from_text}");
+    assert_eq!(from_object, "not a valid frame: `id`: number too large");
+    // Not JSON: the shell words what `JSON.parse` said (tests/hostile.rs counts such frames).
+    let (_, from_object) = wasm_live_provider::decoded_both_ways(r#"{"op":"ping""#);
+    assert_eq!(from_object, "not JSON");
+}

@@ -4,6 +4,7 @@
 //! outputs while holding the shell, then releases it and only then calls into app code. A callback
 //! may therefore subscribe, unsubscribe, publish or close without tripping over a borrow.
 
+use super::frame_object::{decode_object, Texts};
 #[cfg(feature = "sse")]
 use super::http::{post_publish, post_ticket};
 use super::js::{
@@ -18,7 +19,7 @@ use super::stream::probe;
 use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::cat;
-use crate::engine::frame::CLOSE_UNAUTHORIZED;
+use crate::engine::frame::{ErrorCode, FrameError, CLOSE_UNAUTHORIZED};
 use crate::engine::hash::Map;
 #[cfg(feature = "igniter")]
 use crate::engine::igniter::{self, IgniterTranslator, Source};
@@ -68,8 +69,8 @@ enum Call {
 enum FrameAt<'a> {
     /// No frame: a call from the app, a timer.
     None,
-    /// Its text, as the JS string it arrived as.
-    Text(&'a JsValue),
+    /// Its text, as the JS string it arrived as, or the value `JSON.parse` made of it.
+    Frame(&'a JsValue),
     /// An `event` frame that JS parsed ([`Shell::on_frame_event`]), which builds the event.
     Parsed,
 }
@@ -578,7 +579,20 @@ impl Shell {
                         Some(Err(problem)) => sh.session.handle_bad_frame(problem),
                     }
                 }
+                #[cfg(feature = "simple")]
                 SocketEvent::Text { text, raw } => sh.handle_frame(now, &text, &raw),
+                SocketEvent::Frame(parsed) => {
+                    let mut texts = Texts::default();
+                    let decoded = decode_object(&parsed, &mut texts);
+                    sh.session.handle_decoded(now, decoded);
+                    sh.process_with(FrameAt::Frame(&parsed));
+                }
+                SocketEvent::NotJson(why) => {
+                    let why = cat!("not a valid frame: ", why);
+                    let decoded = Err(FrameError::new(ErrorCode::BadFrame, why));
+                    sh.session.handle_decoded(now, decoded);
+                    sh.process();
+                }
                 SocketEvent::Binary => sh.session.handle_binary(now),
                 SocketEvent::Oversized { len } => {
                     sh.session
@@ -733,9 +747,10 @@ impl Shell {
     /// Hands a text frame to the session and carries out what it says at once, while `raw` (the
     /// frame as the JS string it arrived as) is at hand: the session's deliveries of this frame
     /// ([`Output::DeliverFrame`]) build the app's event from it with one `JSON.parse`.
+    #[cfg(any(feature = "sse", feature = "simple"))]
     fn handle_frame(&mut self, now: u64, text: &str, raw: &JsValue) {
         self.session.handle_text(now, text);
-        self.process_with(FrameAt::Text(raw));
+        self.process_with(FrameAt::Frame(raw));
     }
 
     /// A frame of protocol v1 translated from another protocol (Igniter.js, the simple protocol):
@@ -814,7 +829,7 @@ impl Shell {
                     message,
                 } => self.report_code(&message, &code, channel.as_deref()),
                 Output::DeliverFrame { subs } => match frame {
-                    FrameAt::Text(raw) => match event_from_frame(raw) {
+                    FrameAt::Frame(raw) => match event_from_frame(raw) {
                         Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
                         Err(e) => {
                             self.report(cat!("could not build the event object: ", describe(&e)))

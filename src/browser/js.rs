@@ -40,7 +40,7 @@ function eventIds(f) {
   }
   return ids;
 }
-export function frameListener(max, onText, onEvent, callbacks, onThrow) {
+export function frameListener(max, onText, onFrame, onEvent, callbacks, onThrow) {
   return (e) => {
     const d = e.data;
     if (typeof d !== "string") return onText(undefined, 0);
@@ -49,11 +49,11 @@ export function frameListener(max, onText, onEvent, callbacks, onThrow) {
     let f;
     try {
       f = JSON.parse(d);
-    } catch {
-      return onText(d, 0); // the engine reads it again, and reports what is wrong with it
+    } catch (error) {
+      return onFrame(undefined, String(error instanceof Error ? error.message : error));
     }
     const ids = eventIds(f);
-    if (ids === null) return onText(d, 0);
+    if (ids === null) return onFrame(f, undefined);
     const subs = onEvent(f.channel, f.type, f.seq, ids, f, e.timeStamp);
     if (subs === undefined) return;
     const event = eventFromFrame(f);
@@ -104,13 +104,16 @@ extern "C" {
     /// parsed frame (with `on_event` undefined: none does). What it returns (a sub id or a
     /// `Uint32Array` of them) are the subscriptions whose `callbacks` (a `Map` by sub id) JS calls
     /// with the event then, each looked up when its turn comes; what one throws goes to
-    /// `on_throw`. Every other frame goes to `on_text(text, 0)` for the engine to read, a binary
-    /// one as `on_text(undefined, 0)`, and a text frame over `max` characters as
-    /// `on_text(undefined, length)`: it never enters wasm.
+    /// `on_throw`. Every other frame goes to `on_frame(parsed, undefined)`, for the shell to read
+    /// from the object (`on_frame(undefined, why)` when it is not JSON). A binary frame goes to
+    /// `on_text(undefined, 0)`, and a text frame over `max` characters to
+    /// `on_text(undefined, length)`: it never enters wasm. A plain socket (`on_event` undefined)
+    /// hands every text frame to `on_text(text, 0)`, for its translator.
     #[wasm_bindgen(js_name = frameListener)]
     pub fn frame_listener(
         max: u32,
         on_text: &JsValue,
+        on_frame: &JsValue,
         on_event: &JsValue,
         callbacks: &JsValue,
         on_throw: &JsValue,

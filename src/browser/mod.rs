@@ -2,6 +2,7 @@
 //! sans-IO [`crate::engine::Session`], and call JS callbacks. No protocol logic lives here.
 
 mod client;
+mod frame_object;
 #[cfg(feature = "sse")]
 mod http;
 mod js;
@@ -12,3 +13,4 @@ mod stream;
 mod timer;
 
 pub use client::LiveClient;
+pub use frame_object::decoded_both_ways;

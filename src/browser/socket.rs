@@ -4,7 +4,8 @@
 //! Frames are parsed in JS, once (`frameListener` in [`super::js`]): an `event` frame reaches the
 //! shell as its routing keys and the parsed object ([`FrameEvent`]), and the shell may hand the
 //! delivery back to JS, which calls the callbacks with no further trip through wasm. Every other
-//! frame reaches it as text ([`SocketEvent::Text`]).
+//! frame reaches it as the parsed object ([`SocketEvent::Frame`]), never as text: only a plain
+//! socket (the simple protocol) reports its frames as text, for their translator.
 
 use super::js::frame_listener;
 use crate::engine::frame::SUBPROTOCOL;
@@ -17,8 +18,14 @@ use web_sys::{CloseEvent, WebSocket};
 /// What a socket reports.
 pub enum SocketEvent {
     Open,
-    /// A text frame, as a Rust string for the session and as the JS string it arrived as (so that
-    /// the event handed to callbacks is built from it with one `JSON.parse`).
+    /// A frame other than the `event` frames of [`FrameEvent`], as the value `JSON.parse` made of
+    /// it.
+    Frame(JsValue),
+    /// A text frame that is not JSON: why, as `JSON.parse` said it.
+    NotJson(String),
+    /// A text frame of a plain socket, as a Rust string for its translator and as the JS string
+    /// it arrived as.
+    #[cfg(feature = "simple")]
     Text {
         text: String,
         raw: JsValue,
@@ -70,6 +77,7 @@ pub struct Socket {
     ws: WebSocket,
     _on_open: Closure<dyn FnMut()>,
     _on_text: Closure<dyn FnMut(JsValue, u32)>,
+    _on_frame: Closure<dyn FnMut(JsValue, Option<String>)>,
     _on_event: Closure<FrameEventFn>,
     _on_throw: Closure<dyn FnMut(JsValue)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
@@ -112,10 +120,19 @@ impl Socket {
                 return handler(SocketEvent::Oversized { len });
             }
             match raw.as_string() {
+                #[cfg(feature = "simple")]
                 Some(text) => handler(SocketEvent::Text { text, raw }),
-                None => handler(SocketEvent::Binary),
+                // Without `simple` no socket is plain: text frames all go to `on_frame`.
+                _ => handler(SocketEvent::Binary),
             }
         });
+        let handler = on_event.clone();
+        let on_frame = Closure::<dyn FnMut(JsValue, Option<String>)>::new(
+            move |parsed: JsValue, not_json: Option<String>| match not_json {
+                Some(why) => handler(SocketEvent::NotJson(why)),
+                None => handler(SocketEvent::Frame(parsed)),
+            },
+        );
         let on_frame_event = Closure::<
             dyn FnMut(String, String, f64, JsValue, JsValue, f64) -> JsValue,
         >::new(move |channel, kind, seq: f64, ids, frame, stamp| {
@@ -147,6 +164,7 @@ impl Socket {
         ws.set_onmessage(Some(&frame_listener(
             max_frame,
             on_text.as_ref(),
+            on_frame.as_ref(),
             frame_events,
             &callbacks,
             on_throw.as_ref(),
@@ -156,6 +174,7 @@ impl Socket {
             ws,
             _on_open: on_open,
             _on_text: on_text,
+            _on_frame: on_frame,
             _on_event: on_frame_event,
             _on_throw: on_throw,
             _on_close: on_close,

@@ -285,7 +285,7 @@ impl From<json::Error> for FrameError {
 }
 
 /// `not a valid frame: `field`: reason`.
-fn invalid(field: Option<&str>, e: json::Error) -> FrameError {
+pub(crate) fn invalid(field: Option<&str>, e: json::Error) -> FrameError {
     let mut message = String::from("not a valid frame: ");
     if let Some(field) = field {
         message.push('`');
@@ -294,6 +294,10 @@ fn invalid(field: Option<&str>, e: json::Error) -> FrameError {
     }
     message.push_str(e.0);
     FrameError::bad(message)
+}
+
+fn required_op(op: Option<&str>) -> Result<&str, FrameError> {
+    op.ok_or_else(|| FrameError::bad("not a valid frame: missing field `op`"))
 }
 
 fn required<T>(value: Option<T>, op: &str, field: &str) -> Result<T, FrameError> {
@@ -316,25 +320,30 @@ fn put<T>(
     Ok(())
 }
 
-/// Every field a server frame may carry; which ones are required depends on `op`.
+/// Every field a server frame may carry; which ones are required depends on `op`. Read from a
+/// frame's text ([`decode_server`]) or, in the browser, from the object JS parsed it into; then
+/// [`decode_fields`] checks them the same way for both.
 #[derive(Default)]
-struct ServerFields<'a> {
-    op: Option<Cow<'a, str>>,
-    id: Option<u64>,
-    channel: Option<Cow<'a, str>>,
-    channels: Option<Vec<ChannelEntry<'a>>>,
-    kind: Option<Cow<'a, str>>,
-    payload: Option<&'a str>,
-    date: Option<&'a str>,
-    meta: Option<&'a str>,
-    seq: Option<u64>,
-    version: Option<u32>,
-    epoch: Option<Cow<'a, str>>,
-    ping_ms: Option<u64>,
-    code: Option<Cow<'a, str>>,
-    message: Option<Cow<'a, str>>,
-    sub: Option<Cow<'a, str>>,
-    ttl_ms: Option<u64>,
+pub(crate) struct ServerFields<'a> {
+    pub op: Option<Cow<'a, str>>,
+    pub id: Option<u64>,
+    pub channel: Option<Cow<'a, str>>,
+    pub channels: Option<Vec<ChannelEntry<'a>>>,
+    pub kind: Option<Cow<'a, str>>,
+    /// JSON text.
+    pub payload: Option<&'a str>,
+    /// `Some(None)`: present, but not a number (or beyond `f64`'s range).
+    pub date: Option<Option<f64>>,
+    /// JSON text.
+    pub meta: Option<&'a str>,
+    pub seq: Option<u64>,
+    pub version: Option<u32>,
+    pub epoch: Option<Cow<'a, str>>,
+    pub ping_ms: Option<u64>,
+    pub code: Option<Cow<'a, str>>,
+    pub message: Option<Cow<'a, str>>,
+    pub sub: Option<Cow<'a, str>>,
+    pub ttl_ms: Option<u64>,
 }
 
 fn server_fields(text: &str) -> Result<ServerFields<'_>, FrameError> {
@@ -349,7 +358,7 @@ fn server_fields(text: &str) -> Result<ServerFields<'_>, FrameError> {
             "channels" => put(&mut f.channels, name, r.nullable(channel_list)),
             "type" => put(&mut f.kind, name, r.nullable(Reader::string)),
             "payload" => put(&mut f.payload, name, r.nullable(Reader::raw)),
-            "date" => put(&mut f.date, name, r.nullable(Reader::raw)),
+            "date" => put(&mut f.date, name, r.nullable(date_value)),
             "meta" => put(&mut f.meta, name, r.nullable(Reader::raw)),
             "seq" => put(&mut f.seq, name, r.nullable(Reader::u64)),
             "version" => put(&mut f.version, name, r.nullable(u32_value)),
@@ -363,10 +372,12 @@ fn server_fields(text: &str) -> Result<ServerFields<'_>, FrameError> {
         }
     })?;
     r.end()?;
-    if f.op.is_none() {
-        return Err(FrameError::bad("not a valid frame: missing field `op`"));
-    }
     Ok(f)
+}
+
+/// A `date`: any JSON value, `None` when it is not a number `f64` holds.
+fn date_value(r: &mut Reader<'_>) -> Result<Option<f64>, json::Error> {
+    Ok(Reader::new(r.raw()?).f64().ok())
 }
 
 fn u32_value(r: &mut Reader<'_>) -> Result<u32, json::Error> {
@@ -417,13 +428,16 @@ fn position<'a>(r: &mut Reader<'a>) -> Result<Position<'a>, json::Error> {
 
 /// Reads a frame sent by the relay.
 pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
-    let e = server_fields(text)?;
-    let op = e.op.as_deref().unwrap_or_default();
+    decode_fields(server_fields(text)?)
+}
+
+/// The frame `e` holds, once its `op` and the fields that op requires are checked.
+pub(crate) fn decode_fields(e: ServerFields<'_>) -> Result<ServerFrame<'_>, FrameError> {
+    let op = required_op(e.op.as_deref())?;
     let frame = match op {
         "event" => {
-            let date = Reader::new(required(e.date, op, "date")?)
-                .f64()
-                .map_err(|_| FrameError::bad("`event` frame whose `date` is not a number"))?;
+            let date = required(e.date, op, "date")?
+                .ok_or_else(|| FrameError::bad("`event` frame whose `date` is not a number"))?;
             ServerFrame::Event(EventFrame {
                 channel: required(e.channel, op, "channel")?,
                 seq: required(e.seq, op, "seq")?,

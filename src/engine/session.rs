@@ -406,31 +406,29 @@ impl Session {
 
     /// A text frame arrived.
     pub fn handle_text(&mut self, now: Millis, text: &str) {
+        self.handle_decoded(now, frame::decode_server(text));
+    }
+
+    /// A frame arrived that the shell has already decoded (the browser shell reads the object
+    /// JS parsed it into): as [`handle_text`](Self::handle_text) given its text. An `Err` (a frame
+    /// that is not one of protocol v1) is reported and dropped.
+    pub fn handle_decoded(
+        &mut self,
+        now: Millis,
+        decoded: Result<ServerFrame<'_>, frame::FrameError>,
+    ) {
         // A frame from a connection the session already gave up on is ignored.
         if !self.frame_arrived(now) {
             return;
         }
-        match frame::decode_server(text) {
+        match decoded {
             Ok(frame) => self.on_frame(now, frame),
-            Err(e) => self.malformed(&e),
-        }
-    }
-
-    /// A frame that arrived was not a valid frame of protocol v1: reported, and dropped.
-    pub fn malformed(&mut self, e: &frame::FrameError) {
-        self.problem(cat!(
-            "malformed frame from the relay: ",
-            e.code.as_str(),
-            ": ",
-            e.message
-        ))
-    }
-
-    /// A frame arrived that the shell has already decoded (the browser shell reads the parsed
-    /// object JS holds): as [`handle_text`](Self::handle_text) given its text.
-    pub fn handle_frame(&mut self, now: Millis, frame: ServerFrame<'_>) {
-        if self.frame_arrived(now) {
-            self.on_frame(now, frame);
+            Err(e) => self.problem(cat!(
+                "malformed frame from the relay: ",
+                e.code.as_str(),
+                ": ",
+                e.message
+            )),
         }
     }
 
