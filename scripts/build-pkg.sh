@@ -19,7 +19,7 @@ if [ ! -x "$wasm_opt" ]; then echo "missing $wasm_opt: run scripts/setup.sh" >&2
 # only for a gain of at least 15 %, and it measured 10 % (docs/DEPENDENCIES.md), so it is not used.
 NIGHTLY_TOOLCHAIN=$(cat scripts/nightly-toolchain)
 TARGET_DIR=target
-bindgen_version=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' Cargo.toml)
+bindgen_version=$(sed -n 's/^wasm-bindgen = .*"=\([0-9.]*\)".*/\1/p' Cargo.toml)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
   echo "wasm-bindgen CLI $bindgen_version is missing: run scripts/setup.sh" >&2; exit 1
 fi

@@ -30,7 +30,7 @@ fi
 # wasm-bindgen's CLI must be exactly the version pinned in Cargo.toml (wasm-pack refuses a mismatch
 # and would try to download one). Installed without --locked: its lockfile names a crate version the
 # registry here lacks.
-bindgen_version=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' Cargo.toml)
+bindgen_version=$(sed -n 's/^wasm-bindgen = .*"=\([0-9.]*\)".*/\1/p' Cargo.toml)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
   say "installing wasm-bindgen-cli $bindgen_version (about 3 minutes)"
   cargo install -q wasm-bindgen-cli --version "$bindgen_version"
