@@ -59,6 +59,15 @@ window.mem = {
     for (let i = 0; i < n; i++) provider.unsubscribe(provider.subscribe(refineOptions({ channel, id: base + i }, callback)));
     return performance.now() - t0;
   },
+  /** `subscribeMany` then unsubscribing those, on a page that has run for a while: [sub ms, unsub ms]. */
+  warm(n, channel, base) {
+    const mine = [];
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) mine.push(provider.subscribe(refineOptions({ channel, id: base + i }, callback)));
+    const t1 = performance.now();
+    for (const h of mine) provider.unsubscribe(h);
+    return [t1 - t0, performance.now() - t1];
+  },
   subscriptionCount: () => provider.provider?.client?.subscriptionCount ?? null,
   wasmBytes: () => (wasm ? wasm.memory.buffer.byteLength : null),
   /** Slots of wasm-bindgen's externref table (JS values held by the wasm side); it never shrinks. */

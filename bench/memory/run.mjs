@@ -77,6 +77,8 @@ for (const contender of contenders) {
   steps.push(await snap(`${fmt(opt.cycles)} cycles on a channel of its own`));
   const again = await page.evaluate((n) => window.mem.cycles(n, "resources/churn", 1e6), opt.cycles);
   steps.push(await snap(`${fmt(opt.cycles)} more cycles on it`));
+  // The first measure again, warmed up: the same subscriptions on a page that has run the cycles.
+  const [warmSubMs, warmUnsubMs] = await page.evaluate((n) => window.mem.warm(n, "resources/rows", 2e6), opt.subs);
   if (errors.length) failures.push(`${contender}: page errors: ${errors.join("; ")}`);
   await page.close();
   server.forget(runId);
@@ -88,6 +90,8 @@ for (const contender of contenders) {
     wasmPerSub: full.wasmBytes === null ? null : (full.wasmBytes - b0.wasmBytes) / opt.subs,
     subUs: (subMs * 1000) / opt.subs,
     unsubUs: (unsubMs * 1000) / opt.subs,
+    warmSubUs: (warmSubMs * 1000) / opt.subs,
+    warmUnsubUs: (warmUnsubMs * 1000) / opt.subs,
     cycleKeptUs: (cycleKeptMs * 1000) / opt.cycles,
     cycleNewUs: (cycleNewMs * 1000) / opt.cycles,
     cycleAgainUs: (again * 1000) / opt.cycles,
@@ -121,7 +125,7 @@ const md = [
   `One page per contender, connected to the loopback protocol v1 server, with one list subscription. Heaps after \`HeapProfiler.collectGarbage\` (×3): JS = \`Runtime.getHeapUsage().usedSize\`, wasm = \`memory.buffer.byteLength\` (linear memory only grows: it shows the peak, not what is in use). Every subscription shares one callback function, so the figures are the provider's own cost.`,
   "",
   table(
-    ["contender", "JS B/subscription", "wasm B/subscription", "subscribe µs", "unsubscribe µs", "cycle µs (kept channel / own channel)", "JS heap after all unsubscribed vs baseline", `JS heap after the 3×${fmt(opt.cycles)} cycles vs before them`, "wasm growth in those cycles"],
+    ["contender", "JS B/subscription", "wasm B/subscription", "subscribe µs", "unsubscribe µs", "subscribe / unsubscribe µs, warm", "cycle µs (kept channel / own channel)", "JS heap after all unsubscribed vs baseline", `JS heap after the 3×${fmt(opt.cycles)} cycles vs before them`, "wasm growth in those cycles"],
     contenders.map((c) => {
       const r = results[c];
       return [
@@ -130,6 +134,7 @@ const md = [
         r.wasmPerSub === null ? "–" : fmt(r.wasmPerSub),
         fmt(r.subUs, 2),
         fmt(r.unsubUs, 2),
+        `${fmt(r.warmSubUs, 2)} / ${fmt(r.warmUnsubUs, 2)}`,
         `${fmt(r.cycleKeptUs, 2)} / ${fmt(r.cycleNewUs, 2)}`,
         `${r.jsAfterUnsub >= 0 ? "+" : ""}${fmt(r.jsAfterUnsub / 1024, 1)} KiB`,
         `${r.jsAfterCycles >= 0 ? "+" : ""}${fmt(r.jsAfterCycles / 1024, 1)} KiB`,
