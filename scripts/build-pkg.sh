@@ -51,7 +51,7 @@ build() {
   rm -rf "$out/snippets"
   wasm-bindgen --target web --out-dir "$out" --out-name wasm_live_provider "$wasm"
   say "optimising $out/ with $("$wasm_opt" --version) (npm binaryen)"
-  "$wasm_opt" -Oz --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
+  "$wasm_opt" -Oz --converge --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-multivalue \
     "$out/wasm_live_provider_bg.wasm" -o "$out/wasm_live_provider_bg.wasm.opt"
   mv "$out/wasm_live_provider_bg.wasm.opt" "$out/wasm_live_provider_bg.wasm"

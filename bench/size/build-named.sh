@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR="$PWD/bench/.build/target"
 cargo build -q --lib --release --target wasm32-unknown-unknown
 wasm-bindgen --target web --out-dir "$out" --out-name wasm_live_provider \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/wasm_live_provider.wasm"
-node_modules/.bin/wasm-opt -Oz -g --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
+node_modules/.bin/wasm-opt -Oz --converge -g --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-mutable-globals --enable-multivalue \
   "$out/wasm_live_provider_bg.wasm" -o "$out/wasm_live_provider_bg.wasm.opt"
 mv "$out/wasm_live_provider_bg.wasm.opt" "$out/wasm_live_provider_bg.wasm"
