@@ -653,13 +653,16 @@ impl Shell {
                 owned_event(&channel, &kind, seq, given.or_else(read_ids), &frame)
             });
             sh.process_with(FrameAt::Parsed);
-            let mut calls = core::mem::take(&mut sh.calls);
-            if let [Call::DeliverThisFrame { subs }] = calls.as_mut_slice() {
-                return match subs.as_slice() {
+            // The common case, answered in place: `calls` keeps its buffer for the next event.
+            if let [Call::DeliverThisFrame { subs }] = sh.calls.as_slice() {
+                let subs = match subs.as_slice() {
                     [sub] => JsValue::from(*sub),
                     subs => js_sys::Uint32Array::from(subs).into(),
                 };
+                sh.calls.clear();
+                return subs;
             }
+            let mut calls = core::mem::take(&mut sh.calls);
             // Rare: something else to do too (a state change, a problem). Everything runs here,
             // in the session's order.
             let event = calls
