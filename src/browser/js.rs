@@ -56,7 +56,10 @@ export function frameListener(max, onText, onFrame, onEvent, callbacks, onThrow)
     if (ids === null) return onFrame(f, undefined);
     const subs = onEvent(f.channel, f.type, f.seq, ids, f, e.timeStamp);
     if (subs === undefined) return;
-    const event = eventFromFrame(f);
+    // As eventFromFrame(f), for a frame eventIds has checked: its date is a time JS can
+    // represent, its meta an object or absent.
+    const event = { channel: f.channel, type: f.type, payload: f.payload, date: new Date(f.date) };
+    if (f.meta !== undefined) event.meta = f.meta;
     if (typeof subs === "number") return deliver(callbacks, subs, event, onThrow);
     for (let i = 0; i < subs.length; i++) deliver(callbacks, subs[i], event, onThrow);
   };
