@@ -3,9 +3,10 @@
 //! Live data for Refine and Ginjou apps. The crate has two halves:
 //!
 //! - [`engine`]: a sans-IO core in plain Rust — the event model, the filter, the subscription
-//!   registry, the wire protocol and the connection [`engine::Session`]. It never touches a socket
-//!   or a clock, builds natively and is unit-tested with `cargo test`. The relay server reuses its
-//!   wire types.
+//!   registry and the connection [`engine::Session`]. It never touches a socket or a clock, builds
+//!   natively and is unit-tested with `cargo test`. It speaks the wire protocol of the
+//!   `live-protocol` crate (`protocol/`, re-exported as `engine::frame`, `engine::json` and
+//!   `engine::text`), which the relay server shares.
 //! - `browser` (wasm32 only): thin shells that move bytes between a WebSocket and the session,
 //!   arm timers, and call JS callbacks. This is the `#[wasm_bindgen]` surface.
 //!
@@ -21,13 +22,11 @@ extern crate alloc;
 /// `use crate::prelude::*`, so the crate builds with and without std.
 #[allow(unused_imports)]
 mod prelude {
-    pub use alloc::borrow::ToOwned;
-    pub use alloc::boxed::Box;
-    pub use alloc::format;
-    pub use alloc::string::{String, ToString};
-    pub use alloc::vec;
-    pub use alloc::vec::Vec;
+    pub use live_protocol::prelude::*;
 }
+
+/// Builds a message from pieces without `core::fmt` (the `live-protocol` crate's).
+pub use live_protocol::cat;
 
 #[cfg(all(target_arch = "wasm32", not(feature = "std"), not(test)))]
 mod no_std;

@@ -4,8 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use live_protocol::frame::{ErrorCode, FrameError};
 use serde::Serialize;
-use wasm_live_provider::engine::frame::{ErrorCode, FrameError};
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {

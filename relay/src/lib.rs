@@ -45,8 +45,8 @@ pub use state::AppState;
 /// before they touch the broker. Everything else the targets need is public already.
 #[doc(hidden)]
 pub mod fuzz_api {
+    use live_protocol::frame::{FrameError, Publish};
     use serde_json::value::RawValue;
-    use wasm_live_provider::engine::frame::{FrameError, Publish};
 
     /// The event of a `POST /publish` body, before validation.
     pub fn read_publish_body(body: &[u8]) -> Result<Publish<'_>, FrameError> {

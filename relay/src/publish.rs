@@ -4,16 +4,16 @@
 //! so all of them refuse the same events with the same codes and messages.
 
 use axum::extract::ws::Utf8Bytes;
+use live_protocol::frame::MAX_JS_DATE_MS;
+use live_protocol::frame::{
+    encode_event, excerpt, DateInput, ErrorCode, FrameError, Publish, REVALIDATE_CHANNEL,
+};
+use live_protocol::ids::payload_ids;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use wasm_live_provider::engine::event::payload_ids;
-use wasm_live_provider::engine::frame::{
-    encode_event, excerpt, DateInput, ErrorCode, FrameError, Publish, REVALIDATE_CHANNEL,
-};
-use wasm_live_provider::engine::session::MAX_JS_DATE_MS;
 
 /// What validation needs to know about the relay's limits.
 #[derive(Debug, Clone, Copy)]
@@ -398,8 +398,8 @@ mod tests {
         let event =
             validate(crate::http::read_publish_body(body).expect("body"), &LIMITS).expect("valid");
         let frame = event.frame(1);
-        match wasm_live_provider::engine::frame::decode_server(frame.as_str()) {
-            Ok(wasm_live_provider::engine::frame::ServerFrame::Event(e)) => {
+        match live_protocol::frame::decode_server(frame.as_str()) {
+            Ok(live_protocol::frame::ServerFrame::Event(e)) => {
                 assert_eq!(e.date.to_bits(), event.date.to_bits())
             }
             other => panic!("{other:?}"),

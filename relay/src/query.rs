@@ -4,7 +4,7 @@
 
 use crate::broker::Scopes;
 use crate::publish::check_scopes;
-use wasm_live_provider::engine::frame::{excerpt, ErrorCode, FrameError};
+use live_protocol::frame::{excerpt, ErrorCode, FrameError};
 
 /// The parameters of a query string, their names decoded and their values raw.
 #[derive(Debug, Default)]

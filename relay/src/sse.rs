@@ -50,6 +50,10 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use live_protocol::frame::{
+    encode_authed, encode_channel_error, encode_error, encode_hello, encode_ping, excerpt,
+    ErrorCode, FrameError,
+};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -60,10 +64,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, info};
-use wasm_live_provider::engine::frame::{
-    encode_authed, encode_channel_error, encode_error, encode_hello, encode_ping, excerpt,
-    ErrorCode, FrameError,
-};
 
 /// The reconnect delay announced to plain `EventSource` clients (`retry:`), in milliseconds.
 pub const RETRY_MS: u64 = 1000;

@@ -13,13 +13,11 @@ use crate::metrics::{limit, Metrics};
 use crate::publish::{check_subscription, validate, validate_on_any_channel, Limits, ValidEvent};
 use axum::http::header::ORIGIN;
 use axum::http::HeaderMap;
+use live_protocol::frame::{excerpt, ErrorCode, FrameError, Publish, REVALIDATE_CHANNEL};
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
-use wasm_live_provider::engine::frame::{
-    excerpt, ErrorCode, FrameError, Publish, REVALIDATE_CHANNEL,
-};
 
 /// What every route and connection shares.
 #[derive(Debug)]

@@ -23,17 +23,17 @@ use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, W
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use live_protocol::frame::{
+    decode_client, encode_ack, encode_authed, encode_channel_error, encode_error, encode_hello,
+    encode_ping, encode_pong, request_id, ChannelEntry, ClientFrame, ErrorCode, Publish,
+    CLOSE_UNAUTHORIZED, SUBPROTOCOL,
+};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, info};
-use wasm_live_provider::engine::frame::{
-    decode_client, encode_ack, encode_authed, encode_channel_error, encode_error, encode_hello,
-    encode_ping, encode_pong, request_id, ChannelEntry, ClientFrame, ErrorCode, Publish,
-    CLOSE_UNAUTHORIZED, SUBPROTOCOL,
-};
 
 /// How long a connection may take to send its first `auth` frame when authentication is on.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);

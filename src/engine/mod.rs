@@ -4,11 +4,9 @@ pub mod backoff;
 pub mod coalesce;
 pub mod event;
 pub mod filter;
-pub mod frame;
 pub mod hash;
 #[cfg(feature = "igniter")]
 pub mod igniter;
-pub mod json;
 pub mod limiter;
 pub mod registry;
 pub mod relays;
@@ -16,7 +14,9 @@ pub mod session;
 #[cfg(feature = "simple")]
 pub mod simple;
 pub mod sort;
-pub mod text;
+
+/// The wire protocol, shared with the relay: the `live-protocol` crate (`protocol/`).
+pub use live_protocol::{frame, json, text};
 
 pub use backoff::Backoff;
 pub use event::{number_to_id, payload_ids, Event, EventKeys, RecordId};

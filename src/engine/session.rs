@@ -256,8 +256,7 @@ pub struct Session {
     coalesce: Coalescer,
 }
 
-/// The largest distance from the epoch a JS `Date` can hold, ms (±8.64e15).
-pub const MAX_JS_DATE_MS: f64 = 8.64e15;
+pub use crate::engine::frame::MAX_JS_DATE_MS;
 
 impl Session {
     pub fn new(mut cfg: SessionConfig) -> Self {

@@ -20,6 +20,7 @@ use super::request::{Delivery, Refusal, Request, Since, Subscribed, TooManyChann
 use crate::config::Config;
 use crate::history::{ChannelLog, HistoryLimits, Millis, Replay};
 use axum::extract::ws::Utf8Bytes;
+use live_protocol::frame::{encode_subscribed, ChannelEntry};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +28,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Notify};
-use wasm_live_provider::engine::frame::{encode_subscribed, ChannelEntry};
 
 /// Identifies one connection for the broker.
 pub type ConnId = u64;

@@ -3,8 +3,8 @@
 //! the connections' scopes that choose between them.
 
 use axum::extract::ws::Utf8Bytes;
+use live_protocol::frame::encode_skip;
 use std::sync::Arc;
-use wasm_live_provider::engine::frame::encode_skip;
 
 /// A connection's scopes, sorted and without duplicates (see [`scopes`]).
 pub type Scopes = Arc<[Box<str>]>;

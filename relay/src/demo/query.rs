@@ -5,11 +5,11 @@
 //! (`category.id=2`). Other parameters starting with `_` are ignored. It knows nothing of HTTP: a
 //! bad query is a [`QueryError`] naming the parameter.
 
+use live_protocol::frame::excerpt;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
-use wasm_live_provider::engine::frame::excerpt;
 
 /// How many records a `_page` holds without `_limit` (json-server's default).
 pub const DEFAULT_PAGE_SIZE: usize = 10;

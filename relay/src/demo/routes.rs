@@ -36,12 +36,12 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use live_protocol::frame::Publish;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::sync::Arc;
 use tower_http::cors::{Any, CorsLayer};
-use wasm_live_provider::engine::frame::Publish;
 
 /// The header with the number of records matching a list request (before pagination).
 pub const TOTAL_COUNT: &str = "x-total-count";

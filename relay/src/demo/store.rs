@@ -2,11 +2,11 @@
 //! caps on its size. It knows nothing of HTTP: it answers [`StoreError`]s, which the routes turn
 //! into statuses.
 
+use live_protocol::frame::excerpt;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
-use wasm_live_provider::engine::frame::excerpt;
 
 /// The most records one resource holds.
 pub const MAX_RECORDS_PER_RESOURCE: usize = 10_000;

@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use jsonwebtoken::{encode, EncodingKey, Header};
+use live_protocol::frame::ErrorCode;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use wasm_live_provider::engine::frame::ErrorCode;
 
 /// The demo user's id (`sub`).
 pub const DEMO_USER: &str = "demo-user";

@@ -583,8 +583,8 @@ pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Appends the decimal digits of `n` (the writer's name for [`super::text::push_decimal`]).
-pub use super::text::push_decimal as push_u64;
+/// Appends the decimal digits of `n` (the writer's name for [`crate::text::push_decimal`]).
+pub use crate::text::push_decimal as push_u64;
 
 /// `text[from..to]`, for positions the reader found on character boundaries: `get`, not indexing,
 /// so that no panic path (and the formatting it links) is compiled in; `""` if one ever was not.

@@ -124,7 +124,7 @@ pub fn push_hex(out: &mut String, n: u64, width: u32) {
 #[macro_export]
 macro_rules! cat {
     ($($piece:expr),* $(,)?) => {
-        $crate::engine::text::join(&[$( $crate::engine::text::AsPart::part(&$piece) ),*])
+        $crate::text::join(&[$( $crate::text::AsPart::part(&$piece) ),*])
     };
 }
 

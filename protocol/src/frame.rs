@@ -5,14 +5,17 @@
 //! missing or mistyped field. Encoders build each frame from borrowed parts.
 //!
 //! The client's side (reading server frames, writing client frames) is written by hand over
-//! [`super::json`], so that the wasm build carries no serde. The relay's side (reading client
+//! [`crate::json`], so that the client's wasm carries no serde. The relay's side (reading client
 //! frames, writing server frames) uses serde (module `relay_side`, feature `serde`, also compiled
 //! for the crate's tests, which check each side against the other).
 
-use super::json::{self, Reader};
+use crate::json::{self, Reader};
 use crate::prelude::*;
 use alloc::borrow::Cow;
 use core::fmt;
+
+/// The largest distance from the epoch a JS `Date` can hold, ms (±8.64e15).
+pub const MAX_JS_DATE_MS: f64 = 8.64e15;
 
 /// The protocol version this crate speaks, announced in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -285,7 +288,7 @@ impl From<json::Error> for FrameError {
 }
 
 /// `not a valid frame: `field`: reason`.
-pub(crate) fn invalid(field: Option<&str>, e: json::Error) -> FrameError {
+pub fn invalid(field: Option<&str>, e: json::Error) -> FrameError {
     let mut message = String::from("not a valid frame: ");
     if let Some(field) = field {
         message.push('`');
@@ -324,7 +327,7 @@ fn put<T>(
 /// frame's text ([`decode_server`]) or, in the browser, from the object JS parsed it into; then
 /// [`decode_fields`] checks them the same way for both.
 #[derive(Default)]
-pub(crate) struct ServerFields<'a> {
+pub struct ServerFields<'a> {
     pub op: Option<Cow<'a, str>>,
     pub id: Option<u64>,
     pub channel: Option<Cow<'a, str>>,
@@ -432,7 +435,7 @@ pub fn decode_server(text: &str) -> Result<ServerFrame<'_>, FrameError> {
 }
 
 /// The frame `e` holds, once its `op` and the fields that op requires are checked.
-pub(crate) fn decode_fields(e: ServerFields<'_>) -> Result<ServerFrame<'_>, FrameError> {
+pub fn decode_fields(e: ServerFields<'_>) -> Result<ServerFrame<'_>, FrameError> {
     let op = required_op(e.op.as_deref())?;
     let frame = match op {
         "event" => {
