@@ -90,6 +90,11 @@ impl FrameError {
     fn bad(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadFrame, message)
     }
+
+    /// A frame that is not JSON at all: `why`, as the JSON parser that refused it said it.
+    pub fn not_json(why: &str) -> Self {
+        Self::bad(crate::cat!("not a valid frame: ", why))
+    }
 }
 
 impl fmt::Display for FrameError {

@@ -19,7 +19,7 @@ use super::stream::probe;
 use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::cat;
-use crate::engine::frame::{ErrorCode, FrameError, CLOSE_UNAUTHORIZED};
+use crate::engine::frame::{FrameError, CLOSE_UNAUTHORIZED};
 use crate::engine::hash::Map;
 #[cfg(feature = "igniter")]
 use crate::engine::igniter::{self, IgniterTranslator, Source};
@@ -583,8 +583,7 @@ impl Shell {
                     sh.process_with(FrameAt::Frame(&parsed));
                 }
                 SocketEvent::NotJson(why) => {
-                    let why = cat!("not a valid frame: ", why);
-                    let decoded = Err(FrameError::new(ErrorCode::BadFrame, why));
+                    let decoded = Err(FrameError::not_json(&why));
                     sh.session.handle_decoded(now, decoded);
                     sh.process();
                 }
