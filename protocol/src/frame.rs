@@ -91,8 +91,9 @@ impl FrameError {
         Self::new(ErrorCode::BadFrame, message)
     }
 
-    /// A frame that is not JSON at all: `why`, as the JSON parser that refused it said it.
-    pub fn not_json(why: &str) -> Self {
+    /// A frame that is not one of protocol v1 (not JSON, or a field missing, repeated or of the
+    /// wrong type): `not a valid frame: why`. Every reader of frames words it here.
+    pub fn not_valid(why: &str) -> Self {
         Self::bad(crate::cat!("not a valid frame: ", why))
     }
 }
@@ -294,18 +295,14 @@ impl From<json::Error> for FrameError {
 
 /// `not a valid frame: `field`: reason`.
 pub fn invalid(field: Option<&str>, e: json::Error) -> FrameError {
-    let mut message = String::from("not a valid frame: ");
-    if let Some(field) = field {
-        message.push('`');
-        message.push_str(field);
-        message.push_str("`: ");
+    match field {
+        Some(field) => FrameError::not_valid(&crate::cat!("`", field, "`: ", e.0)),
+        None => FrameError::not_valid(e.0),
     }
-    message.push_str(e.0);
-    FrameError::bad(message)
 }
 
 fn required_op(op: Option<&str>) -> Result<&str, FrameError> {
-    op.ok_or_else(|| FrameError::bad("not a valid frame: missing field `op`"))
+    op.ok_or_else(|| FrameError::not_valid("missing field `op`"))
 }
 
 fn required<T>(value: Option<T>, op: &str, field: &str) -> Result<T, FrameError> {
@@ -320,9 +317,11 @@ fn put<T>(
 ) -> Result<(), FrameError> {
     let value = read.map_err(|e| invalid(Some(name), e))?;
     if slot.is_some() {
-        return Err(FrameError::bad(
-            ["not a valid frame: duplicate field `", name, "`"].concat(),
-        ));
+        return Err(FrameError::not_valid(&crate::cat!(
+            "duplicate field `",
+            name,
+            "`"
+        )));
     }
     *slot = value;
     Ok(())

@@ -583,7 +583,7 @@ impl Shell {
                     sh.process_with(FrameAt::Frame(&parsed));
                 }
                 SocketEvent::NotJson(why) => {
-                    let decoded = Err(FrameError::not_json(&why));
+                    let decoded = Err(FrameError::not_valid(&why));
                     sh.session.handle_decoded(now, decoded);
                     sh.process();
                 }

@@ -15,12 +15,15 @@ export function liveEvent(channel, type, payload, date, meta) {
   if (meta !== undefined) event.meta = JSON.parse(meta);
   return event;
 }
-export function eventFromFrame(frame) {
-  const f = typeof frame === "string" ? JSON.parse(frame) : frame;
-  const event = { channel: f.channel, type: f.type, payload: f.payload, date: eventDate(f.date) };
+function eventOf(f, date) {
+  const event = { channel: f.channel, type: f.type, payload: f.payload, date };
   const m = f.meta;
   if (typeof m === "object" && m !== null && !Array.isArray(m)) event.meta = m;
   return event;
+}
+export function eventFromFrame(frame) {
+  const f = typeof frame === "string" ? JSON.parse(frame) : frame;
+  return eventOf(f, eventDate(f.date));
 }
 function eventIds(f) {
   if (f === null || typeof f !== "object" || f.op !== "event") return null;
@@ -56,10 +59,8 @@ export function frameListener(max, onText, onFrame, onEvent, callbacks, onThrow)
     if (ids === null) return onFrame(f, undefined);
     const subs = onEvent(f.channel, f.type, f.seq, ids, f, e.timeStamp);
     if (subs === undefined) return;
-    // As eventFromFrame(f), for a frame eventIds has checked: its date is a time JS can
-    // represent, its meta an object or absent.
-    const event = { channel: f.channel, type: f.type, payload: f.payload, date: new Date(f.date) };
-    if (f.meta !== undefined) event.meta = f.meta;
+    // As eventFromFrame(f): eventIds checked that the date is a time JS can represent.
+    const event = eventOf(f, new Date(f.date));
     if (typeof subs === "number") return deliver(callbacks, subs, event, onThrow);
     for (let i = 0; i < subs.length; i++) deliver(callbacks, subs[i], event, onThrow);
   };

@@ -58,7 +58,7 @@ struct Envelope<'a> {
 }
 
 fn envelope(text: &str) -> Result<Envelope<'_>, FrameError> {
-    serde_json::from_str(text).map_err(|e| FrameError::not_json(&describe(text, e)))
+    serde_json::from_str(text).map_err(|e| FrameError::not_valid(&describe(text, e)))
 }
 
 /// The decoding error, with the path of the offending field when the `field-paths` feature is on.
