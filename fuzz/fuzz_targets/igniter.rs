@@ -1,7 +1,8 @@
 //! The Igniter.js translation (`src/engine/igniter.rs`) driven by a script: one line per step,
 //! `c<kind>\t<id>\t<data>` an event of the current stream, `p…` the same from the stream being
 //! replaced, `r<a,b>` a reopen with those channels, `e` the end of the overlap. Nothing panics,
-//! and every frame the translation produces is a valid server frame.
+//! and every frame the translation produces, which the session takes as it is, is what it would
+//! read from the frame's text: a valid server frame.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -50,8 +51,16 @@ fuzz_target!(|data: &[u8]| {
         let data = parts.next().unwrap_or("");
         if let Ok(frames) = t.translate(source, kind, id, data, parse_date) {
             for frame in frames {
-                if let Err(e) = decode_server(&frame) {
-                    panic!("the translation of `{kind}` {data:?} is not a valid frame: {frame}: {e}");
+                let text = frame.to_text();
+                match decode_server(&text) {
+                    Ok(read) => assert_eq!(
+                        format!("{read:?}"),
+                        format!("{:?}", frame.frame()),
+                        "the translation of `{kind}` {data:?} reads otherwise as text: {text}"
+                    ),
+                    Err(e) => {
+                        panic!("the translation of `{kind}` {data:?} is not a valid frame: {text}: {e}")
+                    }
                 }
             }
         }

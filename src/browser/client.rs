@@ -22,7 +22,7 @@ use crate::cat;
 use crate::engine::frame::{FrameError, CLOSE_UNAUTHORIZED};
 use crate::engine::hash::Map;
 #[cfg(feature = "igniter")]
-use crate::engine::igniter::{self, IgniterTranslator, Source};
+use crate::engine::igniter::{self, IgniterTranslator, Source, TranslatedFrame};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
 #[cfg(feature = "sse")]
 use crate::engine::session::{percent_encode_into, PublishResult};
@@ -73,6 +73,9 @@ enum FrameAt<'a> {
     Frame(&'a JsValue),
     /// An `event` frame that JS parsed ([`Shell::on_frame_event`]), which builds the event.
     Parsed,
+    /// A frame translated from an Igniter.js stream, whose parts build the event.
+    #[cfg(feature = "igniter")]
+    Translated(&'a TranslatedFrame),
 }
 
 /// Where tokens come from (authentication on).
@@ -750,9 +753,9 @@ impl Shell {
         self.process_with(FrameAt::Frame(raw));
     }
 
-    /// A frame of protocol v1 translated from another protocol (Igniter.js, the simple protocol):
-    /// handed over as [`handle_frame`](Self::handle_frame) does, with a JS copy of its text.
-    #[cfg(any(feature = "simple", feature = "igniter"))]
+    /// A frame of protocol v1 translated from the simple protocol: handed over as
+    /// [`handle_frame`](Self::handle_frame) does, with a JS copy of its text.
+    #[cfg(feature = "simple")]
     fn handle_translated(&mut self, now: u64, text: &str) {
         self.handle_frame(now, text, &JsValue::from_str(text));
     }
@@ -833,10 +836,17 @@ impl Shell {
                         }
                     },
                     FrameAt::Parsed => self.calls.push(Call::DeliverThisFrame { subs }),
-                    // The session only says so while handling a frame, which comes with its text.
-                    FrameAt::None => {
-                        self.report("an event was lost: its frame was not at hand".to_owned())
+                    #[cfg(feature = "igniter")]
+                    FrameAt::Translated(TranslatedFrame::Event(e)) => {
+                        let built = live_event(&e.channel, &e.kind, e.payload.get(), e.date, None);
+                        match built {
+                            Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
+                            Err(e) => self
+                                .report(cat!("could not build the event object: ", describe(&e))),
+                        }
                     }
+                    // The session only says so while handling an event frame, which is at hand.
+                    _ => self.report("an event was lost: its frame was not at hand".to_owned()),
                 },
                 Output::Deliver { subs, event } => {
                     match live_event(
@@ -1407,7 +1417,9 @@ impl Shell {
                 match result {
                     Ok(frames) => {
                         for frame in frames {
-                            self.handle_translated(now, &frame);
+                            // Decoded already: the session takes it as it is.
+                            self.session.handle_decoded(now, Ok(frame.frame()));
+                            self.process_with(FrameAt::Translated(&frame));
                         }
                     }
                     Err(problem) => self.report(problem),

@@ -8,26 +8,31 @@
 //! [`REVALIDATE_CHANNEL`], their dotted keys (`posts.list`) also split (`["posts", "list"]`) so that
 //! TanStack keys written either way match.
 //!
-//! A change of the channel set does not cost a resync: the shell opens the new stream before it
-//! closes the old one ([`IgniterTranslator::reopen`]); what the old stream carries until the new
+//! A change of the channel set does not cost a resync: the new stream is opened before the old
+//! one is closed ([`IgniterTranslator::reopen`]); what the old stream carries until the new
 //! one is `connected` is held back, then handed over after it, and the new stream's `connected`
 //! continues the same epoch (`recovered: true`). Igniter sends every event with one id to all its
 //! connections, so events that arrive on both streams during the overlap are dropped by id.
 //!
 //! Igniter answers a stream that names a channel nobody registered with a plain HTTP 500, which an
-//! `EventSource` only sees as a failure. The shell then probes with `fetch` ([`probe_queries`]) and
+//! `EventSource` only sees as a failure. The stream's URL is then probed with `fetch` and
 //! [`judge`] tells an outage from refused channels, which the session drops
 //! (`Session::refuse_channels`).
+//!
+//! | file | holds |
+//! |---|---|
+//! | this one | [`IgniterTranslator`] (one epoch's events into frames), the probes' [`judge`] |
+//! | `igniter/translated.rs` | [`TranslatedFrame`]: the frames, owned and decoded, for `Session::handle_decoded` |
 
-use super::frame::{
-    encode_event, encode_hello, encode_subscribed, ChannelEntry, REVALIDATE_CHANNEL,
-    REVALIDATE_TYPE,
-};
+mod translated;
+
+use super::frame::{ChannelEntry, REVALIDATE_CHANNEL, REVALIDATE_TYPE};
 use super::session::percent_encode_into;
 use crate::engine::hash::{Map, Set};
 use alloc::collections::VecDeque;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+pub use translated::{TranslatedEvent, TranslatedFrame};
 
 /// Igniter's name for the channel of revalidations.
 const IGNITER_REVALIDATION_CHANNEL: &str = "revalidation";
@@ -114,7 +119,7 @@ pub struct IgniterTranslator {
     seqs: Map<String, u64>,
     seen: RecentIds,
     /// Frames of the previous stream waiting for the current one's `connected`.
-    held: Vec<String>,
+    held: Vec<TranslatedFrame>,
     /// Per channel, the seq of its first held frame.
     held_from: Map<String, u64>,
     /// More than [`MAX_HELD`] frames came while holding: the overlap cannot bridge the gap.
@@ -208,7 +213,7 @@ impl IgniterTranslator {
         id: &str,
         data: &str,
         parse_date: impl Fn(&str) -> Option<f64>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<TranslatedFrame>, String> {
         if source == Source::Previous && self.previous.is_none() {
             return Ok(Vec::new()); // a stream already given up
         }
@@ -237,10 +242,10 @@ impl IgniterTranslator {
         Ok(frames)
     }
 
-    fn on_connected(&mut self) -> Vec<String> {
+    fn on_connected(&mut self) -> Vec<TranslatedFrame> {
         self.connected = true;
         let continuing = self.previous.as_ref().filter(|_| !self.overflowed);
-        let entries: Vec<ChannelEntry> = self
+        let entries: Vec<ChannelEntry<'static>> = self
             .channels
             .iter()
             .map(|c| {
@@ -252,7 +257,7 @@ impl IgniterTranslator {
                 ChannelEntry {
                     seq: Some(if carried { seq } else { 0 }),
                     recovered: Some(carried),
-                    ..ChannelEntry::named(c.as_str())
+                    ..ChannelEntry::named(c.clone())
                 }
             })
             .collect();
@@ -268,8 +273,10 @@ impl IgniterTranslator {
             self.held.clear();
         }
         let mut frames = vec![
-            encode_hello(&self.epoch, NO_PING_MS),
-            encode_subscribed(&entries),
+            TranslatedFrame::Hello {
+                epoch: self.epoch.clone(),
+            },
+            TranslatedFrame::Subscribed { channels: entries },
         ];
         frames.append(&mut self.held);
         self.held_from.clear();
@@ -281,7 +288,7 @@ impl IgniterTranslator {
         kind: &str,
         data: &str,
         parse_date: impl Fn(&str) -> Option<f64>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<TranslatedFrame>, String> {
         let message: IgniterMessage = serde_json::from_str(data)
             .map_err(|e| format!("Igniter `{kind}` event that is not JSON: {e}"))?;
         let date = message
@@ -303,14 +310,13 @@ impl IgniterTranslator {
             let payload = serde_json::json!({ "keys": keys }).to_string();
             let raw = RawValue::from_string(payload).map_err(|e| e.to_string())?;
             let seq = self.next_seq(REVALIDATE_CHANNEL);
-            return Ok(vec![encode_event(
-                REVALIDATE_CHANNEL,
+            return Ok(vec![TranslatedFrame::Event(TranslatedEvent {
+                channel: REVALIDATE_CHANNEL.to_owned(),
                 seq,
-                REVALIDATE_TYPE,
-                &raw,
+                kind: REVALIDATE_TYPE.to_owned(),
+                payload: raw,
                 date,
-                None,
-            )]);
+            })]);
         }
         if !self.channels.iter().any(|c| c == channel) {
             return Ok(Vec::new());
@@ -324,14 +330,13 @@ impl IgniterTranslator {
                 .unwrap_or_else(|| "message".to_owned())
         };
         let seq = self.next_seq(channel);
-        Ok(vec![encode_event(
-            channel,
+        Ok(vec![TranslatedFrame::Event(TranslatedEvent {
+            channel: channel.to_owned(),
             seq,
-            &event_type,
-            payload,
+            kind: event_type,
+            payload: payload.to_owned(),
             date,
-            None,
-        )])
+        })])
     }
 
     fn next_seq(&mut self, channel: &str) -> u64 {
@@ -496,7 +501,6 @@ pub fn judge(
 mod tests {
     use super::*;
     use crate::engine::filter::{Filter, TypeFilter};
-    use crate::engine::frame::{decode_server, ServerFrame};
     use crate::engine::session::{Output, Session, SessionConfig, TransportKind};
 
     fn date(_: &str) -> Option<f64> {
@@ -511,11 +515,11 @@ mod tests {
         format!(r#"{{"channel":"{channel}","data":{body},"timestamp":"x"}}"#)
     }
 
-    fn events(frames: &[String]) -> Vec<(String, u64)> {
+    fn events(frames: &[TranslatedFrame]) -> Vec<(String, u64)> {
         frames
             .iter()
-            .filter_map(|f| match decode_server(f) {
-                Ok(ServerFrame::Event(e)) => Some((e.channel.to_string(), e.seq)),
+            .filter_map(|f| match f {
+                TranslatedFrame::Event(e) => Some((e.channel.clone(), e.seq)),
                 _ => None,
             })
             .collect()
@@ -528,10 +532,8 @@ mod tests {
         let frames = t
             .translate(Source::Current, "connected", "", "{}", date)
             .expect("ok");
-        assert!(
-            matches!(decode_server(&frames[0]), Ok(ServerFrame::Hello { epoch, .. }) if epoch == "igniter-3")
-        );
-        let Ok(ServerFrame::Subscribed { channels }) = decode_server(&frames[1]) else {
+        assert!(matches!(&frames[0], TranslatedFrame::Hello { epoch } if epoch == "igniter-3"));
+        let TranslatedFrame::Subscribed { channels } = &frames[1] else {
             panic!("{frames:?}")
         };
         assert!(channels
@@ -547,14 +549,14 @@ mod tests {
             let frames = t
                 .translate(Source::Current, "message", id, data, date)
                 .expect("ok");
-            let Ok(ServerFrame::Event(e)) = decode_server(&frames[0]) else {
+            let TranslatedFrame::Event(e) = &frames[0] else {
                 panic!("{frames:?}")
             };
             assert_eq!(
-                (e.seq, e.kind.as_ref(), e.date),
+                (e.seq, e.kind.as_str(), e.date),
                 (i as u64 + 1, "updated", 42.0)
             );
-            assert_eq!(e.payload, r#"{"type":"updated","ids":[7]}"#);
+            assert_eq!(e.payload.get(), r#"{"type":"updated","ids":[7]}"#);
         }
         let other = r#"{"channel":"other","data":{}}"#;
         assert!(t
@@ -597,12 +599,12 @@ mod tests {
         let frames = t
             .translate(Source::Current, "revalidate", "r1", data, date)
             .expect("ok");
-        let Ok(ServerFrame::Event(e)) = decode_server(&frames[0]) else {
+        let TranslatedFrame::Event(e) = &frames[0] else {
             panic!("{frames:?}")
         };
         assert_eq!(e.channel, REVALIDATE_CHANNEL);
         assert_eq!(
-            e.payload,
+            e.payload.get(),
             r#"{"keys":[["posts.list"],["posts","list"],["users",1]]}"#
         );
     }
@@ -660,9 +662,9 @@ mod tests {
         let list = s.subscribe(0, "posts.list", all.clone());
         s.handle_timeout(100);
         let mut t = IgniterTranslator::new(1, s.registry().channels().map(str::to_owned).collect());
-        let feed = |s: &mut Session, frames: Vec<String>, now| {
+        let feed = |s: &mut Session, frames: Vec<TranslatedFrame>, now| {
             for f in frames {
-                s.handle_text(now, &f);
+                s.handle_decoded(now, Ok(f.frame()));
             }
         };
         let connected = t.translate(Source::Current, "connected", "", "{}", date);
@@ -746,7 +748,7 @@ mod tests {
             .translate(Source::Current, "connected", "", "{}", date)
             .expect("ok");
         assert_eq!(frames.len(), 2, "nothing handed over");
-        let Ok(ServerFrame::Subscribed { channels }) = decode_server(&frames[1]) else {
+        let TranslatedFrame::Subscribed { channels } = &frames[1] else {
             panic!("{frames:?}")
         };
         assert!(channels.iter().all(|c| c.recovered == Some(false)));
