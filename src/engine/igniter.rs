@@ -23,13 +23,16 @@
 //! |---|---|
 //! | this one | [`IgniterTranslator`] (one epoch's events into frames), the probes' [`judge`] |
 //! | `igniter/translated.rs` | [`TranslatedFrame`]: the frames, owned and decoded, for `Session::handle_decoded` |
+//! | `igniter/link.rs` | [`IgniterLink`]: the streams, sans-IO — which to open and close, the overlap's timer, the probes of a failed stream |
 
+mod link;
 mod translated;
 
 use super::frame::{ChannelEntry, REVALIDATE_CHANNEL, REVALIDATE_TYPE};
 use super::session::percent_encode_into;
 use crate::engine::hash::{Map, Set};
 use alloc::collections::VecDeque;
+pub use link::{IgniterLink, LinkOutput};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 pub use translated::{TranslatedEvent, TranslatedFrame};
