@@ -41,9 +41,10 @@ if ! command -v wasm-pack >/dev/null; then
 fi
 
 # npm tools: wasm-opt from the npm `binaryen` package (never Debian's binaryen), rolldown (minifies the
-# shipped JS), Playwright, Vite, tsc.
-if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/rolldown ] || [ package.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm tools (binaryen, playwright-core, vite, typescript)"
+# shipped JS), Playwright, Vite, tsc; React, react-dom and Vue, for the adapters' tests (tests/adapters).
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/rolldown ] || [ ! -f node_modules/react-dom/server.js ] \
+  || [ package.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm tools (binaryen, playwright-core, vite, typescript, react, vue)"
   npm install --no-audit --no-fund --loglevel=error
 fi
 
