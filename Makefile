@@ -7,7 +7,7 @@ SHELL := /bin/bash
 DEMO_ADDR ?= 127.0.0.1:8787
 SAY = @printf '\033[1m[make]\033[0m %s\n'
 
-.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-redis test-browser test-packed test-types test-e2e test-igniter test-bench test-size fuzz clean
+.PHONY: demo test setup setup-browsers pkg www relay lint test-native test-redis test-browser test-packed test-types test-adapters test-e2e test-igniter test-bench test-size fuzz clean
 
 setup:
 	$(SAY) "checking the toolchain (installs only what is missing)"
@@ -61,6 +61,10 @@ test-types: pkg
 	$(SAY) "type definitions under tsc --strict"
 	@node_modules/.bin/tsc -p tests/types/tsconfig.json
 
+test-adapters: pkg
+	$(SAY) "the React and Vue adapters (pkg-template/react.js, vue.js) given bad arguments, under react-dom/server and vue/server-renderer"
+	@node --test tests/adapters/
+
 test-packed: pkg relay
 	$(SAY) "the packed npm package in a fresh Vite app, in headless Chromium"
 	@node --test tests/packed/
@@ -93,7 +97,7 @@ fuzz:
 	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-test: setup-browsers lint test-native test-redis pkg test-size test-types test-igniter test-simple test-browser test-packed test-e2e test-bench
+test: setup-browsers lint test-native test-redis pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:

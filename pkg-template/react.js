@@ -2,7 +2,55 @@
 // TanStack Query invalidation. Pass a `liveProvider(...)`, `realtime(...)` or `createLiveClient(...)`.
 import { useEffect, useRef, useSyncExternalStore } from "react";
 
-const clientOf = (provider) => provider?.client ?? provider;
+// What the hooks call on a client; an object with all of them is one (`createLiveClient(...)`, or any
+// object typed `LiveClient`), and so is the `client` of a `liveProvider(...)` or `realtime(...)`.
+const CLIENT_METHODS = ["subscribe", "unsubscribe", "onStateChange", "onRevalidate"];
+
+// As pkg/index.js words a value in its messages (and `undefined` as such).
+function describe(value) {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") {
+    return value.length > 80 ? `a string of ${value.length} characters ("${value.slice(0, 40)}…")` : `the string "${value}"`;
+  }
+  if (typeof value === "function") return "a function";
+  if (typeof value === "object") return "an object";
+  return `${typeof value} ${String(value)}`;
+}
+
+/**
+ * The client of `provider`, checked in the hook's own call: a wrong argument throws there, named,
+ * rather than as a raw TypeError from an effect later.
+ */
+function clientOf(provider, where) {
+  const client = provider !== null && typeof provider === "object" && "client" in provider ? provider.client : provider;
+  const missing = CLIENT_METHODS.find((method) => typeof client?.[method] !== "function");
+  if (missing === undefined) return client;
+  throw new TypeError(
+    `${where}: the first argument must be what liveProvider(), realtime() or createLiveClient() returns, got ${notAClient(provider, client, missing)}`,
+  );
+}
+
+function notAClient(provider, client, missing) {
+  if (typeof provider === "function") return "a function (the factory itself? pass what it returns, like liveProvider({ url }))";
+  if (provider === null || typeof provider !== "object" || Array.isArray(provider)) return describe(provider);
+  if (client === provider) return `an object with no \`client\` and no \`${missing}\` method`;
+  if (client === null || typeof client !== "object") return `an object whose \`client\` is ${describe(client)}`;
+  return `an object whose \`client\` has no \`${missing}\` method`;
+}
+
+function checkQueryClient(queryClient, where) {
+  if (typeof queryClient?.invalidateQueries !== "function") {
+    throw new TypeError(`${where}: the second argument must be a TanStack Query client (with invalidateQueries), got ${describe(queryClient)}`);
+  }
+}
+
+function checkOptions(options, where, example) {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`${where}: the options must be an object like ${example}, got ${describe(options)}`);
+  }
+}
+
 const coalescing = (coalesceMs) => (coalesceMs === undefined ? undefined : { coalesceMs });
 
 /**
@@ -14,7 +62,7 @@ const listKey = (list) => (list === undefined ? "" : JSON.stringify(list));
 
 /** The connection state (`{ state, attempt?, delayMs?, reason? }`), re-rendering on every change. */
 export function useConnectionState(provider) {
-  const client = clientOf(provider);
+  const client = clientOf(provider, "useConnectionState");
   return useSyncExternalStore(
     (onChange) => client.onStateChange(onChange),
     () => client.connection,
@@ -28,8 +76,14 @@ export function useConnectionState(provider) {
  * A new `onEvent` on each render does not re-subscribe. `coalesceMs` sets this subscription's
  * coalescing window (default: the client's `coalesceMs`; `0`: every event).
  */
-export function useLiveEvent(provider, { channel, types = ["*"], ids, enabled = true, coalesceMs }, onEvent) {
-  const client = clientOf(provider);
+export function useLiveEvent(provider, options, onEvent) {
+  const where = "useLiveEvent";
+  const client = clientOf(provider, where);
+  checkOptions(options, where, '{ channel: "posts" }');
+  if (typeof onEvent !== "function") {
+    throw new TypeError(`${where}: \`onEvent\` (the third argument) must be a function, got ${describe(onEvent)}`);
+  }
+  const { channel, types = ["*"], ids, enabled = true, coalesceMs } = options;
   const handler = useRef(onEvent);
   useEffect(() => {
     handler.current = onEvent;
@@ -56,11 +110,12 @@ export function useLiveEvent(provider, { channel, types = ["*"], ids, enabled = 
  * one invalidation per `coalesceMs` (default `INVALIDATION_COALESCE_MS`, 250 ms; `0`: one per
  * event), the trailing event carrying the union of the ids (`payload.ids`, for `queryKeys`).
  */
-export function useLiveInvalidation(
-  provider,
-  queryClient,
-  { channel, types, ids, enabled = true, queryKey, queryKeys, coalesceMs = INVALIDATION_COALESCE_MS },
-) {
+export function useLiveInvalidation(provider, queryClient, options) {
+  const where = "useLiveInvalidation";
+  clientOf(provider, where);
+  checkQueryClient(queryClient, where);
+  checkOptions(options, where, '{ channel: "posts", queryKey: ["posts"] }');
+  const { channel, types, ids, enabled = true, queryKey, queryKeys, coalesceMs = INVALIDATION_COALESCE_MS } = options;
   if (!queryKey && !queryKeys) {
     throw new TypeError("useLiveInvalidation: give `queryKey` or `queryKeys(event)`");
   }
@@ -76,7 +131,8 @@ export function useLiveInvalidation(
  * revalidations, every query.
  */
 export function useRevalidation(provider, queryClient) {
-  const client = clientOf(provider);
+  const client = clientOf(provider, "useRevalidation");
+  checkQueryClient(queryClient, "useRevalidation");
   useEffect(
     () =>
       client.onRevalidate((keys) => {
