@@ -1,6 +1,10 @@
 import type { ConnectionStateChange, LiveClient, LiveEvent, RecordKey } from "./index.js";
 
-/** Anything the adapters accept: `liveProvider(...)`, `realtime(...)` or `createLiveClient(...)`. */
+/**
+ * Anything the adapters accept: `liveProvider(...)`, `realtime(...)` or `createLiveClient(...)`.
+ * Given anything else (the factory itself, `undefined`, a plain object, …) a hook throws a
+ * `TypeError` naming the argument, in its own call rather than later from an effect.
+ */
 export type LiveSource = LiveClient | { client: LiveClient };
 
 /** Minimal TanStack Query client surface the adapter uses (`useQueryClient()` fits). */

@@ -1,7 +1,11 @@
 import type { MaybeRefOrGetter, ShallowRef } from "vue";
 import type { ConnectionStateChange, LiveClient, LiveEvent, RecordKey } from "./index.js";
 
-/** Anything the adapters accept: `realtime(...)`, `liveProvider(...)` or `createLiveClient(...)`. */
+/**
+ * Anything the adapters accept: `realtime(...)`, `liveProvider(...)` or `createLiveClient(...)`.
+ * Given anything else (the factory itself, `undefined`, a plain object, …) a composable throws a
+ * `TypeError` naming the argument, in its own call rather than later from an effect.
+ */
 export type LiveSource = LiveClient | { client: LiveClient };
 
 /** Minimal TanStack Query client surface the adapter uses (`useQueryClient()` fits). */

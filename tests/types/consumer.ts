@@ -176,3 +176,18 @@ export function vueCoalescing(): void {
 }
 // @ts-expect-error coalesceMs is a number of milliseconds
 liveProvider({ url: "ws://127.0.0.1:8787/ws", coalesceMs: "250" });
+
+// What the adapters refuse in the hook's own call (tests/adapters) the types refuse too.
+export function NotProviders(): null {
+  // @ts-expect-error the factory itself, not what it returns
+  useRevalidation(liveProvider, queryClient);
+  // @ts-expect-error no provider
+  useReactState(undefined);
+  // @ts-expect-error a plain object is no provider
+  useLiveEvent({}, { channel: "resources/posts" }, () => {});
+  // @ts-expect-error a URL is no provider
+  useVueState("ws://127.0.0.1:8787/ws");
+  // @ts-expect-error the realtime factory itself
+  useVueLiveEvent(realtime, { channel: "resources/posts" }, () => {});
+  return null;
+}
