@@ -22,7 +22,7 @@ use crate::cat;
 use crate::engine::frame::{FrameError, CLOSE_UNAUTHORIZED};
 use crate::engine::hash::Map;
 #[cfg(feature = "igniter")]
-use crate::engine::igniter::{self, IgniterTranslator, Source, TranslatedFrame};
+use crate::engine::igniter::{self, IgniterLink, IgniterTranslator, LinkOutput, TranslatedFrame};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
 #[cfg(feature = "sse")]
 use crate::engine::session::{percent_encode_into, PublishResult};
@@ -92,9 +92,6 @@ struct Endpoints {
     relays: Relays,
     /// `scopes=…` to add to either URL, or empty.
     scope_query: String,
-    /// The SSE stream is an Igniter.js server's.
-    #[cfg(feature = "igniter")]
-    igniter: bool,
     /// The WebSocket server speaks the seed's simple protocol (`protocol: "simple"`).
     #[cfg(feature = "simple")]
     simple: bool,
@@ -124,21 +121,15 @@ struct Shell {
     endpoints: Endpoints,
     session: Session,
     socket: Option<Transport>,
+    /// `flavor: "igniter"`: what to do with the Igniter.js streams (`engine::igniter::IgniterLink`).
     #[cfg(feature = "igniter")]
-    igniter: Option<IgniterTranslator>,
-    /// Igniter: the stream being replaced (its number and itself), open until the current one is
-    /// `connected` and a grace more (see `engine::igniter`).
+    igniter: Option<IgniterLink>,
+    /// Igniter: the streams open, by number (two while a change of the channel set overlaps them).
     #[cfg(feature = "igniter")]
-    igniter_previous: Option<(u64, Stream)>,
-    /// Igniter: a `Disconnect` set the previous stream aside; dropped unless a stream replaces it.
-    #[cfg(feature = "igniter")]
-    previous_unclaimed: bool,
+    igniter_streams: Vec<(u64, Stream)>,
     /// Igniter: ends the overlap of the two streams.
     #[cfg(feature = "igniter")]
     overlap_timer: Option<Timer>,
-    /// The number (`connections`) of the current event stream.
-    #[cfg(feature = "sse")]
-    stream_number: u64,
     /// The current connection's translator with `protocol: "simple"`.
     #[cfg(feature = "simple")]
     simple: Option<SimpleTranslator>,
@@ -278,8 +269,6 @@ impl LiveClient {
         let endpoints = Endpoints {
             relays,
             scope_query,
-            #[cfg(feature = "igniter")]
-            igniter,
             #[cfg(feature = "simple")]
             simple,
         };
@@ -310,15 +299,11 @@ impl LiveClient {
                 session,
                 socket: None,
                 #[cfg(feature = "igniter")]
-                igniter: None,
+                igniter: igniter.then(IgniterLink::new),
                 #[cfg(feature = "igniter")]
-                igniter_previous: None,
-                #[cfg(feature = "igniter")]
-                previous_unclaimed: false,
+                igniter_streams: Vec::new(),
                 #[cfg(feature = "igniter")]
                 overlap_timer: None,
-                #[cfg(feature = "sse")]
-                stream_number: 0,
                 #[cfg(feature = "simple")]
                 simple: None,
                 #[cfg(any(feature = "sse", feature = "simple"))]
@@ -523,6 +508,11 @@ impl Drop for LiveClient {
             sh.socket = None;
             sh.timer = None;
             sh.page = None;
+            #[cfg(feature = "igniter")]
+            {
+                sh.igniter_streams.clear();
+                sh.overlap_timer = None;
+            }
         }
     }
 }
@@ -536,10 +526,7 @@ impl Shell {
     /// Events that arrived twice on two overlapping Igniter streams (the session never saw them).
     fn stream_duplicates(&self) -> u64 {
         #[cfg(feature = "igniter")]
-        return self
-            .igniter
-            .as_ref()
-            .map_or(0, IgniterTranslator::duplicates);
+        return self.igniter.as_ref().map_or(0, IgniterLink::duplicates);
         #[cfg(not(feature = "igniter"))]
         0
     }
@@ -697,7 +684,7 @@ impl Shell {
     fn on_stream(shell: &Rc<RefCell<Shell>>, number: u64, event: StreamEvent) {
         Shell::with(shell, |sh| {
             #[cfg(feature = "igniter")]
-            if sh.endpoints.igniter {
+            if sh.igniter.is_some() {
                 return sh.on_igniter_stream(number, event);
             }
             let now = now_ms();
@@ -768,6 +755,17 @@ impl Shell {
     /// [`process`](Self::process) right after the session was handed `frame`: its text as it
     /// arrived, or the object `frameListener` parsed it into.
     fn process_with(&mut self, frame: FrameAt<'_>) {
+        self.carry_out(frame);
+        #[cfg(feature = "igniter")]
+        self.carry_out_igniter(None);
+        let deadline = self.session.poll_timeout();
+        if let Some(timer) = self.timer.as_mut() {
+            timer.set(deadline, now_ms);
+        }
+    }
+
+    /// Carries out the session's outputs (`frame`: the frame it was just handed).
+    fn carry_out(&mut self, frame: FrameAt<'_>) {
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Connect => self.connect(),
@@ -801,7 +799,9 @@ impl Shell {
                 }
                 Output::Disconnect => {
                     #[cfg(feature = "igniter")]
-                    self.set_stream_aside();
+                    if let Some(link) = self.igniter.as_mut() {
+                        link.disconnect();
+                    }
                     self.socket = None;
                     #[cfg(feature = "sse")]
                     {
@@ -896,14 +896,6 @@ impl Shell {
                 Output::Problem(message) => self.report(message),
             }
         }
-        #[cfg(feature = "igniter")]
-        if core::mem::take(&mut self.previous_unclaimed) {
-            self.end_overlap(); // no stream replaces it
-        }
-        let deadline = self.session.poll_timeout();
-        if let Some(timer) = self.timer.as_mut() {
-            timer.set(deadline, now_ms);
-        }
     }
 
     fn connect(&mut self) {
@@ -983,11 +975,16 @@ impl Shell {
 
     #[cfg(feature = "sse")]
     fn connect_stream(&mut self, query: &str) {
+        #[cfg(feature = "igniter")]
+        if let Some(link) = self.igniter.as_mut() {
+            // Igniter's own query, in the link's `OpenStream`.
+            return link.connect(&self.session);
+        }
         self.connections += 1;
-        let (url, named) = self.stream_url(query);
+        let url = Endpoints::with_query(&self.relay().sse, query);
         let url = Endpoints::with_query(&url, &self.endpoints.scope_query);
         match self.session.token().map(str::to_owned) {
-            Some(token) if !self.is_igniter() => {
+            Some(token) => {
                 // `EventSource` cannot send a header: trade the token for a single-use ticket first.
                 let attempt = self.connections;
                 self.ticket_for = Some(attempt);
@@ -1000,33 +997,8 @@ impl Shell {
                     }
                 });
             }
-            _ => self.open_stream(&url, named),
+            None => self.open_stream(&url),
         }
-    }
-
-    /// The event stream's URL (without the scopes) and the named event types to listen to: the
-    /// relay's, or an Igniter.js server's (`flavor: "igniter"`).
-    #[cfg(feature = "sse")]
-    fn stream_url(&mut self, query: &str) -> (String, &'static [&'static str]) {
-        #[cfg(feature = "igniter")]
-        if self.endpoints.igniter {
-            let query = self.igniter_translator();
-            let url = Endpoints::with_query(&self.relay().sse, &query);
-            return (url, IgniterTranslator::EVENT_TYPES);
-        }
-        #[cfg(feature = "igniter")]
-        {
-            self.igniter = None;
-        }
-        (Endpoints::with_query(&self.relay().sse, query), &[])
-    }
-
-    #[cfg(feature = "sse")]
-    fn is_igniter(&self) -> bool {
-        #[cfg(feature = "igniter")]
-        return self.endpoints.igniter;
-        #[cfg(not(feature = "igniter"))]
-        false
     }
 
     /// The ticket for stream attempt `attempt` came back.
@@ -1046,7 +1018,7 @@ impl Shell {
                 Ok(ticket) => {
                     let mut query = String::from("ticket=");
                     percent_encode_into(&mut query, &ticket);
-                    sh.open_stream(&Endpoints::with_query(url, &query), &[]);
+                    sh.open_stream(&Endpoints::with_query(url, &query));
                 }
                 Err(reason) => {
                     sh.report(reason.clone());
@@ -1056,19 +1028,32 @@ impl Shell {
         });
     }
 
-    /// Opens the event stream at `url` (complete with its query).
+    /// Opens the relay's event stream at `url` (complete with its query).
     #[cfg(feature = "sse")]
-    fn open_stream(&mut self, url: &str, named: &'static [&'static str]) {
+    fn open_stream(&mut self, url: &str) {
+        if let Some(stream) = self.open_event_source(url, &[], self.connections) {
+            self.socket = Some(Transport::Stream { _stream: stream });
+        }
+    }
+
+    /// An `EventSource` at `url`, listening to the `named` event types too, whose events go to
+    /// [`on_stream`](Self::on_stream) with `number`. One that cannot be opened is reported, and
+    /// the session told.
+    #[cfg(feature = "sse")]
+    fn open_event_source(
+        &mut self,
+        url: &str,
+        named: &'static [&'static str],
+        number: u64,
+    ) -> Option<Stream> {
         let weak = self.me.clone();
-        let number = self.connections;
-        self.stream_number = number;
         let opened = Stream::open(url, named, self.max_frame, move |event| {
             if let Some(shell) = weak.upgrade() {
                 Shell::on_stream(&shell, number, event);
             }
         });
         match opened {
-            Ok(stream) => self.socket = Some(Transport::Stream { _stream: stream }),
+            Ok(stream) => Some(stream),
             Err(e) => {
                 let reason = cat!(
                     "could not open an event stream to ",
@@ -1078,6 +1063,7 @@ impl Shell {
                 );
                 self.report(reason.clone());
                 self.session.handle_close(now_ms(), &reason);
+                None
             }
         }
     }
@@ -1345,112 +1331,97 @@ fn state_object(state: &ConnectionState) -> JsValue {
     obj.into()
 }
 
-/// `flavor: "igniter"`: two streams overlap across a change of the channel set, and a stream that
-/// fails before `connected` is probed for refused channels (see `engine::igniter`).
+/// `flavor: "igniter"`: the shell's part of what `engine::igniter::IgniterLink` decides — streams
+/// opened and closed, probes fetched, one timer — and the frames it translates handed to the session.
 #[cfg(feature = "igniter")]
 impl Shell {
-    /// The translator for the stream about to open, and its query: the same epoch when a previous
-    /// stream bridges the change, a new one otherwise. Refused channels are left out.
-    fn igniter_translator(&mut self) -> String {
-        let session = &self.session;
-        let channels: Vec<String> = (session.registry().channels())
-            .filter(|c| session.channel_status(c) != Some(crate::engine::ChannelStatus::Forbidden))
-            .map(str::to_owned)
-            .collect();
-        self.previous_unclaimed = false;
-        match self.igniter.as_mut() {
-            Some(translator) if self.igniter_previous.is_some() => translator.reopen(channels),
-            Some(translator) => *translator = translator.next_epoch(self.connections, channels),
-            None => self.igniter = Some(IgniterTranslator::new(self.connections, channels)),
-        }
-        self.igniter
-            .as_ref()
-            .map(IgniterTranslator::query)
-            .unwrap_or_default()
-    }
-
-    /// On `Disconnect`: a connected Igniter stream is set aside, to stay open until the stream that
-    /// replaces it is `connected` (or dropped at the end of `process` when none does).
-    fn set_stream_aside(&mut self) {
-        if !self.endpoints.igniter {
-            return;
-        }
-        if self
-            .igniter
-            .as_ref()
-            .is_some_and(IgniterTranslator::connected)
-        {
-            if let Some(Transport::Stream { _stream: stream }) = self.socket.take() {
-                self.igniter_previous = Some((self.stream_number, stream));
-            }
-        }
-        self.previous_unclaimed = self.igniter_previous.is_some();
-    }
-
-    /// Closes the previous stream, if any.
-    fn end_overlap(&mut self) {
-        self.igniter_previous = None;
-        if let Some(translator) = self.igniter.as_mut() {
-            translator.end_overlap();
-        }
-    }
-
-    fn on_igniter_stream(&mut self, number: u64, event: StreamEvent) {
+    fn on_igniter_stream(&mut self, stream: u64, event: StreamEvent) {
         let now = now_ms();
-        let source = if number == self.stream_number && self.socket.is_some() {
-            Source::Current
-        } else if matches!(self.igniter_previous, Some((n, _)) if n == number) {
-            Source::Previous
-        } else {
-            return; // a stream already given up
+        let (Some(link), session) = (self.igniter.as_mut(), &mut self.session) else {
+            return;
         };
-        match (event, source) {
-            (StreamEvent::Open, Source::Current) => self.session.handle_open(now),
-            (StreamEvent::Open, Source::Previous) => {}
-            (StreamEvent::Message { kind, id, data, .. }, _) => {
-                let Some(translator) = self.igniter.as_mut() else {
-                    return;
-                };
-                let was_connected = translator.connected();
-                let result = translator.translate(source, &kind, &id, &data, parse_date);
-                let bridged = !was_connected && translator.connected() && translator.overlapping();
-                match result {
-                    Ok(frames) => {
-                        for frame in frames {
-                            // Decoded already: the session takes it as it is.
-                            self.session.handle_decoded(now, Ok(frame.frame()));
-                            self.process_with(FrameAt::Translated(&frame));
-                        }
+        match event {
+            StreamEvent::Open => link.handle_open(session, now, stream),
+            StreamEvent::Message { kind, id, data, .. } => {
+                link.handle_message(now, stream, &kind, &id, &data, parse_date)
+            }
+            StreamEvent::Oversized { len } => {
+                let max = self.max_frame.into();
+                link.handle_oversized(session, now, stream, len.into(), max)
+            }
+            StreamEvent::Failed => link.handle_failed(session, now, stream),
+        }
+        self.carry_out(FrameAt::None);
+        self.carry_out_igniter(Some(now));
+    }
+
+    /// Carries out the link's outputs, each followed by the session's outputs it led to. A frame
+    /// is handed to the session at `at` (`None`: now), and its outputs carried out with it at hand.
+    fn carry_out_igniter(&mut self, at: Option<u64>) {
+        loop {
+            let Some(link) = self.igniter.as_mut() else {
+                return;
+            };
+            link.settle();
+            let Some(output) = link.poll_output() else {
+                return;
+            };
+            match output {
+                LinkOutput::Frame(frame) => {
+                    let now = at.unwrap_or_else(now_ms);
+                    self.session.handle_decoded(now, Ok(frame.frame()));
+                    self.carry_out(FrameAt::Translated(&frame));
+                }
+                LinkOutput::OpenStream { stream, query } => {
+                    let url = self.igniter_url(&query);
+                    let named = IgniterTranslator::EVENT_TYPES;
+                    if let Some(source) = self.open_event_source(&url, named, stream) {
+                        self.igniter_streams.push((stream, source));
                     }
-                    Err(problem) => self.report(problem),
                 }
-                if bridged {
-                    self.close_previous_at(now + igniter::OVERLAP_GRACE_MS);
+                LinkOutput::CloseStream { stream } => {
+                    self.igniter_streams.retain(|(n, _)| *n != stream)
                 }
-            }
-            (StreamEvent::Oversized { len }, Source::Current) => {
-                (self.session).handle_oversized(now, len.into(), self.max_frame.into());
-            }
-            (StreamEvent::Oversized { .. } | StreamEvent::Failed, Source::Previous) => {
-                self.end_overlap();
-            }
-            (StreamEvent::Failed, Source::Current) => {
-                self.socket = None;
-                if self
-                    .igniter
-                    .as_ref()
-                    .is_some_and(IgniterTranslator::connected)
-                {
-                    self.end_overlap();
-                    (self.session).handle_close(now, "the event stream failed or was closed");
-                } else {
-                    self.probe_failed_stream();
+                LinkOutput::Probe { stream, queries } => self.probe(stream, &queries),
+                LinkOutput::ArmTimer(deadline) => self.arm_overlap_timer(deadline),
+                LinkOutput::DisarmTimer => {
+                    if let Some(timer) = self.overlap_timer.as_mut() {
+                        timer.clear();
+                    }
                 }
+                LinkOutput::Problem(message) => self.report(message),
             }
+            self.carry_out(FrameAt::None);
         }
     }
 
-    fn close_previous_at(&mut self, deadline: u64) {
+    /// The Igniter stream URL with `query` (the scopes after it).
+    fn igniter_url(&self, query: &str) -> String {
+        let url = Endpoints::with_query(&self.relay().sse, query);
+        Endpoints::with_query(&url, &self.endpoints.scope_query)
+    }
+
+    /// `fetch`es the stream URL with each query, one after the other, then hands what they got to
+    /// the link.
+    fn probe(&self, stream: u64, queries: &[String]) {
+        let urls: Vec<String> = queries.iter().map(|q| self.igniter_url(q)).collect();
+        let weak = self.me.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut got = Vec::with_capacity(urls.len());
+            for url in &urls {
+                got.push(probe(url).await);
+            }
+            if let Some(shell) = weak.upgrade() {
+                Shell::with(&shell, |sh| {
+                    if let Some(link) = sh.igniter.as_mut() {
+                        link.handle_probes(&mut sh.session, now_ms(), stream, got);
+                    }
+                });
+            }
+        });
+    }
+
+    fn arm_overlap_timer(&mut self, deadline: u64) {
         let weak = self.me.clone();
         let timer = self.overlap_timer.get_or_insert_with(|| {
             Timer::new(move || {
@@ -1459,65 +1430,13 @@ impl Shell {
                         if let Some(timer) = sh.overlap_timer.as_mut() {
                             timer.fired();
                         }
-                        if sh
-                            .igniter
-                            .as_ref()
-                            .is_some_and(IgniterTranslator::connected)
-                        {
-                            sh.end_overlap();
+                        if let Some(link) = sh.igniter.as_mut() {
+                            link.handle_timeout(now_ms());
                         }
                     });
                 }
             })
         });
         timer.set(Some(deadline), now_ms);
-    }
-
-    /// The current stream failed before `connected`. An `EventSource` does not say why: `fetch` the
-    /// stream's URL, and when that is refused each channel alone, then let the engine judge.
-    fn probe_failed_stream(&mut self) {
-        let attempt = self.connections;
-        let Some(channels) = self.igniter.as_ref().map(|t| t.channels().to_vec()) else {
-            return;
-        };
-        let base = self.relay().sse.clone();
-        let scopes = self.endpoints.scope_query.clone();
-        let url =
-            move |query: &str| Endpoints::with_query(&Endpoints::with_query(&base, query), &scopes);
-        let weak = self.me.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let whole = probe(&url(&igniter::query_for(&channels))).await;
-            let mut each = Vec::new();
-            let mut control = None;
-            if igniter::needs_channel_probes(&whole) {
-                for c in &channels {
-                    each.push(probe(&url(&igniter::query_for(core::slice::from_ref(c)))).await);
-                }
-                control = Some(probe(&url(&igniter::control_query())).await);
-            }
-            let verdict = igniter::judge(&channels, &whole, &each, control.as_ref());
-            if let Some(shell) = weak.upgrade() {
-                Shell::with(&shell, |sh| sh.on_verdict(attempt, verdict));
-            }
-        });
-    }
-
-    fn on_verdict(&mut self, attempt: u64, verdict: igniter::Verdict) {
-        if self.connections != attempt {
-            return; // the session moved on meanwhile
-        }
-        let now = now_ms();
-        match verdict {
-            igniter::Verdict::Outage(reason) => {
-                self.end_overlap();
-                self.session.handle_close(now, &reason);
-            }
-            igniter::Verdict::Refused(refusals) => {
-                let refusals: Vec<(String, String, String)> = (refusals.into_iter())
-                    .map(|r| (r.channel, igniter::REFUSED_CODE.to_owned(), r.message))
-                    .collect();
-                self.session.refuse_channels(now, &refusals);
-            }
-        }
     }
 }

@@ -39,6 +39,12 @@ impl Timer {
         }
     }
 
+    /// Disarms the timer.
+    #[cfg(feature = "igniter")]
+    pub fn clear(&mut self) {
+        self.cancel();
+    }
+
     /// The timeout fired: nothing is pending any more.
     pub fn fired(&mut self) {
         self.handle = None;
