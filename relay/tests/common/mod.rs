@@ -4,6 +4,7 @@
 
 pub mod process;
 pub mod redis;
+pub mod tokens;
 
 use futures_util::{SinkExt, StreamExt};
 use live_relay::Config;
