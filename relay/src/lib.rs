@@ -35,6 +35,7 @@ pub mod publish;
 pub mod query;
 pub mod sse;
 pub mod state;
+pub mod tcp;
 pub mod ws;
 
 pub use broker::{Broker, Settings, Stats};
@@ -84,6 +85,21 @@ fn with_demo_credentials(mut config: Config) -> std::io::Result<Config> {
     Ok(config)
 }
 
+/// Checks the whole configuration, as [`serve`] will use it, without starting anything: the
+/// listening address's rules ([`Config::check`]), the token keys and API keys, the static
+/// directory. `main` calls it before binding, so a relay that prints `listening on` does not
+/// then exit for a bad flag. The error names the flag at fault.
+pub fn validate(config: &Config) -> Result<(), String> {
+    config.check()?;
+    if let Some(dir) = &config.static_dir {
+        if !dir.is_dir() {
+            return Err(format!("--static-dir {}: not a directory", dir.display()));
+        }
+    }
+    let config = with_demo_credentials(config.clone()).map_err(|e| e.to_string())?;
+    Auth::from_config(&config).map(drop)
+}
+
 /// Serves the relay on `listener` until `shutdown` resolves, then stops accepting, tells every
 /// WebSocket client to reconnect (close code 1001) and ends every SSE stream, waits at most
 /// `--shutdown-grace-ms` for them to go, and returns. A configuration error (an unreadable key
@@ -107,8 +123,9 @@ where
     let sweeper = tokio::spawn(sweep(Arc::clone(&broker), sweep_interval(&config)));
     let state = Arc::new(AppState {
         demo: config.demo.then(demo::Store::seeded),
-        per_ip: limits::PerIp::new(config.max_connections_per_ip),
+        per_ip: limits::PerIp::new(config.max_connections_per_ip, config.max_connections),
         http_publishers: limits::Buckets::new(config.key_publish_rate, config.key_publish_burst),
+        ticket_issuers: limits::Buckets::new(state::TICKET_RATE, state::TICKET_BURST),
         metrics: metrics::Metrics::default(),
         auth,
         config,
@@ -185,7 +202,7 @@ where
                 .timer(TokioTimer::new())
                 .header_read_timeout(state.config.request_timeout());
             let conn = builder
-                .serve_connection(TokioIo::new(tcp), service)
+                .serve_connection(TokioIo::new(tcp::GracefulClose::new(tcp)), service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             let mut closing_seen = false;

@@ -45,28 +45,43 @@ impl TokenBucket {
     }
 }
 
-/// Token buckets shared by the HTTP publishers of one credential (an API key, a token's user).
+/// Token buckets keyed by who spends them (an API key, a token's user, a user's SSE tickets).
+///
+/// The map is swept of the buckets that are full again (idle long enough to have refilled: taking
+/// them away loses nobody anything, since a new bucket starts full) only when it has doubled since
+/// the last sweep, so each request costs O(1) amortised however many publishers there are, and no
+/// active publisher's bucket is ever dropped.
 #[derive(Debug)]
 pub struct Buckets {
     rate: u32,
     burst: u32,
-    buckets: Mutex<HashMap<String, TokenBucket>>,
+    inner: Mutex<BucketMap>,
 }
 
-/// Buckets untouched for this long are dropped when the map is swept.
-const IDLE_SECS: f64 = 600.0;
+#[derive(Debug)]
+struct BucketMap {
+    buckets: HashMap<String, TokenBucket>,
+    /// The map is swept when it grows past this.
+    sweep_at: usize,
+}
+
+/// The least size at which the map is swept.
+const MIN_SWEEP_AT: usize = 1024;
 
 impl Buckets {
     pub fn new(rate: u32, burst: u32) -> Self {
         Buckets {
             rate,
             burst,
-            buckets: Mutex::default(),
+            inner: Mutex::new(BucketMap {
+                buckets: HashMap::new(),
+                sweep_at: MIN_SWEEP_AT,
+            }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, TokenBucket>> {
-        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, BucketMap> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes one token from `who`'s bucket.
@@ -74,55 +89,120 @@ impl Buckets {
         if self.rate == 0 {
             return true;
         }
-        let mut buckets = self.lock();
-        if buckets.len() > 100_000 {
+        let mut map = self.lock();
+        if map.buckets.len() >= map.sweep_at {
             let now = Instant::now();
-            buckets.retain(|_, b| now.duration_since(b.last).as_secs_f64() < IDLE_SECS);
+            map.buckets.retain(|_, b| !b.is_full_at(now));
+            map.sweep_at = (map.buckets.len() * 2).max(MIN_SWEEP_AT);
         }
-        buckets
-            .entry(who.to_owned())
-            .or_insert_with(|| TokenBucket::new(self.rate, self.burst))
-            .take()
+        if let Some(bucket) = map.buckets.get_mut(who) {
+            return bucket.take();
+        }
+        let mut bucket = TokenBucket::new(self.rate, self.burst);
+        let taken = bucket.take();
+        map.buckets.insert(who.to_owned(), bucket);
+        taken
+    }
+
+    /// How many buckets are kept.
+    pub fn len(&self) -> usize {
+        self.lock().buckets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-/// Open connections per client IP address, bounded by `max` (0: no bound).
+impl TokenBucket {
+    /// Whether the bucket has refilled to its burst by `now` (it is then as good as a new one).
+    fn is_full_at(&self, now: Instant) -> bool {
+        self.rate <= 0.0
+            || self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate >= self.burst
+    }
+}
+
+/// Who counts as one client address for `--max-connections-per-ip`: an IPv4 address, or the /64
+/// an IPv6 address belongs to (one host usually holds a whole /64, and picks addresses in it at
+/// will).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpKey {
+    V4(std::net::Ipv4Addr),
+    V6Prefix64(u64),
+}
+
+impl From<IpAddr> for IpKey {
+    fn from(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => IpKey::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpKey::V4(v4),
+                None => IpKey::V6Prefix64((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// Open WebSocket and SSE connections: per client address (see [`IpKey`]), bounded by
+/// `max_per_ip`, and in all, bounded by `max_total` (0: no bound).
 #[derive(Debug)]
 pub struct PerIp {
-    max: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
+    max_per_ip: usize,
+    max_total: usize,
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Debug, Default)]
+struct OpenConnections {
+    per_ip: HashMap<IpKey, usize>,
+    total: usize,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// Its address has `max_per_ip` open.
+    Address,
+    /// The relay has `max_total` open.
+    Relay,
 }
 
 /// One counted connection; dropping it uncounts it.
 #[derive(Debug)]
 pub struct IpSlot {
     owner: Arc<PerIp>,
-    ip: IpAddr,
+    ip: IpKey,
 }
 
 impl PerIp {
-    pub fn new(max: usize) -> Arc<Self> {
+    pub fn new(max_per_ip: usize, max_total: usize) -> Arc<Self> {
         Arc::new(PerIp {
-            max,
+            max_per_ip,
+            max_total,
             open: Mutex::default(),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn lock(&self) -> MutexGuard<'_, OpenConnections> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts one more connection from `ip`, or `None` when `ip` has `max` open already.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+    /// Counts one more connection from `ip`, or says which bound it would cross.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<IpSlot, Full> {
+        let key = IpKey::from(ip);
         let mut open = self.lock();
-        let count = open.entry(ip).or_insert(0);
-        if self.max > 0 && *count >= self.max {
-            return None;
+        if self.max_total > 0 && open.total >= self.max_total {
+            return Err(Full::Relay);
+        }
+        let count = open.per_ip.entry(key).or_insert(0);
+        if self.max_per_ip > 0 && *count >= self.max_per_ip {
+            return Err(Full::Address);
         }
         *count += 1;
-        Some(IpSlot {
+        open.total += 1;
+        Ok(IpSlot {
             owner: Arc::clone(self),
-            ip,
+            ip: key,
         })
     }
 }
@@ -130,10 +210,11 @@ impl PerIp {
 impl Drop for IpSlot {
     fn drop(&mut self) {
         let mut open = self.owner.lock();
-        if let Some(count) = open.get_mut(&self.ip) {
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.per_ip.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.ip);
+                open.per_ip.remove(&self.ip);
             }
         }
     }
@@ -156,13 +237,58 @@ mod tests {
 
     #[test]
     fn slots_are_counted_until_dropped() {
-        let per_ip = PerIp::new(2);
+        let per_ip = PerIp::new(2, 0);
         let ip: IpAddr = [127, 0, 0, 1].into();
         let a = per_ip.admit(ip).expect("first");
         let _b = per_ip.admit(ip).expect("second");
-        assert!(per_ip.admit(ip).is_none());
-        assert!(per_ip.admit([127, 0, 0, 2].into()).is_some());
+        assert_eq!(per_ip.admit(ip).err(), Some(Full::Address));
+        assert!(per_ip.admit([127, 0, 0, 2].into()).is_ok());
         drop(a);
-        assert!(per_ip.admit(ip).is_some());
+        assert!(per_ip.admit(ip).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let per_ip = PerIp::new(2, 0);
+        let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
+        let _a = per_ip.admit(ip("2001:db8:1:2::1")).expect("first");
+        let _b = per_ip.admit(ip("2001:db8:1:2:ffff::9")).expect("same /64");
+        assert_eq!(
+            per_ip.admit(ip("2001:db8:1:2:abcd:1234:5678:9abc")).err(),
+            Some(Full::Address),
+            "a third address of the same /64"
+        );
+        let _c = per_ip.admit(ip("2001:db8:1:3::1")).expect("the next /64");
+        let _d = per_ip.admit(ip("10.1.2.3")).expect("v4");
+        let _e = per_ip
+            .admit(ip("::ffff:10.1.2.3"))
+            .expect("the same v4, mapped");
+        assert_eq!(per_ip.admit(ip("10.1.2.3")).err(), Some(Full::Address));
+    }
+
+    #[test]
+    fn the_relay_wide_cap_counts_every_address() {
+        let per_ip = PerIp::new(0, 3);
+        let slots: Vec<IpSlot> = (1..=3u8)
+            .map(|i| per_ip.admit([10, 0, 0, i].into()).expect("under the cap"))
+            .collect();
+        assert_eq!(per_ip.admit([10, 0, 0, 9].into()).err(), Some(Full::Relay));
+        drop(slots);
+        assert!(per_ip.admit([10, 0, 0, 9].into()).is_ok());
+    }
+
+    #[test]
+    fn buckets_sweep_only_full_ones_and_only_when_doubled() {
+        let buckets = Buckets::new(1, 2);
+        // An active publisher, its bucket drained.
+        assert!(buckets.take("busy") && buckets.take("busy"));
+        assert!(!buckets.take("busy"));
+        // Many publishers come and go: their buckets are swept (once full again), the busy one is
+        // not, and stays empty.
+        for i in 0..5_000 {
+            buckets.take(&format!("p{i}"));
+        }
+        assert!(buckets.len() <= 5_001);
+        assert!(!buckets.take("busy"), "an active bucket is never reset");
     }
 }

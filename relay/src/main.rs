@@ -12,7 +12,9 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => e.exit(),
     };
-    if let Err(message) = config.check() {
+    // Everything that can be wrong with the flags is found before the port is bound and
+    // `listening on` is printed.
+    if let Err(message) = live_relay::validate(&config) {
         eprintln!("live-relay: {message}");
         return ExitCode::from(2);
     }
@@ -23,15 +25,6 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    if let Some(dir) = &config.static_dir {
-        if !dir.is_dir() {
-            eprintln!(
-                "live-relay: --static-dir {}: not a directory",
-                dir.display()
-            );
-            return ExitCode::from(2);
-        }
-    }
     if config.history_size >= config.outbound_queue {
         tracing::warn!(
             history_size = config.history_size,

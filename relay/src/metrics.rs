@@ -28,7 +28,17 @@ pub mod limit {
     pub const PUBLISH_RATE: &str = "publish_rate";
     pub const CONNECTIONS_PER_IP: &str = "connections_per_ip";
     pub const MAX_CHANNELS: &str = "max_channels";
+    /// A frame (WebSocket) or body (HTTP) over `--max-frame-bytes`, or a frame over the small cap
+    /// before `auth`.
     pub const FRAME_SIZE: &str = "frame_size";
+    /// A WebSocket frame over the transport's own limit: the connection was closed with 1009.
+    pub const TRANSPORT_SIZE: &str = "transport_size";
+    /// A channel name over `--max-channel-len` (subscribe or publish).
+    pub const CHANNEL_LEN: &str = "channel_len";
+    /// A connection refused over `--max-connections`.
+    pub const CONNECTIONS: &str = "connections";
+    /// An SSE ticket refused: its user has too many waiting, or the relay's map is full.
+    pub const SSE_TICKETS: &str = "sse_tickets";
     pub const ORIGIN: &str = "origin";
     /// A request head or body not received in time (`--request-timeout-ms`; slowloris).
     pub const REQUEST_TIMEOUT: &str = "request_timeout";

@@ -140,9 +140,8 @@ async fn open(
         (Grant::Open, params.scopes()?, None)
     };
     let mut preamble = String::new();
-    if let (Grant::Token(claims), Some(expires)) = (&grant, expires) {
-        let left = expires.saturating_duration_since(Instant::now());
-        let ttl_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+    if let Grant::Token(claims) = &grant {
+        let ttl_ms = auth::ttl_ms(claims);
         push_data(
             &mut preamble,
             &encode_authed(claims.sub.as_deref(), Some(ttl_ms)),

@@ -5,10 +5,11 @@
 use crate::auth::claims::Claims;
 use crate::auth::ticket;
 use crate::auth::{Auth, AuthFailure, Grant};
-use crate::broker::{self, Broker};
+use crate::broker::tickets::TicketRefusal;
+use crate::broker::{self, Broker, TicketError};
 use crate::config::Config;
 use crate::demo::store::Store;
-use crate::limits::{Buckets, IpSlot, PerIp};
+use crate::limits::{Buckets, Full, IpSlot, PerIp};
 use crate::metrics::{limit, Metrics};
 use crate::publish::{check_subscription, validate, validate_on_any_channel, Limits, ValidEvent};
 use axum::http::header::ORIGIN;
@@ -32,9 +33,16 @@ pub struct AppState {
     pub per_ip: Arc<PerIp>,
     /// The HTTP publishers' rate limits, per API key or token user.
     pub http_publishers: Buckets,
+    /// The SSE tickets each token holder may take ([`TICKET_RATE`], [`TICKET_BURST`]).
+    pub ticket_issuers: Buckets,
     /// Changes (or closes) when the relay shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
+
+/// SSE tickets a second one token holder may take, after [`TICKET_BURST`] at once.
+pub const TICKET_RATE: u32 = 1;
+/// SSE tickets one token holder may take at once.
+pub const TICKET_BURST: u32 = 32;
 
 /// A publish that was accepted: its channel and seq.
 pub type Published<'a> = (Cow<'a, str>, u64);
@@ -53,6 +61,7 @@ impl AppState {
         grant: &Grant,
         event: Publish<'a>,
     ) -> Result<Published<'a>, FrameError> {
+        self.count_channel_len(&event.channel);
         self.check_publish(grant, &event.channel)?;
         let event = validate(event, &self.limits())?;
         self.send(scope_key(grant, event)).await
@@ -76,15 +85,39 @@ impl AppState {
     }
 
     /// A single-use SSE ticket for a verified token, kept by the broker (any node of a cluster
-    /// redeems it).
+    /// redeems it). A user gets [`TICKET_BURST`] at once and [`TICKET_RATE`] a second after that
+    /// (on any broker), and the in-process broker bounds those waiting per user and in all:
+    /// refused with `rate_limited`, or `unavailable` when the relay's map is full.
     pub async fn issue_ticket(&self, token: &str, claims: &Claims) -> Result<String, FrameError> {
         let unavailable = |message: String| FrameError::new(ErrorCode::Unavailable, message);
+        let holder = claims.holder();
+        if !self.ticket_issuers.take(&holder) {
+            self.metrics.limit_hit(limit::SSE_TICKETS);
+            return Err(FrameError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "over {TICKET_RATE} SSE tickets per second for this user (after {TICKET_BURST} \
+                     at once): retry later"
+                ),
+            ));
+        }
         let ticket = ticket::fresh().map_err(unavailable)?;
-        self.broker
-            .put_ticket(&ticket, token, ticket::ttl(claims))
+        match self
+            .broker
+            .put_ticket(&ticket, token, &holder, ticket::ttl(claims))
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        Ok(ticket)
+        {
+            Ok(()) => Ok(ticket),
+            Err(TicketError::Refused(refusal)) => {
+                self.metrics.limit_hit(limit::SSE_TICKETS);
+                let code = match refusal {
+                    TicketRefusal::HolderFull => ErrorCode::RateLimited,
+                    TicketRefusal::RelayFull => ErrorCode::Unavailable,
+                };
+                Err(FrameError::new(code, refusal.to_string()))
+            }
+            Err(TicketError::Unavailable(e)) => Err(unavailable(e.to_string())),
+        }
     }
 
     /// The claims of an SSE ticket, which is used up: its token is verified again
@@ -113,6 +146,7 @@ impl AppState {
 
     /// Whether `grant` may subscribe to `channel` (a valid name, and allowed by its token).
     pub fn authorize_subscription(&self, grant: &Grant, channel: &str) -> Result<(), FrameError> {
+        self.count_channel_len(channel);
         check_subscription(channel, &self.limits())?;
         if grant.may_subscribe(channel) {
             return Ok(());
@@ -164,26 +198,38 @@ impl AppState {
                 }
             }
         }
-        self.per_ip.admit(ip).ok_or_else(|| {
-            self.metrics.limit_hit(limit::CONNECTIONS_PER_IP);
-            FrameError::new(
-                ErrorCode::TooManyConnections,
-                format!(
-                    "{ip} has {} connections open already (--max-connections-per-ip)",
-                    self.config.max_connections_per_ip
-                ),
-            )
+        self.per_ip.admit(ip).map_err(|full| match full {
+            Full::Address => {
+                self.metrics.limit_hit(limit::CONNECTIONS_PER_IP);
+                FrameError::new(
+                    ErrorCode::TooManyConnections,
+                    format!(
+                        "{ip} has {} connections open already (--max-connections-per-ip; IPv6 \
+                         counts per /64)",
+                        self.config.max_connections_per_ip
+                    ),
+                )
+            }
+            Full::Relay => {
+                self.metrics.limit_hit(limit::CONNECTIONS);
+                FrameError::new(
+                    ErrorCode::TooManyConnections,
+                    format!(
+                        "the relay has {} connections open already (--max-connections): try \
+                         another relay or later",
+                        self.config.max_connections
+                    ),
+                )
+            }
         })
     }
 
     /// Counts one HTTP publish against its credential's rate limit.
     pub fn check_http_rate(&self, grant: &Grant) -> Result<(), FrameError> {
-        let who = match grant {
-            Grant::Open => return Ok(()),
-            Grant::ApiKey { index } => format!("key:{index}"),
-            Grant::Token(claims) => format!("sub:{}", claims.sub.as_deref().unwrap_or("")),
-        };
-        if self.http_publishers.take(&who) {
+        if matches!(grant, Grant::Open) {
+            return Ok(());
+        }
+        if self.http_publishers.take(&grant.publisher()) {
             return Ok(());
         }
         self.metrics.limit_hit(limit::PUBLISH_RATE);
@@ -194,6 +240,13 @@ impl AppState {
                 self.config.key_publish_rate
             ),
         ))
+    }
+
+    /// Counts a channel name over `--max-channel-len` (refused by the validation that follows).
+    fn count_channel_len(&self, channel: &str) {
+        if channel.len() > self.config.max_channel_len {
+            self.metrics.limit_hit(limit::CHANNEL_LEN);
+        }
     }
 
     fn check_publish(&self, grant: &Grant, channel: &str) -> Result<(), FrameError> {
@@ -223,18 +276,16 @@ impl AppState {
     }
 }
 
-/// Gives a publish's idempotency key the publisher's credential and the channel as namespace, so
-/// one publisher's key can neither swallow another's event nor reveal where it was published.
-/// (Backends with API keys share one namespace: a resend after a key rotation is still one event.)
+/// Gives a publish's idempotency key its publisher ([`Grant::publisher`]: no two publishers share
+/// one, whatever a token's `sub` says) and its channel as namespace, so one publisher's key can
+/// neither swallow another's event nor reveal where it was published. The channel is
+/// length-prefixed, so the parts cannot run into each other.
 fn scope_key<'a>(grant: &Grant, mut event: ValidEvent<'a>) -> ValidEvent<'a> {
     if let Some(key) = event.key.take() {
-        let who = match grant {
-            Grant::Open => "",
-            Grant::ApiKey { .. } => "key",
-            Grant::Token(claims) => claims.sub.as_deref().unwrap_or("token"),
-        };
         event.key = Some(Cow::Owned(format!(
-            "{who}\u{1f}{}\u{1f}{key}",
+            "{}\u{1f}{}:{}\u{1f}{key}",
+            grant.publisher(),
+            event.channel.len(),
             event.channel
         )));
     }

@@ -212,12 +212,35 @@ fn refuses_to_serve_the_network_without_authentication() {
 
 #[test]
 fn bad_credentials_and_config_files_are_named() {
-    let short = relay()
-        .args(["--addr", "127.0.0.1:0", "--jwt-secret", "short"])
-        .output()
-        .expect("run live-relay");
-    assert_eq!(short.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&short.stderr).contains("--jwt-secret"));
+    // Refused before the port is bound: nothing on stdout, so a supervisor (or a test) waiting
+    // for `listening on` never sees a relay that is about to die.
+    let secret_31 = "0123456789abcdef0123456789abcde";
+    let key_15 = "0123456789abcde";
+    for (flags, named) in [
+        (&["--jwt-secret", "short"][..], "--jwt-secret"),
+        (&["--jwt-secret", secret_31][..], "--jwt-secret"),
+        (&["--api-key", key_15][..], "--api-key"),
+        (&["--demo", "--api-key", key_15][..], "--api-key"),
+        (
+            &["--jwt-secret", secret_31, "--api-key", key_15][..],
+            "--jwt-secret",
+        ),
+        (&["--static-dir", "Cargo.toml"][..], "--static-dir"),
+    ] {
+        let refused = relay()
+            .args(["--addr", "127.0.0.1:0"])
+            .args(flags)
+            .output()
+            .expect("run live-relay");
+        assert_eq!(refused.status.code(), Some(2), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(named), "{flags:?}: {stderr}");
+        assert!(
+            refused.stdout.is_empty(),
+            "{flags:?}: printed {:?} before exiting",
+            String::from_utf8_lossy(&refused.stdout)
+        );
+    }
 
     let key = relay()
         .args(["--addr", "127.0.0.1:0", "--jwt-public-key", "Cargo.toml"])

@@ -5,7 +5,8 @@ use super::pattern::Patterns;
 use serde::Deserialize;
 
 /// The claims the relay reads from a token (others are ignored). `exp` is required; `aud`,
-/// `iss` and `nbf` are checked by the verifier.
+/// `iss` and `nbf` are checked by the verifier, and every registered claim must have its JSON
+/// type (see [`super::token::check_registered_claims`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Claims {
     /// The user id.
@@ -23,4 +24,19 @@ pub struct Claims {
     /// ones). With authentication on, scopes a client declares are ignored.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// A digest of the token itself (set by the verifier, never read from the token): who a
+    /// token without `sub` is, for its publish keys and its rate limit.
+    #[serde(skip)]
+    pub token_digest: String,
+}
+
+impl Claims {
+    /// Who holds the token, as a name no other holder can have: `user:<length>:<sub>` for every
+    /// token of one user, `anon:<digest>` for a token without `sub` (on its own).
+    pub fn holder(&self) -> String {
+        match &self.sub {
+            Some(sub) => format!("user:{}:{sub}", sub.len()),
+            None => format!("anon:{}", self.token_digest),
+        }
+    }
 }

@@ -31,7 +31,8 @@ use token::{Expectations, Verifier};
 #[derive(Debug)]
 pub struct Auth {
     verifier: Option<Verifier>,
-    api_keys: Vec<String>,
+    /// Each configured API key with its digest (its publisher name: see [`Grant::publisher`]).
+    api_keys: Vec<(String, Arc<str>)>,
 }
 
 impl Auth {
@@ -60,10 +61,17 @@ impl Auth {
                 short.len()
             ));
         }
-        Ok(Auth {
-            verifier,
-            api_keys: config.api_key.clone(),
-        })
+        let api_keys = config
+            .api_key
+            .iter()
+            .map(|key| {
+                (
+                    key.clone(),
+                    Arc::from(grant::digest(key.as_bytes()).as_str()),
+                )
+            })
+            .collect();
+        Ok(Auth { verifier, api_keys })
     }
 
     /// Whether WebSocket and SSE connections must present a token.
@@ -93,12 +101,14 @@ impl Auth {
             return Ok(Grant::Open);
         }
         let credential = bearer_credential(headers)?;
-        if let Some(index) = self
+        if let Some((_, digest)) = self
             .api_keys
             .iter()
-            .position(|key| same_bytes(key.as_bytes(), credential.as_bytes()))
+            .find(|(key, _)| same_bytes(key.as_bytes(), credential.as_bytes()))
         {
-            return Ok(Grant::ApiKey { index });
+            return Ok(Grant::ApiKey {
+                digest: Arc::clone(digest),
+            });
         }
         match &self.verifier {
             // Three dot-separated parts: a JWT, so its own refusal is the clearer one.
@@ -110,22 +120,30 @@ impl Auth {
     }
 }
 
-/// The credential of an `Authorization: Bearer <credential>` header.
+/// The credential of an `Authorization: Bearer <credential>` header. The scheme is
+/// case-insensitive (RFC 7235); a request with two `Authorization` headers is refused, since
+/// which one counts would depend on who reads it (a proxy may read the other).
 pub fn bearer_credential(headers: &HeaderMap) -> Result<&str, AuthFailure> {
-    let value = headers
-        .get(AUTHORIZATION)
-        .ok_or(AuthFailure::Missing)?
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthFailure::Missing)?;
+    if values.next().is_some() {
+        return Err(AuthFailure::Malformed(
+            "two `Authorization` headers: send one".into(),
+        ));
+    }
+    let value = value
         .to_str()
         .map_err(|_| AuthFailure::Malformed("the Authorization header is not ASCII".into()))?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            AuthFailure::Malformed(
-                "the Authorization header must be `Bearer <key or token>`".into(),
-            )
-        })
+    bearer(value).ok_or_else(|| {
+        AuthFailure::Malformed("the Authorization header must be `Bearer <key or token>`".into())
+    })
+}
+
+/// The credential of `Bearer <credential>`, the scheme in any case.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credential) = value.split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
 }
 
 /// Compares two secrets in time independent of where they differ.
@@ -141,6 +159,15 @@ pub fn time_left(claims: &Claims) -> Duration {
     Duration::from_secs(claims.exp).saturating_sub(now)
 }
 
+/// The `ttl_ms` of an `authed` frame: how long the token has left, in milliseconds, at most
+/// 2^53 − 1 (the protocol's integers stay exact in JavaScript).
+pub fn ttl_ms(claims: &Claims) -> u64 {
+    const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+    u64::try_from(time_left(claims).as_millis())
+        .unwrap_or(u64::MAX)
+        .min(MAX_SAFE_INTEGER)
+}
+
 /// When a token expires, as a deadline (a far-off `exp` is capped at a year, so no overflow).
 pub fn deadline(claims: &Claims) -> tokio::time::Instant {
     const YEAR: Duration = Duration::from_secs(365 * 86_400);
@@ -149,7 +176,38 @@ pub fn deadline(claims: &Claims) -> tokio::time::Instant {
 
 #[cfg(test)]
 mod tests {
-    use super::same_bytes;
+    use super::{bearer_credential, same_bytes, AuthFailure};
+    use axum::http::header::AUTHORIZATION;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn headers(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_one_header_only() {
+        for value in ["Bearer k1", "bearer k1", "BEARER k1", "bEaReR   k1  "] {
+            assert_eq!(bearer_credential(&headers(&[value])), Ok("k1"), "{value}");
+        }
+        for value in ["Basic k1", "Bearer", "Bearer ", "Bearerk1", "k1"] {
+            assert!(
+                matches!(
+                    bearer_credential(&headers(&[value])),
+                    Err(AuthFailure::Malformed(_))
+                ),
+                "{value}"
+            );
+        }
+        assert_eq!(bearer_credential(&headers(&[])), Err(AuthFailure::Missing));
+        assert!(matches!(
+            bearer_credential(&headers(&["Bearer k1", "Bearer k2"])),
+            Err(AuthFailure::Malformed(m)) if m.contains("two")
+        ));
+    }
 
     #[test]
     fn secrets_compare_whole() {

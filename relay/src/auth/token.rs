@@ -9,6 +9,7 @@ use super::claims::Claims;
 use super::failure::AuthFailure;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
 use std::path::Path;
 
 /// The shortest HS256 secret accepted, in bytes: shorter ones can be brute-forced offline from
@@ -112,25 +113,115 @@ impl Verifier {
                 self.algorithms()
             )));
         };
-        jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthFailure::Expired,
-                ErrorKind::ImmatureSignature => AuthFailure::NotYetValid,
-                ErrorKind::InvalidAudience => AuthFailure::WrongAudience,
-                ErrorKind::InvalidIssuer => AuthFailure::WrongIssuer,
-                ErrorKind::InvalidSignature => AuthFailure::BadSignature,
-                ErrorKind::InvalidAlgorithm => AuthFailure::WrongAlgorithm(format!(
-                    "signed with {:?}; the relay accepts {}",
-                    header.alg,
-                    self.algorithms()
-                )),
-                ErrorKind::MissingRequiredClaim(claim) => {
-                    AuthFailure::BadClaims(format!("the `{claim}` claim is required"))
-                }
-                ErrorKind::Json(e) => AuthFailure::BadClaims(e.to_string()),
-                _ => AuthFailure::Malformed(e.to_string()),
-            })
+        let verified = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation);
+        let claims = match verified {
+            Ok(data) => data.claims,
+            // These are found after the signature was checked: a claim of the wrong JSON type is
+            // the clearer reason (jsonwebtoken skips an `nbf` it cannot read, and calls an `exp`
+            // it cannot read missing).
+            Err(e) if checked_after_signature(e.kind()) => {
+                return Err(unverified_claims(token)
+                    .and_then(|claims| check_registered_claims(&claims).err())
+                    .map_or_else(
+                        || failure(e.kind(), header.alg, self),
+                        AuthFailure::BadClaims,
+                    ))
+            }
+            Err(e) => return Err(failure(e.kind(), header.alg, self)),
+        };
+        check_registered_claims(&claims).map_err(AuthFailure::BadClaims)?;
+        let mut claims: Claims = serde_json::from_value(Value::Object(claims))
+            .map_err(|e| AuthFailure::BadClaims(e.to_string()))?;
+        claims.token_digest = super::grant::digest(token.as_bytes());
+        Ok(claims)
+    }
+}
+
+/// Whether jsonwebtoken found this after checking the signature (the claims are the issuer's).
+/// A JSON error is one of the claims': the header was read already (`decode_header`).
+fn checked_after_signature(kind: &ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Json(_)
+            | ErrorKind::ExpiredSignature
+            | ErrorKind::ImmatureSignature
+            | ErrorKind::InvalidAudience
+            | ErrorKind::InvalidIssuer
+            | ErrorKind::MissingRequiredClaim(_)
+    )
+}
+
+/// The claims of a token whose signature was verified already, read without checking anything
+/// (jsonwebtoken's own reading gave up on them).
+fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+/// The refusal for an error of jsonwebtoken.
+fn failure(kind: &ErrorKind, algorithm: Algorithm, verifier: &Verifier) -> AuthFailure {
+    match kind {
+        ErrorKind::ExpiredSignature => AuthFailure::Expired,
+        ErrorKind::ImmatureSignature => AuthFailure::NotYetValid,
+        ErrorKind::InvalidAudience => AuthFailure::WrongAudience,
+        ErrorKind::InvalidIssuer => AuthFailure::WrongIssuer,
+        ErrorKind::InvalidSignature => AuthFailure::BadSignature,
+        ErrorKind::InvalidAlgorithm => AuthFailure::WrongAlgorithm(format!(
+            "signed with {algorithm:?}; the relay accepts {}",
+            verifier.algorithms()
+        )),
+        ErrorKind::MissingRequiredClaim(claim) => {
+            AuthFailure::BadClaims(format!("the `{claim}` claim is required"))
+        }
+        ErrorKind::Json(e) => AuthFailure::BadClaims(e.to_string()),
+        other => AuthFailure::Malformed(format!("{other:?}")),
+    }
+}
+
+/// Refuses a token whose registered claims (RFC 7519 §4.1) do not have their JSON type: `exp`,
+/// `nbf` and `iat` whole numbers of seconds, `sub` and `iss` strings, `aud` a string or an array
+/// of strings. (A claim of the wrong type is not skipped: a string `nbf` would otherwise let the
+/// token work before its time.) The error names the claim.
+pub fn check_registered_claims(claims: &Map<String, Value>) -> Result<(), String> {
+    let kind = |value: &Value| match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    for name in ["exp", "nbf", "iat"] {
+        match claims.get(name) {
+            None => {}
+            Some(Value::Number(n)) if n.as_u64().is_some() => {}
+            Some(other) => {
+                return Err(format!(
+                    "`{name}` must be a whole number of seconds since 1970 (a JSON number, at \
+                     least 0), not {} ({})",
+                    kind(other),
+                    live_protocol::frame::excerpt(&other.to_string())
+                ))
+            }
+        }
+    }
+    for name in ["sub", "iss"] {
+        match claims.get(name) {
+            None | Some(Value::String(_)) => {}
+            Some(other) => return Err(format!("`{name}` must be a string, not {}", kind(other))),
+        }
+    }
+    match claims.get("aud") {
+        None | Some(Value::String(_)) => Ok(()),
+        Some(Value::Array(list)) if list.iter().all(Value::is_string) => Ok(()),
+        Some(other) => Err(format!(
+            "`aud` must be a string or an array of strings, not {}",
+            kind(other)
+        )),
     }
 }
 

@@ -19,6 +19,14 @@ pub mod redis;
 pub mod request;
 pub mod tickets;
 
+/// Why an SSE ticket was not kept.
+#[derive(Debug)]
+pub enum TicketError {
+    /// Over a bound of the waiting tickets.
+    Refused(tickets::TicketRefusal),
+    Unavailable(Unavailable),
+}
+
 pub use hub::{ChannelStats, ConnId, Member, Settings, Stats};
 pub use kick::{Kick, KickReason};
 pub use outbound::{scopes, Outbound, Scopes};
@@ -138,19 +146,25 @@ impl Broker {
         }
     }
 
-    /// Keeps an SSE ticket, for the token it was issued for, where any node can redeem it.
+    /// Keeps an SSE ticket, for the token it was issued for (held by `holder`), where any node
+    /// can redeem it. The in-process broker bounds the tickets waiting per holder and in all
+    /// (see [`tickets`]); Redis forgets them by TTL.
     pub async fn put_ticket(
         &self,
         ticket: &str,
         token: &str,
+        holder: &str,
         ttl: std::time::Duration,
-    ) -> Result<(), Unavailable> {
+    ) -> Result<(), TicketError> {
         match self {
-            Broker::Memory(b) => {
-                b.tickets.put(ticket, token, ttl);
-                Ok(())
-            }
-            Broker::Redis(b) => b.put_ticket(ticket, token, ttl).await,
+            Broker::Memory(b) => b
+                .tickets
+                .put(ticket, token, holder, ttl)
+                .map_err(TicketError::Refused),
+            Broker::Redis(b) => b
+                .put_ticket(ticket, token, ttl)
+                .await
+                .map_err(TicketError::Unavailable),
         }
     }
 

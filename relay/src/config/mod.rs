@@ -26,6 +26,7 @@ pub const DEFAULT_PUBLISH_BURST: u32 = 200;
 pub const DEFAULT_KEY_PUBLISH_RATE: u32 = 1_000;
 pub const DEFAULT_KEY_PUBLISH_BURST: u32 = 2_000;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 pub const DEFAULT_REDIS_PREFIX: &str = "wlp";
 
 const HEADING_AUTH: &str = "Authentication";
@@ -132,11 +133,17 @@ pub struct Config {
           value_parser = RangedU64ValueParser::<u32>::new().range(1..), help_heading = HEADING_LIMITS)]
     pub key_publish_burst: u32,
 
-    /// Open WebSocket and SSE connections from one IP address (0: no limit). Behind a proxy every
-    /// client shares the proxy's address: raise it or set it to 0 there.
+    /// Open WebSocket and SSE connections from one IP address, or one IPv6 /64 (0: no limit).
+    /// Behind a proxy every client shares the proxy's address: raise it or set it to 0 there.
     #[arg(long, env = "LIVE_RELAY_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP,
           help_heading = HEADING_LIMITS)]
     pub max_connections_per_ip: usize,
+
+    /// Open WebSocket and SSE connections in all (0: no limit); past it a new one gets `429
+    /// too_many_connections`. Keep it under the process's file-descriptor limit (`ulimit -n`).
+    #[arg(long, env = "LIVE_RELAY_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          help_heading = HEADING_LIMITS)]
+    pub max_connections: usize,
 
     /// Largest accepted WebSocket frame or `POST /publish` / `POST /revalidate` body, in bytes.
     #[arg(long, env = "LIVE_RELAY_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES,
@@ -291,6 +298,7 @@ impl Default for Config {
             key_publish_rate: DEFAULT_KEY_PUBLISH_RATE,
             key_publish_burst: DEFAULT_KEY_PUBLISH_BURST,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
             ping_ms: DEFAULT_PING_MS,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,

@@ -17,7 +17,9 @@ struct Cut {
 
 /// The route, merged at the top level in demo mode.
 pub fn cut_router() -> Router<Arc<AppState>> {
-    Router::new().route("/demo/cut", post(cut))
+    Router::new()
+        .route("/demo/cut", post(cut))
+        .route_layer(axum::middleware::from_fn(super::loopback::loopback_only))
 }
 
 async fn cut(State(state): State<Arc<AppState>>) -> Json<Cut> {

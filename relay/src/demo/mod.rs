@@ -6,10 +6,12 @@
 //! - [`routes`]: the HTTP handlers, which publish every change and map the errors to statuses.
 //! - `token`: `GET /demo/token`, a short-lived connection token for the demo user.
 //! - `cut`: `POST /demo/cut`, which drops every live connection as a network blip would.
+//! - `loopback`: both of those answer requests from this machine only.
 //!
 //! `store` and `query` import nothing of `routes`, of `token` or of this module.
 
 mod cut;
+mod loopback;
 pub mod query;
 pub mod routes;
 pub mod store;

@@ -243,8 +243,12 @@ async fn announce(state: &AppState, resource: &str, kind: &'static str, id: u64)
         meta,
         scopes: None,
     };
-    // The demo API is the backend here: it publishes with a backend's rights.
-    if let Err(e) = state.publish(&Grant::ApiKey { index: 0 }, event).await {
+    // The demo API is the backend here: it publishes with a backend's rights (it sends no key, so
+    // its publisher name is never used).
+    let backend = Grant::ApiKey {
+        digest: Arc::from("demo-api"),
+    };
+    if let Err(e) = state.publish(&backend, event).await {
         tracing::warn!(resource, kind, id, "demo API: the event was refused: {e}");
     }
 }

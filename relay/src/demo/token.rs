@@ -37,7 +37,9 @@ struct Minted {
 
 /// The route, merged at the top level in demo mode.
 pub fn token_router() -> Router<Arc<AppState>> {
-    Router::new().route("/demo/token", get(mint))
+    Router::new()
+        .route("/demo/token", get(mint))
+        .route_layer(axum::middleware::from_fn(super::loopback::loopback_only))
 }
 
 async fn mint(State(state): State<Arc<AppState>>) -> Response {

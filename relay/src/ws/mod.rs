@@ -19,15 +19,17 @@ use crate::metrics::limit;
 use crate::query::Params;
 use crate::state::AppState;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use closing::{close_socket, is_over_transport_limit};
 use live_protocol::frame::{
     decode_client, encode_ack, encode_authed, encode_channel_error, encode_error, encode_hello,
-    encode_ping, encode_pong, request_id, ChannelEntry, ClientFrame, ErrorCode, Publish,
-    CLOSE_UNAUTHORIZED, SUBPROTOCOL,
+    encode_ping, encode_pong, request_id, ChannelEntry, ClientFrame, ErrorCode, CLOSE_UNAUTHORIZED,
+    SUBPROTOCOL,
 };
+use publishing::{Outcome, Publisher};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,8 +37,18 @@ use std::time::Duration;
 use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, info};
 
+mod closing;
+mod publishing;
+
 /// How long a connection may take to send its first `auth` frame when authentication is on.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest frame a connection may send before its `auth` frame is accepted (with
+/// authentication on): room for a large token, not for the `--max-frame-bytes` of a publish. A
+/// larger one closes the connection (1009): it has no rights to spend the relay's memory on.
+pub const MAX_FRAME_BYTES_BEFORE_AUTH: usize = 16 * 1024;
+
+pub use closing::CLOSE_HANDSHAKE_TIMEOUT;
 
 /// The transport's own message limit. Text frames between `max_frame_bytes` and this are refused
 /// with a `too_large` error frame and the connection stays open; beyond it the WebSocket layer
@@ -106,6 +118,8 @@ struct Connection {
     publishes: TokenBucket,
     /// Channels a refreshed token no longer allows: frames of theirs still queued are dropped.
     revoked: HashSet<Arc<str>>,
+    /// The connection's publish task, from its first publish on.
+    publisher: Option<Publisher>,
     /// Counts the connection against its IP address's limit while it lives.
     _slot: IpSlot,
 }
@@ -117,12 +131,15 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
         Err(e) => {
             // Redis went away during the upgrade.
             let error = encode_error(ErrorCode::Unavailable, &e.to_string(), None);
-            let _ = socket.send(Message::Text(error.into())).await;
-            let close = CloseFrame {
-                code: close_code::AGAIN,
-                reason: Utf8Bytes::from_static(UNAVAILABLE_REASON),
-            };
-            let _ = socket.send(Message::Close(Some(close))).await;
+            let write_timeout = state.config.ping_interval() * 2;
+            let _ = timeout(write_timeout, socket.send(Message::Text(error.into()))).await;
+            close_socket(
+                &mut socket,
+                close_code::AGAIN,
+                UNAVAILABLE_REASON,
+                write_timeout,
+            )
+            .await;
             return;
         }
     };
@@ -144,6 +161,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
         auth_deadline,
         publishes,
         revoked: HashSet::new(),
+        publisher: None,
         _slot: slot,
     }
     .serve()
@@ -158,6 +176,14 @@ fn is_revoked(revoked: &HashSet<Arc<str>>, frame: &Outbound) -> bool {
             .position
             .as_ref()
             .is_some_and(|(channel, _)| revoked.contains(channel))
+}
+
+/// The next outcome of the connection's publish task (pending when it has none).
+async fn next_outcome(publisher: &mut Option<Publisher>) -> Option<Outcome> {
+    match publisher {
+        Some(publisher) => publisher.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -214,6 +240,7 @@ impl Connection {
                     Some(frame) => self.send_queued(frame).await,
                     None => return,
                 },
+                Some(outcome) = next_outcome(&mut self.publisher) => self.answer_publish(outcome).await,
                 _ = ticker.tick() => self.send(Utf8Bytes::from(encode_ping())).await,
                 incoming = self.socket.recv() => match incoming {
                     Some(Ok(message)) => {
@@ -222,6 +249,9 @@ impl Connection {
                     }
                     Some(Err(e)) => {
                         debug!(conn = self.member.id, "read failed: {e}");
+                        if is_over_transport_limit(&e) {
+                            self.too_large_for_transport().await;
+                        }
                         return;
                     }
                     None => return,
@@ -348,21 +378,25 @@ impl Connection {
         self.close(CLOSE_UNAUTHORIZED, "unauthorized").await;
     }
 
+    /// Closes with `code` (see [`close_socket`]). Every close the relay decides goes through here.
     async fn close(&mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        let _ = timeout(
-            self.write_timeout,
-            self.socket.send(Message::Close(Some(frame))),
-        )
-        .await;
+        close_socket(&mut self.socket, code, reason, self.write_timeout).await;
+    }
+
+    /// A frame over the transport's limit: `too_large`, then close 1009 (message too big).
+    async fn too_large_for_transport(&mut self) {
+        self.state.metrics.limit_hit(limit::TRANSPORT_SIZE);
+        let message = format!(
+            "a frame over {} bytes: the connection is closed",
+            transport_limit(self.state.config.max_frame_bytes)
+        );
+        let _ = self.send_error(ErrorCode::TooLarge, &message, None).await;
+        self.close(close_code::SIZE, "frame too large").await;
     }
 
     async fn on_message(&mut self, message: Message) -> Result<(), Gone> {
         match message {
-            Message::Text(text) => self.on_text(text.as_str()).await,
+            Message::Text(text) => self.on_text(text).await,
             Message::Binary(_) => {
                 self.send_error(
                     ErrorCode::BadFrame,
@@ -377,7 +411,20 @@ impl Connection {
         }
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<(), Gone> {
+    async fn on_text(&mut self, frame_text: Utf8Bytes) -> Result<(), Gone> {
+        let text = frame_text.as_str();
+        if self.grant.is_none() && text.len() > MAX_FRAME_BYTES_BEFORE_AUTH {
+            self.state.metrics.limit_hit(limit::FRAME_SIZE);
+            let message = format!(
+                "frame of {} bytes before `auth`: at most {MAX_FRAME_BYTES_BEFORE_AUTH} bytes \
+                 until the token is accepted",
+                text.len()
+            );
+            let _ = self.send_error(ErrorCode::TooLarge, &message, None).await;
+            self.close(close_code::SIZE, "frame too large before auth")
+                .await;
+            return Err(Gone);
+        }
         let max = self.state.config.max_frame_bytes;
         if text.len() > max {
             let message = format!(
@@ -415,7 +462,7 @@ impl Connection {
                 self.state.broker.unsubscribe(self.member.id, &names);
                 Ok(())
             }
-            ClientFrame::Publish { id, event } => self.publish(id, event).await,
+            ClientFrame::Publish { id, .. } => self.publish(id, frame_text.clone()).await,
             ClientFrame::Ping => self.send(Utf8Bytes::from(encode_pong())).await,
             ClientFrame::Pong => Ok(()),
         }
@@ -470,9 +517,8 @@ impl Connection {
                 return self.send_error(e.code, &e.message, None).await;
             }
         };
-        let left = auth::time_left(&claims);
         self.auth_deadline = Some(auth::deadline(&claims));
-        let ttl_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = auth::ttl_ms(&claims);
         let authed = encode_authed(claims.sub.as_deref(), Some(ttl_ms));
         let grant = Grant::Token(claims);
         // A refreshed token may allow fewer channels: those are left at once (before anything
@@ -566,7 +612,9 @@ impl Connection {
         }
     }
 
-    async fn publish(&mut self, id: u64, event: Publish<'_>) -> Result<(), Gone> {
+    /// A `publish` frame: counted against the connection's rate, then handed to its publish task
+    /// (the loop goes on serving meanwhile; [`Connection::answer_publish`] answers it).
+    async fn publish(&mut self, id: u64, frame: Utf8Bytes) -> Result<(), Gone> {
         let Some(grant) = self.grant.clone() else {
             return Err(Gone);
         };
@@ -580,21 +628,39 @@ impl Connection {
                 .send_error(ErrorCode::RateLimited, &message, Some(id))
                 .await;
         }
-        let (channel, seq) = match self.state.publish(&grant, event).await {
-            Ok(published) => published,
+        let (state, member) = (&self.state, self.member.id);
+        let publisher = self
+            .publisher
+            .get_or_insert_with(|| Publisher::start(Arc::clone(state), member));
+        if publisher.submit(frame, grant).is_err() {
+            self.state.metrics.limit_hit(limit::PUBLISH_RATE);
+            let message = format!(
+                "{} publishes of this connection are waiting for the relay already: retry later",
+                publishing::MAX_IN_FLIGHT
+            );
+            return self
+                .send_error(ErrorCode::RateLimited, &message, Some(id))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Answers a publish the publish task is done with.
+    async fn answer_publish(&mut self, outcome: Outcome) -> Result<(), Gone> {
+        match outcome {
+            Outcome::Published { id, seq } => {
+                // Send what is queued first, so the publisher sees its own event before the ack.
+                self.flush_queue().await?;
+                self.send(encode_ack(id, seq).into()).await
+            }
             // Not answered: the client resends it, with its key, after reconnecting (it may have
             // been published just before Redis went away; the key makes it once).
-            Err(e) if e.code == ErrorCode::Unavailable => {
-                return self.unavailable(&e.message).await
+            Outcome::Refused { error, .. } if error.code == ErrorCode::Unavailable => {
+                self.unavailable(&error.message).await
             }
-            Err(e) => return self.send_error(e.code, &e.message, Some(id)).await,
-        };
-        // Send what is queued first, so the publisher sees its own event before the ack.
-        self.state
-            .broker
-            .delivered(self.member.id, &channel, seq)
-            .await;
-        self.flush_queue().await?;
-        self.send(encode_ack(id, seq).into()).await
+            Outcome::Refused { id, error } => {
+                self.send_error(error.code, &error.message, Some(id)).await
+            }
+        }
     }
 }
