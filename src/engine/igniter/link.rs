@@ -174,7 +174,11 @@ impl IgniterLink {
         };
         let was_connected = t.connected();
         match t.translate(source, kind, id, data, parse_date) {
-            Ok(frames) => (self.outputs).extend(frames.into_iter().map(LinkOutput::Frame)),
+            Ok(frames) => {
+                for frame in frames {
+                    self.outputs.push_back(LinkOutput::Frame(frame));
+                }
+            }
             Err(problem) => self.outputs.push_back(LinkOutput::Problem(problem)),
         }
         if !was_connected && t.connected() && t.overlapping() {
