@@ -55,6 +55,7 @@ pub struct Metrics {
     channels: Gauge,
     subscriptions: Gauge,
     history_events: Gauge,
+    known_channels: Gauge,
     pub published: Counter,
     pub delivered: Counter,
     pub replayed: Counter,
@@ -75,6 +76,7 @@ impl Default for Metrics {
             channels: Gauge::default(),
             subscriptions: Gauge::default(),
             history_events: Gauge::default(),
+            known_channels: Gauge::default(),
             published: Counter::default(),
             delivered: Counter::default(),
             replayed: Counter::default(),
@@ -102,6 +104,11 @@ impl Default for Metrics {
             "history_events",
             "Events kept in the channels' history",
             m.history_events.clone(),
+        );
+        m.registry.register(
+            "channels_known",
+            "Channels the relay keeps: with a subscriber or kept events (others are forgotten)",
+            m.known_channels.clone(),
         );
         m.registry
             .register("events_published", "Events published", m.published.clone());
@@ -185,6 +192,7 @@ impl Metrics {
         gauge(&self.channels, stats.channels);
         gauge(&self.subscriptions, stats.subscriptions);
         gauge(&self.history_events, stats.history_events);
+        gauge(&self.known_channels, stats.known_channels);
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::warn!("metrics could not be encoded: {e}");

@@ -527,3 +527,96 @@ async fn anonymous_tokens_have_their_own_rate_and_long_channels_are_counted() {
         .contains(r#"live_relay_limit_hits_total{limit="channel_len"} 2"#));
     relay.stop().await;
 }
+
+/// Item 10: a WebSocket publish does not stall its connection. A publisher subscribed to a busy
+/// channel, on a node whose link to Redis is slow (300 ms each way), publishes five events back to
+/// back on that channel: meanwhile the channel's events keep being delivered, the relay's pings
+/// keep coming every 300 ms, and every publish is acknowledged, in order. (Before, each publish
+/// held the connection's loop for its Redis round trips and the wait for its own event: no ping
+/// and no read for its duration, and the client, whose pongs went unread, was closed as silent.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_does_not_stall_its_connection() {
+    use common::fault_proxy::{FaultProxy, Mode};
+    use common::redis::RedisServer;
+    let redis = RedisServer::start();
+    let proxy = FaultProxy::start(([127, 0, 0, 1], redis.port).into()).await;
+    let node = Relay::start(Config {
+        redis: Some(proxy.redis_url()),
+        ping_ms: 300,
+        ..Config::default()
+    })
+    .await;
+    let mut client = node.client().await;
+    client.subscribe(&["busy"]).await;
+    proxy.set(Mode::Delay(Duration::from_millis(300)));
+
+    // The channel is busy: another publisher on another node (straight to Redis), 50 events/s.
+    let other = Relay::start(Config {
+        redis: Some(redis.url()),
+        ..Config::default()
+    })
+    .await;
+    let other_addr = other.addr;
+    let busy = tokio::spawn(async move {
+        let other = Relay::at(other_addr);
+        for n in 0..150 {
+            let (status, _) = other
+                .publish(json!({ "channel": "busy", "type": "updated", "payload": { "n": n } }))
+                .await;
+            assert_eq!(status, 200);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+
+    for id in 0..5 {
+        client
+            .send_json(json!({ "op": "publish", "id": id, "channel": "busy", "type": "mine" }))
+            .await;
+    }
+    let started = tokio::time::Instant::now();
+    let mut acks = Vec::new();
+    let mut pings = Vec::new();
+    let mut events = 0;
+    while acks.len() < 5 {
+        let frame = tokio::time::timeout(PATIENCE, client.recv())
+            .await
+            .expect("the acks arrive");
+        match frame["op"].as_str() {
+            Some("ack") => acks.push(frame["id"].as_u64().expect("id")),
+            Some("ping") => {
+                pings.push(started.elapsed());
+                client.send_json(json!({ "op": "pong" })).await;
+            }
+            Some("event") => events += 1,
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    let took = started.elapsed();
+    println!(
+        "publish stall: 5 publishes took {took:?}; {} pings, {events} events meanwhile",
+        pings.len()
+    );
+    assert_eq!(acks, (0..5).collect::<Vec<_>>(), "acknowledged in order");
+    assert!(
+        took > Duration::from_millis(800),
+        "the link is slow: {took:?}"
+    );
+    // Pings every 300 ms throughout (a publish holding the loop made gaps of its round trips).
+    let mut last = Duration::ZERO;
+    for at in &pings {
+        assert!(
+            *at - last < Duration::from_millis(450),
+            "no ping between {last:?} and {at:?} (pings {pings:?}, took {took:?})"
+        );
+        last = *at;
+    }
+    assert!(
+        took - last < Duration::from_millis(450),
+        "pings {pings:?}, took {took:?}"
+    );
+    assert!(events > 0, "the busy channel's events kept coming");
+    busy.abort();
+    proxy.set(Mode::Pass);
+    other.stop().await;
+    node.stop().await;
+}

@@ -14,6 +14,7 @@
 //! its scopes and as a `skip` frame for the others; the history keeps both frames and the scopes,
 //! so a replay makes the same choice for the connection it is sent to.
 
+use super::floors::Floors;
 use super::kick::{Kick, KickReason};
 use super::outbound::{Entry, Logged, Outbound, Scopes};
 use super::request::{Delivery, Refusal, Request, Since, Subscribed, TooManyChannels};
@@ -43,6 +44,9 @@ pub struct Stats {
     pub subscriptions: usize,
     /// Events kept for replay, over all channels.
     pub history_events: usize,
+    /// Channels this node keeps: with subscribers, or with events in their history (in
+    /// process), or followed (Redis). The in-process hub forgets the others.
+    pub known_channels: usize,
 }
 
 /// One channel of `GET /stats/channels`.
@@ -151,9 +155,30 @@ struct Inner {
     subscriptions: usize,
     /// The sum of the channels' kept events.
     history_events: usize,
+    /// Where the numbering of forgotten channels resumes (in-process hub).
+    floors: Floors,
 }
 
 impl Inner {
+    /// A new log for `channel`: numbered after the floor of its forgotten past.
+    fn fresh_log(&self, channel: &str) -> ChannelLog<Logged> {
+        ChannelLog::starting_after(self.floors.start_of(channel))
+    }
+
+    /// Forgets `channel` if nothing is left of it (no subscriber, no kept event), raising its
+    /// floor; the in-process hub only (`forgets`).
+    fn forget_if_empty(&mut self, channel: &str, forgets: bool) {
+        let empty = self
+            .channels
+            .get(channel)
+            .is_some_and(|ch| ch.subscribers.is_empty() && ch.log.is_empty());
+        if forgets && empty {
+            if let Some(ch) = self.channels.remove(channel) {
+                self.floors.forget(channel, ch.log.last_seq());
+            }
+        }
+    }
+
     /// Removes one (connection, channel) pair; the caller has removed it from the connection.
     fn drop_subscription(&mut self, conn: ConnId, channel: &str, now: Millis, keep_empty: bool) {
         let Some(ch) = self.channels.get_mut(channel) else {
@@ -166,9 +191,7 @@ impl Inner {
         if ch.subscribers.is_empty() {
             self.active_channels -= 1;
             ch.idle_since = Some(now);
-            if !keep_empty && ch.log.last_seq() == 0 {
-                self.channels.remove(channel);
-            }
+            self.forget_if_empty(channel, !keep_empty);
         }
     }
 
@@ -214,6 +237,7 @@ impl Hub {
                 active_channels: 0,
                 subscriptions: 0,
                 history_events: 0,
+                floors: Floors::default(),
             }),
             next_id: AtomicU64::new(0),
             idle: Notify::new(),
@@ -354,14 +378,17 @@ impl Hub {
         }
 
         // The answer and the replay, read before anything changes.
-        let never_published = ChannelLog::new();
+        let never_published: Vec<ChannelLog<Logged>> = requested
+            .iter()
+            .map(|r| ChannelLog::starting_after(inner.floors.start_of(r.channel)))
+            .collect();
         let mut answer = Vec::with_capacity(requested.len());
         let mut replay: Vec<Outbound> = Vec::new();
-        for request in &requested {
+        for (request, never_published) in requested.iter().zip(&never_published) {
             let log = inner
                 .channels
                 .get(request.channel)
-                .map_or(&never_published, |ch| &ch.log);
+                .map_or(never_published, |ch| &ch.log);
             let before = replay.len();
             let recovered = match request.since {
                 Since::Now => None,
@@ -388,11 +415,11 @@ impl Hub {
             return Ok(Vec::new());
         }
 
-        for request in &requested {
+        for (request, log) in requested.iter().zip(never_published) {
             let ch = inner
                 .channels
                 .entry(Box::from(request.channel))
-                .or_insert_with(|| Channel::new(request.channel, ChannelLog::new(), now));
+                .or_insert_with(|| Channel::new(request.channel, log, now));
             if conn.channels.insert(Box::from(request.channel)) {
                 ch.subscribers.insert(id, conn.outbox.clone());
                 ch.idle_since = None;
@@ -501,13 +528,17 @@ impl Hub {
         let keep_empty = !self.creates_channels;
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let ch = match inner.channels.get_mut(channel) {
-            Some(ch) => ch,
-            None if self.creates_channels => inner
+        if !inner.channels.contains_key(channel) {
+            if !self.creates_channels {
+                return (Delivery::Untracked, 0);
+            }
+            let log = inner.fresh_log(channel);
+            inner
                 .channels
-                .entry(Box::from(channel))
-                .or_insert_with(|| Channel::new(channel, ChannelLog::new(), now)),
-            None => return (Delivery::Untracked, 0),
+                .insert(Box::from(channel), Channel::new(channel, log, now));
+        }
+        let Some(ch) = inner.channels.get_mut(channel) else {
+            return (Delivery::Untracked, 0);
         };
         let last_seq = ch.log.last_seq();
         let seq = seq.unwrap_or(last_seq + 1);
@@ -701,6 +732,22 @@ impl Hub {
             kept += channel.log.len();
         }
         inner.history_events = kept;
+        if self.creates_channels {
+            let Inner {
+                channels, floors, ..
+            } = inner;
+            channels.retain(|name, ch| {
+                let keep = !ch.subscribers.is_empty() || !ch.log.is_empty();
+                if !keep {
+                    floors.forget(name, ch.log.last_seq());
+                }
+                keep
+            });
+            // A map that held many more channels than it does now gives its memory back.
+            if channels.capacity() > 64 && channels.len() < channels.capacity() / 4 {
+                channels.shrink_to_fit();
+            }
+        }
     }
 
     pub fn stats(&self) -> Stats {
@@ -710,6 +757,7 @@ impl Hub {
             channels: inner.active_channels,
             subscriptions: inner.subscriptions,
             history_events: inner.history_events,
+            known_channels: inner.channels.len(),
         }
     }
 

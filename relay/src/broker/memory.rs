@@ -223,6 +223,7 @@ mod tests {
                 channels: 2,
                 subscriptions: 2,
                 history_events: 3,
+                known_channels: 3,
             }
         );
         broker.unsubscribe(a.id, &["x", "unknown"]);
@@ -233,6 +234,7 @@ mod tests {
                 channels: 1,
                 subscriptions: 1,
                 history_events: 3,
+                known_channels: 3,
             }
         );
         assert_eq!(
@@ -263,6 +265,7 @@ mod tests {
                 channels: 0,
                 subscriptions: 0,
                 history_events: 3,
+                known_channels: 2,
             }
         );
     }
@@ -336,6 +339,7 @@ mod tests {
                 channels: 1,
                 subscriptions: 1,
                 history_events: 3,
+                known_channels: 1,
             },
             "the slow one left"
         );
@@ -597,5 +601,78 @@ mod tests {
             positions,
             [None, Some(("c".to_owned(), 1)), Some(("c".to_owned(), 2))]
         );
+    }
+
+    #[test]
+    fn channels_with_nothing_left_are_forgotten() {
+        let broker = broker(10, 60_000);
+        for i in 0..100_000 {
+            broker.publish(&event(&format!("resources/posts/{i}")));
+        }
+        assert_eq!(broker.stats().known_channels, 100_000);
+        broker.sweep();
+        assert_eq!(
+            broker.stats().known_channels,
+            100_000,
+            "their events are kept"
+        );
+        broker.hub().advance(60_001);
+        broker.sweep();
+        assert_eq!(broker.stats().known_channels, 0);
+        assert_eq!(broker.stats().history_events, 0);
+        // A subscribed channel is kept, with or without events.
+        let a = broker.connect(8);
+        broker.subscribe(a.id, &live(&["kept"]), 10).expect("ok");
+        broker.hub().advance(120_000);
+        broker.sweep();
+        assert_eq!(broker.stats().known_channels, 1);
+        drop(a);
+        assert_eq!(
+            broker.stats().known_channels,
+            0,
+            "forgotten as its last subscriber leaves"
+        );
+    }
+
+    #[test]
+    fn a_resume_across_the_forgetting_is_numbered_on_or_resynced() {
+        let broker = broker(10, 1000);
+        let mut up_to_date = broker.connect(16);
+        let mut behind = broker.connect(16);
+        broker
+            .subscribe(up_to_date.id, &live(&["c"]), 10)
+            .expect("ok");
+        for _ in 0..3 {
+            broker.publish(&event("c"));
+        }
+        drain(&mut up_to_date);
+        // Both leave (up_to_date saw 1..3, behind only 1); the events expire and "c" is forgotten.
+        broker.unsubscribe(up_to_date.id, &["c"]);
+        broker.hub().advance(1001);
+        broker.sweep();
+        assert_eq!(broker.stats().known_channels, 0);
+        // New events on "c": numbered after what was forgotten, never from 1 again.
+        let next = broker.publish(&event("c")).seq();
+        assert!(next > 3, "numbered on: {next}");
+        broker.publish(&event("c"));
+        // Up to date when it was forgotten: its position is still one the channel had. Either the
+        // missed events follow (recovered), or it resyncs; never events under seqs it holds.
+        let answer = broker
+            .subscribe(up_to_date.id, &[since("c", 3)], 10)
+            .expect("ok");
+        let frames = drain(&mut up_to_date);
+        let replayed = seqs(&frames);
+        assert!(replayed.iter().all(|&seq| seq > 3), "{frames:?}");
+        if answer[0].recovered == Some(true) {
+            assert_eq!(replayed, [next, next + 1], "{frames:?}");
+        }
+        // Behind (it saw 1 only): the gap cannot be filled: exactly one resync, then live events.
+        let answer = broker
+            .subscribe(behind.id, &[since("c", 1)], 10)
+            .expect("ok");
+        assert_eq!(answer, vec![self::answer("c", next + 1, Some(false), 0)]);
+        broker.publish(&event("c"));
+        let frames = drain(&mut behind);
+        assert_eq!(seqs(&frames), [next + 2], "{frames:?}");
     }
 }

@@ -9,6 +9,7 @@
 //! whichever runs.
 
 pub mod epoch;
+mod floors;
 pub mod hub;
 pub mod keys;
 pub mod kick;

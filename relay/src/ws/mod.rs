@@ -632,17 +632,11 @@ impl Connection {
         let publisher = self
             .publisher
             .get_or_insert_with(|| Publisher::start(Arc::clone(state), member));
-        if publisher.submit(frame, grant).is_err() {
-            self.state.metrics.limit_hit(limit::PUBLISH_RATE);
-            let message = format!(
-                "{} publishes of this connection are waiting for the relay already: retry later",
-                publishing::MAX_IN_FLIGHT
-            );
-            return self
-                .send_error(ErrorCode::RateLimited, &message, Some(id))
-                .await;
+        if publisher.submit(frame, grant).await {
+            Ok(())
+        } else {
+            Err(Gone)
         }
-        Ok(())
     }
 
     /// Answers a publish the publish task is done with.

@@ -18,9 +18,11 @@ use live_protocol::frame::{decode_client, ClientFrame, FrameError};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Publishes one connection may have waiting for the broker at once; past it a publish is
-/// answered `rate_limited` at once.
-pub const MAX_IN_FLIGHT: usize = 64;
+/// Publishes one connection may have waiting for the broker at once (more than the client's own
+/// queue of unacknowledged publishes, which it resends back to back after a reconnect). Past it
+/// the connection's loop waits for room, as it waited for each publish before: only a client
+/// flooding the relay faster than it publishes is slowed down.
+pub const MAX_IN_FLIGHT: usize = 256;
 
 /// What became of one publish frame.
 #[derive(Debug)]
@@ -44,12 +46,6 @@ pub struct Publisher {
     outcomes: mpsc::Receiver<Outcome>,
 }
 
-/// Why a publish could not be handed over.
-pub enum Busy {
-    /// [`MAX_IN_FLIGHT`] publishes are waiting already.
-    Full,
-}
-
 impl Publisher {
     /// Starts the publish task of connection `member`.
     pub fn start(state: Arc<AppState>, member: ConnId) -> Publisher {
@@ -69,11 +65,10 @@ impl Publisher {
         Publisher { work, outcomes }
     }
 
-    /// Hands over the text of a `publish` frame (already checked to decode as one).
-    pub fn submit(&self, frame: Utf8Bytes, grant: Grant) -> Result<(), Busy> {
-        self.work
-            .try_send(Work { frame, grant })
-            .map_err(|_| Busy::Full)
+    /// Hands over the text of a `publish` frame (already checked to decode as one), waiting for
+    /// room when [`MAX_IN_FLIGHT`] are waiting; `false` when the task has ended.
+    pub async fn submit(&self, frame: Utf8Bytes, grant: Grant) -> bool {
+        self.work.send(Work { frame, grant }).await.is_ok()
     }
 
     /// The next outcome (pending while nothing is done).

@@ -2,6 +2,7 @@
 //! real HTTP client (reqwest), shared by the integration tests.
 #![allow(dead_code)] // each test crate uses part of it
 
+pub mod fault_proxy;
 pub mod process;
 pub mod redis;
 pub mod tokens;

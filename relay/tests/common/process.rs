@@ -15,6 +15,11 @@ impl RelayProcess {
     /// Starts `live-relay --addr 127.0.0.1:0 ARGS` with no `LIVE_RELAY_*` variable of the test's
     /// environment, and waits for its listening line.
     pub fn start(args: &[&str]) -> RelayProcess {
+        RelayProcess::start_with_env(args, &[])
+    }
+
+    /// [`RelayProcess::start`] with these environment variables set too.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_live-relay"));
         for (key, _) in std::env::vars() {
             if key.starts_with("LIVE_RELAY_") {
@@ -25,6 +30,7 @@ impl RelayProcess {
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
