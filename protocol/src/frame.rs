@@ -48,8 +48,11 @@ pub enum ErrorCode {
     /// Over the relay's limit of connections from one IP address.
     TooManyConnections,
     /// The relay cannot reach its broker (a cluster's Redis) right now: retry later, or another
-    /// relay.
+    /// relay. A publish refused so was not published.
     Unavailable,
+    /// A publish was handed to the broker (a cluster's Redis) but no answer came: it may have
+    /// been published, or may be yet. Only a publish with a `key` is safe to send again.
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
@@ -66,6 +69,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
         }
     }
 }

@@ -19,8 +19,9 @@ struct ErrorDetail<'a> {
 }
 
 /// The HTTP status of an error code: `401 unauthorized`, `403 forbidden`, `413 too_large`,
-/// `429 rate_limited` / `too_many_connections`, `503 unavailable` (with `Retry-After: 1`), `400` for the
-/// rest.
+/// `429 rate_limited` / `too_many_connections`, `503 unavailable` (with `Retry-After: 1`: not
+/// published, safe to retry), `504 outcome_unknown` (maybe published: retry only with the same
+/// `key`), `400` for the rest.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -28,6 +29,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::RateLimited | ErrorCode::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_REQUEST,
     }
 }

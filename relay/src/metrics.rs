@@ -56,6 +56,9 @@ pub struct Metrics {
     subscriptions: Gauge,
     history_events: Gauge,
     known_channels: Gauge,
+    redis_outages: prometheus_client::metrics::gauge::Gauge<u64, std::sync::atomic::AtomicU64>,
+    redis_push_overflows:
+        prometheus_client::metrics::gauge::Gauge<u64, std::sync::atomic::AtomicU64>,
     pub published: Counter,
     pub delivered: Counter,
     pub replayed: Counter,
@@ -77,6 +80,8 @@ impl Default for Metrics {
             subscriptions: Gauge::default(),
             history_events: Gauge::default(),
             known_channels: Gauge::default(),
+            redis_outages: Default::default(),
+            redis_push_overflows: Default::default(),
             published: Counter::default(),
             delivered: Counter::default(),
             replayed: Counter::default(),
@@ -109,6 +114,16 @@ impl Default for Metrics {
             "channels_known",
             "Channels the relay keeps: with a subscriber or kept events (others are forgotten)",
             m.known_channels.clone(),
+        );
+        m.registry.register(
+            "redis_outages",
+            "Times this cluster node lost Redis (each closed every connection with 1013)",
+            m.redis_outages.clone(),
+        );
+        m.registry.register(
+            "redis_push_overflows",
+            "Pub/sub messages this node dropped for falling behind (each one an outage)",
+            m.redis_push_overflows.clone(),
         );
         m.registry
             .register("events_published", "Events published", m.published.clone());
@@ -193,6 +208,8 @@ impl Metrics {
         gauge(&self.subscriptions, stats.subscriptions);
         gauge(&self.history_events, stats.history_events);
         gauge(&self.known_channels, stats.known_channels);
+        self.redis_outages.set(stats.redis_outages);
+        self.redis_push_overflows.set(stats.redis_push_overflows);
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::warn!("metrics could not be encoded: {e}");

@@ -271,7 +271,16 @@ impl AppState {
             }
             // Its key was seen: the answer of the first publish.
             Ok(broker::Published::Repeat { channel, seq }) => Ok((Cow::Owned(channel.into()), seq)),
-            Err(e) => Err(FrameError::new(ErrorCode::Unavailable, e.to_string())),
+            Err(broker::PublishFailure::Unavailable(e)) => {
+                Err(FrameError::new(ErrorCode::Unavailable, e.to_string()))
+            }
+            Err(broker::PublishFailure::OutcomeUnknown(e)) => Err(FrameError::new(
+                ErrorCode::OutcomeUnknown,
+                format!(
+                    "{e}: the publish may have been published (or may be, when the link delivers \
+                     it); send it again only with the same `key`"
+                ),
+            )),
         }
     }
 }

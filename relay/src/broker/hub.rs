@@ -47,6 +47,10 @@ pub struct Stats {
     /// Channels this node keeps: with subscribers, or with events in their history (in
     /// process), or followed (Redis). The in-process hub forgets the others.
     pub known_channels: usize,
+    /// Times this node lost Redis (0 in process).
+    pub redis_outages: u64,
+    /// Pub/sub messages this node dropped for falling behind (each one an outage; 0 in process).
+    pub redis_push_overflows: u64,
 }
 
 /// One channel of `GET /stats/channels`.
@@ -758,6 +762,8 @@ impl Hub {
             subscriptions: inner.subscriptions,
             history_events: inner.history_events,
             known_channels: inner.channels.len(),
+            redis_outages: 0,
+            redis_push_overflows: 0,
         }
     }
 

@@ -224,6 +224,8 @@ mod tests {
                 subscriptions: 2,
                 history_events: 3,
                 known_channels: 3,
+                redis_outages: 0,
+                redis_push_overflows: 0,
             }
         );
         broker.unsubscribe(a.id, &["x", "unknown"]);
@@ -235,6 +237,8 @@ mod tests {
                 subscriptions: 1,
                 history_events: 3,
                 known_channels: 3,
+                redis_outages: 0,
+                redis_push_overflows: 0,
             }
         );
         assert_eq!(
@@ -266,6 +270,8 @@ mod tests {
                 subscriptions: 0,
                 history_events: 3,
                 known_channels: 2,
+                redis_outages: 0,
+                redis_push_overflows: 0,
             }
         );
     }
@@ -340,6 +346,8 @@ mod tests {
                 subscriptions: 1,
                 history_events: 3,
                 known_channels: 1,
+                redis_outages: 0,
+                redis_push_overflows: 0,
             },
             "the slow one left"
         );

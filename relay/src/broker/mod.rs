@@ -31,7 +31,7 @@ pub enum TicketError {
 pub use hub::{ChannelStats, ConnId, Member, Settings, Stats};
 pub use kick::{Kick, KickReason};
 pub use outbound::{scopes, Outbound, Scopes};
-pub use outcome::{Published, SubscribeError, Unavailable};
+pub use outcome::{PublishFailure, Published, SubscribeError, Unavailable};
 pub use request::{Request, Since, Subscribed, TooManyChannels};
 
 use crate::publish::ValidEvent;
@@ -129,7 +129,7 @@ impl Broker {
     }
 
     /// Publishes an event (validated, its key namespaced).
-    pub async fn publish(&self, event: &ValidEvent<'_>) -> Result<Published, Unavailable> {
+    pub async fn publish(&self, event: &ValidEvent<'_>) -> Result<Published, PublishFailure> {
         match self {
             Broker::Memory(b) => Ok(b.publish(event)),
             Broker::Redis(b) => b.publish(event).await,
@@ -187,7 +187,10 @@ impl Broker {
 
     /// This node's counts.
     pub fn stats(&self) -> Stats {
-        self.hub().stats()
+        match self {
+            Broker::Memory(b) => b.stats(),
+            Broker::Redis(b) => b.stats(),
+        }
     }
 
     /// The channels with at least one subscriber (on any node), by name.

@@ -29,6 +29,17 @@ impl std::fmt::Display for Unavailable {
     }
 }
 
+/// Why a publish has no seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishFailure {
+    /// Not published: the broker could not be reached, nothing was sent.
+    Unavailable(Unavailable),
+    /// Sent to Redis, but no answer came (a timeout, a connection lost mid-command): it may have
+    /// been published, or may yet be when a slow link delivers it. Only a keyed publish is safe to
+    /// send again.
+    OutcomeUnknown(Unavailable),
+}
+
 /// Why a subscribe was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscribeError {

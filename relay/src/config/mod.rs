@@ -124,7 +124,8 @@ pub struct Config {
           value_parser = RangedU64ValueParser::<u32>::new().range(1..), help_heading = HEADING_LIMITS)]
     pub publish_burst: u32,
 
-    /// HTTP publishes per second of one API key or one token's user (0: no limit).
+    /// HTTP publishes per second of one API key, one token user, or one token without `sub` (0:
+    /// no limit).
     #[arg(long, env = "LIVE_RELAY_KEY_PUBLISH_RATE", default_value_t = DEFAULT_KEY_PUBLISH_RATE, help_heading = HEADING_LIMITS)]
     pub key_publish_rate: u32,
 

@@ -647,10 +647,20 @@ impl Connection {
                 self.flush_queue().await?;
                 self.send(encode_ack(id, seq).into()).await
             }
-            // Not answered: the client resends it, with its key, after reconnecting (it may have
-            // been published just before Redis went away; the key makes it once).
+            // Not answered with its id: the client keeps it and resends it, with its key, after
+            // reconnecting (to another node, or here once Redis is back); the key makes it once.
             Outcome::Refused { error, .. } if error.code == ErrorCode::Unavailable => {
                 self.unavailable(&error.message).await
+            }
+            // The same, said distinctly: it may have been published (the error has no id, so the
+            // client does not fail the publish; its resend with the key is answered with the
+            // first seq).
+            Outcome::Refused { error, .. } if error.code == ErrorCode::OutcomeUnknown => {
+                let _ = self
+                    .send_error(ErrorCode::OutcomeUnknown, &error.message, None)
+                    .await;
+                self.close(close_code::AGAIN, UNAVAILABLE_REASON).await;
+                Err(Gone)
             }
             Outcome::Refused { id, error } => {
                 self.send_error(error.code, &error.message, Some(id)).await

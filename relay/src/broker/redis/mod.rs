@@ -27,7 +27,7 @@ use super::epoch::new_epoch;
 use super::hub::{ChannelStats, Hub, Member, Settings};
 use super::kick::KickReason;
 use super::outbound::{Entry, Scopes};
-use super::outcome::{Published, SubscribeError, Unavailable};
+use super::outcome::{PublishFailure, Published, SubscribeError, Unavailable};
 use super::request::{Delivery, Refusal, Request, Since, Subscribed};
 use crate::publish::ValidEvent;
 use message::{encode_scopes, split_frame, Live};
@@ -35,10 +35,14 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
 use redis::{RedisError, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{channel, Receiver};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -54,9 +58,46 @@ pub const IDLE_UNFOLLOW: Duration = Duration::from_secs(10);
 /// How long a subscribe waits for this node to catch up with a `since` another node delivered,
 /// and a publisher for its own event to come back through the fan-out.
 pub const CATCH_UP: Duration = Duration::from_secs(1);
+/// Pub/sub pushes a node holds before its pump reads them (see [`Link::open`]).
+pub const PUSH_QUEUE: usize = 65_536;
 /// Reconnect backoff.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Hands pub/sub pushes to the pump through a bounded queue: a pump that falls behind does not
+/// grow the node until Redis cuts it off. A push that does not fit is dropped and counted, and
+/// `overflow` is set: the pump then takes the node down, and its clients resume from the history.
+fn bounded_push_sender(
+    tx: tokio::sync::mpsc::Sender<PushInfo>,
+    overflow: Arc<AtomicBool>,
+    overflows: Arc<AtomicU64>,
+) -> impl Fn(PushInfo) -> Result<(), ()> + Send + Sync + 'static {
+    move |push| match tx.try_send(push) {
+        Err(TrySendError::Full(_)) => {
+            overflows.fetch_add(1, Ordering::Relaxed);
+            overflow.store(true, Ordering::Release);
+            Err(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Waits for the future in `slot` and empties it (pending while there is none).
+async fn until_done<T>(slot: &mut Option<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> T {
+    match slot {
+        Some(future) => {
+            let output = future.as_mut().await;
+            *slot = None;
+            output
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a command's error means the link to Redis is gone (rather than a refused command).
+fn is_link_failure(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+}
 
 /// The node's link to Redis.
 #[derive(Debug)]
@@ -65,8 +106,17 @@ struct Link {
     client: redis::Client,
     /// The URL without its password, for messages.
     shown: String,
-    /// The connection while up, the reason while down.
-    conn: Mutex<Result<MultiplexedConnection, String>>,
+    /// The connection (and its generation) while up, the reason while down.
+    conn: Mutex<Result<(MultiplexedConnection, u64), String>>,
+    /// Counts the connections opened: a failure of a connection already replaced is ignored.
+    generation: AtomicU64,
+    /// Pub/sub pushes dropped because the node's pump fell [`PUSH_QUEUE`] behind.
+    push_overflows: Arc<AtomicU64>,
+    /// Set when a push was dropped: the pump takes the node down.
+    push_overflow: Arc<AtomicBool>,
+    /// Channels untracked after a fan-out gap, still `SUBSCRIBE`d: unsubscribed at the next
+    /// sweep unless followed again meanwhile.
+    orphans: Mutex<Vec<String>>,
     /// Woken when a command finds Redis gone.
     lost: Notify,
     /// Counts the times the node went down: a load begun before the last one is stale.
@@ -111,8 +161,8 @@ fn without_password(url: &str) -> String {
 }
 
 impl Link {
-    /// The connection, or why there is none.
-    fn conn(&self) -> Result<MultiplexedConnection, Unavailable> {
+    /// The connection and its generation, or why there is none.
+    fn conn(&self) -> Result<(MultiplexedConnection, u64), Unavailable> {
         lock(&self.conn).clone().map_err(Unavailable)
     }
 
@@ -120,26 +170,29 @@ impl Link {
         lock(&self.conn).is_ok()
     }
 
-    /// A failed command: when Redis is gone, the node goes down (the supervisor is woken).
-    fn failed(&self, what: &str, e: RedisError) -> Unavailable {
+    /// A command failed on the connection of `generation`: when Redis is gone, the node goes
+    /// down (the supervisor is woken), unless that connection was replaced already (a command
+    /// still in flight on a dead connection times out after the node reconnected: one network
+    /// fault is one outage).
+    fn failed(&self, generation: u64, what: &str, e: RedisError) -> Unavailable {
         let reason = format!("Redis at {} failed to {what}: {e}", self.shown);
-        if e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_unrecoverable_error()
-        {
+        let current = matches!(&*lock(&self.conn), Ok((_, g)) if *g == generation);
+        if is_link_failure(&e) && current {
             self.lost.notify_one();
         }
         Unavailable(reason)
     }
 
     /// Opens a connection and reads (or creates) the epoch.
-    async fn open(
-        &self,
-    ) -> Result<(MultiplexedConnection, UnboundedReceiver<PushInfo>, String), String> {
-        let (tx, rx) = unbounded_channel();
+    async fn open(&self) -> Result<(MultiplexedConnection, Receiver<PushInfo>, String), String> {
+        let (tx, rx) = channel(PUSH_QUEUE);
+        let sender = bounded_push_sender(
+            tx,
+            Arc::clone(&self.push_overflow),
+            Arc::clone(&self.push_overflows),
+        );
         let config = AsyncConnectionConfig::new()
-            .set_push_sender(tx)
+            .set_push_sender(sender)
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT));
         let mut conn = self
@@ -160,7 +213,8 @@ impl Link {
     /// Redis is back: takes its epoch (a new one closes every connection: the history is gone).
     fn up(&self, conn: MultiplexedConnection, epoch: &str) {
         self.adopt(epoch);
-        *lock(&self.conn) = Ok(conn);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        *lock(&self.conn) = Ok((conn, generation));
         info!(redis = %self.shown, "connected to Redis");
     }
 
@@ -170,6 +224,7 @@ impl Link {
         *lock(&self.conn) = Err(format!("the relay cannot reach Redis: {reason}"));
         self.downs.fetch_add(1, Ordering::AcqRel);
         lock(&self.syncing).clear();
+        lock(&self.orphans).clear();
         let epoch = self.hub.epoch();
         self.hub.reset(&epoch, KickReason::Unavailable);
     }
@@ -236,6 +291,7 @@ impl Link {
                 "fan-out messages were lost: the channel's clients resume from the history"
             );
             self.hub.untrack(channel, KickReason::Unavailable);
+            lock(&self.orphans).push(channel.to_owned());
         }
     }
 
@@ -246,10 +302,10 @@ impl Link {
         if self.hub.is_tracked(channel) {
             return Ok(());
         }
-        let mut conn = self.conn()?;
+        let (mut conn, generation) = self.conn()?;
         let downs = self.downs.load(Ordering::Acquire);
         lock(&self.syncing).insert(channel.to_owned(), Vec::new());
-        let loaded = self.load_channel(&mut conn, channel).await;
+        let loaded = self.load_channel(&mut conn, generation, channel).await;
         let mut syncing = lock(&self.syncing);
         let held = syncing.remove(channel);
         let (epoch, last_seq, kept) = loaded?;
@@ -280,11 +336,12 @@ impl Link {
     async fn load_channel(
         &self,
         conn: &mut MultiplexedConnection,
+        generation: u64,
         channel: &str,
     ) -> Result<(String, u64, Vec<(Entry, u64)>), Unavailable> {
         conn.subscribe(self.names.fanout(channel))
             .await
-            .map_err(|e| self.failed("subscribe", e))?;
+            .map_err(|e| self.failed(generation, "subscribe", e))?;
         let reply: Vec<String> = self
             .load
             .key(self.names.epoch())
@@ -293,7 +350,7 @@ impl Link {
             .arg(new_epoch())
             .invoke_async(conn)
             .await
-            .map_err(|e| self.failed("load a channel", e))?;
+            .map_err(|e| self.failed(generation, "load a channel", e))?;
         let bad = || Unavailable(format!("Redis answered the load of `{channel}` oddly"));
         let mut fields = reply.into_iter();
         let epoch = fields.next().ok_or_else(bad)?;
@@ -317,54 +374,89 @@ impl Link {
         Ok((epoch, last_seq, kept))
     }
 
-    /// Unfollows the channels idle on this node.
+    /// Unfollows the channels idle on this node, and those untracked after a fan-out gap that
+    /// nobody followed again.
     async fn unfollow_idle(&self) {
         let _one_at_a_time = self.follow.lock().await;
         let idle_ms = u64::try_from(IDLE_UNFOLLOW.as_millis()).unwrap_or(u64::MAX);
-        let gone = self.hub.untrack_idle(idle_ms);
+        let mut gone = self.hub.untrack_idle(idle_ms);
+        let orphans = std::mem::take(&mut *lock(&self.orphans));
+        gone.extend(orphans.into_iter().filter(|c| !self.hub.is_tracked(c)));
         if gone.is_empty() {
             return;
         }
-        let Ok(mut conn) = self.conn() else { return };
+        let Ok((mut conn, generation)) = self.conn() else {
+            return;
+        };
         let names: Vec<String> = gone.iter().map(|c| self.names.fanout(c)).collect();
         if let Err(e) = conn.unsubscribe(&names).await {
             // Messages of these channels are ignored until the connection is replaced.
-            self.failed("unsubscribe", e);
+            self.failed(generation, "unsubscribe", e);
         }
     }
 
-    /// Pings Redis with this node's subscriber counts.
-    async fn heartbeat(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    /// Pings Redis with this node's subscriber counts: only what changed since `sent` (what the
+    /// node's hash holds), with the expiry renewed. Returns what the hash holds after it.
+    async fn heartbeat(
+        &self,
+        mut conn: MultiplexedConnection,
+        sent: &HashMap<String, usize>,
+    ) -> Result<HashMap<String, usize>, RedisError> {
         let now = unix_ms();
         let key = self.names.node(&self.node);
         let nodes = self.names.nodes();
-        let counts = self.hub.channel_stats();
+        let counts: HashMap<String, usize> = self
+            .hub
+            .channel_stats()
+            .into_iter()
+            .map(|(c, s)| (c, s.subscribers))
+            .collect();
+        let changed: Vec<(&str, usize)> = counts
+            .iter()
+            .filter(|(c, n)| sent.get(*c) != Some(n))
+            .map(|(c, n)| (c.as_str(), *n))
+            .collect();
+        let removed: Vec<&str> = sent
+            .keys()
+            .filter(|c| !counts.contains_key(*c))
+            .map(String::as_str)
+            .collect();
         let mut pipe = redis::pipe();
         pipe.atomic()
             .zadd(&nodes, &self.node, now)
             .ignore()
             .zrembyscore(&nodes, 0, now.saturating_sub(NODE_EXPIRY_MS))
-            .ignore()
-            .del(&key)
             .ignore();
-        if !counts.is_empty() {
-            let pairs: Vec<(&str, usize)> = counts
-                .iter()
-                .map(|(c, s)| (c.as_str(), s.subscribers))
-                .collect();
-            pipe.hset_multiple(&key, &pairs).ignore();
-            pipe.pexpire(&key, i64::try_from(NODE_EXPIRY_MS).unwrap_or(i64::MAX))
-                .ignore();
+        if !removed.is_empty() {
+            pipe.hdel(&key, &removed).ignore();
         }
-        pipe.query_async::<()>(conn).await
+        if !changed.is_empty() {
+            pipe.hset_multiple(&key, &changed).ignore();
+        }
+        pipe.pexpire(&key, i64::try_from(NODE_EXPIRY_MS).unwrap_or(i64::MAX))
+            .ignore();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(counts)
     }
 
-    /// Reads fan-out messages until the connection is lost; returns why.
-    async fn pump(&self, pushes: &mut UnboundedReceiver<PushInfo>) -> String {
+    /// Reads fan-out messages until the connection is lost; returns why. The heartbeat runs
+    /// beside the pushes, never in front of them: on a slow link a push is handed on as it
+    /// arrives, not after the heartbeat's reply.
+    async fn pump(&self, pushes: &mut Receiver<PushInfo>) -> String {
         let mut ticker = tokio::time::interval(HEARTBEAT);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The node's hash in Redis is rewritten whole on a new connection (it may have expired).
+        let mut sent: HashMap<String, usize> = HashMap::new();
+        let mut beat = None;
         loop {
+            if self.push_overflow.swap(false, Ordering::AcqRel) {
+                return format!(
+                    "the relay fell {PUSH_QUEUE} pub/sub messages behind: resuming its clients \
+                     from the history"
+                );
+            }
             tokio::select! {
+                biased;
                 push = pushes.recv() => match push {
                     None => return "the connection closed".to_owned(),
                     Some(push) => match push.kind {
@@ -374,20 +466,25 @@ impl Link {
                     },
                 },
                 _ = self.lost.notified() => return "a command failed".to_owned(),
-                _ = ticker.tick() => {
-                    let Ok(mut conn) = self.conn() else {
+                beaten = until_done(&mut beat) => match beaten {
+                    Ok(now_sent) => sent = now_sent,
+                    Err(e) => return format!("a ping failed: {e}"),
+                },
+                _ = ticker.tick(), if beat.is_none() => {
+                    let Ok((conn, _)) = self.conn() else {
                         return "the connection was dropped".to_owned();
                     };
-                    if let Err(e) = self.heartbeat(&mut conn).await {
-                        return format!("a ping failed: {e}");
-                    }
+                    let previous = std::mem::take(&mut sent);
+                    beat = Some(Box::pin(async move {
+                        self.heartbeat(conn, &previous).await
+                    }));
                 }
             }
         }
     }
 
     /// Keeps the node connected for as long as it runs.
-    async fn supervise(self: Arc<Self>, mut pushes: UnboundedReceiver<PushInfo>) {
+    async fn supervise(self: Arc<Self>, mut pushes: Receiver<PushInfo>) {
         loop {
             let reason = self.pump(&mut pushes).await;
             self.down(reason);
@@ -446,6 +543,10 @@ impl RedisBroker {
             client,
             shown,
             conn: Mutex::new(Err("connecting to Redis".to_owned())),
+            generation: AtomicU64::new(0),
+            push_overflows: Arc::new(AtomicU64::new(0)),
+            push_overflow: Arc::new(AtomicBool::new(false)),
+            orphans: Mutex::new(Vec::new()),
             lost: Notify::new(),
             downs: AtomicU64::new(0),
             follow: tokio::sync::Mutex::new(()),
@@ -470,9 +571,18 @@ impl RedisBroker {
         &self.hub
     }
 
+    /// The hub's counts, with the link's outages and dropped pushes.
+    pub fn stats(&self) -> super::hub::Stats {
+        super::hub::Stats {
+            redis_outages: self.link.downs.load(Ordering::Acquire),
+            redis_push_overflows: self.link.push_overflows.load(Ordering::Relaxed),
+            ..self.hub.stats()
+        }
+    }
+
     /// Why the node cannot serve, while Redis is unreachable.
     pub fn health(&self) -> Result<(), Unavailable> {
-        self.link.conn().map(|_| ())
+        self.link.conn().map(drop)
     }
 
     /// Registers a connection, unless Redis is unreachable.
@@ -494,7 +604,11 @@ impl RedisBroker {
             // (at once when this node is there already or does not follow the channel).
             for request in requests {
                 if let Since::Seq(seen) = request.since {
-                    self.hub.wait_for(request.channel, seen, CATCH_UP).await;
+                    if !self.hub.wait_for(request.channel, seen, CATCH_UP).await {
+                        self.check_not_behind(request.channel, seen)
+                            .await
+                            .map_err(SubscribeError::Unavailable)?;
+                    }
                 }
             }
             match self.hub.subscribe(id, requests, max_channels) {
@@ -516,14 +630,43 @@ impl RedisBroker {
         )))
     }
 
+    /// A client resumes `channel` from `seen`, which this node has not reached after waiting
+    /// [`CATCH_UP`]: either the position is one the channel never had (answered as a gap), or
+    /// this node is behind the cluster (its link to Redis is failing and it has not noticed yet).
+    /// Then it must not answer `recovered: false` with its own older seq (the client would resync
+    /// and get events twice when it moves on): it is refused as unavailable, and the client goes
+    /// to another node. Redis is asked which it is; no answer within [`CATCH_UP`] counts as behind.
+    async fn check_not_behind(&self, channel: &str, seen: u64) -> Result<(), Unavailable> {
+        let behind = || {
+            Unavailable(format!(
+                "this relay is behind the cluster on `{channel}` (its link to Redis is failing): \
+                 reconnect to another relay"
+            ))
+        };
+        let (mut conn, generation) = self.link.conn()?;
+        let mut command = redis::cmd("GET");
+        command.arg(self.link.names.seq(channel));
+        let read = command.query_async::<Option<u64>>(&mut conn);
+        match tokio::time::timeout(CATCH_UP, read).await {
+            Ok(Ok(last)) if last.unwrap_or(0) < seen => Ok(()),
+            Ok(Ok(_)) | Err(_) => Err(behind()),
+            Ok(Err(e)) => Err(self.link.failed(generation, "read a channel's seq", e)),
+        }
+    }
+
     /// Publishes through the script. The event reaches this node's subscribers through the
     /// fan-out, a moment later (see [`Broker::delivered`](super::Broker::delivered)).
-    pub async fn publish(&self, event: &ValidEvent<'_>) -> Result<Published, Unavailable> {
-        let mut conn = self.link.conn()?;
+    /// Fails with [`PublishFailure::Unavailable`] when nothing was sent (the node knows Redis is
+    /// gone), and with [`PublishFailure::OutcomeUnknown`] when the script was sent and its answer
+    /// did not come: Redis may run it when the link delivers it.
+    pub async fn publish(&self, event: &ValidEvent<'_>) -> Result<Published, PublishFailure> {
+        let (mut conn, generation) = self.link.conn().map_err(PublishFailure::Unavailable)?;
         let settings = *self.hub.settings();
         let frame = event.frame(0);
         let (head, tail) = split_frame(frame.as_str()).ok_or_else(|| {
-            Unavailable("the relay could not prepare the event frame (a bug)".to_owned())
+            PublishFailure::Unavailable(Unavailable(
+                "the relay could not prepare the event frame (a bug)".to_owned(),
+            ))
         })?;
         let scopes = encode_scopes(event.scopes.as_deref());
         let channel: &str = &event.channel;
@@ -543,10 +686,16 @@ impl RedisBroker {
             .arg(settings.publish_key_ttl_ms.max(1))
             .arg(names.fanout(channel))
             .arg(if key.is_some() { "1" } else { "0" });
-        let (epoch, new, seq): (String, u8, u64) = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.link.failed("publish", e))?;
+        let (epoch, new, seq): (String, u8, u64) =
+            call.invoke_async(&mut conn).await.map_err(|e| {
+                let unknown = is_link_failure(&e);
+                let failure = self.link.failed(generation, "publish", e);
+                if unknown {
+                    PublishFailure::OutcomeUnknown(failure)
+                } else {
+                    PublishFailure::Unavailable(failure)
+                }
+            })?;
         if *self.hub.epoch() != *epoch {
             self.link.adopt(&epoch);
         }
@@ -566,7 +715,7 @@ impl RedisBroker {
         token: &str,
         ttl: Duration,
     ) -> Result<(), Unavailable> {
-        let mut conn = self.link.conn()?;
+        let (mut conn, generation) = self.link.conn()?;
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         redis::cmd("SET")
             .arg(self.link.names.ticket(ticket))
@@ -576,17 +725,17 @@ impl RedisBroker {
             .arg("NX")
             .query_async::<()>(&mut conn)
             .await
-            .map_err(|e| self.link.failed("keep a ticket", e))
+            .map_err(|e| self.link.failed(generation, "keep a ticket", e))
     }
 
     /// Uses up a ticket: the token it was issued for, if it was waiting.
     pub async fn take_ticket(&self, ticket: &str) -> Result<Option<String>, Unavailable> {
-        let mut conn = self.link.conn()?;
+        let (mut conn, generation) = self.link.conn()?;
         redis::cmd("GETDEL")
             .arg(self.link.names.ticket(ticket))
             .query_async(&mut conn)
             .await
-            .map_err(|e| self.link.failed("redeem a ticket", e))
+            .map_err(|e| self.link.failed(generation, "redeem a ticket", e))
     }
 
     /// Forgets old events and unfollows idle channels.
@@ -599,7 +748,7 @@ impl RedisBroker {
 
     /// The channels with subscribers on any node, with their last seq.
     pub async fn channel_stats(&self) -> Result<BTreeMap<String, ChannelStats>, Unavailable> {
-        let mut conn = self.link.conn()?;
+        let (mut conn, generation) = self.link.conn()?;
         let now = unix_ms();
         let nodes: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(self.link.names.nodes())
@@ -607,7 +756,7 @@ impl RedisBroker {
             .arg("+inf")
             .query_async(&mut conn)
             .await
-            .map_err(|e| self.link.failed("read the nodes", e))?;
+            .map_err(|e| self.link.failed(generation, "read the nodes", e))?;
         let mut subscribers: BTreeMap<String, usize> = self
             .hub
             .channel_stats()
@@ -619,7 +768,7 @@ impl RedisBroker {
                 .arg(self.link.names.node(node))
                 .query_async(&mut conn)
                 .await
-                .map_err(|e| self.link.failed("read a node's counts", e))?;
+                .map_err(|e| self.link.failed(generation, "read a node's counts", e))?;
             for (channel, n) in counts {
                 *subscribers.entry(channel).or_default() += n;
             }
@@ -633,7 +782,7 @@ impl RedisBroker {
             .arg(&keys)
             .query_async(&mut conn)
             .await
-            .map_err(|e| self.link.failed("read the seqs", e))?;
+            .map_err(|e| self.link.failed(generation, "read the seqs", e))?;
         Ok(subscribers
             .into_iter()
             .zip(seqs)
@@ -651,6 +800,24 @@ impl RedisBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_push_that_does_not_fit_is_counted_and_takes_the_node_down() {
+        let (tx, mut rx) = channel(2);
+        let overflow = Arc::new(AtomicBool::new(false));
+        let overflows = Arc::new(AtomicU64::new(0));
+        let send = bounded_push_sender(tx, Arc::clone(&overflow), Arc::clone(&overflows));
+        let push = || PushInfo {
+            kind: PushKind::Message,
+            data: Vec::new(),
+        };
+        assert_eq!((send(push()), send(push())), (Ok(()), Ok(())));
+        assert!(!overflow.load(Ordering::Acquire));
+        assert_eq!(send(push()), Err(()), "the queue is full");
+        assert!(overflow.load(Ordering::Acquire));
+        assert_eq!(overflows.load(Ordering::Relaxed), 1);
+        assert!(rx.try_recv().is_ok(), "what fitted is kept");
+    }
 
     #[test]
     fn passwords_are_not_shown() {
