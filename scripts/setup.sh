@@ -49,8 +49,9 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/rolldown ] ||
 fi
 
 apt_install brotli
-# The relay's cluster tests run a real Redis (started by the tests on a free port, no persistence).
-apt_install redis-server
+# The relay's cluster tests run a real Redis (started by the tests on a free port, no persistence);
+# its TLS test (relay/tests/redis_tls.rs) makes a CA and certificates with the openssl command line.
+apt_install redis-server openssl
 # The Igniter.js server the SSE tests read (tests/igniter).
 if [ ! -f tests/igniter/node_modules/.package-lock.json ] || [ tests/igniter/package-lock.json -nt tests/igniter/node_modules/.package-lock.json ]; then
   say "installing the Igniter.js test server (tests/igniter)"

@@ -115,9 +115,14 @@ where
     let settings = Settings::from_config(&config);
     let broker = match &config.redis {
         None => Broker::memory(settings),
-        Some(url) => Broker::redis(url, &config.redis_prefix, settings)
-            .await
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e))?,
+        Some(url) => Broker::redis(
+            url,
+            &config.redis_prefix,
+            config.redis_ca.as_deref(),
+            settings,
+        )
+        .await
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e))?,
     };
     let broker = Arc::new(broker);
     let sweeper = tokio::spawn(sweep(Arc::clone(&broker), sweep_interval(&config)));

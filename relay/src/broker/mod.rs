@@ -54,9 +54,16 @@ impl Broker {
         Broker::Memory(MemoryBroker::with_settings(settings))
     }
 
-    /// The Redis broker on `url`, its keys under `prefix`; refuses (with the reason) when Redis cannot be reached.
-    pub async fn redis(url: &str, prefix: &str, settings: Settings) -> Result<Self, String> {
-        RedisBroker::connect(url, prefix, settings)
+    /// The Redis broker on `url`, its keys under `prefix`, a `rediss://` server's certificate
+    /// checked against the CAs in `ca` (PEM) when given; refuses (with the reason) when Redis
+    /// cannot be reached.
+    pub async fn redis(
+        url: &str,
+        prefix: &str,
+        ca: Option<&std::path::Path>,
+        settings: Settings,
+    ) -> Result<Self, String> {
+        RedisBroker::connect(url, prefix, ca, settings)
             .await
             .map(Broker::Redis)
     }

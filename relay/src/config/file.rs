@@ -148,6 +148,27 @@ mod tests {
     }
 
     #[test]
+    fn the_file_sets_the_redis_ca() {
+        if std::env::vars().any(|(k, _)| k.starts_with("LIVE_RELAY_")) {
+            return; // the environment would take precedence over the file
+        }
+        let path = with_file(
+            "redis-ca",
+            "redis = \"rediss://cache.internal:6380\"\nredis_ca = \"/etc/live-relay/redis-ca.pem\"\n",
+        );
+        let config = load_file(&path, &[]).expect("loads");
+        assert_eq!(
+            config.redis.as_deref(),
+            Some("rediss://cache.internal:6380")
+        );
+        assert_eq!(
+            config.redis_ca.as_deref(),
+            Some(Path::new("/etc/live-relay/redis-ca.pem"))
+        );
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
     fn errors_name_the_file_and_the_key() {
         let path = with_file("typo", "histroy_size = 5\n");
         let e = load_file(&path, &[]).expect_err("unknown key");

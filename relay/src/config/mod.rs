@@ -191,13 +191,18 @@ pub struct Config {
           value_parser = RangedU64ValueParser::<u64>::new().range(0..=(30 * 86_400_000)), help_heading = HEADING_HISTORY)]
     pub publish_key_ttl_ms: u64,
 
-    /// Run as one node of a cluster over Redis (`redis://[user:password@]host:port[/db]` or
-    /// `unix:///path/to/redis.sock`): every node on the same Redis shares the channels' numbering,
-    /// history and publish keys, so a client can resume on any node. Without it, one process
-    /// keeps everything in memory. See docs/SCALING.md.
+    /// Run as one node of a cluster over Redis (`redis://[user:password@]host:port[/db]`,
+    /// `rediss://…` for TLS, or `unix:///path/to/redis.sock`): every node on the same Redis
+    /// shares the channels' numbering, history and publish keys, so a client can resume on any
+    /// node. Without it, one process keeps everything in memory. See docs/SCALING.md.
     #[arg(long, env = "LIVE_RELAY_REDIS_URL", hide_env_values = true, value_name = "URL",
           value_parser = redis_url, help_heading = HEADING_CLUSTER)]
     pub redis: Option<String>,
+
+    /// PEM file of the CA(s) that signed the Redis server's TLS certificate (`rediss://` only):
+    /// the certificate is checked against these instead of the public CAs built in.
+    #[arg(long, env = "LIVE_RELAY_REDIS_CA", value_name = "PEM", help_heading = HEADING_CLUSTER)]
+    pub redis_ca: Option<PathBuf>,
 
     /// What every Redis key and pub/sub channel of this cluster starts with, so that several
     /// clusters (staging and production, say) can share one Redis.
@@ -219,16 +224,17 @@ fn redis_prefix(text: &str) -> Result<String, String> {
     }
 }
 
-/// A `redis://` or `unix://` URL (checked again, fully, when connecting).
+/// A `redis://`, `rediss://` (TLS) or `unix://` URL (checked again, fully, when connecting).
 fn redis_url(text: &str) -> Result<String, String> {
     let scheme = text.split_once("://").map(|(s, _)| s);
     match scheme {
         Some("redis" | "unix" | "redis+unix") => Ok(text.to_owned()),
-        Some("rediss") => Err(
-            "TLS to Redis (rediss://) is not built in: reach Redis over a private network, or \
-             through a TLS tunnel (stunnel, spiped) with a redis:// URL"
+        Some("rediss") if text.ends_with("#insecure") => Err(
+            "rediss://…#insecure (no check of the server's certificate) is not supported: give \
+             the CA that signed it with --redis-ca"
                 .to_owned(),
         ),
+        Some("rediss") => Ok(text.to_owned()),
         _ => Err("expected a Redis URL such as redis://127.0.0.1:6379".to_owned()),
     }
 }
@@ -240,7 +246,9 @@ impl Config {
     }
 
     /// Refuses a configuration that would put an open relay on the network: without a token key,
-    /// only a loopback address may be bound, unless `--insecure-no-auth` says otherwise.
+    /// only a loopback address may be bound, unless `--insecure-no-auth` says otherwise. Also
+    /// refuses a `--redis-ca` that is not a readable PEM file of certificates, or that is given
+    /// without a `rediss://` URL.
     pub fn check(&self) -> Result<(), String> {
         if !self.addr.ip().is_loopback() && !self.has_token_key() && !self.insecure_no_auth {
             return Err(format!(
@@ -256,7 +264,7 @@ impl Config {
                 self.addr
             ));
         }
-        Ok(())
+        crate::broker::redis::tls::check(self.redis.as_deref(), self.redis_ca.as_deref())
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -312,6 +320,7 @@ impl Default for Config {
             static_dir: None,
             demo: false,
             redis: None,
+            redis_ca: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
         }
     }
@@ -346,7 +355,11 @@ mod tests {
             .expect("a Redis URL");
         assert_eq!(c.redis.as_deref(), Some("redis://10.0.0.5:6379/2"));
         assert_eq!(c.redis_prefix, "wlp");
-        for bad in ["10.0.0.5:6379", "http://x", "rediss://x"] {
+        let c =
+            Config::try_parse_from(["live-relay", "--redis", "rediss://u:p@cache.example:6380"])
+                .expect("a TLS URL");
+        assert_eq!(c.redis.as_deref(), Some("rediss://u:p@cache.example:6380"));
+        for bad in ["10.0.0.5:6379", "http://x", "rediss://x:6380/#insecure"] {
             assert!(
                 Config::try_parse_from(["live-relay", "--redis", bad]).is_err(),
                 "{bad}"
@@ -356,6 +369,33 @@ mod tests {
             let args = ["live-relay", "--redis-prefix", bad];
             assert!(Config::try_parse_from(args).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_redis_ca_needs_a_tls_url_and_a_pem_file() {
+        let with = |url: &str, ca: &str| Config {
+            redis: Some(url.to_owned()),
+            redis_ca: Some(PathBuf::from(ca)),
+            ..Config::default()
+        };
+        let e = with("redis://127.0.0.1:6379", "/nonexistent/ca.pem")
+            .check()
+            .expect_err("a CA for a plain URL");
+        assert!(e.contains("--redis-ca") && e.contains("rediss://"), "{e}");
+        let e = with("rediss://127.0.0.1:6380", "/nonexistent/ca.pem")
+            .check()
+            .expect_err("a missing CA");
+        assert!(e.starts_with("--redis-ca /nonexistent/ca.pem: "), "{e}");
+        let c = Config {
+            redis_ca: Some(PathBuf::from("/nonexistent/ca.pem")),
+            ..Config::default()
+        };
+        assert!(c.check().is_err(), "a CA without --redis");
+        let c = Config {
+            redis: Some("rediss://127.0.0.1:6380".to_owned()),
+            ..Config::default()
+        };
+        assert_eq!(c.check(), Ok(()), "the public CAs");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The Redis broker (`--redis redis://…`): several relay nodes share one Redis, which numbers
+//! The Redis broker (`--redis redis://…`, or `rediss://…` over TLS: see [`tls`]): several relay nodes share one Redis, which numbers
 //! every channel's events, keeps their history and the publish keys, and fans each event out to
 //! every node over pub/sub. Each node's [`Hub`] follows the channels its connections subscribe
 //! to and delivers to them exactly as the in-process broker does.
@@ -22,6 +22,7 @@
 
 pub mod message;
 pub mod script;
+pub mod tls;
 
 use super::epoch::new_epoch;
 use super::hub::{ChannelStats, Hub, Member, Settings};
@@ -36,6 +37,7 @@ use redis::{AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo
 use redis::{RedisError, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,6 +108,8 @@ struct Link {
     client: redis::Client,
     /// The URL without its password, for messages.
     shown: String,
+    /// The `--redis-ca` file the server's certificate is checked against, for messages.
+    ca: Option<PathBuf>,
     /// The connection (and its generation) while up, the reason while down.
     conn: Mutex<Result<(MultiplexedConnection, u64), String>>,
     /// Counts the connections opened: a failure of a connection already replaced is ignored.
@@ -199,7 +203,10 @@ impl Link {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| format!("cannot connect to Redis at {}: {e}", self.shown))?;
+            .map_err(|e| match tls::untrusted(&e) {
+                Some(why) => tls::untrusted_reason(&self.shown, &why, self.ca.as_deref()),
+                None => format!("cannot connect to Redis at {}: {e}", self.shown),
+            })?;
         let epoch: String = self
             .epoch
             .key(self.names.epoch())
@@ -524,9 +531,15 @@ impl Drop for RedisBroker {
 }
 
 impl RedisBroker {
-    /// Connects to Redis at `url`, under the key prefix `prefix` (refusing to start, with the
+    /// Connects to Redis at `url`, under the key prefix `prefix`, checking a `rediss://` server's
+    /// certificate against the CAs of the PEM file `ca` when given (refusing to start, with the
     /// reason, when it cannot).
-    pub async fn connect(url: &str, prefix: &str, settings: Settings) -> Result<Self, String> {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        ca: Option<&Path>,
+        settings: Settings,
+    ) -> Result<Self, String> {
         let shown = without_password(url);
         let info = url
             .into_connection_info()
@@ -535,13 +548,13 @@ impl RedisBroker {
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(resp3))
-            .map_err(|e| format!("--redis `{shown}`: {e}"))?;
+        let client = tls::client(info.set_redis_settings(resp3), &shown, ca)?;
         let hub = Arc::new(Hub::new(settings, "", false));
         let link = Arc::new(Link {
             hub: Arc::clone(&hub),
             client,
             shown,
+            ca: ca.map(Path::to_path_buf),
             conn: Mutex::new(Err("connecting to Redis".to_owned())),
             generation: AtomicU64::new(0),
             push_overflows: Arc::new(AtomicU64::new(0)),
