@@ -69,6 +69,13 @@ test-packed: pkg relay
 	$(SAY) "the packed npm package in a fresh Vite app, in headless Chromium"
 	@node --test tests/packed/
 
+.PHONY: test-server
+# Node 20 has a global WebSocket only with --experimental-websocket (later Nodes have it anyway).
+WS_FLAG = $(shell node -e 'typeof WebSocket === "function" || console.log("--experimental-websocket")')
+test-server: pkg relay
+	$(SAY) "wasm-live-provider/server: tokens (checked with jose), retries through a failing proxy and the packed subpath, against real relays"
+	@node $(WS_FLAG) --test tests/server/
+
 test-e2e: www relay
 	$(SAY) "end to end: the demo in two headless Chromium contexts (Playwright)"
 	@node --test tests/e2e/
@@ -97,7 +104,7 @@ fuzz:
 	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-test: setup-browsers lint test-native test-redis pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-e2e test-bench
+test: setup-browsers lint test-native test-redis pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:

@@ -41,10 +41,11 @@ if ! command -v wasm-pack >/dev/null; then
 fi
 
 # npm tools: wasm-opt from the npm `binaryen` package (never Debian's binaryen), rolldown (minifies the
-# shipped JS), Playwright, Vite, tsc; React, react-dom and Vue, for the adapters' tests (tests/adapters).
+# shipped JS), Playwright, Vite, tsc; React, react-dom and Vue, for the adapters' tests (tests/adapters);
+# jose, which the tests of wasm-live-provider/server check its tokens with (tests/server).
 if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/rolldown ] || [ ! -f node_modules/react-dom/server.js ] \
-  || [ package.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm tools (binaryen, playwright-core, vite, typescript, react, vue)"
+  || [ ! -f node_modules/jose/package.json ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm tools (binaryen, playwright-core, vite, typescript, react, vue, jose)"
   npm install --no-audit --no-fund --loglevel=error
 fi
 
