@@ -22,8 +22,8 @@ pkg: setup
 	@bash scripts/build-pkg.sh
 
 relay:
-	$(SAY) "building the relay (cargo build --release -p live-relay)"
-	@cargo build -q --release -p live-relay
+	$(SAY) "building the relay (cargo build --profile server -p live-relay)"
+	@cargo build -q --profile server -p live-relay
 
 www: pkg
 	$(SAY) "building the demo apps (Refine and Vue) with Vite into www/dist/"
@@ -31,7 +31,7 @@ www: pkg
 
 demo: www relay
 	$(SAY) "open http://$(DEMO_ADDR)/ (Refine) and http://$(DEMO_ADDR)/vue.html (Vue) in two windows; Ctrl-C stops the relay"
-	@./target/release/live-relay --addr $(DEMO_ADDR) --demo --static-dir www/dist
+	@./target/server/live-relay --addr $(DEMO_ADDR) --demo --static-dir www/dist
 
 # Both feature sets of the crate: the default (WebSocket, protocol v1) and --all-features (SSE,
 # Igniter.js, the simple protocol: the package's full/ build).
@@ -92,6 +92,11 @@ test-igniter:
 	$(SAY) "the Igniter.js test server's wire format (tests/igniter)"
 	@IGNITER_SKIP_KEEPALIVE=1 node --test tests/igniter/
 
+.PHONY: test-relay-build
+test-relay-build: relay
+	$(SAY) "the relay's server build: a panicking connection leaves the process and the others serving"
+	@RELAY_BINARY_UNDER_TEST=$(CURDIR)/target/server/live-relay cargo test -q -p live-relay --test panics
+
 .PHONY: test-simple
 test-simple: pkg
 	$(SAY) "protocol \"simple\": the seed-protocol test server (tests/simple) and the option's checks in pkg/index.js"
@@ -104,7 +109,7 @@ fuzz:
 	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-test: setup-browsers lint test-native test-redis pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
+test: setup-browsers lint test-native test-redis test-relay-build pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:

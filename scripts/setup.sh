@@ -50,6 +50,12 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/rolldown ] ||
 fi
 
 apt_install brotli
+# The relay's static Linux binary (make npm): the musl target, and musl-gcc for ring's C parts.
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  say "adding the x86_64-unknown-linux-musl Rust target"
+  rustup target add x86_64-unknown-linux-musl
+fi
+apt_install musl-tools
 # The relay's cluster tests run a real Redis (started by the tests on a free port, no persistence);
 # its TLS test (relay/tests/redis_tls.rs) makes a CA and certificates with the openssl command line.
 apt_install redis-server openssl

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m[test-browser]\033[0m %s\n' "$*"; }
 browsers=("${@:-chrome firefox}")
 read -r -a browsers <<<"${browsers[*]}"
-cargo build -q --release -p live-relay
+cargo build -q --profile server -p live-relay
 # wasm-bindgen-test-runner picks its driver from these variables: give it only the one for this browser.
 unset CHROMEDRIVER GECKODRIVER SAFARIDRIVER
 # The hundred-cuts test takes 10-40 s depending on the browser; the runner stops a run at this many seconds.

@@ -36,7 +36,7 @@ opt.single = !opt["no-single"];
 const connCounts = String(opt.conns).split(",").map(Number);
 const setupNames = String(opt.setups).split(",");
 const client = join(benchDir, "fanout/target/release/fanout-load");
-const relayBin = process.env.LIVE_RELAY ?? join(root, "target/release/live-relay");
+const relayBin = process.env.LIVE_RELAY ?? join(root, "target/server/live-relay");
 const command = saved ? saved.command : `bash bench/cluster/run.sh ${process.argv.slice(2).join(" ")}`.trim();
 const failures = saved ? (saved.failures ?? []) : [];
 

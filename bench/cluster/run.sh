@@ -10,6 +10,6 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 11000 ]; then
   exit 1
 fi
 command -v redis-server >/dev/null || { echo "cluster: redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
-if [ ! -x target/release/live-relay ]; then cargo build -q --release -p live-relay; fi
+if [ ! -x target/server/live-relay ]; then cargo build -q --profile server -p live-relay; fi
 cargo build -q --release --manifest-path bench/fanout/Cargo.toml
 exec node bench/cluster/run.mjs "$@"

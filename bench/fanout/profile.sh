@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-conns=5000; mode=(--window 16); relay=target/release/live-relay; seconds=5
+conns=5000; mode=(--window 16); relay=target/server/live-relay; seconds=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --conns) conns=$2; shift 2 ;;

@@ -16,7 +16,7 @@ const opt = args({ conns: "100,5000", "duration-s": 10, "warmup-s": 2, window: 1
 if (opt.smoke) Object.assign(opt, { conns: "200", "duration-s": 0.7, "warmup-s": 0.2, "idle-settle-ms": 200, out: opt.out === "fanout" ? "fanout-smoke" : opt.out });
 const connCounts = String(opt.conns).split(",").map(Number);
 const client = join(benchDir, "fanout/target/release/fanout-load");
-const relayBin = process.env.LIVE_RELAY ?? join(root, "target/release/live-relay");
+const relayBin = process.env.LIVE_RELAY ?? join(root, "target/server/live-relay");
 const command = `bash bench/fanout/run.sh ${process.argv.slice(2).join(" ")}`.trim();
 const failures = [];
 

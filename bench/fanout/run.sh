@@ -8,7 +8,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 11000 ]; then
   echo "fanout: ulimit -n is $(ulimit -n); 5,000 connections need about 11,000 (raise the hard limit)" >&2
   exit 1
 fi
-if [ ! -x target/release/live-relay ]; then cargo build -q --release -p live-relay; fi
+if [ ! -x target/server/live-relay ]; then cargo build -q --profile server -p live-relay; fi
 cargo build -q --release --manifest-path bench/fanout/Cargo.toml
 [ -d bench/node_modules/ws ] || (cd bench && npm ci --no-audit --no-fund --loglevel=error)
 exec node bench/fanout/run.mjs "$@"

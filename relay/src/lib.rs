@@ -27,6 +27,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod healthcheck;
 pub mod history;
 pub mod http;
 pub mod limits;
@@ -36,6 +37,7 @@ pub mod query;
 pub mod sse;
 pub mod state;
 pub mod tcp;
+pub mod test_hooks;
 pub mod ws;
 
 pub use broker::{Broker, Settings, Stats};

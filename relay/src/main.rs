@@ -1,6 +1,24 @@
 //! `live-relay`: parse the flags, bind, announce the address on stdout, serve until SIGINT/SIGTERM.
 
 use live_relay::{config, serve, shutdown_signal};
+
+/// `live-relay healthcheck [--addr HOST:PORT]` (see `live_relay::healthcheck`).
+async fn healthcheck(args: &[String]) -> ExitCode {
+    let addr = match live_relay::healthcheck::address(args) {
+        Ok(addr) => addr,
+        Err(message) => {
+            eprintln!("live-relay: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match live_relay::healthcheck::check(addr).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("live-relay healthcheck: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
 use std::io::Write;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
@@ -8,6 +26,12 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if args.get(1).map(String::as_str) == Some("healthcheck") {
+        return healthcheck(&args[2..]).await;
+    }
     let config = match config::file::load(std::env::args_os()) {
         Ok(config) => config,
         Err(e) => e.exit(),

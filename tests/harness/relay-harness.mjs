@@ -50,7 +50,7 @@ if (split < 0 || split === argv.length - 1) {
 }
 let ours = argv.slice(0, split);
 const command = argv.slice(split + 1);
-let relayPath = "target/release/live-relay";
+let relayPath = "target/server/live-relay";
 const r = ours.indexOf("--relay");
 if (r >= 0) {
   relayPath = ours[r + 1];

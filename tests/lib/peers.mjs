@@ -11,11 +11,11 @@ export const root = resolve(import.meta.dirname, "../..");
 const LISTENING = /listening on (http:\/\/\S+)/;
 
 /**
- * Starts `target/release/live-relay --addr 127.0.0.1:0 ...flags`; resolves to `{ child, url }` once it says
+ * Starts `target/server/live-relay --addr 127.0.0.1:0 ...flags`; resolves to `{ child, url }` once it says
  * where it listens, or rejects with what it printed when it exits first.
  */
 export async function startRelay(flags = []) {
-  const child = spawn(resolve(root, "target/release/live-relay"), ["--addr", "127.0.0.1:0", ...flags], {
+  const child = spawn(resolve(root, "target/server/live-relay"), ["--addr", "127.0.0.1:0", ...flags], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";

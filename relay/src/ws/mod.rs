@@ -565,6 +565,9 @@ impl Connection {
         };
         let mut requests = Vec::with_capacity(channels.len());
         for entry in channels {
+            if crate::test_hooks::panics_on(&entry.channel) {
+                panic!("test hook: a subscribe to `{}` panics", entry.channel);
+            }
             match self.state.authorize_subscription(&grant, &entry.channel) {
                 Ok(()) => {
                     self.revoked.remove(entry.channel.as_ref());

@@ -18,9 +18,13 @@ impl RelayProcess {
         RelayProcess::start_with_env(args, &[])
     }
 
-    /// [`RelayProcess::start`] with these environment variables set too.
+    /// [`RelayProcess::start`] with these environment variables set too. The binary is the test
+    /// build's, or `RELAY_BINARY_UNDER_TEST` when set (the Makefile points it at the server
+    /// profile's build, `target/server/live-relay`).
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_live-relay"));
+        let binary = std::env::var_os("RELAY_BINARY_UNDER_TEST")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_live-relay").into());
+        let mut command = Command::new(binary);
         for (key, _) in std::env::vars() {
             if key.starts_with("LIVE_RELAY_") {
                 command.env_remove(key);

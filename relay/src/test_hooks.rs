@@ -1,0 +1,18 @@
+//! Fault injection for the tests of the built binary, off unless its variable is set when the
+//! relay starts. Not configuration: nothing here is a flag, and an operator has no reason to set
+//! these.
+//!
+//! - `LIVE_RELAY_TEST_PANIC_CHANNEL=<name>`: a WebSocket subscribe to `<name>` panics inside that
+//!   connection's task (the server profile's `panic = "unwind"` must keep the process and every
+//!   other connection serving: relay/tests/panics.rs).
+
+use std::sync::OnceLock;
+
+/// Whether a subscribe to `channel` must panic (see the module doc).
+pub fn panics_on(channel: &str) -> bool {
+    static CHANNEL: OnceLock<Option<String>> = OnceLock::new();
+    CHANNEL
+        .get_or_init(|| std::env::var("LIVE_RELAY_TEST_PANIC_CHANNEL").ok())
+        .as_deref()
+        == Some(channel)
+}
