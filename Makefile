@@ -25,6 +25,12 @@ relay:
 	$(SAY) "building the relay (cargo build --profile server -p live-relay)"
 	@cargo build -q --profile server -p live-relay
 
+# The static Linux binary (musl; setup adds the target and musl-tools): the image's, the npm package's.
+.PHONY: relay-static
+relay-static: setup
+	$(SAY) "building the static relay (cargo build --profile server --target x86_64-unknown-linux-musl -p live-relay)"
+	@cargo build -q --profile server --target x86_64-unknown-linux-musl -p live-relay
+
 www: pkg
 	$(SAY) "building the demo apps (Refine and Vue) with Vite into www/dist/"
 	@bash scripts/build-www.sh
@@ -97,6 +103,12 @@ test-relay-build: relay
 	$(SAY) "the relay's server build: a panicking connection leaves the process and the others serving"
 	@RELAY_BINARY_UNDER_TEST=$(CURDIR)/target/server/live-relay cargo test -q -p live-relay --test panics
 
+# No container engine runs here: the Dockerfile's root file system and settings, run without one.
+.PHONY: test-image
+test-image: relay-static
+	$(SAY) "the Dockerfile's image without an engine: its root file system run chrooted in namespaces as its user (the image build is not tested)"
+	@bash scripts/test-image-rootfs.sh
+
 .PHONY: test-simple
 test-simple: pkg
 	$(SAY) "protocol \"simple\": the seed-protocol test server (tests/simple) and the option's checks in pkg/index.js"
@@ -109,7 +121,7 @@ fuzz:
 	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-test: setup-browsers lint test-native test-redis test-relay-build pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
+test: setup-browsers lint test-native test-redis test-relay-build test-image pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:
