@@ -2,6 +2,11 @@
 
 use live_relay::{config, serve, shutdown_signal};
 
+/// The static (musl) build allocates with mimalloc: musl's malloc is slow under many threads.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `live-relay healthcheck [--addr HOST:PORT]` (see `live_relay::healthcheck`).
 async fn healthcheck(args: &[String]) -> ExitCode {
     let addr = match live_relay::healthcheck::address(args) {
