@@ -90,9 +90,9 @@ pub async fn upgrade(
     let limit = transport_limit(state.config.max_frame_bytes);
     ws.protocols([SUBPROTOCOL])
         // tungstenite zero-fills its whole read buffer (128 KiB by default) before every read:
-        // that is 128 KiB of RSS per connection. Frames are small; the buffer still grows for
-        // large ones.
-        .read_buffer_size(4 * 1024)
+        // that is 128 KiB of RSS per connection. A client's frames are small (auth, subscribe,
+        // pong); the buffer still grows for a large one, read 1 KiB per call.
+        .read_buffer_size(1024)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| run(socket, state, scopes, slot))
@@ -223,7 +223,7 @@ impl Connection {
                     return;
                 }
                 _ = kick.wait() => {
-                    self.kicked(kick.reason()).await;
+                    Box::pin(self.kicked(kick.reason())).await;
                     return;
                 }
                 _ = shutdown.changed() => {
@@ -240,12 +240,17 @@ impl Connection {
                     Some(frame) => self.send_queued(frame).await,
                     None => return,
                 },
-                Some(outcome) = next_outcome(&mut self.publisher) => self.answer_publish(outcome).await,
+                Some(outcome) = next_outcome(&mut self.publisher) => {
+                    Box::pin(self.answer_publish(outcome)).await
+                }
                 _ = ticker.tick() => self.send(Utf8Bytes::from(encode_ping())).await,
                 incoming = self.socket.recv() => match incoming {
                     Some(Ok(message)) => {
                         last_heard = Instant::now();
-                        self.on_message(message).await
+                        // Boxed: a frame's handling (a subscribe that follows a channel on Redis,
+                        // an auth) is the largest state of this loop, and every idle connection's
+                        // task would carry its size (bench/RESULTS.md, memory per connection).
+                        Box::pin(self.on_message(message)).await
                     }
                     Some(Err(e)) => {
                         debug!(conn = self.member.id, "read failed: {e}");
