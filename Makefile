@@ -39,6 +39,13 @@ demo: www relay
 	$(SAY) "open http://$(DEMO_ADDR)/ (Refine) and http://$(DEMO_ADDR)/vue.html (Vue) in two windows; Ctrl-C stops the relay"
 	@./target/server/live-relay --addr $(DEMO_ADDR) --demo --static-dir www/dist
 
+# The npm packages (docs/DISTRIBUTION.md): live-relay (the JS shim and the demo) and @live-relay/linux-x64
+# (the static binary), versioned as relay/Cargo.toml, packed into dist/npm/.
+.PHONY: npm test-npm
+npm: www relay-static
+	$(SAY) "packing the npm packages live-relay and @live-relay/linux-x64 into dist/npm/"
+	@LIVE_RELAY_NPM_BINARY=target/x86_64-unknown-linux-musl/server/live-relay bash scripts/npm-pack.sh
+
 # Both feature sets of the crate: the default (WebSocket, protocol v1) and --all-features (SSE,
 # Igniter.js, the simple protocol: the package's full/ build).
 lint:
@@ -109,6 +116,11 @@ test-image: relay-static
 	$(SAY) "the Dockerfile's image without an engine: its root file system run chrooted in namespaces as its user (the image build is not tested)"
 	@bash scripts/test-image-rootfs.sh
 
+# Offline: the tarballs installed with --offline or from a loopback registry the tests start.
+test-npm: npm
+	$(SAY) "the npm packages: installed offline and from a loopback registry, npx live-relay --demo, --omit=optional, --ignore-scripts, --version, the static binary, the sizes"
+	@node --test tests/npm/
+
 .PHONY: test-simple
 test-simple: pkg
 	$(SAY) "protocol \"simple\": the seed-protocol test server (tests/simple) and the option's checks in pkg/index.js"
@@ -121,8 +133,8 @@ fuzz:
 	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-test: setup-browsers lint test-native test-redis test-relay-build test-image pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
+test: setup-browsers lint test-native test-redis test-relay-build test-image test-npm pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:
-	rm -rf pkg www/dist target
+	rm -rf pkg www/dist target dist

@@ -56,6 +56,8 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   rustup target add x86_64-unknown-linux-musl
 fi
 apt_install musl-tools
+# readelf: make npm and make test-npm check that the binary is static (no NEEDED, no INTERP).
+apt_install binutils
 # The relay's cluster tests run a real Redis (started by the tests on a free port, no persistence);
 # its TLS test (relay/tests/redis_tls.rs) makes a CA and certificates with the openssl command line.
 apt_install redis-server openssl
