@@ -511,10 +511,10 @@ impl Connection {
     /// Appends one frame; an `event` or a `skip` moves its channel's position and carries the
     /// position vector as its `id`.
     fn write(&mut self, buf: &mut String, frame: Outbound) {
-        if let Some((channel, seq)) = &frame.position {
+        if let Some(position) = &frame.position {
             self.state.metrics.delivered.inc();
-            if let Some(&i) = self.index.get(&**channel) {
-                self.positions[i] = *seq;
+            if let Some(&i) = self.index.get(&*position.channel) {
+                self.positions[i] = position.seq;
                 buf.push_str("id: ");
                 buf.push_str(&self.member.epoch);
                 buf.push(':');

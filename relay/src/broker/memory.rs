@@ -603,7 +603,7 @@ mod tests {
         broker.subscribe(a.id, &[since("c", 0)], 10).expect("ok");
         broker.publish(&scoped("c", &["x"]));
         let positions: Vec<Option<(String, u64)>> = std::iter::from_fn(|| a.rx.try_recv().ok())
-            .map(|f| f.position.map(|(c, seq)| (c.to_string(), seq)))
+            .map(|f| f.position.map(|p| (p.channel.to_string(), p.seq)))
             .collect();
         assert_eq!(
             positions,

@@ -17,14 +17,22 @@ pub fn scopes<S: AsRef<str>>(list: impl IntoIterator<Item = S>) -> Scopes {
     list.into()
 }
 
-/// One frame of a connection's outbound queue.
+/// One frame of a connection's outbound queue: 40 bytes, because every connection's queue
+/// allocates its first 32 slots at once, idle or not.
 #[derive(Debug, Clone)]
 pub struct Outbound {
     /// The frame, serialized.
     pub text: Utf8Bytes,
-    /// For an `event` or a `skip` frame: its channel and seq (where it moves the connection's
-    /// position).
-    pub position: Option<(Arc<str>, u64)>,
+    /// For an `event` or a `skip` frame: where it moves the connection's position (shared by
+    /// every subscriber's copy of the event).
+    pub position: Option<Arc<Position>>,
+}
+
+/// A channel and a seq in it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Position {
+    pub channel: Arc<str>,
+    pub seq: u64,
 }
 
 impl Outbound {
@@ -50,8 +58,7 @@ pub struct Entry {
 /// frame the other connections get.
 #[derive(Debug)]
 pub(super) struct Logged {
-    channel: Arc<str>,
-    seq: u64,
+    position: Arc<Position>,
     event: Utf8Bytes,
     scoped: Option<Box<Scoped>>,
 }
@@ -66,8 +73,10 @@ struct Scoped {
 impl Logged {
     pub(super) fn new(channel: &Arc<str>, entry: Entry) -> Self {
         Logged {
-            channel: Arc::clone(channel),
-            seq: entry.seq,
+            position: Arc::new(Position {
+                channel: Arc::clone(channel),
+                seq: entry.seq,
+            }),
             scoped: entry.scopes.filter(|s| !s.is_empty()).map(|scopes| {
                 Box::new(Scoped {
                     scopes,
@@ -86,7 +95,7 @@ impl Logged {
         };
         Outbound {
             text,
-            position: Some((Arc::clone(&self.channel), self.seq)),
+            position: Some(Arc::clone(&self.position)),
         }
     }
 }
@@ -102,6 +111,11 @@ pub(super) fn intersect(event: &[Box<str>], connection: &[Box<str>]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_slot_is_small() {
+        assert_eq!(std::mem::size_of::<Outbound>(), 40);
+    }
 
     #[test]
     fn connection_scopes_are_sorted_and_deduplicated() {

@@ -175,7 +175,7 @@ fn is_revoked(revoked: &HashSet<Arc<str>>, frame: &Outbound) -> bool {
         && frame
             .position
             .as_ref()
-            .is_some_and(|(channel, _)| revoked.contains(channel))
+            .is_some_and(|position| revoked.contains(&position.channel))
 }
 
 /// The next outcome of the connection's publish task (pending when it has none).
