@@ -111,6 +111,11 @@ test-relay-build: relay
 	@RELAY_BINARY_UNDER_TEST=$(CURDIR)/target/server/live-relay cargo test -q -p live-relay --test panics
 
 # No container engine runs here: the Dockerfile's root file system and settings, run without one.
+.PHONY: test-relay-static
+test-relay-static: relay-static
+	$(SAY) "the static (musl) relay: the protocol suite and the panic test against target/x86_64-unknown-linux-musl/server/live-relay"
+	@RELAY_BINARY_UNDER_TEST=$(CURDIR)/target/x86_64-unknown-linux-musl/server/live-relay cargo test -q -p live-relay --test protocol --test panics
+
 .PHONY: test-image
 test-image: relay-static
 	$(SAY) "the Dockerfile's image without an engine: its root file system run chrooted in namespaces as its user (the image build is not tested)"
@@ -133,7 +138,7 @@ fuzz:
 	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-test: setup-browsers lint test-native test-redis test-relay-build test-image test-npm pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
+test: setup-browsers lint test-native test-redis test-relay-build test-relay-static test-image test-npm pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
 	$(SAY) "all tests passed"
 
 clean:

@@ -32,6 +32,8 @@ pub struct Relay {
     stop: Option<oneshot::Sender<()>>,
     /// None for a relay running in another process ([`Relay::at`]).
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// The relay's process, when [`Relay::start`] runs the binary under test.
+    process: Option<process::RelayProcess>,
 }
 
 /// The Redis the suites run on when `LIVE_RELAY_TEST_REDIS` is set (scripts/test-redis-suites.sh
@@ -52,11 +54,27 @@ static RELAYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(
 impl Relay {
     /// Starts a relay in this process. On Redis ([`test_redis`]) each one is a cluster of its own
     /// (its own key prefix), so tests running at once share nothing.
+    ///
+    /// With `RELAY_BINARY_UNDER_TEST` set, the relay is that binary instead, started with the
+    /// flags that say `config` (the Makefile runs the protocol suite so against the static musl
+    /// build).
     pub async fn start(mut config: Config) -> Relay {
         if let (None, Some(url)) = (&config.redis, test_redis()) {
             let n = RELAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             config.redis = Some(url);
             config.redis_prefix = format!("test-{}-{n}", std::process::id());
+        }
+        if std::env::var_os("RELAY_BINARY_UNDER_TEST").is_some() {
+            let args = process::flags_of(&config);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let process = process::RelayProcess::start(&args);
+            return Relay {
+                addr: process.addr,
+                http: reqwest::Client::new(),
+                stop: None,
+                task: None,
+                process: Some(process),
+            };
         }
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -71,6 +89,7 @@ impl Relay {
             http: reqwest::Client::new(),
             stop: Some(stop),
             task: Some(task),
+            process: None,
         }
     }
 
@@ -81,6 +100,7 @@ impl Relay {
             http: reqwest::Client::new(),
             stop: None,
             task: None,
+            process: None,
         }
     }
 
@@ -269,6 +289,11 @@ impl Relay {
     }
 
     pub async fn stop(mut self) {
+        if let Some(process) = self.process.as_mut() {
+            let code = process.terminate();
+            assert_eq!(code, Some(0), "the relay process stops cleanly on SIGTERM");
+            return;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

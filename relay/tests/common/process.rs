@@ -5,6 +5,67 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
+/// The flags that give a relay `config` (those that differ from the defaults), for a relay
+/// process started by [`RelayProcess::start`] (which adds `--addr`).
+pub fn flags_of(config: &live_relay::Config) -> Vec<String> {
+    let default = live_relay::Config::default();
+    let mut flags: Vec<String> = Vec::new();
+    let mut flag = |name: &str, value: String| {
+        flags.push(format!("--{name}"));
+        flags.push(value);
+    };
+    macro_rules! differing {
+        ($($field:ident => $name:literal),* $(,)?) => {
+            $(if config.$field != default.$field {
+                flag($name, config.$field.to_string());
+            })*
+        };
+    }
+    differing!(
+        ping_ms => "ping-ms", max_frame_bytes => "max-frame-bytes", max_channels => "max-channels",
+        max_channel_len => "max-channel-len", outbound_queue => "outbound-queue",
+        history_size => "history-size", history_ttl_ms => "history-ttl-ms",
+        publish_key_ttl_ms => "publish-key-ttl-ms", publish_rate => "publish-rate",
+        publish_burst => "publish-burst", key_publish_rate => "key-publish-rate",
+        key_publish_burst => "key-publish-burst", max_connections_per_ip => "max-connections-per-ip",
+        max_connections => "max-connections", request_timeout_ms => "request-timeout-ms",
+        shutdown_grace_ms => "shutdown-grace-ms", redis_prefix => "redis-prefix",
+    );
+    for (value, name) in [
+        (&config.jwt_secret, "jwt-secret"),
+        (&config.jwt_audience, "jwt-audience"),
+        (&config.jwt_issuer, "jwt-issuer"),
+        (&config.redis, "redis"),
+    ] {
+        if let Some(value) = value {
+            flag(name, value.clone());
+        }
+    }
+    for (path, name) in [
+        (&config.jwt_public_key, "jwt-public-key"),
+        (&config.static_dir, "static-dir"),
+    ] {
+        if let Some(path) = path {
+            flag(name, path.display().to_string());
+        }
+    }
+    if !config.api_key.is_empty() {
+        flag("api-key", config.api_key.join(","));
+    }
+    if !config.allowed_origins.is_empty() {
+        flag("allowed-origins", config.allowed_origins.join(","));
+    }
+    for (on, name) in [
+        (config.demo, "--demo"),
+        (config.insecure_no_auth, "--insecure-no-auth"),
+    ] {
+        if on {
+            flags.push(name.to_owned());
+        }
+    }
+    flags
+}
+
 /// A running `live-relay`; killed (and reaped) when dropped.
 pub struct RelayProcess {
     pub child: Child,
@@ -50,6 +111,21 @@ impl RelayProcess {
             .parse()
             .expect("an address");
         RelayProcess { child, addr }
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the process to exit; returns its exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
     }
 
     /// Kills the process (SIGKILL, by pid): its connections drop without a close frame.
