@@ -309,7 +309,17 @@ impl Connection {
     }
 
     async fn send(&mut self, text: Utf8Bytes) -> Result<(), Gone> {
-        match timeout(self.write_timeout, self.socket.send(Message::Text(text))).await {
+        let written = timeout(self.write_timeout, self.socket.send(Message::Text(text))).await;
+        self.written(written)
+    }
+
+    /// What a write given [`Connection::write_timeout`] came to: a failed or timed-out write
+    /// (counted as a `write_timeout` limit hit) gives the connection up.
+    fn written(
+        &self,
+        result: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<(), Gone> {
+        match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 debug!(conn = self.member.id, "write failed: {e}");
@@ -351,18 +361,8 @@ impl Connection {
             delivered.inc_by(events);
             socket.flush().await
         };
-        match timeout(self.write_timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                debug!(conn = self.member.id, "write failed: {e}");
-                Err(Gone)
-            }
-            Err(_) => {
-                debug!(conn = self.member.id, "write timed out");
-                self.state.metrics.limit_hit(limit::WRITE_TIMEOUT);
-                Err(Gone)
-            }
-        }
+        let written = timeout(self.write_timeout, write).await;
+        self.written(written)
     }
 
     async fn send_error(
