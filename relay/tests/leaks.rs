@@ -226,9 +226,9 @@ async fn publish_once_on_each(relay: &Relay, prefix: &str, count: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_published_once_are_forgotten_and_memory_does_not_grow() {
     const CHANNELS: usize = 100_000;
-    /// Rounds run; the baseline is the most memory after the sweep of the first `WARM_UP_ROUNDS`
-    /// (the allocator's free lists settle over the first rounds: 26, 32, 33 MiB here, then flat;
-    /// keeping the channels would add about 20 MiB a round).
+    /// Rounds run; the baseline is the most memory of the first `WARM_UP_ROUNDS` (the allocator's
+    /// free lists settle over the first rounds: 26, 32, 33 MiB here, then flat; keeping the
+    /// channels would add about 20 MiB a round).
     const ROUNDS: usize = 5;
     const WARM_UP_ROUNDS: usize = 3;
     const TOLERANCE_KIB: u64 = 4 * 1024;
@@ -256,9 +256,11 @@ async fn channels_published_once_are_forgotten_and_memory_does_not_grow() {
     println!(
         "relay forgets channels: {CHANNELS} channels published once per round; VmRSS KiB at start {at_start}, (peak, after the sweep) per round {after:?}"
     );
+    // Whether glibc gives freed memory back after a sweep varies from run to run (after-sweep
+    // values of 22-32 MiB here), so the baseline is the most the warm-up reached, peak or not.
     let baseline = after[..WARM_UP_ROUNDS]
         .iter()
-        .map(|(_, swept)| *swept)
+        .map(|(peak, swept)| *peak.max(swept))
         .max()
         .unwrap_or(0);
     let end = after[ROUNDS - 1].1;
