@@ -215,18 +215,7 @@ fn path(p: &Path) -> &str {
 /// Runs `live-relay --addr 127.0.0.1:0 ARGS` (no `LIVE_RELAY_*` variable of the test's
 /// environment) to its end, which must come within [`PATIENCE`]: a relay that refuses to start.
 fn run_to_exit(args: &[&str]) -> Output {
-    let binary = std::env::var_os("RELAY_BINARY_UNDER_TEST")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_live-relay").into());
-    let mut command = Command::new(binary);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LIVE_RELAY_") {
-            command.env_remove(key);
-        }
-    }
-    let mut child = command
-        .args(["--addr", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "error")
+    let mut child = common::process::relay_command(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

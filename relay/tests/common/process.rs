@@ -66,6 +66,25 @@ pub fn flags_of(config: &live_relay::Config) -> Vec<String> {
     flags
 }
 
+/// `live-relay --addr 127.0.0.1:0 ARGS`, without the `LIVE_RELAY_*` variables of the test's
+/// environment, logging errors only. The binary is the test build's, or `RELAY_BINARY_UNDER_TEST`
+/// when set.
+pub fn relay_command(args: &[&str]) -> Command {
+    let binary = std::env::var_os("RELAY_BINARY_UNDER_TEST")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_live-relay").into());
+    let mut command = Command::new(binary);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LIVE_RELAY_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "error");
+    command
+}
+
 /// A running `live-relay`; killed (and reaped) when dropped.
 pub struct RelayProcess {
     pub child: Child,
@@ -83,18 +102,7 @@ impl RelayProcess {
     /// build's, or `RELAY_BINARY_UNDER_TEST` when set (the Makefile points it at the server
     /// profile's build, `target/server/live-relay`).
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
-        let binary = std::env::var_os("RELAY_BINARY_UNDER_TEST")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_live-relay").into());
-        let mut command = Command::new(binary);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("LIVE_RELAY_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "error")
+        let mut child = relay_command(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
