@@ -379,6 +379,9 @@ struct Health<'a> {
     broker: &'static str,
     #[serde(flatten)]
     stats: crate::broker::Stats,
+    /// The PostgreSQL feed's state, with `--postgres`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postgres: Option<crate::postgres::status::FeedHealth>,
 }
 
 /// `GET /healthz`: `200` with this node's counts, or `503` while its broker (Redis) is
@@ -392,6 +395,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         epoch: &epoch,
         broker: state.broker.kind(),
         stats: state.broker.stats(),
+        postgres: state.feed.as_ref().map(|feed| feed.health()),
     });
     let status = if health.is_ok() {
         StatusCode::OK
@@ -410,7 +414,7 @@ async fn channel_stats(State(state): State<Arc<AppState>>, headers: HeaderMap) -
             Ok(stats) => Json(stats).into_response(),
             Err(e) => error_response(ErrorCode::Unavailable, &e.to_string()),
         },
-        Ok(Grant::Token(_)) => frame_error_response(&FrameError::new(
+        Ok(Grant::Token(_) | Grant::Feed) => frame_error_response(&FrameError::new(
             ErrorCode::Forbidden,
             "`GET /stats/channels` needs an API key, not a token",
         )),

@@ -8,7 +8,8 @@
 //! The layers, top down: [`http`] (the routes) → [`ws`], [`sse`], [`demo`] (connections and the
 //! demo API) → [`state`] (what they share, and the one way to publish or subscribe, where
 //! [`auth`] grants are checked) → [`broker`], [`publish`] (validation), [`limits`], [`metrics`],
-//! [`error`], [`config`].
+//! [`error`], [`config`]. Beside them, [`postgres`] (the PostgreSQL feed, `--postgres`) publishes
+//! through [`state`] like any publisher.
 //!
 //! Start it in-process with [`serve`] on a listener you bound:
 //!
@@ -32,6 +33,7 @@ pub mod history;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod postgres;
 pub mod publish;
 pub mod query;
 pub mod sse;
@@ -98,8 +100,22 @@ pub fn validate(config: &Config) -> Result<(), String> {
             return Err(format!("--static-dir {}: not a directory", dir.display()));
         }
     }
+    postgres::FeedSettings::from_config(config).map_err(|e| e.to_string())?;
     let config = with_demo_credentials(config.clone()).map_err(|e| e.to_string())?;
     Auth::from_config(&config).map(drop)
+}
+
+/// With `--postgres`: connects to the database and installs the `live_relay` schema (or finds it
+/// installed). `main` calls it before binding, so an unreachable database or a role without
+/// rights stops the relay with the reason before it announces its address.
+pub async fn prepare_database(config: &Config) -> Result<(), String> {
+    match postgres::FeedSettings::from_config(config) {
+        Ok(Some(settings)) => postgres::prepare(&settings)
+            .await
+            .map_err(|e| e.to_string()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Serves the relay on `listener` until `shutdown` resolves, then stops accepting, tells every
@@ -113,6 +129,14 @@ where
     let config = with_demo_credentials(config)?;
     let auth = Auth::from_config(&config)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let feed_settings =
+        postgres::FeedSettings::from_config(&config).map_err(|e| invalid(e.to_string()))?;
+    if let Some(feed) = &feed_settings {
+        postgres::prepare(feed)
+            .await
+            .map_err(|e| invalid(e.to_string()))?;
+    }
     let (stop, stopped) = watch::channel(false);
     let settings = Settings::from_config(&config);
     let broker = match &config.redis {
@@ -128,17 +152,27 @@ where
     };
     let broker = Arc::new(broker);
     let sweeper = tokio::spawn(sweep(Arc::clone(&broker), sweep_interval(&config)));
+    let mut metrics = metrics::Metrics::default();
+    let feed_status = feed_settings.as_ref().map(|feed| {
+        let status = Arc::new(postgres::status::FeedStatus::new(feed.notify));
+        status.register(metrics.registry_mut());
+        status
+    });
     let state = Arc::new(AppState {
         demo: config.demo.then(demo::Store::seeded),
         per_ip: limits::PerIp::new(config.max_connections_per_ip, config.max_connections),
         http_publishers: limits::Buckets::new(config.key_publish_rate, config.key_publish_burst),
         ticket_issuers: limits::Buckets::new(state::TICKET_RATE, state::TICKET_BURST),
-        metrics: metrics::Metrics::default(),
+        metrics,
         auth,
         config,
         broker,
         shutdown: stopped,
+        feed: feed_status.clone(),
     });
+    let feed = feed_settings
+        .zip(feed_status)
+        .map(|(settings, status)| postgres::start(settings, Arc::clone(&state), status));
     let app = http::router(Arc::clone(&state));
     let signal = async move {
         shutdown.await;
@@ -158,6 +192,7 @@ where
         }
     }
     sweeper.abort();
+    drop(feed);
     served
 }
 

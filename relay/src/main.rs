@@ -34,8 +34,10 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if args.get(1).map(String::as_str) == Some("healthcheck") {
-        return healthcheck(&args[2..]).await;
+    match args.get(1).map(String::as_str) {
+        Some("healthcheck") => return healthcheck(&args[2..]).await,
+        Some("postgres") => return live_relay::postgres::command(&args[2..]).await,
+        _ => {}
     }
     let config = match config::file::load(std::env::args_os()) {
         Ok(config) => config,
@@ -53,6 +55,10 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Err(message) = live_relay::prepare_database(&config).await {
+        eprintln!("live-relay: {message}");
+        return ExitCode::from(2);
+    }
 
     if config.history_size >= config.outbound_queue {
         tracing::warn!(

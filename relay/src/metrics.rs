@@ -177,6 +177,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The registry, to add the metrics of a part that is not always on (the PostgreSQL feed).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.get_or_create(&Reason { reason }).inc();
     }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub ticket_issuers: Buckets,
     /// Changes (or closes) when the relay shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The PostgreSQL feed's state (`--postgres`).
+    pub feed: Option<Arc<crate::postgres::status::FeedStatus>>,
 }
 
 /// SSE tickets a second one token holder may take, after [`TICKET_BURST`] at once.

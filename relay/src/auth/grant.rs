@@ -15,6 +15,9 @@ pub enum Grant {
     },
     /// A verified token: its claims say what is allowed.
     Token(Arc<Claims>),
+    /// The relay's PostgreSQL feed (`--postgres`): publishes the outbox's rows on any channel.
+    /// Never a connection's or a request's.
+    Feed,
 }
 
 impl Grant {
@@ -22,12 +25,13 @@ impl Grant {
         match self {
             Grant::Open | Grant::ApiKey { .. } => true,
             Grant::Token(claims) => claims.channels.allows(channel),
+            Grant::Feed => false,
         }
     }
 
     pub fn may_publish(&self, channel: &str) -> bool {
         match self {
-            Grant::Open | Grant::ApiKey { .. } => true,
+            Grant::Open | Grant::ApiKey { .. } | Grant::Feed => true,
             Grant::Token(claims) => claims.publish.allows(channel),
         }
     }
@@ -46,12 +50,14 @@ impl Grant {
     /// - `open`: everyone, with authentication off;
     /// - `key:<digest>`: one API key (each key its own);
     /// - `user:<length>:<sub>`: every token of one user;
-    /// - `anon:<digest>`: a token without `sub`, on its own (a refreshed token is another one).
+    /// - `anon:<digest>`: a token without `sub`, on its own (a refreshed token is another one);
+    /// - `postgres`: the PostgreSQL feed.
     pub fn publisher(&self) -> String {
         match self {
             Grant::Open => "open".to_owned(),
             Grant::ApiKey { digest } => format!("key:{digest}"),
             Grant::Token(claims) => claims.holder(),
+            Grant::Feed => "postgres".to_owned(),
         }
     }
 }

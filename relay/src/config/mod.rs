@@ -1,7 +1,7 @@
 //! The relay's settings: command-line flags, each also readable from a `LIVE_RELAY_*` variable.
 
 use clap::builder::{BoolishValueParser, RangedU64ValueParser};
-use clap::Parser;
+use clap::{ArgAction, Parser};
 
 pub mod file;
 use crate::history::HistoryLimits;
@@ -28,12 +28,15 @@ pub const DEFAULT_KEY_PUBLISH_BURST: u32 = 2_000;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 pub const DEFAULT_REDIS_PREFIX: &str = "wlp";
+pub const DEFAULT_POSTGRES_PARTITIONS: u16 = 1;
+pub const DEFAULT_POSTGRES_POLL_MS: u64 = 250;
 
 const HEADING_AUTH: &str = "Authentication";
 const HEADING_SERVER: &str = "Server";
 const HEADING_LIMITS: &str = "Limits";
 const HEADING_HISTORY: &str = "Timing and history";
 const HEADING_CLUSTER: &str = "Cluster";
+const HEADING_POSTGRES: &str = "Events from PostgreSQL";
 
 /// The relay server of wasm-live-provider: protocol v1 over WebSocket (`GET /ws`) and
 /// Server-Sent Events (`GET /sse`), `POST /publish`, `POST /revalidate`, `GET /healthz`,
@@ -209,6 +212,38 @@ pub struct Config {
     #[arg(long, env = "LIVE_RELAY_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX,
           value_parser = redis_prefix, help_heading = HEADING_CLUSTER)]
     pub redis_prefix: String,
+
+    /// Publish the changes of a PostgreSQL database (`postgres://user:password@host:5432/db`):
+    /// the relay installs the `live_relay` schema and publishes every row committed to
+    /// `live_relay.outbox` (by the triggers of `select live_relay.watch('posts')`, or by the app).
+    /// See docs/POSTGRES.md.
+    #[arg(long, env = "LIVE_RELAY_POSTGRES_URL", hide_env_values = true, value_name = "URL",
+          help_heading = HEADING_POSTGRES)]
+    pub postgres: Option<String>,
+
+    /// A direct connection for LISTEN, when --postgres goes through PgBouncer in transaction mode
+    /// (where LISTEN does not work).
+    #[arg(long, env = "LIVE_RELAY_POSTGRES_LISTEN_URL", hide_env_values = true, value_name = "URL",
+          help_heading = HEADING_POSTGRES)]
+    pub postgres_listen_url: Option<String>,
+
+    /// Partitions of the outbox, each drained by one relay at a time, in order (a channel's events
+    /// always go through one partition). Every relay on the database must use the same number.
+    #[arg(long, env = "LIVE_RELAY_POSTGRES_PARTITIONS", default_value_t = DEFAULT_POSTGRES_PARTITIONS,
+          value_parser = RangedU64ValueParser::<u16>::new().range(1..=64), help_heading = HEADING_POSTGRES)]
+    pub postgres_partitions: u16,
+
+    /// How often each partition is read when no notification came, in milliseconds.
+    #[arg(long, env = "LIVE_RELAY_POSTGRES_POLL_MS", default_value_t = DEFAULT_POSTGRES_POLL_MS,
+          value_parser = RangedU64ValueParser::<u64>::new().range(10..=60_000), help_heading = HEADING_POSTGRES)]
+    pub postgres_poll_ms: u64,
+
+    /// Wake the relay with NOTIFY when outbox rows commit (`--postgres-notify=false` for
+    /// write-heavy apps: a NOTIFYing commit takes a database-wide lock; the relay then polls).
+    #[arg(long, env = "LIVE_RELAY_POSTGRES_NOTIFY", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true,
+          value_parser = BoolishValueParser::new(), help_heading = HEADING_POSTGRES)]
+    pub postgres_notify: bool,
 }
 
 /// A key prefix: 1 to 64 letters, digits, `_`, `-` or `.`.
@@ -263,6 +298,9 @@ impl Config {
                  unauthenticated; bind a loopback address",
                 self.addr
             ));
+        }
+        if self.postgres.is_none() && self.postgres_listen_url.is_some() {
+            return Err("--postgres-listen-url is given without --postgres".to_owned());
         }
         crate::broker::redis::tls::check(self.redis.as_deref(), self.redis_ca.as_deref())
     }
@@ -322,6 +360,11 @@ impl Default for Config {
             redis: None,
             redis_ca: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            postgres: None,
+            postgres_listen_url: None,
+            postgres_partitions: DEFAULT_POSTGRES_PARTITIONS,
+            postgres_poll_ms: DEFAULT_POSTGRES_POLL_MS,
+            postgres_notify: true,
         }
     }
 }

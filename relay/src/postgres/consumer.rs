@@ -1,0 +1,237 @@
+//! One partition's consumer: drains the outbox rows of its partition, in id order, in batches,
+//! each in one transaction that holds the partition's advisory lock, so that exactly one relay of
+//! all those on the database drains a partition at a time (the others skip it without waiting).
+//!
+//! A drain: BEGIN → `pg_try_advisory_xact_lock` (not taken: another relay drains; try later) →
+//! SELECT a batch → publish each row in order, stopping at the first that fails for now → move
+//! the refused rows to `live_relay.rejected` → DELETE what is done → COMMIT. A crash before the
+//! COMMIT leaves the rows: they are published again, under the same idempotency key.
+
+use super::connect::Target;
+use super::error::{describe, FeedError};
+use super::row::{OutboxRow, Outcome, COLUMNS};
+use super::schema::{partition_expr, LOCK_CLASS};
+use super::status::{error, FeedStatus};
+use crate::publish::now_ms;
+use crate::state::AppState;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+
+/// The most rows one drain reads.
+pub const BATCH: i64 = 256;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const LAST_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How a drain ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// A full batch: more rows may wait.
+    Full,
+    /// Fewer rows than a batch: the partition is empty for now.
+    Empty,
+    /// Another relay holds the partition.
+    Busy,
+    /// A publish failed for now; the rows from it on wait for the next try.
+    Stopped,
+}
+
+/// The consumer of one partition.
+pub struct Consumer {
+    pub partition: u16,
+    pub partitions: u16,
+    pub target: Target,
+    pub state: Arc<AppState>,
+    pub status: Arc<FeedStatus>,
+    /// Woken by the LISTEN connection.
+    pub wake: Arc<Notify>,
+    /// `--postgres-poll-ms`.
+    pub poll: Duration,
+}
+
+impl Consumer {
+    /// Drains for as long as the task runs: at once after a full batch, else on a wake-up or after
+    /// the poll interval; backing off (10 ms, doubling to 5 s) after a failure.
+    pub async fn run(self) {
+        let select = if self.partitions > 1 {
+            format!(
+                "select {COLUMNS} from live_relay.outbox where {} = $2 order by id limit $1",
+                partition_expr(self.partitions)
+            )
+        } else {
+            format!("select {COLUMNS} from live_relay.outbox order by id limit $1")
+        };
+        let mut client: Option<Client> = None;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let result = match &mut client {
+                Some(c) if !c.is_closed() => self.drain(c, &select).await,
+                _ => match self.target.connect_consumer().await {
+                    Ok(c) => self.drain(client.insert(c), &select).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match result {
+                Ok(Drained::Full) => {
+                    backoff = FIRST_BACKOFF;
+                    self.status.recovered();
+                    continue;
+                }
+                Ok(Drained::Empty | Drained::Busy) => {
+                    backoff = FIRST_BACKOFF;
+                    self.status.recovered();
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.poll) => {}
+                    }
+                    continue;
+                }
+                Ok(Drained::Stopped) => {}
+                Err(e) => {
+                    if e.is_closed() {
+                        client = None;
+                    }
+                    tracing::warn!(
+                        partition = self.partition,
+                        "a drain of the PostgreSQL outbox failed: {e}; trying again in {} ms",
+                        backoff.as_millis()
+                    );
+                    self.status.failed(error::DRAIN, e.to_string());
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(LAST_BACKOFF);
+        }
+    }
+
+    async fn drain(&self, client: &mut Client, select: &str) -> Result<Drained, FeedError> {
+        let tx = client.transaction().await?;
+        let partition = i32::from(self.partition);
+        let locked: bool = tx
+            .query_typed(
+                "select pg_try_advisory_xact_lock($1, $2)",
+                &[(&LOCK_CLASS, Type::INT4), (&partition, Type::INT4)],
+            )
+            .await?
+            .first()
+            .map(|row| row.get(0))
+            .unwrap_or(false);
+        if !locked {
+            tx.rollback().await?;
+            return Ok(Drained::Busy);
+        }
+        let rows = if self.partitions > 1 {
+            tx.query_typed(select, &[(&BATCH, Type::INT8), (&partition, Type::INT4)])
+                .await?
+        } else {
+            tx.query_typed(select, &[(&BATCH, Type::INT8)]).await?
+        };
+        let read = rows.len();
+        let mut done: Vec<i64> = Vec::with_capacity(read);
+        let mut lags: Vec<f64> = Vec::with_capacity(read);
+        let mut refused: Vec<(i64, String)> = Vec::new();
+        let mut stopped = false;
+        for row in &rows {
+            let row = OutboxRow::read(row)?;
+            match row.publish(&self.state).await {
+                Outcome::Published => {
+                    done.push(row.id);
+                    lags.push(now_ms() - row.created_ms);
+                }
+                Outcome::Refused(reason) => {
+                    tracing::warn!(
+                        id = row.id,
+                        channel = %live_protocol::frame::excerpt(&row.channel),
+                        "an outbox row was refused and moved to live_relay.rejected: {reason}"
+                    );
+                    refused.push((row.id, reason));
+                }
+                Outcome::Failed(reason) => {
+                    tracing::warn!(
+                        id = row.id,
+                        "publishing an outbox row failed for now; it and the rows after it \
+                         wait: {reason}"
+                    );
+                    self.status.failed(error::PUBLISH, reason);
+                    stopped = true;
+                    break;
+                }
+            }
+        }
+        if !refused.is_empty() {
+            let (ids, reasons): (Vec<i64>, Vec<String>) = refused.iter().cloned().unzip();
+            tx.query_typed(
+                "insert into live_relay.rejected \
+                   (id, event_id, channel, type, payload, meta, scopes, created_at, reason) \
+                 select o.id, o.event_id, o.channel, o.type, o.payload, o.meta, o.scopes, \
+                        o.created_at, r.reason \
+                   from live_relay.outbox o \
+                   join unnest($1::int8[], $2::text[]) as r(id, reason) on r.id = o.id \
+                 on conflict (id) do nothing",
+                &[(&ids, Type::INT8_ARRAY), (&reasons, Type::TEXT_ARRAY)],
+            )
+            .await?;
+            done.extend(ids);
+        }
+        if !done.is_empty() {
+            tx.query_typed(
+                "delete from live_relay.outbox where id = any($1)",
+                &[(&done, Type::INT8_ARRAY)],
+            )
+            .await?;
+            crate::test_hooks::stall_before_commit(done.len()).await;
+        }
+        tx.commit().await?;
+        for lag in lags {
+            self.status.published(lag);
+        }
+        for _ in &refused {
+            self.status.rejected();
+        }
+        Ok(if stopped {
+            Drained::Stopped
+        } else if read as i64 == BATCH {
+            Drained::Full
+        } else {
+            Drained::Empty
+        })
+    }
+}
+
+/// Reads the backlog (rows waiting, the oldest one's age) every second for the metrics.
+pub async fn watch_backlog(target: Target, status: Arc<FeedStatus>) {
+    let mut client: Option<Client> = None;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let c = match &client {
+            Some(c) if !c.is_closed() => c,
+            _ => match target.connect().await {
+                Ok(c) => client.insert(c),
+                Err(e) => {
+                    status.failed(error::BACKLOG, e.to_string());
+                    continue;
+                }
+            },
+        };
+        match c
+            .query_typed(
+                "select count(*), coalesce(extract(epoch from clock_timestamp() - min(created_at)) \
+                 * 1000, 0)::float8 from live_relay.outbox",
+                &[],
+            )
+            .await
+        {
+            Ok(rows) => {
+                if let Some(row) = rows.first() {
+                    status.backlog(row.get(0), row.get(1));
+                }
+            }
+            Err(e) => status.failed(error::BACKLOG, describe(&e)),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The `live_relay` schema (`schema.sql`): installing it, checking its version, and the settings
+//! of this relay that live in the database (the NOTIFY trigger on or off, the partitions' index).
+
+use super::error::FeedError;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+/// The schema's SQL, as `live-relay postgres install --print` prints it.
+pub const SQL: &str = include_str!("schema.sql");
+
+/// The version of the schema this relay installs and reads.
+pub const VERSION: i32 = 1;
+
+/// The class of the advisory locks the relay takes (ASCII `live`); the object is a partition
+/// number, or [`INSTALL_LOCK`] while installing.
+pub const LOCK_CLASS: i32 = 0x6c69_7665;
+/// The advisory lock object that serializes installs of several relays starting at once.
+const INSTALL_LOCK: i32 = -1;
+
+/// Installs (or finds installed) version [`VERSION`] of the schema. Several relays may start at
+/// once: the install holds an advisory lock. A schema at this version already is left as it is,
+/// so a role without the right to create it works once a DBA has run [`SQL`].
+pub async fn install(client: &mut Client) -> Result<(), FeedError> {
+    let role = current_role(client).await;
+    let tx = client.transaction().await?;
+    tx.query_one(
+        "select pg_advisory_xact_lock($1, $2)::text",
+        &[&LOCK_CLASS, &INSTALL_LOCK],
+    )
+    .await?;
+    let found: Option<i32> = if tx
+        .query_one("select to_regclass('live_relay.version') is not null", &[])
+        .await?
+        .get(0)
+    {
+        tx.query_opt("select version from live_relay.version", &[])
+            .await?
+            .map(|row| row.get(0))
+    } else {
+        None
+    };
+    match found {
+        Some(version) if version == VERSION => return Ok(()),
+        Some(version) if version > VERSION => {
+            return Err(FeedError::NewerSchema { found: version })
+        }
+        _ => {}
+    }
+    if let Err(e) = tx.batch_execute(SQL).await {
+        return Err(match e.code() {
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE) => FeedError::NoPrivilege {
+                role,
+                reason: super::error::describe(&e),
+            },
+            _ => FeedError::Sql(e),
+        });
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn current_role(client: &Client) -> String {
+    match client.query_one("select current_user::text", &[]).await {
+        Ok(row) => row.get(0),
+        Err(_) => "?".to_owned(),
+    }
+}
+
+/// Puts the database in line with this relay's settings, where it differs: the NOTIFY trigger on
+/// or off (`--postgres-notify`; the setting is the database's, so the relays of one database must
+/// agree), and with several partitions an index on each row's partition. A role that may not
+/// change them gets a warning, not an error: the feed works either way (polling finds the rows;
+/// without the index each partition reads past the others' rows).
+pub async fn configure(client: &Client, notify: bool, partitions: u16) -> Result<(), FeedError> {
+    let enabled: Option<bool> = client
+        .query_opt(
+            "select tgenabled <> 'D' from pg_trigger \
+             where tgrelid = 'live_relay.outbox'::regclass and tgname = 'live_relay_notify'",
+            &[],
+        )
+        .await?
+        .map(|row| row.get(0));
+    if enabled != Some(notify) {
+        let sql = format!(
+            "alter table live_relay.outbox {} trigger live_relay_notify",
+            if notify { "enable" } else { "disable" }
+        );
+        if let Err(e) = client.batch_execute(&sql).await {
+            tracing::warn!(
+                "could not run `{sql}` (--postgres-notify={notify}): {}; the relay polls every \
+                 --postgres-poll-ms either way",
+                super::error::describe(&e)
+            );
+        }
+    }
+    if partitions > 1 {
+        let sql = format!(
+            "create index if not exists outbox_partition_{partitions} on live_relay.outbox \
+             ({}, id)",
+            partition_expr(partitions)
+        );
+        if let Err(e) = client.batch_execute(&sql).await {
+            tracing::warn!(
+                "could not run `{sql}`: {}; every partition reads the outbox in id order past \
+                 the rows of the others",
+                super::error::describe(&e)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The partition of an outbox row, in SQL: a hash of its channel, so that a channel's events
+/// always go through one partition (and stay in order).
+pub fn partition_expr(partitions: u16) -> String {
+    format!("((hashtext(channel) & 2147483647) % {partitions})")
+}
