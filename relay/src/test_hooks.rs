@@ -5,9 +5,9 @@
 //! - `LIVE_RELAY_TEST_PANIC_CHANNEL=<name>`: a WebSocket subscribe to `<name>` panics inside that
 //!   connection's task (the server profile's `panic = "unwind"` must keep the process and every
 //!   other connection serving: relay/tests/panics.rs).
-//! - `LIVE_RELAY_TEST_PG_STALL_BEFORE_COMMIT=1`: the PostgreSQL feed, having published a batch of
-//!   outbox rows, prints `live-relay test hook: stalled before COMMIT` on stderr and waits forever
-//!   instead of committing (the test then kills the relay: relay/tests/postgres_faults.rs).
+//! - `LIVE_RELAY_TEST_PG_STALL_BEFORE_COMMIT=<file>`: the PostgreSQL feed, having published a
+//!   batch of outbox rows, writes the number of rows to `<file>` and waits forever instead of
+//!   committing (the test then kills the relay: relay/tests/postgres_faults.rs).
 
 use std::sync::OnceLock;
 
@@ -22,9 +22,13 @@ pub fn panics_on(channel: &str) -> bool {
 
 /// Stalls the PostgreSQL feed between a batch's publish and its COMMIT (see the module doc).
 pub async fn stall_before_commit(rows: usize) {
-    static STALL: OnceLock<bool> = OnceLock::new();
-    if *STALL.get_or_init(|| std::env::var_os("LIVE_RELAY_TEST_PG_STALL_BEFORE_COMMIT").is_some()) {
-        eprintln!("live-relay test hook: stalled before COMMIT ({rows} rows published)");
+    static FILE: OnceLock<Option<std::ffi::OsString>> = OnceLock::new();
+    if let Some(file) =
+        FILE.get_or_init(|| std::env::var_os("LIVE_RELAY_TEST_PG_STALL_BEFORE_COMMIT"))
+    {
+        if let Err(e) = std::fs::write(file, rows.to_string()) {
+            eprintln!("live-relay test hook: cannot write {file:?}: {e}");
+        }
         std::future::pending::<()>().await;
     }
 }
