@@ -5,7 +5,6 @@
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -23,16 +22,22 @@ pub struct Received {
     pub connections: u64,
 }
 
-/// A running client; stopped when dropped.
+/// A running client, on a thread of its own (the session is not `Send`); stopped when dropped.
 pub struct EngineClient {
     pub received: Arc<Mutex<Received>>,
     pub started: Instant,
-    task: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for EngineClient {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -42,11 +47,26 @@ impl EngineClient {
     pub fn start(addrs: Vec<String>, channel: &str) -> EngineClient {
         let received = Arc::new(Mutex::new(Received::default()));
         let started = Instant::now();
-        let task = tokio::spawn(run(addrs, channel.to_owned(), Arc::clone(&received), started));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let channel = channel.to_owned();
+        let shared = Arc::clone(&received);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the client");
+            runtime.block_on(async move {
+                tokio::select! {
+                    _ = run(addrs, channel, shared, started) => {}
+                    _ = stopped => {}
+                }
+            });
+        });
         EngineClient {
             received,
             started,
-            task,
+            stop: Some(stop),
+            thread: Some(thread),
         }
     }
 
@@ -67,11 +87,15 @@ impl EngineClient {
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn run(addrs: Vec<String>, channel: String, received: Arc<Mutex<Received>>, started: Instant) {
+async fn run(
+    addrs: Vec<String>,
+    channel: String,
+    received: Arc<Mutex<Received>>,
+    started: Instant,
+) {
     let now = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut session = Session::new(SessionConfig {
         relays: addrs.len(),
@@ -87,9 +111,10 @@ async fn run(addrs: Vec<String>, channel: String, received: Arc<Mutex<Received>>
                 Output::Connect => {
                     let url = format!("ws://{}/ws", addrs[session.relay()]);
                     let mut request = url.into_client_request().expect("a request");
-                    request
-                        .headers_mut()
-                        .insert("sec-websocket-protocol", "wlp.v1".parse().expect("a header"));
+                    request.headers_mut().insert(
+                        "sec-websocket-protocol",
+                        "wlp.v1".parse().expect("a header"),
+                    );
                     let connected = tokio::time::timeout(
                         Duration::from_secs(2),
                         tokio_tungstenite::connect_async(request),
@@ -116,12 +141,11 @@ async fn run(addrs: Vec<String>, channel: String, received: Arc<Mutex<Received>>
                 Output::Disconnect => socket = None,
                 Output::Deliver { event, .. } => {
                     let ids = event.ids.unwrap_or_default();
-                    received.lock().expect("lock").events.push((
-                        event.kind,
-                        ids,
-                        event.seq,
-                        now(),
-                    ));
+                    received
+                        .lock()
+                        .expect("lock")
+                        .events
+                        .push((event.kind, ids, event.seq, now()));
                 }
                 Output::Resync { .. } => received.lock().expect("lock").resyncs += 1,
                 _ => {}

@@ -2,7 +2,9 @@
 //! real HTTP client (reqwest), shared by the integration tests.
 #![allow(dead_code)] // each test crate uses part of it
 
+pub mod engine_client;
 pub mod fault_proxy;
+pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod tokens;
