@@ -56,6 +56,28 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order of their declaration.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::BadFrame,
+        ErrorCode::TooLarge,
+        ErrorCode::BadChannel,
+        ErrorCode::BadEvent,
+        ErrorCode::TooManyChannels,
+        ErrorCode::SlowConsumer,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::RateLimited,
+        ErrorCode::TooManyConnections,
+        ErrorCode::Unavailable,
+        ErrorCode::OutcomeUnknown,
+    ];
+
+    /// The code named `name` on the wire ([`as_str`](Self::as_str) read back); `None` for a name
+    /// this version does not know.
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadFrame => "bad_frame",
@@ -736,6 +758,27 @@ mod tests {
             decode_server(&error),
             Ok(ServerFrame::Error { code, message, id: Some(4), channel: None }) if code == "bad_channel" && message == "empty"
         ));
+    }
+
+    /// Every code reads back from its name, and only from it.
+    #[test]
+    fn error_codes_read_back_from_their_names() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
+            let frame = encode_error(code, "m", None);
+            assert!(matches!(
+                decode_server(&frame),
+                Ok(ServerFrame::Error { code: read, .. }) if read == code.as_str()
+            ));
+        }
+        let names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "two codes share a name");
+        for name in ["", "Forbidden", "forbidden ", "teapot"] {
+            assert_eq!(ErrorCode::from_name(name), None, "{name:?}");
+        }
     }
 
     #[test]

@@ -827,7 +827,7 @@ impl Shell {
                     code,
                     channel,
                     message,
-                } => self.report_code(&message, &code, channel.as_deref()),
+                } => self.report_code(&message, code.name(), channel.as_deref()),
                 Output::DeliverFrame { subs } => match frame {
                     FrameAt::Frame(raw) => match event_from_frame(raw) {
                         Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
@@ -1297,7 +1297,7 @@ fn publish_error(error: &PublishError) -> JsValue {
     set(&js, "code", &JsValue::from_str(error.code()));
     if let PublishError::Rejected { code, .. } = error {
         // The relay's own code: `forbidden`, `rate_limited`, `unauthorized`, `bad_event`, …
-        set(&js, "relayCode", &JsValue::from_str(code));
+        set(&js, "relayCode", &JsValue::from_str(code.name()));
     }
     js.into()
 }

@@ -4,6 +4,7 @@
 use super::js::describe;
 use crate::engine::json::{self, Reader};
 use crate::engine::session::PublishResult;
+use crate::engine::Code;
 use alloc::borrow::Cow;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
@@ -94,7 +95,7 @@ async fn post(url: &str, body: Option<&str>, token: Option<&str>) -> Result<(u16
 }
 
 /// The relay's `{"error": {"code", "message"}}`, or the status and text when the body is not that.
-fn error_of(status: u16, text: String) -> (String, String) {
+fn error_of(status: u16, text: String) -> (Code, String) {
     // `{"error": {...}}`: the detail object's text, then its two strings.
     let detail = {
         let mut detail = None;
@@ -110,8 +111,8 @@ fn error_of(status: u16, text: String) -> (String, String) {
         read.and_then(|()| r.end()).ok().and(detail)
     };
     match detail.and_then(|d| strings(d, ["code", "message"])) {
-        Some([Some(code), Some(message)]) => (code.into_owned(), message.into_owned()),
-        _ => (format!("http_{status}"), text),
+        Some([Some(code), Some(message)]) => (Code::read(&code), message.into_owned()),
+        _ => (Code::http(status), text),
     }
 }
 
@@ -125,7 +126,7 @@ pub async fn post_publish(url: &str, body: &str, token: Option<&str>) -> Publish
         200..=299 => match ack_seq(&text) {
             Ok(seq) => PublishResult::Acked(seq),
             Err(e) => PublishResult::Rejected {
-                code: "bad_answer".into(),
+                code: Code::BadAnswer,
                 message: format!("the relay answered {status} with `{text}`: {e}"),
             },
         },
@@ -153,7 +154,8 @@ pub async fn post_ticket(url: &str, token: &str) -> Result<String, String> {
         _ => {
             let (code, message) = error_of(status, text);
             Err(format!(
-                "the relay refused a stream ticket ({status} {code}): {message}"
+                "the relay refused a stream ticket ({status} {}): {message}",
+                code.name()
             ))
         }
     }

@@ -418,9 +418,6 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// The error code of a channel the server refused ([`Refusal`]).
-pub const REFUSED_CODE: &str = "refused";
-
 /// What a stream that failed before `connected` was about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

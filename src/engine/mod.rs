@@ -2,6 +2,7 @@
 
 pub mod backoff;
 pub mod coalesce;
+pub mod code;
 pub mod event;
 pub mod filter;
 pub mod hash;
@@ -19,6 +20,7 @@ pub mod sort;
 pub use live_protocol::{frame, json, text};
 
 pub use backoff::Backoff;
+pub use code::Code;
 pub use event::{number_to_id, payload_ids, Event, EventKeys, RecordId};
 pub use filter::{Filter, TypeFilter};
 pub use registry::{Registry, SubId};

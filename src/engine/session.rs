@@ -37,7 +37,7 @@
 //! | `session/config.rs` | [`Millis`], [`PublishId`], [`SessionConfig`], [`TransportKind`] |
 //! | `session/deadlines.rs` | the deadline table: `Timer`, `Deadlines`, [`MAX_TIMER_MS`], [`timer_delay`] |
 //! | `session/link.rs` | the `Link` states, the page's `Conditions`, [`MIN_USEFUL_MS`] |
-//! | `session/token.rs` | the refresh state of the token, [`refresh_delay`], [`TOKEN_ERROR_CODE`] |
+//! | `session/token.rs` | the refresh state of the token, [`refresh_delay`] |
 //! | `session/channel_state.rs` | a channel's delivery position, [`ChannelStatus`] |
 //! | `session/publish_queue.rs` | [`PublishError`], `PublishResult` (SSE), the queue of pending publishes |
 //! | `session/sse_query.rs` | the SSE stream's query, `percent_encode_into` |
@@ -78,14 +78,15 @@ pub use publish_queue::PublishResult;
 #[cfg(feature = "sse")]
 pub use sse_query::percent_encode_into;
 use token::Refresh;
-pub use token::{refresh_delay, MIN_REFRESH_MARGIN_MS, TOKEN_ERROR_CODE};
+pub use token::{refresh_delay, MIN_REFRESH_MARGIN_MS};
 
 use super::backoff::{Backoff, XorShift};
 use super::coalesce::Coalescer;
+use super::code::Code;
 use super::event::{payload_ids, Event, EventKeys, RecordId};
 #[cfg(test)]
 use super::filter::Filter; // named by the tests, which `use super::*`
-use super::frame::{self, ServerFrame};
+use super::frame::{self, ErrorCode, ServerFrame};
 use super::hash::{Map, Set};
 use super::registry::{Registry, SubId};
 use super::text;
@@ -167,9 +168,9 @@ pub enum Output {
     NeedToken { request: u64 },
     /// An error for the app's error hook, with a stable `code`: the relay's code for an `error`
     /// frame that answers no publish (`forbidden` with the refused `channel`, `unauthorized`,
-    /// `rate_limited`, …), or [`TOKEN_ERROR_CODE`] when no token could be obtained.
+    /// `rate_limited`, …), or [`Code::GetToken`] when no token could be obtained.
     Error {
-        code: String,
+        code: Code,
         channel: Option<String>,
         message: String,
     },
@@ -240,7 +241,7 @@ pub struct Session {
     forbidden: Set<String>,
     /// Channels the server refused outright ([`Session::refuse_channels`]), with the error's code
     /// and message: left out of every connection until their subscriptions end.
-    refused: Map<String, (String, String)>,
+    refused: Map<String, (Code, String)>,
     /// The relay (index into the shell's list) of the current connection, or of the next attempt.
     relay: usize,
     /// When the current connection became useful: `hello`, then every channel of its `subscribe`
@@ -470,7 +471,7 @@ impl Session {
             } if self.publishes.contains_key(&id) => {
                 self.publishes.remove(&id);
                 let error = PublishError::Rejected {
-                    code: code.into_owned(),
+                    code: Code::read(&code),
                     message: message.into_owned(),
                 };
                 self.outputs.push_back(Output::PublishFailed { id, error });
@@ -479,10 +480,14 @@ impl Session {
             ServerFrame::Error {
                 code,
                 message,
-                channel: Some(channel),
+                channel,
                 ..
-            } if code == "forbidden" => self.on_forbidden(&channel, &message),
-            ServerFrame::Error { code, message, .. } => self.on_error(now, &code, &message),
+            } => match (Code::read(&code), channel) {
+                (Code::Relay(ErrorCode::Forbidden), Some(channel)) => {
+                    self.on_forbidden(&channel, &message)
+                }
+                (code, _) => self.on_error(now, code, &message),
+            },
             ServerFrame::Authed { ttl_ms, .. } => self.on_authed(now, ttl_ms),
             ServerFrame::Ping if self.uses_sse() => {} // nothing can be sent back on a stream
             ServerFrame::Ping => self.send(frame::encode_pong()),

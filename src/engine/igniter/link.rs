@@ -20,10 +20,10 @@
 
 use super::{
     control_query, judge, needs_channel_probes, query_for, IgniterTranslator, Probe, Source,
-    TranslatedFrame, Verdict, OVERLAP_GRACE_MS, REFUSED_CODE,
+    TranslatedFrame, Verdict, OVERLAP_GRACE_MS,
 };
 use crate::engine::session::Millis;
-use crate::engine::{ChannelStatus, Session};
+use crate::engine::{ChannelStatus, Code, Session};
 use alloc::collections::VecDeque;
 
 /// What the shell must do.
@@ -306,8 +306,8 @@ impl IgniterLink {
                 session.handle_close(now, &reason);
             }
             Verdict::Refused(refusals) => {
-                let refusals: Vec<(String, String, String)> = (refusals.into_iter())
-                    .map(|r| (r.channel, REFUSED_CODE.to_owned(), r.message))
+                let refusals: Vec<(String, Code, String)> = (refusals.into_iter())
+                    .map(|r| (r.channel, Code::Refused, r.message))
                     .collect();
                 session.refuse_channels(now, &refusals);
             }

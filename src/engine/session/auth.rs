@@ -3,10 +3,11 @@
 
 use super::deadlines::MAX_TIMER_MS;
 use super::link::Link;
-use super::token::{refresh_delay, Refresh, MIN_REFRESH_MARGIN_MS, TOKEN_ERROR_CODE};
+use super::token::{refresh_delay, Refresh, MIN_REFRESH_MARGIN_MS};
 use super::{Millis, Output, PublishError, Session};
 use crate::cat;
-use crate::engine::frame;
+use crate::engine::code::Code;
+use crate::engine::frame::{self, ErrorCode};
 use crate::prelude::*;
 
 impl Session {
@@ -56,7 +57,7 @@ impl Session {
         let message = cat!("could not get a token: ", reason);
         self.stats.problems += 1;
         self.outputs.push_back(Output::Error {
-            code: TOKEN_ERROR_CODE.into(),
+            code: Code::GetToken,
             channel: None,
             message: message.clone(),
         });
@@ -70,7 +71,7 @@ impl Session {
                 // SSE publishes that were waiting for this token alone.
                 for id in self.publishes.drop_held() {
                     let error = PublishError::Rejected {
-                        code: TOKEN_ERROR_CODE.into(),
+                        code: Code::GetToken,
                         message: message.clone(),
                     };
                     self.outputs.push_back(Output::PublishFailed { id, error });
@@ -112,26 +113,27 @@ impl Session {
     }
 
     /// An `error` frame that answers no publish.
-    pub(super) fn on_error(&mut self, now: Millis, code: &str, message: &str) {
-        let message = if code == "unauthorized" && self.refresh == Refresh::Sent {
+    pub(super) fn on_error(&mut self, now: Millis, code: Code, message: &str) {
+        let unauthorized = code == Code::Relay(ErrorCode::Unauthorized);
+        let message = if unauthorized && self.refresh == Refresh::Sent {
             // The refreshed token was refused; the connection keeps the previous one until it expires.
             self.retry_refresh(now);
             cat!(
                 "the relay refused the refreshed token (unauthorized): ",
                 message
             )
-        } else if code == "unauthorized" && !self.cfg.auth {
+        } else if unauthorized && !self.cfg.auth {
             cat!(
                 "the relay requires a token (unauthorized): ",
                 message,
                 "; give the client `token` or `getToken`"
             )
         } else {
-            cat!("the relay reported an error (", code, "): ", message)
+            cat!("the relay reported an error (", code.name(), "): ", message)
         };
         self.stats.problems += 1;
         self.outputs.push_back(Output::Error {
-            code: code.to_owned(),
+            code,
             channel: None,
             message,
         });

@@ -6,8 +6,9 @@ use super::deadlines::Timer;
 use super::link::Link;
 use super::{Millis, Output, Session};
 use crate::cat;
+use crate::engine::code::Code;
 use crate::engine::filter::Filter;
-use crate::engine::frame::{self, ChannelEntry};
+use crate::engine::frame::{self, ChannelEntry, ErrorCode};
 use crate::engine::registry::{ChannelChange, SubId};
 use crate::prelude::*;
 
@@ -139,7 +140,7 @@ impl Session {
     /// reported once, its subscriptions show `forbidden`, and it is left out of every connection
     /// until all of its subscriptions have ended. The attempt that was refused is replaced at once
     /// by one without them: no backoff, the server answered (and every round drops a channel).
-    pub fn refuse_channels(&mut self, now: Millis, refusals: &[(String, String, String)]) {
+    pub fn refuse_channels(&mut self, now: Millis, refusals: &[(String, Code, String)]) {
         for (channel, code, message) in refusals {
             if !self.registry.has_channel(channel) || self.refused.contains_key(channel) {
                 continue;
@@ -169,7 +170,7 @@ impl Session {
     /// to `channel`" followed by `how` and `detail`.
     fn forbidden_error(&mut self, channel: &str, how: &str, detail: &str) {
         self.outputs.push_back(Output::Error {
-            code: "forbidden".into(),
+            code: Code::Relay(ErrorCode::Forbidden),
             channel: Some(channel.to_owned()),
             message: cat!(
                 "the relay refused the subscription to `",

@@ -4,6 +4,7 @@
 
 use super::config::{Millis, PublishId};
 use crate::cat;
+use crate::engine::code::Code;
 use crate::prelude::*;
 use core::fmt;
 
@@ -17,7 +18,7 @@ pub enum PublishError {
     /// Too many publishes were waiting for a connection; this one was the oldest.
     QueueFull { capacity: usize },
     /// The relay refused it.
-    Rejected { code: String, message: String },
+    Rejected { code: Code, message: String },
     /// The provider was closed.
     Closed,
 }
@@ -53,7 +54,12 @@ impl PublishError {
                 " publishes were waiting for a connection"
             ),
             PublishError::Rejected { code, message } => {
-                cat!("the relay rejected the publish (", code, "): ", message)
+                cat!(
+                    "the relay rejected the publish (",
+                    code.name(),
+                    "): ",
+                    message
+                )
             }
             PublishError::Closed => "the live provider was closed".to_owned(),
         }
@@ -242,7 +248,7 @@ pub enum PublishResult {
     /// Accepted with this `seq`.
     Acked(u64),
     /// The relay answered with an error (HTTP 4xx with a code and message).
-    Rejected { code: String, message: String },
+    Rejected { code: Code, message: String },
     /// No answer (network error, HTTP 5xx): it is tried again.
     Unreachable(String),
 }

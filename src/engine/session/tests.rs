@@ -400,7 +400,7 @@ fn publish_failures_are_settled_with_a_reason() {
     let out = drain(&mut s);
     assert!(
         matches!(&out[..], [Output::PublishFailed { id, error: PublishError::Rejected { code, .. } }]
-            if *id == rejected && code == "bad_channel"),
+            if *id == rejected && *code == Code::Relay(ErrorCode::BadChannel)),
         "{out:?}"
     );
 }
@@ -856,7 +856,7 @@ fn sse_publishes_over_http_and_retries_when_unreachable() {
         701,
         rejected,
         PublishResult::Rejected {
-            code: "bad_channel".into(),
+            code: Code::Relay(ErrorCode::BadChannel),
             message: "no".into(),
         },
     );
@@ -980,7 +980,7 @@ mod auth {
                     code,
                     channel,
                     message,
-                } => Some((code.clone(), channel.clone(), message.clone())),
+                } => Some((code.name().to_owned(), channel.clone(), message.clone())),
                 _ => None,
             })
             .collect()
@@ -1192,7 +1192,7 @@ mod auth {
         let out = drain(&mut s);
         let errs = errors(&out);
         assert_eq!(errs.len(), 1, "{out:?}");
-        assert_eq!(errs[0].0, TOKEN_ERROR_CODE);
+        assert_eq!(errs[0].0, "get_token");
         assert!(
             errs[0].2.contains("getToken rejected: HTTP 503"),
             "{errs:?}"
@@ -1406,7 +1406,7 @@ mod auth {
         let out = drain(&mut s);
         assert!(
             out.iter().any(|o| matches!(o, Output::PublishFailed { id, error: PublishError::Rejected { code, message } }
-                if *id == p && code == TOKEN_ERROR_CODE && message.contains("no session"))),
+                if *id == p && *code == Code::GetToken && message.contains("no session"))),
             "{out:?}"
         );
     }
@@ -2119,13 +2119,13 @@ fn a_refused_channel_is_reported_and_dropped_and_the_others_go_on() {
     );
     let refusal = (
         "resources/posts".to_owned(),
-        "refused".to_owned(),
+        Code::Refused,
         "HTTP 500 for `resources/posts`".to_owned(),
     );
     s.refuse_channels(60, core::slice::from_ref(&refusal));
     let out = drain(&mut s);
     assert!(out.contains(&Output::Error {
-        code: "refused".into(),
+        code: Code::Refused,
         channel: Some("resources/posts".into()),
         message: "HTTP 500 for `resources/posts`".into(),
     }));
@@ -2149,9 +2149,13 @@ fn a_refused_channel_is_reported_and_dropped_and_the_others_go_on() {
     // Refused again: reported once more to a new subscription, not asked of the server.
     let again = s.subscribe(70, "resources/posts", all());
     let out = drain(&mut s);
-    assert!(out
-        .iter()
-        .any(|o| matches!(o, Output::Error { code, .. } if code == "refused")));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Error {
+            code: Code::Refused,
+            ..
+        }
+    )));
     s.handle_timeout(200);
     assert!(stream_query(&drain(&mut s)).is_none(), "no reopen for it");
     // Once every subscription of it has ended, it may be asked again.

@@ -1,12 +1,8 @@
-//! Authentication: the token's error code, when to refresh it, and where a refresh stands.
+//! Authentication: when to refresh the token, and where a refresh stands.
 //!
 //! What the session does with tokens is in `auth.rs`.
 
 use super::config::Millis;
-
-/// The [`super::Output::Error`] code of a token that could not be obtained (`getToken` threw, rejected,
-/// or gave something that is not a non-empty string).
-pub const TOKEN_ERROR_CODE: &str = "get_token";
 
 /// A token is refreshed when about three quarters of its lifetime have passed, but at least this
 /// long before it expires (half its lifetime for tokens shorter than twice this).

@@ -6,7 +6,7 @@ use super::*;
 use crate::engine::filter::{Filter, TypeFilter};
 use crate::engine::frame::REVALIDATE_CHANNEL;
 use crate::engine::session::{Output, SessionConfig, TransportKind};
-use crate::engine::{ConnectionState, SubId};
+use crate::engine::{Code, ConnectionState, SubId};
 
 /// The shell's side: what it holds and what it was told.
 struct Rig {
@@ -365,7 +365,7 @@ fn a_stream_that_fails_before_connected_is_probed_then_its_refused_channel_dropp
     // Reported and dropped; a stream without it opens at once.
     assert!(matches!(
         rig.errors.as_slice(),
-        [Output::Error { code, channel: Some(c), .. }] if code == REFUSED_CODE && c == "resources/posts"
+        [Output::Error { code, channel: Some(c), .. }] if *code == Code::Refused && c == "resources/posts"
     ));
     assert_eq!(
         rig.session.subscription_status(bad),
