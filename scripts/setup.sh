@@ -61,6 +61,8 @@ apt_install binutils
 # The relay's cluster tests run a real Redis (started by the tests on a free port, no persistence);
 # its TLS test (relay/tests/redis_tls.rs) makes a CA and certificates with the openssl command line.
 apt_install redis-server openssl
+# The relay's PostgreSQL feed tests and `make demo-postgres` start a throwaway cluster (never the package's own on 5432).
+apt_install postgresql-15
 # The Igniter.js server the SSE tests read (tests/igniter).
 if [ ! -f tests/igniter/node_modules/.package-lock.json ] || [ tests/igniter/package-lock.json -nt tests/igniter/node_modules/.package-lock.json ]; then
   say "installing the Igniter.js test server (tests/igniter)"
