@@ -39,6 +39,14 @@ demo: www relay
 	$(SAY) "open http://$(DEMO_ADDR)/ (Refine) and http://$(DEMO_ADDR)/vue.html (Vue) in two windows; Ctrl-C stops the relay"
 	@./target/server/live-relay --addr $(DEMO_ADDR) --demo --static-dir www/dist
 
+# The demo on a throwaway PostgreSQL 15 (scripts/pg-throwaway.sh: a temporary cluster on a free loopback
+# port, stopped and deleted on exit): the demo's records are the tables posts and categories, whose triggers
+# publish every change, also one made with psql at the printed URL.
+.PHONY: demo-postgres
+demo-postgres: www relay
+	$(SAY) "open http://$(DEMO_ADDR)/ in two windows, then in another shell: psql <the URL below> -c \"UPDATE posts SET title = 'From psql' WHERE id = 1\"; Ctrl-C stops both"
+	@bash scripts/pg-throwaway.sh run -- bash -c './target/server/live-relay --addr $(DEMO_ADDR) --demo --postgres "$$DATABASE_URL" --static-dir www/dist'
+
 # The npm packages (docs/DISTRIBUTION.md): live-relay (the JS shim and the demo) and @live-relay/linux-x64
 # (the static binary), versioned as relay/Cargo.toml, packed into dist/npm/.
 .PHONY: npm test-npm
@@ -93,6 +101,11 @@ test-e2e: www relay
 	$(SAY) "end to end: the demo in two headless Chromium contexts (Playwright)"
 	@node --test tests/e2e/
 
+.PHONY: test-e2e-postgres
+test-e2e-postgres: www relay
+	$(SAY) "end to end: the demo on a throwaway PostgreSQL, changes made with psql, in two headless Chromium contexts"
+	@bash scripts/pg-throwaway.sh run -- node --test tests/e2e-postgres/
+
 test-bench: pkg relay
 	$(SAY) "benchmark smoke runs (seconds each; the full runs are in bench/README.md)"
 	@bash bench/smoke.sh
@@ -138,7 +151,7 @@ fuzz:
 	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-test: setup-browsers lint test-native test-redis test-relay-build test-relay-static test-image test-npm pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-bench
+test: setup-browsers lint test-native test-redis test-relay-build test-relay-static test-image test-npm pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-e2e-postgres test-bench
 	$(SAY) "all tests passed"
 
 clean:

@@ -137,6 +137,10 @@ where
             .await
             .map_err(|e| invalid(e.to_string()))?;
     }
+    // After the feed's schema: the demo's tables on PostgreSQL are watched with it.
+    let demo = demo::Backend::start(&config)
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
     let (stop, stopped) = watch::channel(false);
     let settings = Settings::from_config(&config);
     let broker = match &config.redis {
@@ -159,7 +163,7 @@ where
         status
     });
     let state = Arc::new(AppState {
-        demo: config.demo.then(demo::Store::seeded),
+        demo,
         per_ip: limits::PerIp::new(config.max_connections_per_ip, config.max_connections),
         http_publishers: limits::Buckets::new(config.key_publish_rate, config.key_publish_burst),
         ticket_issuers: limits::Buckets::new(state::TICKET_RATE, state::TICKET_BURST),

@@ -103,9 +103,14 @@ async fn main() -> ExitCode {
     }
     if config.demo {
         tracing::info!(
-            "demo mode: an in-memory REST API at http://{addr}/api (posts, categories); \
+            "demo mode: {} at http://{addr}/api (posts, categories); \
              changes are published on resources/<resource>; tokens for the demo user at \
              http://{addr}/demo/token; publish with `Authorization: Bearer {}`",
+            if config.postgres.is_some() {
+                "a REST API on PostgreSQL's tables posts and categories, whose triggers publish"
+            } else {
+                "an in-memory REST API"
+            },
             // Never the operator's own key in a log.
             if config.api_key.is_empty() {
                 live_relay::DEMO_API_KEY

@@ -8,7 +8,7 @@ use crate::auth::{Auth, AuthFailure, Grant};
 use crate::broker::tickets::TicketRefusal;
 use crate::broker::{self, Broker, TicketError};
 use crate::config::Config;
-use crate::demo::store::Store;
+use crate::demo::Backend;
 use crate::limits::{Buckets, Full, IpSlot, PerIp};
 use crate::metrics::{limit, Metrics};
 use crate::publish::{check_subscription, validate, validate_on_any_channel, Limits, ValidEvent};
@@ -25,8 +25,8 @@ use tokio::sync::watch;
 pub struct AppState {
     pub config: Config,
     pub broker: Arc<Broker>,
-    /// The demo API's records (`--demo` only).
-    pub demo: Option<Store>,
+    /// The demo API's records (`--demo` only): in memory, or in PostgreSQL with `--postgres`.
+    pub demo: Option<Backend>,
     pub auth: Auth,
     pub metrics: Metrics,
     /// Open connections per client IP address.

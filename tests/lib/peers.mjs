@@ -11,11 +11,13 @@ export const root = resolve(import.meta.dirname, "../..");
 const LISTENING = /listening on (http:\/\/\S+)/;
 
 /**
- * Starts `target/server/live-relay --addr 127.0.0.1:0 ...flags`; resolves to `{ child, url }` once it says
- * where it listens, or rejects with what it printed when it exits first.
+ * Starts `target/server/live-relay --addr 127.0.0.1:0 ...flags` (`LIVE_RELAY_BINARY` overrides the binary);
+ * resolves to `{ child, url }` once it says where it listens, or rejects with what it printed when it exits
+ * first.
  */
 export async function startRelay(flags = []) {
-  const child = spawn(resolve(root, "target/server/live-relay"), ["--addr", "127.0.0.1:0", ...flags], {
+  const binary = process.env.LIVE_RELAY_BINARY ?? resolve(root, "target/server/live-relay");
+  const child = spawn(binary, ["--addr", "127.0.0.1:0", ...flags], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";

@@ -101,7 +101,9 @@ pub struct Config {
     /// Demo mode: serve an in-memory REST API at `/api` (the json-server conventions of
     /// `@refinedev/simple-rest`), seeded with `posts` and `categories`, that publishes every change
     /// on `resources/<resource>`, and mint short-lived tokens for a demo user at `GET /demo/token`.
-    /// The data lives in memory only and is lost when the relay stops.
+    /// The data lives in memory only and is lost when the relay stops; with `--postgres`, in the
+    /// tables `posts` and `categories` of that database instead (created, seeded and watched if
+    /// missing), whose triggers publish every change, also one made with `psql`.
     #[arg(long, env = "LIVE_RELAY_DEMO", value_parser = BoolishValueParser::new(), help_heading = HEADING_SERVER)]
     pub demo: bool,
 

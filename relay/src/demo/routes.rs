@@ -20,12 +20,20 @@
 //! `deleted` with payload `{"ids":[id]}` and meta `{"source":"demo-api"}`, through the same
 //! function as `POST /publish` ([`crate::state::AppState::publish`]).
 //!
+//! On PostgreSQL (`--demo --postgres <url>`, [`PgStore`]) only `posts` and `categories` exist
+//! (another resource is `404 not_found`), and the routes publish nothing: the tables' triggers do,
+//! for a change through this API or from `psql` alike (without the meta). A database that cannot
+//! be reached or fails is `503 unavailable` with the reason; a value a column cannot take is `400
+//! bad_request`.
+//!
 //! Errors are `{"error":{"code","message"},"message"}`: the top-level `message` is what the axios
 //! interceptor of simple-rest shows. A missing record is `404 not_found`, a full store `413
 //! store_full`, a body over the limit `413 too_large`, anything else malformed `400 bad_request`.
 
+use super::pg_store::{PgStore, PgStoreError};
 use super::query::{ListQuery, QueryError};
 use super::store::{check_resource, Store, StoreError};
+use super::Backend;
 use crate::auth::Grant;
 use crate::publish::check_channel;
 use crate::state::AppState;
@@ -130,6 +138,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<PgStoreError> for ApiError {
+    /// `404 not_found` for a missing record or table, `400 bad_request` for a value PostgreSQL
+    /// refused, `503 unavailable` when it cannot be reached or fails.
+    fn from(e: PgStoreError) -> Self {
+        let message = e.to_string();
+        match e {
+            PgStoreError::NoTable { .. } | PgStoreError::NoRecord { .. } => {
+                ApiError::not_found(message)
+            }
+            PgStoreError::BadValue { .. } => ApiError::bad_request(message),
+            PgStoreError::Unavailable { .. } | PgStoreError::Setup { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+        }
+    }
+}
+
 impl From<QueryError> for ApiError {
     /// `400 bad_request`.
     fn from(e: QueryError) -> Self {
@@ -142,11 +167,20 @@ pub fn channel_of(resource: &str) -> String {
     format!("resources/{resource}")
 }
 
-fn store(state: &AppState) -> Result<&Store, ApiError> {
-    state
-        .demo
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("the demo API is off: start the relay with --demo"))
+/// Where the records are.
+enum Records<'a> {
+    Memory(&'a Store),
+    Postgres(&'a PgStore),
+}
+
+fn records(state: &AppState) -> Result<Records<'_>, ApiError> {
+    match state.demo.as_ref() {
+        Some(Backend::Memory(store)) => Ok(Records::Memory(store)),
+        Some(Backend::Postgres(store)) => Ok(Records::Postgres(store)),
+        None => Err(ApiError::not_found(
+            "the demo API is off: start the relay with --demo",
+        )),
+    }
 }
 
 fn path_error(rejection: PathRejection) -> ApiError {
@@ -259,12 +293,15 @@ async fn list(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let store = store(&state)?;
+    let records = records(&state)?;
     let resource = resource_of(path)?;
     let Query(pairs) =
         query.map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))?;
     let query = ListQuery::parse(&pairs)?;
-    let (page, total) = query.select(store.lock().records(&resource));
+    let (page, total) = match records {
+        Records::Memory(store) => query.select(store.lock().records(&resource)),
+        Records::Postgres(store) => query.select(store.list(&resource).await?.iter()),
+    };
     let mut response = Json(page).into_response();
     response
         .headers_mut()
@@ -277,9 +314,12 @@ async fn get_one(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = store(&state)?;
+    let records = records(&state)?;
     let (resource, id) = record_of(path)?;
-    let record = store.lock().get(&resource, &id)?;
+    let record = match records {
+        Records::Memory(store) => store.lock().get(&resource, &id)?,
+        Records::Postgres(store) => store.get(&resource, &id).await?,
+    };
     Ok(Json(record))
 }
 
@@ -289,10 +329,18 @@ async fn create(
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let store = store(&state)?;
+    let records = records(&state)?;
     let resource = resource_of(path)?;
     check_channel_of(&state, &resource)?;
     let fields = object_body(&state, body)?;
+    let store = match records {
+        Records::Memory(store) => store,
+        Records::Postgres(store) => {
+            // The trigger publishes it.
+            let record = store.create(&resource, fields).await?;
+            return Ok((StatusCode::CREATED, Json(record)));
+        }
+    };
     let changing = store.changes.lock().await;
     let record = store.lock().create(&resource, fields)?;
     let id = record.get("id").and_then(Value::as_u64).unwrap_or_default();
@@ -308,10 +356,16 @@ async fn change(
     body: Result<Bytes, BytesRejection>,
     replace: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let store = store(state)?;
+    let records = records(state)?;
     let (resource, id) = record_of(path)?;
     check_channel_of(state, &resource)?;
     let fields = object_body(state, body)?;
+    let store = match records {
+        Records::Memory(store) => store,
+        Records::Postgres(store) => {
+            return Ok(Json(store.update(&resource, &id, fields, replace).await?));
+        }
+    };
     let changing = store.changes.lock().await;
     let (id, record) = store.lock().update(&resource, &id, fields, replace)?;
     announce(state, &resource, "updated", id).await;
@@ -342,9 +396,13 @@ async fn remove(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = store(&state)?;
+    let records = records(&state)?;
     let (resource, id) = record_of(path)?;
     check_channel_of(&state, &resource)?;
+    let store = match records {
+        Records::Memory(store) => store,
+        Records::Postgres(store) => return Ok(Json(store.remove(&resource, &id).await?)),
+    };
     let changing = store.changes.lock().await;
     let (id, record) = store.lock().remove(&resource, &id)?;
     announce(&state, &resource, "deleted", id).await;
