@@ -103,13 +103,13 @@ async fn main() -> ExitCode {
     }
     if config.demo {
         tracing::info!(
-            "demo mode: {} at http://{addr}/api (posts, categories); \
+            "demo mode: a REST API at http://{addr}/api (posts, categories{}); \
              changes are published on resources/<resource>; tokens for the demo user at \
              http://{addr}/demo/token; publish with `Authorization: Bearer {}`",
             if config.postgres.is_some() {
-                "a REST API on PostgreSQL's tables posts and categories, whose triggers publish"
+                ": tables in PostgreSQL, whose triggers publish every change"
             } else {
-                "an in-memory REST API"
+                ", in memory"
             },
             // Never the operator's own key in a log.
             if config.api_key.is_empty() {
