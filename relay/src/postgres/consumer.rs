@@ -3,7 +3,8 @@
 //! all those on the database drains a partition at a time (the others skip it without waiting).
 //!
 //! A drain: BEGIN → `pg_try_advisory_xact_lock` (not taken: another relay drains; try later) →
-//! SELECT a batch → publish each row in order, stopping at the first that fails for now → move
+//! SELECT a batch → publish each channel's rows in id order (the channels at once), a channel
+//! stopping at its first row that fails for now → move
 //! the refused rows to `live_relay.rejected` → DELETE what is done → COMMIT. A crash before the
 //! COMMIT leaves the rows: they are published again, under the same idempotency key.
 
@@ -14,6 +15,7 @@ use super::schema::{partition_expr, LOCK_CLASS};
 use super::status::{error, FeedStatus};
 use crate::publish::now_ms;
 use crate::state::AppState;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -130,13 +132,16 @@ impl Consumer {
             tx.query_typed(select, &[(&BATCH, Type::INT8)]).await?
         };
         let read = rows.len();
+        let rows = rows
+            .iter()
+            .map(OutboxRow::read)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut done: Vec<i64> = Vec::with_capacity(read);
         let mut lags: Vec<f64> = Vec::with_capacity(read);
         let mut refused: Vec<(i64, String)> = Vec::new();
         let mut stopped = false;
-        for row in &rows {
-            let row = OutboxRow::read(row)?;
-            match row.publish(&self.state).await {
+        for (row, outcome) in self.publish_all(&rows).await {
+            match outcome {
                 Outcome::Published => {
                     done.push(row.id);
                     lags.push(now_ms() - row.created_ms);
@@ -152,12 +157,11 @@ impl Consumer {
                 Outcome::Failed(reason) => {
                     tracing::warn!(
                         id = row.id,
-                        "publishing an outbox row failed for now; it and the rows after it \
-                         wait: {reason}"
+                        "publishing an outbox row failed for now; it and the later rows of its \
+                         channel wait: {reason}"
                     );
                     self.status.failed(error::PUBLISH, reason);
                     stopped = true;
-                    break;
                 }
             }
         }
@@ -198,6 +202,42 @@ impl Consumer {
         } else {
             Drained::Empty
         })
+    }
+}
+
+impl Consumer {
+    /// Publishes a batch: each channel's rows in id order, one after the other, the channels at
+    /// once (a channel's order is all the protocol promises; a round trip to Redis per row would
+    /// otherwise bound the rate). A channel stops at its first row that fails for now: the rows
+    /// after it are not tried, so they wait, in order, for the next drain. The outcomes of the
+    /// rows tried, in no particular order.
+    async fn publish_all<'r>(&self, rows: &'r [OutboxRow]) -> Vec<(&'r OutboxRow, Outcome)> {
+        let mut channels: Vec<Vec<&OutboxRow>> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for row in rows {
+            let i = *index.entry(row.channel.as_str()).or_insert_with(|| {
+                channels.push(Vec::new());
+                channels.len() - 1
+            });
+            channels[i].push(row);
+        }
+        let published = channels.into_iter().map(|rows| async move {
+            let mut outcomes = Vec::with_capacity(rows.len());
+            for row in rows {
+                let outcome = row.publish(&self.state).await;
+                let failed = matches!(outcome, Outcome::Failed(_));
+                outcomes.push((row, outcome));
+                if failed {
+                    break;
+                }
+            }
+            outcomes
+        });
+        futures_util::future::join_all(published)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 
