@@ -159,7 +159,7 @@ impl Relay {
             }
             return out;
         }
-        if self.auth && !self.token_exp.is_some_and(|e| e > now) {
+        if self.auth && self.token_exp.is_none_or(|e| e <= now) {
             out.push(encode_error(ErrorCode::Unauthorized, "auth first", None));
             self.closing = true;
             return out;
