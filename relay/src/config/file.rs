@@ -93,7 +93,9 @@ fn file_args(path: &Path, given: &clap::ArgMatches) -> Result<Vec<String>, Strin
                 }
                 pair
             }
-            (_, value) => vec![flag, one(value)?],
+            // `--flag=value`: also for flags that take their value only so
+            // (`--postgres-notify=false`).
+            (_, value) => vec![format!("{flag}={}", one(value)?)],
         };
         // Check the value alone, so the error names the key in the file.
         let mut probe = vec!["live-relay".to_owned()];
@@ -144,6 +146,35 @@ mod tests {
         assert_eq!(config.api_key.len(), 2);
         assert!(config.demo);
         assert_eq!(config.addr.port(), 0);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn the_file_sets_the_postgres_feed() {
+        if std::env::vars().any(|(k, _)| k.starts_with("LIVE_RELAY_")) {
+            return; // the environment would take precedence over the file
+        }
+        let path = with_file(
+            "postgres",
+            "postgres = \"postgres://relay@db.internal/app\"\npostgres_notify = false\n\
+             postgres_partitions = 4\npostgres_poll_ms = 100\n",
+        );
+        let config = load_file(&path, &[]).expect("loads");
+        assert_eq!(
+            config.postgres.as_deref(),
+            Some("postgres://relay@db.internal/app")
+        );
+        assert!(!config.postgres_notify);
+        assert_eq!(
+            (config.postgres_partitions, config.postgres_poll_ms),
+            (4, 100)
+        );
+        let config = load_file(&path, &["--postgres-notify"]).expect("loads");
+        assert!(config.postgres_notify, "a flag beats the file");
+        let _ = std::fs::remove_file(&path);
+        let path = with_file("postgres-bad", "postgres_partitions = 0\n");
+        let e = load_file(&path, &[]).expect_err("0 partitions");
+        assert!(e.contains("`postgres_partitions`"), "{e}");
         let _ = std::fs::remove_file(path);
     }
 
