@@ -56,7 +56,8 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the order of their declaration.
+    /// Every code, in the order of their declaration and of their names (a new code goes at the end
+    /// of both).
     pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadFrame,
         ErrorCode::TooLarge,
@@ -75,26 +76,30 @@ impl ErrorCode {
     /// The code named `name` on the wire ([`as_str`](Self::as_str) read back); `None` for a name
     /// this version does not know.
     pub fn from_name(name: &str) -> Option<ErrorCode> {
-        Self::ALL.into_iter().find(|c| c.as_str() == name)
+        let i = NAMES.iter().position(|n| *n == name)?;
+        Self::ALL.get(i).copied()
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::BadChannel => "bad_channel",
-            ErrorCode::BadEvent => "bad_event",
-            ErrorCode::TooManyChannels => "too_many_channels",
-            ErrorCode::SlowConsumer => "slow_consumer",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::TooManyConnections => "too_many_connections",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::OutcomeUnknown => "outcome_unknown",
-        }
+        NAMES[self as usize]
     }
 }
+
+/// The codes' names on the wire, in the order of [`ErrorCode::ALL`].
+const NAMES: [&str; 12] = [
+    "bad_frame",
+    "too_large",
+    "bad_channel",
+    "bad_event",
+    "too_many_channels",
+    "slow_consumer",
+    "unauthorized",
+    "forbidden",
+    "rate_limited",
+    "too_many_connections",
+    "unavailable",
+    "outcome_unknown",
+];
 
 /// A frame that could not be decoded, with the reason.
 #[derive(Debug, Clone, PartialEq)]

@@ -239,9 +239,9 @@ pub struct Session {
     expires_at: Option<Millis>,
     /// Channels the relay refused for the token (`forbidden`).
     forbidden: Set<String>,
-    /// Channels the server refused outright ([`Session::refuse_channels`]), with the error's code
-    /// and message: left out of every connection until their subscriptions end.
-    refused: Map<String, (Code, String)>,
+    /// Channels the server refused outright ([`Session::refuse_channels`]), with the error's
+    /// message: left out of every connection until their subscriptions end.
+    refused: Map<String, String>,
     /// The relay (index into the shell's list) of the current connection, or of the next attempt.
     relay: usize,
     /// When the current connection became useful: `hello`, then every channel of its `subscribe`

@@ -23,7 +23,7 @@ use super::{
     TranslatedFrame, Verdict, OVERLAP_GRACE_MS,
 };
 use crate::engine::session::Millis;
-use crate::engine::{ChannelStatus, Code, Session};
+use crate::engine::{ChannelStatus, Session};
 use alloc::collections::VecDeque;
 
 /// What the shell must do.
@@ -306,8 +306,8 @@ impl IgniterLink {
                 session.handle_close(now, &reason);
             }
             Verdict::Refused(refusals) => {
-                let refusals: Vec<(String, Code, String)> = (refusals.into_iter())
-                    .map(|r| (r.channel, Code::Refused, r.message))
+                let refusals: Vec<(String, String)> = (refusals.into_iter())
+                    .map(|r| (r.channel, r.message))
                     .collect();
                 session.refuse_channels(now, &refusals);
             }

@@ -114,7 +114,7 @@ impl Session {
 
     /// An `error` frame that answers no publish.
     pub(super) fn on_error(&mut self, now: Millis, code: Code, message: &str) {
-        let unauthorized = code == Code::Relay(ErrorCode::Unauthorized);
+        let unauthorized = matches!(code, Code::Relay(ErrorCode::Unauthorized));
         let message = if unauthorized && self.refresh == Refresh::Sent {
             // The refreshed token was refused; the connection keeps the previous one until it expires.
             self.retry_refresh(now);

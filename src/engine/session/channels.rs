@@ -71,10 +71,10 @@ impl Session {
                 | Link::Waiting { .. }
                 | Link::Closed => {}
             }
-        } else if let Some((code, message)) = self.refused.get(channel) {
+        } else if let Some(message) = self.refused.get(channel) {
             // Refused outright by the server: so is this subscription.
             self.outputs.push_back(Output::Error {
-                code: code.clone(),
+                code: Code::Refused,
                 channel: Some(channel.to_owned()),
                 message: message.clone(),
             });
@@ -136,22 +136,21 @@ impl Session {
     }
 
     /// The server refused these channels outright — an Igniter.js server answers a stream that names
-    /// a channel its app never registered with HTTP 500 — as `(channel, code, message)`. Each is
-    /// reported once, its subscriptions show `forbidden`, and it is left out of every connection
+    /// a channel its app never registered with HTTP 500 — as `(channel, message)`. Each is reported
+    /// once ([`Code::Refused`]), its subscriptions show `forbidden`, and it is left out of every connection
     /// until all of its subscriptions have ended. The attempt that was refused is replaced at once
     /// by one without them: no backoff, the server answered (and every round drops a channel).
-    pub fn refuse_channels(&mut self, now: Millis, refusals: &[(String, Code, String)]) {
-        for (channel, code, message) in refusals {
+    pub fn refuse_channels(&mut self, now: Millis, refusals: &[(String, String)]) {
+        for (channel, message) in refusals {
             if !self.registry.has_channel(channel) || self.refused.contains_key(channel) {
                 continue;
             }
             self.awaiting.remove(channel);
             self.positions.remove(channel);
-            let entry = (code.clone(), message.clone());
-            self.refused.insert(channel.clone(), entry);
+            self.refused.insert(channel.clone(), message.clone());
             self.stats.problems += 1;
             self.outputs.push_back(Output::Error {
-                code: code.clone(),
+                code: Code::Refused,
                 channel: Some(channel.clone()),
                 message: message.clone(),
             });

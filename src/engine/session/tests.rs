@@ -2119,7 +2119,6 @@ fn a_refused_channel_is_reported_and_dropped_and_the_others_go_on() {
     );
     let refusal = (
         "resources/posts".to_owned(),
-        Code::Refused,
         "HTTP 500 for `resources/posts`".to_owned(),
     );
     s.refuse_channels(60, core::slice::from_ref(&refusal));
