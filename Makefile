@@ -86,6 +86,13 @@ test-adapters: pkg
 	$(SAY) "the React and Vue adapters (pkg-template/react.js, vue.js) given bad arguments, under react-dom/server and vue/server-renderer"
 	@node --test tests/adapters/
 
+# No build needed; TanStack Query's own partialMatchKey and QueryClient come from www/node_modules (make www),
+# the cross-checks are skipped (and say so) without it.
+.PHONY: test-js
+test-js:
+	$(SAY) "the JS entry's pure helpers (pkg-template/helpers.js): relay URLs, UTF-8 frame sizes, TanStack Query's key matching"
+	@node --test tests/js/
+
 test-packed: pkg relay
 	$(SAY) "the packed npm package in a fresh Vite app, in headless Chromium"
 	@node --test tests/packed/
@@ -151,7 +158,7 @@ fuzz:
 	$(SAY) "fuzzing every target of fuzz/ for $(FUZZ_SECONDS) s each (pinned nightly + cargo-fuzz, installed if missing)"
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-test: setup-browsers lint test-native test-redis test-relay-build test-relay-static test-image test-npm pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-e2e-postgres test-bench
+test: setup-browsers lint test-native test-redis test-relay-build test-relay-static test-image test-npm pkg test-size test-types test-adapters test-igniter test-simple test-browser test-packed test-server test-e2e test-js test-e2e-postgres test-bench
 	$(SAY) "all tests passed"
 
 clean:

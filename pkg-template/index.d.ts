@@ -159,12 +159,12 @@ export interface LiveProviderOptions {
    */
   coalesceMs?: number;
   /**
-   * The largest frame accepted from the relay (default 1048576, 1 MiB), measured on the JS string's
-   * length (UTF-16 units) before it is copied into wasm. A longer frame is dropped, reported to
+   * The largest frame accepted from the relay (default 1048576, 1 MiB), in bytes of UTF-8 as the
+   * relay's `--max-frame-bytes` counts them, measured before it is copied into wasm. A longer frame is dropped, reported to
    * `onError` and counted in `stats().problems`, and the connection is dropped and resumed (the
    * relay replays what it held, or a `$resync` covers it). The millisecond options above must be
    * at most 2147483647 (what `setTimeout` can wait); a bad value throws a `TypeError`. A `publish`
-   * whose event is longer than `maxFrameBytes` as JSON throws a `TypeError` (the relay sends each
+   * whose event is more than `maxFrameBytes` bytes as JSON (UTF-8) throws a `TypeError` (the relay sends each
    * event back to its publisher too, which would drop it).
    */
   maxFrameBytes?: number;
@@ -270,7 +270,11 @@ export interface LiveStats {
 /** Receives revalidated keys (arrays), or `null` for "everything". */
 export type RevalidateListener = (keys: ReadonlyArray<readonly unknown[]> | null, event: LiveEvent) => void;
 
-/** Whether `queryKey` starts with one of `keys` (Igniter.js / TanStack Query prefix matching); `null` matches all. */
+/**
+ * Whether `queryClient.invalidateQueries({ queryKey: key })` of one of `keys` (what `useRevalidation` does)
+ * picks a query whose key is `queryKey`: TanStack Query's `partialMatchKey` (a key matches a prefix of
+ * `queryKey`, objects by their properties in any order); `null` matches all.
+ */
 export function isRevalidated(keys: ReadonlyArray<readonly unknown[]> | null, queryKey: readonly unknown[]): boolean;
 
 export function createLiveClient(options: LiveProviderOptions): LiveClient;

@@ -2,6 +2,9 @@
 // loads the WebAssembly module lazily on first use, and queues work until it is ready, so that
 // `subscribe` is synchronous and returns at once even before the module has loaded.
 import init, { LiveClient } from "./wasm_live_provider.js";
+import { describe, endpoints, utf8Bytes } from "./helpers.js";
+
+export { isRevalidated } from "./helpers.js";
 
 let loading;
 let loadingFull;
@@ -31,19 +34,6 @@ function needsFullBuild(options) {
 }
 
 const MS_OPTIONS = ["backoffMinMs", "backoffMaxMs", "stableAfterMs", "pingGraceMs", "connectTimeoutMs", "publishTimeoutMs", "publishQueue", "idleCloseMs", "coalesceMs"];
-
-function describe(value) {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "string") {
-    // A message stays readable whatever was passed (a 10 MB string, say).
-    return value.length > 80 ? `a string of ${value.length} characters ("${value.slice(0, 40)}…")` : `the string "${value}"`;
-  }
-  if (typeof value === "function") return "a function";
-  // Not String(value): an object without a prototype, or with a throwing toString, throws there.
-  if (typeof value === "object") return "an object";
-  return `${typeof value} ${String(value)}`;
-}
 
 function checkOptions(options, where) {
   if (options === null || typeof options !== "object") {
@@ -168,37 +158,6 @@ function parseUrl(value, field, where) {
   } catch (cause) {
     throw new TypeError(`${where}: \`${field}\` is not a valid URL: "${value}"`, { cause });
   }
-}
-
-/** The relay's URL for `endpoint` ("sse" or "publish"), next to `url`'s last path segment. */
-function sibling(url, endpoint) {
-  const u = new URL(url);
-  if (u.protocol === "ws:") u.protocol = "http:";
-  if (u.protocol === "wss:") u.protocol = "https:";
-  u.pathname = u.pathname.replace(/[^/]*$/, endpoint);
-  u.search = "";
-  return u.toString();
-}
-
-/**
- * What the wasm client needs to reach the relays, from the user's options: each relay's SSE,
- * ticket and publish URLs, derived from its `url` unless given (always arrays, one entry per `url`,
- * copies: changing the user's arrays later changes nothing). The wasm derives and checks none of it.
- */
-function endpoints(options) {
-  const transport = options.transport ?? "websocket";
-  const list = (given, make) => (given === undefined ? [].concat(options.url).map(make) : [].concat(given));
-  const sseUrl = list(options.sseUrl, (url) => (transport === "sse" ? url : sibling(url, "sse")));
-  const out = {
-    transport,
-    sseUrl,
-    publishUrl: list(options.publishUrl, (url) => sibling(url, "publish")),
-    // `POST /sse/ticket` next to the stream: `http://h/sse/?a#b` -> `http://h/sse/ticket`.
-    ticketUrl: sseUrl.map((url) => url.split(/[?#]/)[0].replace(/\/*$/, "/ticket")),
-  };
-  if (options.scopes?.length) out.scopeQuery = `scopes=${options.scopes.map(encodeURIComponent).join(",")}`;
-  if (options.flavor) out.flavor = options.flavor;
-  return out;
 }
 
 // A longer name makes a frame over the relay's default limit (64 KiB); past 1 MiB the relay would
@@ -410,11 +369,12 @@ export function createLiveClient(options) {
       }
       const meta = event.meta == null ? undefined : toJson(event.meta, w, "meta");
       // The relay sends the event back to this connection too: a frame over maxFrameBytes would be
-      // dropped by this client then (and a relay closes the connection past its own limit).
+      // dropped by this client then (and a relay closes the connection past its own limit). Both count
+      // UTF-8 bytes.
       const max = options.maxFrameBytes ?? 1048576;
-      const size = payload.length + (meta?.length ?? 0) + event.channel.length + event.type.length;
-      if (size > max) {
-        throw new TypeError(`${w}: \`payload\` is ${payload.length} characters as JSON; with the rest of the event that is over \`maxFrameBytes\` (${max})`);
+      const bytes = utf8Bytes(payload, meta ?? "", event.channel, event.type);
+      if (bytes > max) {
+        throw new TypeError(`${w}: \`payload\` with the rest of the event is ${bytes} bytes as JSON (UTF-8), over \`maxFrameBytes\` (${max})`);
       }
       const date = toMillis(event.date, w);
       return new Promise((resolve, reject) => {
@@ -591,21 +551,4 @@ export function realtime(options) {
       return sent;
     },
   });
-}
-
-/**
- * Whether `queryKey` is revalidated by `keys` (as given to an `onRevalidate` listener): a key matches
- * when it is a prefix of `queryKey`, element by element, as Igniter.js and TanStack Query match.
- * `keys === null` (missed revalidations) matches everything.
- */
-export function isRevalidated(keys, queryKey) {
-  const w = "isRevalidated";
-  if (!Array.isArray(queryKey)) throw new TypeError(`${w}: \`queryKey\` must be an array, got ${describe(queryKey)}`);
-  if (keys === null) return true;
-  if (!Array.isArray(keys)) throw new TypeError(`${w}: \`keys\` must be an array of keys (arrays) or null, got ${describe(keys)}`);
-  keys.forEach((key, i) => {
-    if (!Array.isArray(key)) throw new TypeError(`${w}: \`keys[${i}]\` must be an array, got ${describe(key)}`);
-  });
-  const same = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
-  return keys.some((key) => key.length <= queryKey.length && key.every((part, i) => same(part, queryKey[i])));
 }

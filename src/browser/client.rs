@@ -148,7 +148,7 @@ struct Shell {
     callbacks: js_sys::Map,
     publishes: Map<PublishId, (Function, Function)>,
     on_error: Option<Function>,
-    /// Longer text frames (in characters) are dropped before they enter wasm (`maxFrameBytes`).
+    /// Longer text frames (in bytes of UTF-8) are dropped before they enter wasm (`maxFrameBytes`).
     max_frame: u32,
     /// The rate limit of the `console.error` fallback.
     console: ConsoleLimiter,

@@ -47,7 +47,9 @@ export function frameListener(max, onText, onFrame, onEvent, callbacks, onThrow)
   return (e) => {
     const d = e.data;
     if (typeof d !== "string") return onText(undefined, 0);
-    if (d.length > max) return onText(undefined, d.length);
+    // UTF-8 bytes, as the relay counts; a UTF-16 unit is 1 to 3 bytes (as stream.rs's bytesOver).
+    const n = d.length * 3 > max ? new Blob([d]).size : 0;
+    if (n > max) return onText(undefined, n);
     if (onEvent === undefined) return onText(d, 0);
     let f;
     try {
@@ -110,8 +112,8 @@ extern "C" {
     /// with the event then, each looked up when its turn comes; what one throws goes to
     /// `on_throw`. Every other frame goes to `on_frame(parsed, undefined)`, for the shell to read
     /// from the object (`on_frame(undefined, why)` when it is not JSON). A binary frame goes to
-    /// `on_text(undefined, 0)`, and a text frame over `max` characters to
-    /// `on_text(undefined, length)`: it never enters wasm. A plain socket (`on_event` undefined)
+    /// `on_text(undefined, 0)`, and a text frame over `max` bytes of UTF-8 (what the relay's
+    /// `--max-frame-bytes` counts) to `on_text(undefined, bytes)`: it never enters wasm. A plain socket (`on_event` undefined)
     /// hands every text frame to `on_text(text, 0)`, for its translator.
     #[wasm_bindgen(js_name = frameListener)]
     pub fn frame_listener(

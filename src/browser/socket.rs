@@ -32,7 +32,7 @@ pub enum SocketEvent {
     },
     /// A binary frame: not part of protocol v1.
     Binary,
-    /// A text frame of `len` characters, over the cap: dropped before it was copied into wasm.
+    /// A text frame of `len` bytes of UTF-8, over the cap: dropped before it was copied into wasm.
     Oversized {
         len: u32,
     },
@@ -88,7 +88,7 @@ impl Socket {
     /// protocol; a server that answers none would make the browser fail a handshake offering one,
     /// and every frame of such a socket is reported as text, for its translator).
     /// Errors when the URL is refused by the constructor.
-    /// Text frames longer than `max_frame` characters are reported as [`SocketEvent::Oversized`].
+    /// Text frames over `max_frame` bytes of UTF-8 are reported as [`SocketEvent::Oversized`].
     pub fn open<E, F>(
         url: &str,
         plain: bool,

@@ -17,6 +17,20 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortController;
 use web_sys::{Event, EventSource, MessageEvent};
 
+#[wasm_bindgen(inline_js = r#"
+export function bytesOver(d, max) {
+  const n = d.length * 3 > max ? new Blob([d]).size : 0;
+  return n > max ? n : 0;
+}
+"#)]
+extern "C" {
+    /// How many bytes the string `text` takes in UTF-8 (what the relay's `--max-frame-bytes` counts)
+    /// when that is over `max`, else 0 (as the WebSocket's `frameListener` measures). A UTF-16 code
+    /// unit is 1 to 3 bytes: a string of at most `max / 3` units is not encoded.
+    #[wasm_bindgen(js_name = bytesOver)]
+    fn bytes_over(text: &JsValue, max: u32) -> u32;
+}
+
 #[cfg(feature = "igniter")]
 #[wasm_bindgen]
 extern "C" {
@@ -84,7 +98,7 @@ pub struct Stream {
 
 impl Stream {
     /// Opens `url`, listening to `message` events and to the named event types in `named`. Data
-    /// longer than `max_frame` characters is reported as [`StreamEvent::Oversized`].
+    /// over `max_frame` bytes of UTF-8 is reported as [`StreamEvent::Oversized`].
     pub fn open(
         url: &str,
         named: &[&str],
@@ -110,11 +124,12 @@ impl Stream {
                     return;
                 };
                 let raw = message.data();
-                // The length is read on the JS string: oversized data never enters wasm memory.
-                let len = raw
-                    .dyn_ref::<js_sys::JsString>()
-                    .map(js_sys::JsString::length);
-                if let Some(len) = len.filter(|len| *len > max_frame) {
+                // Measured on the JS string: oversized data never enters wasm memory.
+                let len = match raw.is_string() {
+                    true => bytes_over(&raw, max_frame),
+                    false => 0,
+                };
+                if len > 0 {
                     handler(StreamEvent::Oversized { len });
                 } else if let Some(data) = raw.as_string() {
                     handler(StreamEvent::Message {

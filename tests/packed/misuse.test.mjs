@@ -356,7 +356,7 @@ Object.assign(expected, {
   "publish.payloadBigInt": TYPE(/`payload` cannot be sent as JSON/),
   "publish.payloadCyclic": TYPE(/`payload` cannot be sent as JSON/),
   "publish.payloadFunction": TYPE(/`payload` cannot be sent as JSON/),
-  "publish.payloadHuge": TYPE(/`payload` is 10000011 characters as JSON; with the rest of the event that is over `maxFrameBytes` \(1048576\)/),
+  "publish.payloadHuge": TYPE(/`payload` with the rest of the event is 10000020 bytes as JSON \(UTF-8\), over `maxFrameBytes` \(1048576\)/),
   "publish.dateInvalid": TYPE(/`date` must be a Date/),
   "publish.dateObject": TYPE(/`date` must be a Date/),
   "publish.metaString": TYPE(/`meta` must be an object/),

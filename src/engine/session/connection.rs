@@ -82,13 +82,7 @@ impl Session {
     /// from the last delivered position (the relay replays the event, or a resync covers it).
     pub fn handle_oversized(&mut self, now: Millis, len: u64, max: u64) {
         if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
-            let message = cat!(
-                "a frame of ",
-                len,
-                " characters, over maxFrameBytes (",
-                max,
-                ")"
-            );
+            let message = cat!("a frame of ", len, " bytes, over maxFrameBytes (", max, ")");
             self.violation(now, &message);
         }
     }
