@@ -126,6 +126,11 @@ impl Consumer {
             return Ok(Drained::Busy);
         }
         let rows = if self.partitions > 1 {
+            // The partition's index, read in order, up to the batch: with the statistics of a
+            // fresh backlog the planner would rather read the whole partition and sort it, for
+            // every batch (8.5 s for 50,000 rows instead of 1).
+            tx.batch_execute("set local enable_bitmapscan = off; set local enable_seqscan = off")
+                .await?;
             tx.query_typed(select, &[(&BATCH, Type::INT8), (&partition, Type::INT4)])
                 .await?
         } else {

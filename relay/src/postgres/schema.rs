@@ -3,6 +3,7 @@
 
 use super::error::FeedError;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 /// The schema's SQL, as `live-relay postgres install --print` prints it.
@@ -23,18 +24,22 @@ const INSTALL_LOCK: i32 = -1;
 pub async fn install(client: &mut Client) -> Result<(), FeedError> {
     let role = current_role(client).await;
     let tx = client.transaction().await?;
-    tx.query_one(
+    // Typed unnamed statements throughout (`query_typed`): no named prepared statement, which
+    // PgBouncer's transaction pooling would lose between two round trips.
+    tx.query_typed(
         "select pg_advisory_xact_lock($1, $2)::text",
-        &[&LOCK_CLASS, &INSTALL_LOCK],
+        &[(&LOCK_CLASS, Type::INT4), (&INSTALL_LOCK, Type::INT4)],
     )
     .await?;
-    let found: Option<i32> = if tx
-        .query_one("select to_regclass('live_relay.version') is not null", &[])
+    let installed = tx
+        .query_typed("select to_regclass('live_relay.version') is not null", &[])
         .await?
-        .get(0)
-    {
-        tx.query_opt("select version from live_relay.version", &[])
+        .first()
+        .is_some_and(|row| row.get(0));
+    let found: Option<i32> = if installed {
+        tx.query_typed("select version from live_relay.version", &[])
             .await?
+            .first()
             .map(|row| row.get(0))
     } else {
         None
@@ -60,8 +65,10 @@ pub async fn install(client: &mut Client) -> Result<(), FeedError> {
 }
 
 async fn current_role(client: &Client) -> String {
-    match client.query_one("select current_user::text", &[]).await {
-        Ok(row) => row.get(0),
+    match client.query_typed("select current_user::text", &[]).await {
+        Ok(rows) => rows
+            .first()
+            .map_or_else(|| "?".to_owned(), |row| row.get(0)),
         Err(_) => "?".to_owned(),
     }
 }
@@ -73,12 +80,13 @@ async fn current_role(client: &Client) -> String {
 /// without the index each partition reads past the others' rows).
 pub async fn configure(client: &Client, notify: bool, partitions: u16) -> Result<(), FeedError> {
     let enabled: Option<bool> = client
-        .query_opt(
+        .query_typed(
             "select tgenabled <> 'D' from pg_trigger \
              where tgrelid = 'live_relay.outbox'::regclass and tgname = 'live_relay_notify'",
             &[],
         )
         .await?
+        .first()
         .map(|row| row.get(0));
     if enabled != Some(notify) {
         let sql = format!(
