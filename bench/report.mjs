@@ -62,7 +62,7 @@ const replace = (name, body) => {
   text = text.replace(re, (_, a, b) => `${a}\n${body.trimEnd()}\n${b}`);
 };
 replace("targets", table(["target", "measured", "status"], rows));
-for (const name of ["dispatch", "size", "fanout", "fanout-patched", "memory", "cluster"]) {
+for (const name of ["dispatch", "size", "fanout", "fanout-patched", "memory", "cluster", "postgres"]) {
   const md = join(resultsDir, `${name}.md`);
   if (existsSync(md)) replace(name, readFileSync(md, "utf8"));
 }

@@ -11,10 +11,10 @@ trap 'rm -rf "$log"' EXIT
 
 if [ ! -f pkg/wasm_live_provider_bg.wasm ]; then
   echo "bench smoke: pkg/ is missing: run bash scripts/build-pkg.sh first" >&2
-  echo "bench smoke: 0 passed, 5 failed"; exit 1
+  echo "bench smoke: 0 passed, 6 failed"; exit 1
 fi
 if [ ! -d bench/node_modules/playwright-core ] || [ ! -d bench/node_modules/ws ]; then
-  (cd bench && npm ci --no-audit --no-fund --loglevel=error) || { echo "bench smoke: npm ci failed"; echo "bench smoke: 0 passed, 5 failed"; exit 1; }
+  (cd bench && npm ci --no-audit --no-fund --loglevel=error) || { echo "bench smoke: npm ci failed"; echo "bench smoke: 0 passed, 6 failed"; exit 1; }
 fi
 
 # `numbers FILE EXPR`: the JSON result FILE has a finite positive number at EXPR (a JS expression on `r`).
@@ -61,6 +61,12 @@ memory() {
   node bench/memory/run.mjs --smoke &&
     numbers bench/results/memory-smoke.json 'r.results.wasm.jsPerSub' 'r.results.wasm.wasmPerSub' 'r.results.hand.jsPerSub' 'r.results.wasm.cycleKeptUs'
 }
+postgres() {
+  bash bench/postgres/run.sh --smoke &&
+    numbers bench/results/postgres-smoke.json \
+      'r.latency.notify.p50' 'r.latency.poll.p50' 'r.drain.memory1.rowsPerSec' 'r.drain.redis2p2.rowsPerSec' \
+      'r.writes.plain.insert.perSec' 'r.writes.watched.insert.perSec'
+}
 size() {
   bash scripts/size-report.sh &&
     node bench/size/breakdown.mjs --named none --out size-smoke &&
@@ -72,6 +78,7 @@ step dispatch dispatch
 step fanout fanout
 step cluster cluster
 step memory memory
+step postgres postgres
 step size size
 echo "bench smoke: total $((SECONDS - t0)) s"
 echo "bench smoke: $passed passed, $failed failed"
