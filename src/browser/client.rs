@@ -24,11 +24,12 @@ use crate::engine::hash::Map;
 #[cfg(feature = "igniter")]
 use crate::engine::igniter::{self, IgniterLink, IgniterTranslator, LinkOutput, TranslatedFrame};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
+use crate::engine::session::TransportKind;
 #[cfg(feature = "sse")]
 use crate::engine::session::{percent_encode_into, PublishResult};
-use crate::engine::session::{TransportKind, MAX_TIMER_MS};
 #[cfg(feature = "simple")]
 use crate::engine::simple::{Protocol, SimpleTranslator};
+use crate::engine::time::MAX_TIMER_MS;
 use crate::engine::{
     number_to_id, ConnectionState, Event, EventKeys, Filter, Output, PublishError, PublishId,
     Relay, Relays, Session, SessionConfig, SubId, TypeFilter,

@@ -1,7 +1,7 @@
 //! One re-armable `setTimeout`, owning its closure; dropping it clears the pending timeout.
 
 use super::js::{clear_timeout, set_timeout};
-use crate::engine::session::timer_delay;
+use crate::engine::time::timer_delay;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 

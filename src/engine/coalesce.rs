@@ -24,8 +24,7 @@
 use super::event::{Event, RecordId};
 use super::json::{self, Kind, Reader};
 use super::registry::SubId;
-use super::session::config::Millis;
-use super::session::deadlines::MAX_TIMER_MS;
+use super::time::{Millis, MAX_TIMER_MS};
 use crate::prelude::*;
 
 /// The events one subscription is holding back in its window.

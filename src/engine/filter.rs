@@ -155,6 +155,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(test)]
-mod proptests;

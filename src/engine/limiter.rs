@@ -2,7 +2,7 @@
 //! `onError`): a flood of bad frames must not flood the console. `onError`, when given, still
 //! receives every problem.
 
-use super::session::config::Millis;
+use super::time::Millis;
 
 /// Problems printed in full per window.
 pub const CONSOLE_BURST: u32 = 10;

@@ -1,4 +1,8 @@
 //! The sans-IO core: everything that can be wrong lives here and is tested natively.
+//!
+//! Layers, each importing only from those below it (checked by `layers.rs`'s test): `time`, `hash`,
+//! `backoff`; `sort`, `event`, `code`, `relays`, `limiter`; `filter`; `registry`; `coalesce`,
+//! `simple`; `session`; `igniter` (which drives a session).
 
 pub mod backoff;
 pub mod coalesce;
@@ -15,6 +19,7 @@ pub mod session;
 #[cfg(feature = "simple")]
 pub mod simple;
 pub mod sort;
+pub mod time;
 
 /// The wire protocol, shared with the relay: the `live-protocol` crate (`protocol/`).
 pub use live_protocol::{frame, json, text};
@@ -29,3 +34,6 @@ pub use session::{
     ChannelStatus, ConnectionState, Output, PublishError, PublishId, Session, SessionConfig,
     SessionStats,
 };
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod layers;

@@ -365,3 +365,7 @@ mod tests {
         }
     }
 }
+
+/// The filter and the registry against a reference model of Refine's rule (here, above both).
+#[cfg(test)]
+mod proptests;

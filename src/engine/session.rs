@@ -34,8 +34,8 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `session/config.rs` | [`Millis`], [`PublishId`], [`SessionConfig`], [`TransportKind`] |
-//! | `session/deadlines.rs` | the deadline table: `Timer`, `Deadlines`, [`MAX_TIMER_MS`], [`timer_delay`] |
+//! | `session/config.rs` | [`PublishId`], [`SessionConfig`], [`TransportKind`] ([`Millis`] is `engine::time`'s) |
+//! | `session/deadlines.rs` | the deadline table: `Timer`, `Deadlines` ([`MAX_TIMER_MS`] and [`timer_delay`] are `engine::time`'s) |
 //! | `session/link.rs` | the `Link` states, the page's `Conditions`, [`MIN_USEFUL_MS`] |
 //! | `session/token.rs` | the refresh state of the token, [`refresh_delay`] |
 //! | `session/channel_state.rs` | a channel's delivery position, [`ChannelStatus`] |
@@ -637,5 +637,7 @@ impl Session {
     }
 }
 
+#[cfg(all(test, feature = "simple"))]
+mod simple_tests;
 #[cfg(test)]
 mod tests;

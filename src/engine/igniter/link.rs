@@ -22,7 +22,7 @@ use super::{
     control_query, judge, needs_channel_probes, query_for, IgniterTranslator, Probe, Source,
     TranslatedFrame, Verdict, OVERLAP_GRACE_MS,
 };
-use crate::engine::session::Millis;
+use crate::engine::time::Millis;
 use crate::engine::{ChannelStatus, Session};
 use alloc::collections::VecDeque;
 

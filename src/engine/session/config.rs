@@ -1,10 +1,9 @@
-//! The session's clock units and tunables.
+//! The session's tunables (its clock unit, [`Millis`], is `engine::time`'s).
 
 #[cfg(feature = "simple")]
 use crate::engine::simple::Protocol;
 
-/// Milliseconds on the shell's monotonic clock.
-pub type Millis = u64;
+pub use crate::engine::time::Millis;
 
 /// A publish's handle, to match its settlement.
 pub type PublishId = u64;

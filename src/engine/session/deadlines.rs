@@ -7,16 +7,8 @@
 //! link's own times, the publish queue, the refresh of the token, the coalescer — and are read from
 //! it in one place (`Session::deadline`, in `timeouts.rs`).
 
-use super::config::Millis;
-
-/// The longest delay `setTimeout` honours (2^31-1 ms, about 24.8 days); a longer one fires at once.
-pub const MAX_TIMER_MS: Millis = (1 << 31) - 1;
-
-/// The delay to hand `setTimeout` for `deadline` at `now`: never negative, never past
-/// [`MAX_TIMER_MS`] (waking early is harmless: nothing is due, and the timer is armed again).
-pub fn timer_delay(deadline: Millis, now: Millis) -> f64 {
-    deadline.saturating_sub(now).min(MAX_TIMER_MS) as f64
-}
+use crate::engine::time::Millis;
+pub use crate::engine::time::{timer_delay, MAX_TIMER_MS};
 
 /// A reason for the shell to wake the session up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
