@@ -34,6 +34,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod postgres;
+pub mod presence;
 pub mod publish;
 pub mod query;
 pub mod sse;
