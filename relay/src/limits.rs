@@ -1,10 +1,47 @@
-//! Rate and connection limits: a token bucket per publisher, and a count of open connections per
-//! client IP address.
+//! Rate and connection limits: a token bucket per publisher, a count of open connections per
+//! client IP address, and how long one write to a connection may take.
 
+use crate::metrics::{limit, Metrics};
 use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tracing::debug;
+
+/// How long one write to a connection (a WebSocket frame or batch, its Close frame, a chunk of an
+/// SSE stream) may take before the connection is given up: two ping intervals.
+pub fn write_timeout(ping_interval: Duration) -> Duration {
+    ping_interval * 2
+}
+
+/// A write to a connection that did not happen: it failed (the client went away), or it took
+/// longer than its limit.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WriteFailed;
+
+/// Runs `write` for at most `limit`: the one place where both transports give up a slow write and
+/// count it (`write_timeout` limit hit). `conn`: the connection's id, for the log, once it has one.
+pub async fn write_within<E: Display>(
+    metrics: &Metrics,
+    conn: Option<u64>,
+    limit: Duration,
+    write: impl Future<Output = Result<(), E>>,
+) -> Result<(), WriteFailed> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            debug!(conn, "write failed: {e}");
+            Err(WriteFailed)
+        }
+        Err(_) => {
+            debug!(conn, "write timed out");
+            metrics.limit_hit(limit::WRITE_TIMEOUT);
+            Err(WriteFailed)
+        }
+    }
+}
 
 /// A token bucket: `rate` publishes per second on average, bursts of up to `burst`. A rate of 0
 /// means no limit.
@@ -223,6 +260,34 @@ impl Drop for IpSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one write timeout of both transports: a write that does not finish within its limit is
+    /// given up and counted once; a write that fails (the client went away) is given up, not counted.
+    #[tokio::test]
+    async fn a_write_over_its_limit_is_given_up_and_counted() {
+        let metrics = Metrics::default();
+        let limit = Duration::from_millis(20);
+        let stalled = std::future::pending::<Result<(), String>>();
+        let gone = async { Err::<(), _>("the client went away") };
+        let done = async { Ok::<(), String>(()) };
+        assert_eq!(
+            write_within(&metrics, Some(1), limit, stalled).await,
+            Err(WriteFailed)
+        );
+        assert_eq!(
+            write_within(&metrics, Some(1), limit, gone).await,
+            Err(WriteFailed)
+        );
+        assert_eq!(write_within(&metrics, None, limit, done).await, Ok(()));
+        let key = crate::metrics::Limit {
+            limit: limit::WRITE_TIMEOUT,
+        };
+        assert_eq!(metrics.limit_hits.get_or_create(&key).get(), 1);
+        assert_eq!(
+            write_timeout(Duration::from_millis(250)),
+            Duration::from_millis(500)
+        );
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_refuses() {

@@ -37,9 +37,10 @@
 //! a slow consumer (after an `error` frame), when its token expires, or when the relay shuts down.
 
 use crate::auth::{self, bearer_credential, ticket::TICKET_TTL, Grant};
-use crate::broker::{self, KickReason, Member, Outbound, Request, Since, SubscribeError};
+use crate::broker::kick::{farewell, Transport};
+use crate::broker::{self, Member, Outbound, Request, Scopes, Since, SubscribeError};
 use crate::error::frame_error_response;
-use crate::limits::IpSlot;
+use crate::limits::{write_timeout, write_within, IpSlot, WriteFailed};
 use crate::metrics::limit;
 use crate::publish::check_subscription;
 use crate::query::{bad_query, Params};
@@ -62,8 +63,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
-use tracing::{debug, info};
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tracing::debug;
 
 /// The reconnect delay announced to plain `EventSource` clients (`retry:`), in milliseconds.
 pub const RETRY_MS: u64 = 1000;
@@ -129,74 +130,142 @@ async fn open(
 ) -> Result<Response, FrameError> {
     let params = Params::parse(query);
     let channels = read_channels(state, &params)?;
-    // The connection's rights: a ticket's token with authentication on, everything without.
-    let (grant, scopes, expires) = if state.auth.connections_need_token() {
-        let ticket = params.text("ticket")?.unwrap_or_default();
-        let claims = state.redeem_ticket(&ticket).await?;
-        let scopes = broker::scopes(&claims.scopes);
-        let expires = auth::deadline(&claims);
-        (Grant::Token(claims), scopes, Some(expires))
-    } else {
-        (Grant::Open, params.scopes()?, None)
+    let Rights {
+        grant,
+        scopes,
+        expires,
+    } = rights(state, &params).await?;
+    let (preamble, allowed) = preamble(state, &grant, &channels);
+    let since = read_since(&params, headers, channels.len())?;
+    let member = state
+        .broker
+        .connect(state.config.outbound_queue, scopes)
+        .map_err(|e| FrameError::new(ErrorCode::Unavailable, e.to_string()))?;
+    let positions = subscribe(state, &member, &channels, &allowed, since.as_ref()).await?;
+    let index = channels
+        .iter()
+        .enumerate()
+        .map(|(i, channel)| (channel.clone(), i))
+        .collect();
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let connection = Connection {
+        state: Arc::clone(state),
+        member,
+        index,
+        positions,
+        tx,
+        write_timeout: write_timeout(state.config.ping_interval()),
+        preamble,
+        expires,
+        _slot: slot,
     };
+    Ok(start(connection, rx, channels.len()))
+}
+
+/// What an SSE connection may do, and until when.
+struct Rights {
+    grant: Grant,
+    scopes: Scopes,
+    /// When the token expires (authentication on).
+    expires: Option<Instant>,
+}
+
+/// The connection's rights: a ticket's token with authentication on (the ticket is used up), the
+/// query's `scopes` and everything else without.
+async fn rights(state: &AppState, params: &Params<'_>) -> Result<Rights, FrameError> {
+    if !state.auth.connections_need_token() {
+        let scopes = params.scopes()?;
+        return Ok(Rights {
+            grant: Grant::Open,
+            scopes,
+            expires: None,
+        });
+    }
+    let ticket = params.text("ticket")?.unwrap_or_default();
+    let claims = state.redeem_ticket(&ticket).await?;
+    Ok(Rights {
+        scopes: broker::scopes(&claims.scopes),
+        expires: Some(auth::deadline(&claims)),
+        grant: Grant::Token(claims),
+    })
+}
+
+/// The frames written right after `hello` (`authed`, and a `forbidden` error per channel the
+/// grant does not allow), and whether each channel is allowed.
+fn preamble(state: &AppState, grant: &Grant, channels: &[String]) -> (String, Vec<bool>) {
     let mut preamble = String::new();
-    if let Grant::Token(claims) = &grant {
+    if let Grant::Token(claims) = grant {
         let ttl_ms = auth::ttl_ms(claims);
         push_data(
             &mut preamble,
             &encode_authed(claims.sub.as_deref(), Some(ttl_ms)),
         );
     }
-    let mut allowed = vec![true; channels.len()];
-    for (i, channel) in channels.iter().enumerate() {
-        if let Err(e) = state.authorize_subscription(&grant, channel) {
-            allowed[i] = false;
-            push_data(
-                &mut preamble,
-                &encode_channel_error(e.code, &e.message, channel),
-            );
-        }
-    }
-    let since = match params.text("since")?.filter(|s| !s.is_empty()) {
-        Some(text) => Some(
-            parse_since(&text, channels.len()).map_err(|e| bad_query(format!("`since` {e}")))?,
-        ),
-        None => match headers.get(LAST_EVENT_ID) {
-            None => None,
-            Some(value) => {
-                let text = value
-                    .to_str()
-                    .map_err(|_| bad_query("`Last-Event-ID` is not ASCII"))?
-                    .trim();
-                if text.is_empty() {
-                    None
-                } else {
-                    Some(
-                        parse_since(text, channels.len())
-                            .map_err(|e| bad_query(format!("`Last-Event-ID` {e}")))?,
-                    )
-                }
-            }
-        },
-    };
-
-    let member = state
-        .broker
-        .connect(state.config.outbound_queue, scopes)
-        .map_err(|e| FrameError::new(ErrorCode::Unavailable, e.to_string()))?;
-    let requests: Vec<Request<'_>> = channels
+    let allowed = channels
         .iter()
-        .enumerate()
+        .map(
+            |channel| match state.authorize_subscription(grant, channel) {
+                Ok(()) => true,
+                Err(e) => {
+                    push_data(
+                        &mut preamble,
+                        &encode_channel_error(e.code, &e.message, channel),
+                    );
+                    false
+                }
+            },
+        )
+        .collect();
+    (preamble, allowed)
+}
+
+/// Where the client is: the query's `since`, else the `Last-Event-ID` header a reconnecting
+/// `EventSource` sends, else nowhere (live events only).
+fn read_since(
+    params: &Params<'_>,
+    headers: &HeaderMap,
+    channels: usize,
+) -> Result<Option<Positions>, FrameError> {
+    if let Some(text) = params.text("since")?.filter(|s| !s.is_empty()) {
+        let since = parse_since(&text, channels).map_err(|e| bad_query(format!("`since` {e}")))?;
+        return Ok(Some(since));
+    }
+    let Some(value) = headers.get(LAST_EVENT_ID) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| bad_query("`Last-Event-ID` is not ASCII"))?
+        .trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    parse_since(text, channels)
+        .map(Some)
+        .map_err(|e| bad_query(format!("`Last-Event-ID` {e}")))
+}
+
+/// Subscribes the allowed channels (from `since`, where given) and answers where each channel of
+/// the query starts: the `since` of a recovered entry (its replay follows), else the channel's
+/// seq at subscribing, 0 for a refused one. One pass over the channels (by index: the query's
+/// order is the position vector's). `answer` is empty when the replay did not fit the queue: the
+/// connection is then closed as a slow consumer before any event.
+async fn subscribe(
+    state: &AppState,
+    member: &Member,
+    channels: &[String],
+    allowed: &[bool],
+    since: Option<&Positions>,
+) -> Result<Vec<u64>, FrameError> {
+    let since_of = |i: usize| match since.and_then(|p| p.seqs[i].map(|seq| (&p.epoch, seq))) {
+        Some((epoch, seq)) => member.since(epoch, seq),
+        None => Since::Now,
+    };
+    let requests: Vec<Request<'_>> = (channels.iter().enumerate())
         .filter(|(i, _)| allowed[*i])
-        .map(|(i, channel)| {
-            let since = match &since {
-                Some(position) => match position.seqs[i] {
-                    None => Since::Now,
-                    Some(seq) => member.since(&position.epoch, seq),
-                },
-                None => Since::Now,
-            };
-            Request { channel, since }
+        .map(|(i, channel)| Request {
+            channel,
+            since: since_of(i),
         })
         .collect();
     let answer = state
@@ -212,53 +281,34 @@ async fn open(
                 FrameError::new(ErrorCode::Unavailable, e.to_string())
             }
         })?;
+    let mut answered: HashMap<&str, (u64, Option<bool>)> = HashMap::with_capacity(answer.len());
     for entry in &answer {
         state.metrics.resumed(entry.recovered);
+        answered.insert(entry.channel, (entry.seq, entry.recovered));
     }
-    // Where each channel starts: the `since` of a recovered entry (its replay follows), else the
-    // channel's seq at subscribing. (`answer` is empty when the replay did not fit the queue:
-    // the connection is then closed as a slow consumer before any event.)
-    let positions: Vec<u64> = channels
-        .iter()
-        .map(|channel| {
-            let request = requests.iter().find(|r| r.channel == channel.as_str());
-            let entry = answer.iter().find(|a| a.channel == channel.as_str());
-            match (entry, request.map(|r| r.since)) {
-                (Some(a), Some(Since::Seq(seen))) if a.recovered == Some(true) => seen,
-                (Some(a), _) => a.seq,
-                (None, _) => 0,
-            }
-        })
-        .collect();
-    let index = channels
+    let positions = channels
         .iter()
         .enumerate()
-        .map(|(i, channel)| (channel.clone(), i))
+        .map(|(i, channel)| match answered.get(channel.as_str()) {
+            None => 0,
+            Some(&(seq, recovered)) => match since_of(i) {
+                Since::Seq(seen) if recovered == Some(true) && allowed[i] => seen,
+                _ => seq,
+            },
+        })
         .collect();
+    Ok(positions)
+}
 
-    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
-    let connection = Connection {
-        state: Arc::clone(state),
-        member,
-        index,
-        positions,
-        tx,
-        write_timeout: state.config.ping_interval() * 2,
-        preamble,
-        expires,
-        _slot: slot,
-    };
+/// Spawns the task that writes `connection`'s stream, and answers with the stream (`rx`, the
+/// chunks the connection sends).
+fn start(connection: Connection, mut rx: mpsc::Receiver<Bytes>, channels: usize) -> Response {
     let id = connection.member.id;
-    debug!(
-        conn = id,
-        channels = channels.len(),
-        "SSE connection opened"
-    );
+    debug!(conn = id, channels, "SSE connection opened");
     tokio::spawn(async move {
         connection.serve().await;
         debug!(conn = id, "SSE connection closed");
     });
-
     let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx)
             .map(|chunk| chunk.map(Ok::<Bytes, Infallible>))
@@ -271,7 +321,7 @@ async fn open(
             HeaderValue::from_static("no"),
         ),
     ];
-    Ok((headers, body).into_response())
+    (headers, body).into_response()
 }
 
 /// The `channels` parameter: required, at most `--max-channels`, each a channel one may subscribe
@@ -445,28 +495,13 @@ impl Connection {
                     return;
                 }
                 _ = kick.wait() => {
+                    // What WebSocket says too; a new epoch or a cut end the stream without a word
+                    // (the client reopens with its position, and is told to resync or resumes).
+                    let (conn, queue) = (self.member.id, self.state.config.outbound_queue);
+                    let told = farewell(kick.reason(), Transport::Sse, conn, queue, &self.state.metrics);
                     let mut buf = String::new();
-                    match kick.reason() {
-                        Some(KickReason::Unavailable) => {
-                            info!(conn = self.member.id, "ending an SSE stream: the broker is unavailable");
-                            let message = "the relay lost its connection to Redis: reopen the stream with `since` (on another relay, or here once it is back)";
-                            push_data(&mut buf, &encode_error(ErrorCode::Unavailable, message, None));
-                        }
-                        // The client reopens with its position and is told to resync.
-                        Some(KickReason::EpochChanged) => {}
-                        // Ended without a word, as a network blip would end it.
-                        Some(KickReason::Cut) => {
-                            info!(conn = self.member.id, "cut (demo): ending an SSE stream");
-                        }
-                        Some(KickReason::SlowConsumer) | None => {
-                            info!(conn = self.member.id, "closing a slow SSE consumer");
-                            self.state.metrics.slow_consumers.inc();
-                            let message = format!(
-                                "the outbound queue ({} frames) is full: the connection is closed",
-                                self.state.config.outbound_queue
-                            );
-                            push_data(&mut buf, &encode_error(ErrorCode::SlowConsumer, &message, None));
-                        }
+                    if let Some(frame) = told {
+                        push_data(&mut buf, &frame);
                     }
                     let _ = self.send(buf).await;
                     return;
@@ -530,17 +565,14 @@ impl Connection {
         push_data(buf, frame.text.as_str());
     }
 
+    /// Sends `chunk` within the write timeout ([`write_within`], as WebSocket writes: a timed-out
+    /// write is counted).
     async fn send(&mut self, chunk: String) -> Result<(), Gone> {
-        match timeout(self.write_timeout, self.tx.send(Bytes::from(chunk))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => {
-                debug!(conn = self.member.id, "the SSE client went away");
-                Err(Gone)
-            }
-            Err(_) => {
-                debug!(conn = self.member.id, "SSE write timed out");
-                Err(Gone)
-            }
+        let write = self.tx.send(Bytes::from(chunk));
+        let (metrics, conn) = (&self.state.metrics, Some(self.member.id));
+        match write_within(metrics, conn, self.write_timeout, write).await {
+            Ok(()) => Ok(()),
+            Err(WriteFailed) => Err(Gone),
         }
     }
 }

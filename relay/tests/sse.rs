@@ -380,3 +380,52 @@ async fn a_client_going_away_is_noticed_without_waiting_for_a_ping() {
         .await;
     relay.stop().await;
 }
+
+/// A client that stops reading (its socket's buffers full): the stream's write times out after two
+/// ping intervals, the connection ends, and the timeout is counted as WebSocket counts it
+/// (`live_relay_limit_hits_total{limit="write_timeout"}`): one write timeout for both transports.
+#[tokio::test]
+async fn a_stream_nobody_reads_ends_at_the_write_timeout_and_is_counted() {
+    let relay = Relay::start(Config {
+        ping_ms: 100, // writes time out after 200 ms
+        ..Config::default()
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("a small receive buffer");
+    let mut stream = socket.connect(relay.addr).await.expect("connect");
+    let request = "GET /sse?channels=big HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .expect("the request");
+    relay
+        .wait_health("the stream is open", |h| h["connections"] == 1)
+        .await;
+    // Never read: 200 events of 60 KB fill the socket's buffers and the stream's (well under the
+    // outbound queue's 1,024 frames, so the connection is not ended as a slow consumer).
+    let blob = "x".repeat(60_000);
+    for _ in 0..200 {
+        let event = json!({ "channel": "big", "type": "updated", "payload": { "blob": blob } });
+        let (status, _) = relay.publish(event).await;
+        assert_eq!(status, 200);
+        if relay.health().await["connections"] == 0 {
+            break;
+        }
+    }
+    relay
+        .wait_health("the unread stream ends", |h| h["connections"] == 0)
+        .await;
+    let metrics = relay.metrics().await;
+    assert!(
+        metrics.contains(r#"live_relay_limit_hits_total{limit="write_timeout"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("live_relay_slow_consumer_kicks_total 0"),
+        "{metrics}"
+    );
+    drop(stream);
+    relay.stop().await;
+}

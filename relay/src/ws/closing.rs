@@ -10,26 +10,34 @@
 //! After a frame over the transport's limit, WebSocket frames can no longer be read: the TCP
 //! connection itself then drains what is left (`crate::tcp::GracefulClose`).
 
+use crate::limits::write_within;
+use crate::metrics::Metrics;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use std::time::Duration;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{timeout_at, Instant};
 
 /// How long the relay waits, after its Close frame, for the client's.
 pub const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Sends a Close frame with `code`, then completes the closing handshake (see the module doc).
+/// Sends a Close frame with `code` (within `write_timeout`, as every write: [`write_within`]),
+/// then completes the closing handshake (see the module doc). `conn`: the connection's id, once it
+/// has one.
 pub async fn close_socket(
     socket: &mut WebSocket,
     code: u16,
     reason: &'static str,
     write_timeout: Duration,
+    (metrics, conn): (&Metrics, Option<u64>),
 ) {
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     };
-    let sent = timeout(write_timeout, socket.send(Message::Close(Some(frame)))).await;
-    if !matches!(sent, Ok(Ok(()))) {
+    let close = socket.send(Message::Close(Some(frame)));
+    if write_within(metrics, conn, write_timeout, close)
+        .await
+        .is_err()
+    {
         return;
     }
     let deadline = Instant::now() + CLOSE_HANDSHAKE_TIMEOUT;

@@ -12,9 +12,10 @@
 //! so the answer always precedes the events it announces.
 
 use crate::auth::{self, AuthFailure, Grant};
+use crate::broker::kick::{farewell, Transport};
 use crate::broker::{self, KickReason, Member, Outbound, Request, Scopes, SubscribeError};
 use crate::error::{error_response, frame_error_response};
-use crate::limits::{IpSlot, TokenBucket};
+use crate::limits::{write_timeout, write_within, IpSlot, TokenBucket, WriteFailed};
 use crate::metrics::limit;
 use crate::query::Params;
 use crate::state::AppState;
@@ -34,8 +35,8 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
-use tracing::{debug, info};
+use tokio::time::{interval_at, sleep_until, Instant, MissedTickBehavior};
+use tracing::debug;
 
 mod closing;
 mod publishing;
@@ -104,6 +105,12 @@ const UNAVAILABLE_REASON: &str = "relay unavailable: its Redis is unreachable";
 /// The socket is gone (closed, failed, or too slow to take a write).
 struct Gone;
 
+impl From<WriteFailed> for Gone {
+    fn from(_: WriteFailed) -> Self {
+        Gone
+    }
+}
+
 struct Connection {
     socket: WebSocket,
     state: Arc<AppState>,
@@ -131,19 +138,16 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
         Err(e) => {
             // Redis went away during the upgrade.
             let error = encode_error(ErrorCode::Unavailable, &e.to_string(), None);
-            let write_timeout = state.config.ping_interval() * 2;
-            let _ = timeout(write_timeout, socket.send(Message::Text(error.into()))).await;
-            close_socket(
-                &mut socket,
-                close_code::AGAIN,
-                UNAVAILABLE_REASON,
-                write_timeout,
-            )
-            .await;
+            let limit = write_timeout(state.config.ping_interval());
+            let metrics = &state.metrics;
+            let sent = socket.send(Message::Text(error.into()));
+            let _ = write_within(metrics, None, limit, sent).await;
+            let (code, reason) = (close_code::AGAIN, UNAVAILABLE_REASON);
+            close_socket(&mut socket, code, reason, limit, (metrics, None)).await;
             return;
         }
     };
-    let write_timeout = state.config.ping_interval() * 2;
+    let write_timeout = write_timeout(state.config.ping_interval());
     let id = member.id;
     let (grant, auth_deadline) = if state.auth.connections_need_token() {
         (None, Some(Instant::now() + AUTH_TIMEOUT))
@@ -275,62 +279,40 @@ impl Connection {
         Err(Gone)
     }
 
-    /// Closes a connection the broker ended, telling the client why.
+    /// Closes a connection the broker ended, telling the client why ([`farewell`], as SSE does),
+    /// then with the close code of the reason; a cut drops it without a close frame, as a network
+    /// blip would.
     async fn kicked(&mut self, reason: Option<KickReason>) {
+        let (conn, queue) = (self.member.id, self.state.config.outbound_queue);
+        let told = farewell(
+            reason,
+            Transport::WebSocket,
+            conn,
+            queue,
+            &self.state.metrics,
+        );
+        if let Some(frame) = told {
+            let _ = self.send(frame.into()).await;
+        }
         match reason {
             Some(KickReason::Unavailable) => {
-                info!(conn = self.member.id, "closing: the broker is unavailable");
-                let message = "the relay lost its connection to Redis: reconnect (to another relay, or to this one once it is back)";
-                let _ = self.unavailable(message).await;
+                self.close(close_code::AGAIN, UNAVAILABLE_REASON).await
             }
-            // Dropped without a close frame, as a network blip would drop it.
-            Some(KickReason::Cut) => info!(conn = self.member.id, "cut (demo): dropping"),
+            Some(KickReason::Cut) => {}
             Some(KickReason::EpochChanged) => {
-                info!(
-                    conn = self.member.id,
-                    "closing: the cluster's epoch changed"
-                );
-                self.close(close_code::RESTART, "relay history reset: reconnect")
-                    .await;
+                let reason = "relay history reset: reconnect";
+                self.close(close_code::RESTART, reason).await
             }
             Some(KickReason::SlowConsumer) | None => {
-                info!(conn = self.member.id, "closing a slow consumer");
-                self.state.metrics.slow_consumers.inc();
-                let message = format!(
-                    "the outbound queue ({} frames) is full: the connection is closed",
-                    self.state.config.outbound_queue
-                );
-                let _ = self
-                    .send_error(ErrorCode::SlowConsumer, &message, None)
-                    .await;
-                self.close(close_code::POLICY, "slow consumer").await;
+                self.close(close_code::POLICY, "slow consumer").await
             }
         }
     }
 
     async fn send(&mut self, text: Utf8Bytes) -> Result<(), Gone> {
-        let written = timeout(self.write_timeout, self.socket.send(Message::Text(text))).await;
-        self.written(written)
-    }
-
-    /// What a write given [`Connection::write_timeout`] came to: a failed or timed-out write
-    /// (counted as a `write_timeout` limit hit) gives the connection up.
-    fn written(
-        &self,
-        result: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
-    ) -> Result<(), Gone> {
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                debug!(conn = self.member.id, "write failed: {e}");
-                Err(Gone)
-            }
-            Err(_) => {
-                debug!(conn = self.member.id, "write timed out");
-                self.state.metrics.limit_hit(limit::WRITE_TIMEOUT);
-                Err(Gone)
-            }
-        }
+        let write = self.socket.send(Message::Text(text));
+        let (metrics, conn) = (&self.state.metrics, Some(self.member.id));
+        Ok(write_within(metrics, conn, self.write_timeout, write).await?)
     }
 
     /// Writes `first` and whatever else is already queued (up to 64 frames) with one flush, so a
@@ -361,8 +343,8 @@ impl Connection {
             delivered.inc_by(events);
             socket.flush().await
         };
-        let written = timeout(self.write_timeout, write).await;
-        self.written(written)
+        let (metrics, conn) = (&self.state.metrics, Some(self.member.id));
+        Ok(write_within(metrics, conn, self.write_timeout, write).await?)
     }
 
     async fn send_error(
@@ -385,7 +367,8 @@ impl Connection {
 
     /// Closes with `code` (see [`close_socket`]). Every close the relay decides goes through here.
     async fn close(&mut self, code: u16, reason: &'static str) {
-        close_socket(&mut self.socket, code, reason, self.write_timeout).await;
+        let metrics = (&self.state.metrics, Some(self.member.id));
+        close_socket(&mut self.socket, code, reason, self.write_timeout, metrics).await;
     }
 
     /// A frame over the transport's limit: `too_large`, then close 1009 (message too big).
