@@ -17,6 +17,7 @@ const RANKS: &[(&str, u8)] = &[
     ("relays", 1),
     ("limiter", 1),
     ("filter", 2),
+    ("http", 2),
     ("registry", 3),
     ("coalesce", 4),
     ("simple", 4),

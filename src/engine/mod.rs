@@ -1,7 +1,7 @@
 //! The sans-IO core: everything that can be wrong lives here and is tested natively.
 //!
 //! Layers, each importing only from those below it (checked by `layers.rs`'s test): `time`, `hash`,
-//! `backoff`; `sort`, `event`, `code`, `relays`, `limiter`; `filter`; `registry`; `coalesce`,
+//! `backoff`; `sort`, `event`, `code`, `relays`, `limiter`; `filter`, `http`; `registry`; `coalesce`,
 //! `simple`; `session`; `igniter` (which drives a session).
 
 pub mod backoff;
@@ -10,6 +10,8 @@ pub mod code;
 pub mod event;
 pub mod filter;
 pub mod hash;
+#[cfg(feature = "sse")]
+pub mod http;
 #[cfg(feature = "igniter")]
 pub mod igniter;
 pub mod limiter;

@@ -39,7 +39,7 @@
 //! | `session/link.rs` | the `Link` states, the page's `Conditions`, [`MIN_USEFUL_MS`] |
 //! | `session/token.rs` | the refresh state of the token, [`refresh_delay`] |
 //! | `session/channel_state.rs` | a channel's delivery position, [`ChannelStatus`] |
-//! | `session/publish_queue.rs` | [`PublishError`], `PublishResult` (SSE), the queue of pending publishes |
+//! | `session/publish_queue.rs` | [`PublishError`], the queue of pending publishes (`PublishResult`, SSE: `engine::http`) |
 //! | `session/sse_query.rs` | the SSE stream's query, `percent_encode_into` |
 //! | `session/connection.rs` | the link's transitions: connect, `hello`, lose, back off, idle, close, the page's conditions, the `Auto` fallback |
 //! | `session/channels.rs` | subscribing, unsubscribing, channel status, refused and forbidden channels |
@@ -64,6 +64,8 @@ mod sse_query;
 mod timeouts;
 mod token;
 
+#[cfg(feature = "sse")]
+pub use crate::engine::http::PublishResult;
 use channel_state::ChannelPosition;
 pub use channel_state::ChannelStatus;
 pub use config::{Millis, PublishId, SessionConfig, TransportKind};
@@ -73,8 +75,6 @@ pub use link::MIN_USEFUL_MS;
 use link::{Conditions, Link};
 pub use publish_queue::PublishError;
 use publish_queue::PublishQueue;
-#[cfg(feature = "sse")]
-pub use publish_queue::PublishResult;
 #[cfg(feature = "sse")]
 pub use sse_query::percent_encode_into;
 use token::Refresh;

@@ -240,15 +240,3 @@ impl PublishQueue {
         taken
     }
 }
-
-/// What became of a `POST /publish` (SSE transport).
-#[cfg(feature = "sse")]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PublishResult {
-    /// Accepted with this `seq`.
-    Acked(u64),
-    /// The relay answered with an error (HTTP 4xx with a code and message).
-    Rejected { code: Code, message: String },
-    /// No answer (network error, HTTP 5xx): it is tried again.
-    Unreachable(String),
-}

@@ -5,10 +5,10 @@
 use super::deadlines::Timer;
 use super::link::Link;
 use super::publish_queue::PendingPublish;
-#[cfg(feature = "sse")]
-use super::publish_queue::PublishResult;
 use super::{Millis, Output, PublishError, PublishId, Session};
 use crate::engine::frame;
+#[cfg(feature = "sse")]
+use crate::engine::http::PublishResult;
 use crate::engine::json;
 use crate::prelude::*;
 
