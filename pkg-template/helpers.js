@@ -1,6 +1,15 @@
 // Pure helpers of the JS entry (index.js): no wasm, no DOM, no state. The build bundles them into
 // pkg/index.js (rolldown); tests/js/helpers.test.mjs runs them under `node --test` without a build.
 
+/**
+ * Limits the JS entry shares with the wasm: the longest wait `setTimeout` honours (2^31-1 ms; the
+ * millisecond options and `maxFrameBytes` are at most this), and `maxFrameBytes`'s default (1 MiB).
+ * The Rust side's are `engine::limits` (src/engine/limits.rs); its test reads these lines, and the
+ * numbers index.js's messages spell, and fails when they differ.
+ */
+export const MAX_TIMER_MS = 2147483647;
+export const DEFAULT_MAX_FRAME_BYTES = 1048576;
+
 /** What `value` is, for a TypeError's message. */
 export function describe(value) {
   if (value === null) return "null";

@@ -2,7 +2,7 @@
 // loads the WebAssembly module lazily on first use, and queues work until it is ready, so that
 // `subscribe` is synchronous and returns at once even before the module has loaded.
 import init, { LiveClient } from "./wasm_live_provider.js";
-import { describe, endpoints, utf8Bytes } from "./helpers.js";
+import { DEFAULT_MAX_FRAME_BYTES, MAX_TIMER_MS, describe, endpoints, utf8Bytes } from "./helpers.js";
 
 export { isRevalidated } from "./helpers.js";
 
@@ -82,12 +82,12 @@ function checkOptions(options, where) {
   for (const key of MS_OPTIONS) {
     const v = options[key];
     // Past 2^31-1 ms `setTimeout` fires at once.
-    if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 2147483647)) {
+    if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= MAX_TIMER_MS)) {
       throw new TypeError(`${where}: \`${key}\` must be a non-negative number, at most 2147483647, got ${describe(v)}`);
     }
   }
   const max = options.maxFrameBytes;
-  if (max !== undefined && !(typeof max === "number" && max >= 1 && max <= 2147483647)) {
+  if (max !== undefined && !(typeof max === "number" && max >= 1 && max <= MAX_TIMER_MS)) {
     throw new TypeError(`${where}: \`maxFrameBytes\` must be a positive number, at most 2147483647, got ${describe(max)}`);
   }
   for (const key of ["onError", "onStateChange", "getToken"]) {
@@ -316,7 +316,7 @@ export function createLiveClient(options) {
       throw new TypeError(`${w}: \`options\` must be an object like { coalesceMs: 250 }, got ${describe(subOptions)}`);
     }
     const coalesceMs = subOptions?.coalesceMs;
-    if (coalesceMs !== undefined && !(typeof coalesceMs === "number" && Number.isFinite(coalesceMs) && coalesceMs >= 0 && coalesceMs <= 2147483647)) {
+    if (coalesceMs !== undefined && !(typeof coalesceMs === "number" && Number.isFinite(coalesceMs) && coalesceMs >= 0 && coalesceMs <= MAX_TIMER_MS)) {
       throw new TypeError(`${w}: \`coalesceMs\` must be a non-negative number, at most 2147483647, got ${describe(coalesceMs)}`);
     }
     const handle = newHandle();
@@ -371,7 +371,7 @@ export function createLiveClient(options) {
       // The relay sends the event back to this connection too: a frame over maxFrameBytes would be
       // dropped by this client then (and a relay closes the connection past its own limit). Both count
       // UTF-8 bytes.
-      const max = options.maxFrameBytes ?? 1048576;
+      const max = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
       const bytes = utf8Bytes(payload, meta ?? "", event.channel, event.type);
       if (bytes > max) {
         throw new TypeError(`${w}: \`payload\` with the rest of the event is ${bytes} bytes as JSON (UTF-8), over \`maxFrameBytes\` (${max})`);

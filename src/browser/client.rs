@@ -24,12 +24,12 @@ use crate::engine::hash::Map;
 #[cfg(feature = "igniter")]
 use crate::engine::igniter::{self, IgniterLink, IgniterTranslator, LinkOutput, TranslatedFrame};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
+use crate::engine::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_TIMER_MS};
 use crate::engine::session::TransportKind;
 #[cfg(feature = "sse")]
 use crate::engine::session::{percent_encode_into, PublishResult};
 #[cfg(feature = "simple")]
 use crate::engine::simple::{Protocol, SimpleTranslator};
-use crate::engine::time::MAX_TIMER_MS;
 use crate::engine::{
     number_to_id, ConnectionState, Event, EventKeys, Filter, Output, PublishError, PublishId,
     Relay, Relays, Session, SessionConfig, SubId, TypeFilter,
@@ -158,9 +158,6 @@ struct Shell {
     me: Weak<RefCell<Shell>>,
 }
 
-/// The default cap on an incoming frame (`maxFrameBytes`): 1 MiB.
-const DEFAULT_MAX_FRAME: u32 = 1 << 20;
-
 /// A live connection to a relay. Created by the JS entry (`liveProvider`), not by apps directly.
 #[wasm_bindgen]
 pub struct LiveClient {
@@ -274,7 +271,7 @@ impl LiveClient {
             simple,
         };
         let max_frame = match number("maxFrameBytes", 0) {
-            0 => DEFAULT_MAX_FRAME,
+            0 => DEFAULT_MAX_FRAME_BYTES,
             n => n as u32, // at most MAX_TIMER_MS, 2^31 - 1
         };
         let on_error = field(options, "onError").dyn_into::<Function>().ok();

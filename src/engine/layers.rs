@@ -16,6 +16,7 @@ const RANKS: &[(&str, u8)] = &[
     ("code", 1),
     ("relays", 1),
     ("limiter", 1),
+    ("limits", 1),
     ("filter", 2),
     ("http", 2),
     ("registry", 3),

@@ -1,7 +1,7 @@
 //! The sans-IO core: everything that can be wrong lives here and is tested natively.
 //!
 //! Layers, each importing only from those below it (checked by `layers.rs`'s test): `time`, `hash`,
-//! `backoff`; `sort`, `event`, `code`, `relays`, `limiter`; `filter`, `http`; `registry`; `coalesce`,
+//! `backoff`; `sort`, `event`, `code`, `relays`, `limiter`, `limits`; `filter`, `http`; `registry`; `coalesce`,
 //! `simple`; `session`; `igniter` (which drives a session).
 
 pub mod backoff;
@@ -15,6 +15,7 @@ pub mod http;
 #[cfg(feature = "igniter")]
 pub mod igniter;
 pub mod limiter;
+pub mod limits;
 pub mod registry;
 pub mod relays;
 pub mod session;
