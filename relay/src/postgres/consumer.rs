@@ -10,7 +10,7 @@
 
 use super::connect::Target;
 use super::error::{describe, FeedError};
-use super::row::{OutboxRow, Outcome, COLUMNS};
+use super::row::{OutboxRow, Outcome, COLUMNS, TEXTS};
 use super::schema::{partition_expr, LOCK_CLASS};
 use super::status::{error, FeedStatus};
 use crate::publish::now_ms;
@@ -58,14 +58,18 @@ impl Consumer {
     /// Drains for as long as the task runs: at once after a full batch, else on a wake-up or after
     /// the poll interval; backing off (10 ms, doubling to 5 s) after a failure.
     pub async fn run(self) {
+        // $1: the batch, $2: the largest row read ([`COLUMNS`]), $3: the partition.
+        let columns = COLUMNS.replace("$max", "$2");
         let select = if self.partitions > 1 {
             format!(
-                "select {COLUMNS} from live_relay.outbox where {} = $2 order by id limit $1",
-                partition_expr(self.partitions)
+                "select {columns} from live_relay.outbox o {TEXTS} where {} = $3 \
+                 order by o.id limit $1",
+                partition_expr(self.partitions).replace("channel", "o.channel")
             )
         } else {
-            format!("select {COLUMNS} from live_relay.outbox order by id limit $1")
+            format!("select {columns} from live_relay.outbox o {TEXTS} order by o.id limit $1")
         };
+        let part = format!("partition {}", self.partition);
         let mut client: Option<Client> = None;
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -79,12 +83,12 @@ impl Consumer {
             match result {
                 Ok(Drained::Full) => {
                     backoff = FIRST_BACKOFF;
-                    self.status.recovered();
+                    self.status.recovered(&part);
                     continue;
                 }
                 Ok(Drained::Empty | Drained::Busy) => {
                     backoff = FIRST_BACKOFF;
-                    self.status.recovered();
+                    self.status.recovered(&part);
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(self.poll) => {}
@@ -101,7 +105,7 @@ impl Consumer {
                         "a drain of the PostgreSQL outbox failed: {e}; trying again in {} ms",
                         backoff.as_millis()
                     );
-                    self.status.failed(error::DRAIN, e.to_string());
+                    self.status.failed(error::DRAIN, &part, e.to_string());
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -112,6 +116,7 @@ impl Consumer {
     async fn drain(&self, client: &mut Client, select: &str) -> Result<Drained, FeedError> {
         let tx = client.transaction().await?;
         let partition = i32::from(self.partition);
+        let max_bytes = i64::try_from(self.state.config.max_frame_bytes).unwrap_or(i64::MAX);
         let locked: bool = tx
             .query_typed(
                 "select pg_try_advisory_xact_lock($1, $2)",
@@ -131,19 +136,35 @@ impl Consumer {
             // every batch (8.5 s for 50,000 rows instead of 1).
             tx.batch_execute("set local enable_bitmapscan = off; set local enable_seqscan = off")
                 .await?;
-            tx.query_typed(select, &[(&BATCH, Type::INT8), (&partition, Type::INT4)])
-                .await?
+            tx.query_typed(
+                select,
+                &[
+                    (&BATCH, Type::INT8),
+                    (&max_bytes, Type::INT8),
+                    (&partition, Type::INT4),
+                ],
+            )
+            .await?
         } else {
-            tx.query_typed(select, &[(&BATCH, Type::INT8)]).await?
+            tx.query_typed(select, &[(&BATCH, Type::INT8), (&max_bytes, Type::INT8)])
+                .await?
         };
         let read = rows.len();
-        let rows = rows
-            .iter()
-            .map(OutboxRow::read)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut refused: Vec<(i64, String)> = Vec::new();
+        let mut readable = Vec::with_capacity(read);
+        for row in &rows {
+            match OutboxRow::read(row) {
+                (_, Ok(row)) => readable.push(row),
+                (Some(id), Err(reason)) => {
+                    tracing::warn!(id, "an outbox row was refused: {reason}");
+                    refused.push((id, reason));
+                }
+                (None, Err(reason)) => return Err(FeedError::Row(reason)),
+            }
+        }
+        let rows = readable;
         let mut done: Vec<i64> = Vec::with_capacity(read);
         let mut lags: Vec<f64> = Vec::with_capacity(read);
-        let mut refused: Vec<(i64, String)> = Vec::new();
         let mut stopped = false;
         for (row, outcome) in self.publish_all(&rows).await {
             match outcome {
@@ -165,7 +186,11 @@ impl Consumer {
                         "publishing an outbox row failed for now; it and the later rows of its \
                          channel wait: {reason}"
                     );
-                    self.status.failed(error::PUBLISH, reason);
+                    self.status.failed(
+                        error::PUBLISH,
+                        &format!("partition {}", self.partition),
+                        format!("row {}: {reason}", row.id),
+                    );
                     stopped = true;
                 }
             }
@@ -178,8 +203,7 @@ impl Consumer {
                  select o.id, o.event_id, o.channel, o.type, o.payload, o.meta, o.scopes, \
                         o.created_at, r.reason \
                    from live_relay.outbox o \
-                   join unnest($1::int8[], $2::text[]) as r(id, reason) on r.id = o.id \
-                 on conflict (id) do nothing",
+                   join unnest($1::int8[], $2::text[]) as r(id, reason) on r.id = o.id",
                 &[(&ids, Type::INT8_ARRAY), (&reasons, Type::TEXT_ARRAY)],
             )
             .await?;
@@ -246,6 +270,9 @@ impl Consumer {
     }
 }
 
+/// The most rows the backlog metric counts (`live_relay_postgres_backlog_rows` stops there).
+pub const BACKLOG_CAP: i64 = 100_000;
+
 /// Reads the backlog (rows waiting, the oldest one's age) every second for the metrics.
 pub async fn watch_backlog(target: Target, status: Arc<FeedStatus>) {
     let mut client: Option<Client> = None;
@@ -255,28 +282,32 @@ pub async fn watch_backlog(target: Target, status: Arc<FeedStatus>) {
         ticker.tick().await;
         let c = match &client {
             Some(c) if !c.is_closed() => c,
-            _ => match target.connect().await {
+            _ => match target.connect_consumer().await {
                 Ok(c) => client.insert(c),
                 Err(e) => {
-                    status.failed(error::BACKLOG, e.to_string());
+                    status.failed(error::BACKLOG, "backlog", e.to_string());
                     continue;
                 }
             },
         };
+        // Cheap whatever the backlog: counted up to BACKLOG_CAP, the oldest row found by the
+        // primary key (ids grow with time), and a statement timeout.
         match c
             .query_typed(
-                "select count(*), coalesce(extract(epoch from clock_timestamp() - min(created_at)) \
-                 * 1000, 0)::float8 from live_relay.outbox",
-                &[],
+                "select (select count(*) from (select from live_relay.outbox limit $1) s), \
+                 coalesce((select extract(epoch from clock_timestamp() - created_at) * 1000 \
+                   from live_relay.outbox order by id limit 1), 0)::float8",
+                &[(&BACKLOG_CAP, Type::INT8)],
             )
             .await
         {
             Ok(rows) => {
                 if let Some(row) = rows.first() {
                     status.backlog(row.get(0), row.get(1));
+                    status.recovered("backlog");
                 }
             }
-            Err(e) => status.failed(error::BACKLOG, describe(&e)),
+            Err(e) => status.failed(error::BACKLOG, "backlog", describe(&e)),
         }
     }
 }

@@ -15,6 +15,8 @@ pub enum FeedError {
     NewerSchema { found: i32 },
     /// Any other error of the database or the link to it.
     Sql(tokio_postgres::Error),
+    /// A row of the outbox that could not be read at all (not even its id).
+    Row(String),
 }
 
 impl fmt::Display for FeedError {
@@ -41,6 +43,7 @@ impl fmt::Display for FeedError {
                 super::schema::VERSION
             ),
             FeedError::Sql(e) => write!(f, "{}", describe(e)),
+            FeedError::Row(reason) => write!(f, "{reason}"),
         }
     }
 }

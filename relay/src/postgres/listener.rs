@@ -33,14 +33,14 @@ pub async fn run(target: Target, wakers: Arc<[Arc<Notify>]>, status: Arc<FeedSta
             Ok(reason) => {
                 retry = FIRST_RETRY;
                 tracing::warn!("the PostgreSQL feed's LISTEN connection ended: {reason}");
-                status.failed(error::LISTEN, reason);
+                status.failed(error::LISTEN, "listen", reason);
             }
             Err(reason) => {
                 tracing::warn!(
                     "the PostgreSQL feed could not LISTEN: {reason}; trying again in {} s",
                     retry.as_secs()
                 );
-                status.failed(error::LISTEN, reason);
+                status.failed(error::LISTEN, "listen", reason);
             }
         }
         status.listening(false);
@@ -81,6 +81,7 @@ async fn listen(
         return Err(reason);
     }
     status.listening(true);
+    status.recovered("listen");
     tracing::info!("the PostgreSQL feed listens on `{CHANNEL}`");
     // Whatever was committed while no one listened.
     wake_all(wakers);

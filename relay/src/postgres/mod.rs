@@ -69,7 +69,7 @@ impl FeedSettings {
 pub async fn prepare(settings: &FeedSettings) -> Result<(), FeedError> {
     let mut client = settings.target.connect().await?;
     schema::install(&mut client).await?;
-    schema::configure(&client, settings.notify, settings.partitions).await?;
+    schema::configure(&client, settings.notify).await?;
     if settings.notify && settings.listen.describe() != settings.target.describe() {
         // Reaching the LISTEN database is checked now too.
         settings.listen.connect().await?;
@@ -121,6 +121,19 @@ pub fn start(settings: FeedSettings, state: Arc<AppState>, status: Arc<FeedStatu
         settings.target.clone(),
         status,
     )));
+    let (target, partitions) = (settings.target.clone(), settings.partitions);
+    tasks.push(tokio::spawn(async move {
+        let indexed = async {
+            let client = target.connect().await?;
+            schema::index_partitions(&client, partitions).await
+        };
+        if let Err(e) = indexed.await {
+            tracing::warn!(
+                "could not index the outbox's {partitions} partitions: {e}; each partition reads \
+                 the outbox in id order past the rows of the others"
+            );
+        }
+    }));
     Feed { tasks }
 }
 

@@ -8,22 +8,37 @@ use live_protocol::frame::{
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// The columns [`OutboxRow::read`] reads, in its order.
-pub const COLUMNS: &str = "id, event_id::text, channel, type, payload::text, meta::text, scopes, \
-                           (extract(epoch from created_at) * 1000)::float8";
+/// What a drain selects of each row, in [`OutboxRow::read`]'s order, from `live_relay.outbox o`
+/// joined with [`TEXTS`]: the row's size, and its fields only when it is no larger than `$max`
+/// bytes (a row of 8 MB is refused as too large without being read: a batch of such rows would
+/// take gigabytes).
+pub const COLUMNS: &str = "o.id, o.event_id::text, t.size, \
+     case when t.size <= $max then o.channel end, case when t.size <= $max then o.type end, \
+     case when t.size <= $max then t.payload end, case when t.size <= $max then t.meta end, \
+     case when t.size <= $max then o.scopes::text[] end, \
+     (extract(epoch from o.created_at) * 1000)::float8";
+
+/// The lateral join that [`COLUMNS`] reads the texts and the size from.
+pub const TEXTS: &str = "cross join lateral (select p.payload, p.meta, \
+     octet_length(o.channel)::int8 + octet_length(o.type) + coalesce(octet_length(p.payload), 0) \
+     + coalesce(octet_length(p.meta), 0) + coalesce(octet_length(o.scopes::text), 0) as size \
+     from (select o.payload::text as payload, o.meta::text as meta) p) t";
 
 /// A row of `live_relay.outbox`.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
     pub event_id: String,
+    /// Its fields' bytes in all: over `--max-frame-bytes` the fields were not read.
+    pub size: i64,
     pub channel: String,
     pub kind: String,
     /// JSON text.
     pub payload: Option<String>,
     /// JSON text.
     pub meta: Option<String>,
-    pub scopes: Option<Vec<String>>,
+    /// A NULL element would be refused (the table's check keeps them out).
+    pub scopes: Option<Vec<Option<String>>>,
     /// When the row was written, in milliseconds since the Unix epoch.
     pub created_ms: f64,
 }
@@ -41,18 +56,33 @@ pub enum Outcome {
 }
 
 impl OutboxRow {
-    /// Reads a row selected with [`COLUMNS`].
-    pub fn read(row: &tokio_postgres::Row) -> Result<OutboxRow, tokio_postgres::Error> {
-        Ok(OutboxRow {
-            id: row.try_get(0)?,
-            event_id: row.try_get(1)?,
-            channel: row.try_get(2)?,
-            kind: row.try_get(3)?,
-            payload: row.try_get(4)?,
-            meta: row.try_get(5)?,
-            scopes: row.try_get(6)?,
-            created_ms: row.try_get(7)?,
-        })
+    /// Reads a row selected with [`COLUMNS`]: its id, and the row or why it cannot be read (the
+    /// row is then refused with the reason, and does not hold up the others).
+    pub fn read(row: &tokio_postgres::Row) -> (Option<i64>, Result<OutboxRow, String>) {
+        let id: Option<i64> = row.try_get(0).ok();
+        let read = || -> Result<OutboxRow, tokio_postgres::Error> {
+            let size: i64 = row.try_get::<_, Option<i64>>(2)?.unwrap_or(0);
+            Ok(OutboxRow {
+                id: row.try_get(0)?,
+                event_id: row.try_get(1)?,
+                size,
+                channel: row.try_get::<_, Option<String>>(3)?.unwrap_or_default(),
+                kind: row.try_get::<_, Option<String>>(4)?.unwrap_or_default(),
+                payload: row.try_get(5)?,
+                meta: row.try_get(6)?,
+                scopes: row.try_get(7)?,
+                created_ms: row.try_get(8)?,
+            })
+        };
+        (
+            id,
+            read().map_err(|e| {
+                format!(
+                    "bad_event: the row cannot be read: {}",
+                    super::error::describe(&e)
+                )
+            }),
+        )
     }
 
     /// The publish's idempotency key: a row published again (after a crash between the publish
@@ -81,15 +111,14 @@ impl OutboxRow {
                 format!("`{what}` is not JSON: `{}`", excerpt(text)),
             )
         };
-        let size = self.channel.len()
-            + self.kind.len()
-            + self.payload.as_deref().map_or(0, str::len)
-            + self.meta.as_deref().map_or(0, str::len);
         let max = state.config.max_frame_bytes;
-        if size > max {
+        if usize::try_from(self.size).map_or(true, |size| size > max) {
             return Err(FrameError::new(
                 ErrorCode::TooLarge,
-                format!("the event is {size} bytes long, over --max-frame-bytes ({max})"),
+                format!(
+                    "the row is {} bytes long, over --max-frame-bytes ({max})",
+                    self.size
+                ),
             ));
         }
         let payload: Option<&RawValue> = match &self.payload {
@@ -100,10 +129,15 @@ impl OutboxRow {
             Some(text) => Some(serde_json::from_str(text).map_err(|_| bad("meta", text))?),
             None => None,
         };
-        let scopes = self
-            .scopes
-            .as_ref()
-            .map(|s| s.iter().map(|s| Cow::Borrowed(s.as_str())).collect());
+        let scopes = match &self.scopes {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|s| s.as_deref().map(Cow::Borrowed))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| FrameError::new(ErrorCode::BadEvent, "`scopes` holds a NULL"))?,
+            ),
+        };
         let key = self.key();
         if self.channel == REVALIDATE_CHANNEL {
             return self.revalidate(state, payload, scopes, &key).await;

@@ -73,12 +73,13 @@ async fn current_role(client: &Client) -> String {
     }
 }
 
-/// Puts the database in line with this relay's settings, where it differs: the NOTIFY trigger on
-/// or off (`--postgres-notify`; the setting is the database's, so the relays of one database must
-/// agree), and with several partitions an index on each row's partition. A role that may not
-/// change them gets a warning, not an error: the feed works either way (polling finds the rows;
-/// without the index each partition reads past the others' rows).
-pub async fn configure(client: &Client, notify: bool, partitions: u16) -> Result<(), FeedError> {
+/// Puts the database in line with this relay's NOTIFY setting (`--postgres-notify`; the setting
+/// is the database's, so the relays of one database must agree), waiting at most 2 s for the
+/// table's lock: `ALTER TABLE` queues every writer of a watched table behind it, so an open
+/// transaction of the app must not hold the relay (and the app's writes) up. A role that may not
+/// change it, or a lock not had in time, gets a warning: the feed works either way (polling finds
+/// the rows).
+pub async fn configure(client: &Client, notify: bool) -> Result<(), FeedError> {
     let enabled: Option<bool> = client
         .query_typed(
             "select tgenabled <> 'D' from pg_trigger \
@@ -90,31 +91,55 @@ pub async fn configure(client: &Client, notify: bool, partitions: u16) -> Result
         .map(|row| row.get(0));
     if enabled != Some(notify) {
         let sql = format!(
-            "alter table live_relay.outbox {} trigger live_relay_notify",
+            "set lock_timeout = '2s'; alter table live_relay.outbox {} trigger live_relay_notify; \
+             reset lock_timeout",
             if notify { "enable" } else { "disable" }
         );
         if let Err(e) = client.batch_execute(&sql).await {
             tracing::warn!(
-                "could not run `{sql}` (--postgres-notify={notify}): {}; the relay polls every \
-                 --postgres-poll-ms either way",
+                "could not turn the outbox's NOTIFY {} (--postgres-notify={notify}): {}; the relay \
+                 polls every --postgres-poll-ms either way, and tries again at its next start",
+                if notify { "on" } else { "off" },
                 super::error::describe(&e)
             );
+            client.batch_execute("reset lock_timeout").await?;
         }
     }
-    if partitions > 1 {
-        let sql = format!(
-            "create index if not exists outbox_partition_{partitions} on live_relay.outbox \
-             ({}, id)",
+    Ok(())
+}
+
+/// With several partitions, an index on each row's partition (else each partition reads past the
+/// others' rows), built without blocking the app's writes (`CONCURRENTLY`, which waits for the
+/// transactions open meanwhile: the relay runs it in the background); an invalid one left by a
+/// build that failed is built again.
+pub async fn index_partitions(client: &Client, partitions: u16) -> Result<(), FeedError> {
+    if partitions <= 1 {
+        return Ok(());
+    }
+    let name = format!("live_relay.outbox_partition_{partitions}");
+    let valid: Option<bool> = client
+        .query_typed(
+            "select indisvalid from pg_index where indexrelid = to_regclass($1)",
+            &[(&name, Type::TEXT)],
+        )
+        .await?
+        .first()
+        .map(|row| row.get(0));
+    if valid == Some(true) {
+        return Ok(());
+    }
+    if valid == Some(false) {
+        client
+            .batch_execute(&format!("drop index concurrently if exists {name}"))
+            .await?;
+    }
+    client
+        .batch_execute(&format!(
+            "create index concurrently if not exists outbox_partition_{partitions} \
+             on live_relay.outbox ({}, id)",
             partition_expr(partitions)
-        );
-        if let Err(e) = client.batch_execute(&sql).await {
-            tracing::warn!(
-                "could not run `{sql}`: {}; every partition reads the outbox in id order past \
-                 the rows of the others",
-                super::error::describe(&e)
-            );
-        }
-    }
+        ))
+        .await?;
     Ok(())
 }
 

@@ -8,7 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 /// The feed's counters and gauges, and its last error.
@@ -24,9 +25,9 @@ pub struct FeedStatus {
     rejected: Counter,
     errors: Family<Reason, Counter>,
     listening: Gauge<i64>,
-    /// Whether the last step of every part of the feed succeeded.
-    healthy: AtomicBool,
-    last_error: Mutex<Option<String>>,
+    /// The parts of the feed whose last step failed (`partition 0`, `listen`, `backlog`), with
+    /// the error: the feed is healthy when none is.
+    failing: Mutex<BTreeMap<String, String>>,
     /// `--postgres-notify`.
     notify: bool,
 }
@@ -46,7 +47,7 @@ pub mod error {
 /// The feed's part of `GET /healthz`.
 #[derive(Debug, Serialize)]
 pub struct FeedHealth {
-    /// `ok` or `degraded` (the last error is in `error`).
+    /// `ok`, or `degraded` while a part of the feed fails (each part's last error is in `error`).
     pub state: &'static str,
     /// Whether the LISTEN connection is up (with `--postgres-notify`; polling works without it).
     pub listening: bool,
@@ -69,8 +70,7 @@ impl FeedStatus {
             rejected: Counter::default(),
             errors: Family::default(),
             listening: Gauge::default(),
-            healthy: AtomicBool::new(true),
-            last_error: Mutex::new(None),
+            failing: Mutex::new(BTreeMap::new()),
             notify,
         }
     }
@@ -133,39 +133,35 @@ impl FeedStatus {
         self.listening.set(i64::from(up));
     }
 
-    /// Counts a failed step and keeps its message for `/healthz`.
-    pub fn failed(&self, kind: &'static str, message: String) {
+    /// Counts a failed step of `part` (of kind `kind`) and keeps its message for `/healthz`
+    /// until that part succeeds again.
+    pub fn failed(&self, kind: &'static str, part: &str, message: String) {
         self.errors.get_or_create(&Reason { reason: kind }).inc();
-        self.healthy.store(false, Ordering::Relaxed);
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = Some(format!("{kind}: {message}"));
+        if let Ok(mut failing) = self.failing.lock() {
+            failing.insert(part.to_owned(), format!("{part}: {message}"));
         }
     }
 
-    /// A drain went through: the feed is healthy again.
-    pub fn recovered(&self) {
-        if !self.healthy.swap(true, Ordering::Relaxed) {
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = None;
-            }
+    /// A step of `part` went through.
+    pub fn recovered(&self, part: &str) {
+        if let Ok(mut failing) = self.failing.lock() {
+            failing.remove(part);
         }
     }
 
     pub fn health(&self) -> FeedHealth {
-        let healthy = self.healthy.load(Ordering::Relaxed);
+        let error = self.failing.lock().ok().and_then(|failing| {
+            (!failing.is_empty()).then(|| failing.values().cloned().collect::<Vec<_>>().join("; "))
+        });
         FeedHealth {
-            state: if healthy { "ok" } else { "degraded" },
+            state: if error.is_none() { "ok" } else { "degraded" },
             listening: self.listening.get() == 1,
             notify: self.notify,
             backlog: self.backlog.get(),
             oldest_age_ms: (self.oldest_age.get() * 1000.0) as u64,
             published: self.published.get(),
             rejected: self.rejected.get(),
-            error: if healthy {
-                None
-            } else {
-                self.last_error.lock().ok().and_then(|e| e.clone())
-            },
+            error,
         }
     }
 }
