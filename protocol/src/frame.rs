@@ -390,7 +390,7 @@ fn server_fields(text: &str) -> Result<ServerFields<'_>, FrameError> {
     r.object(|r, key| {
         let name = key.as_ref();
         match name {
-            "op" => put(&mut f.op, name, r.string().map(Some)),
+            "op" => put(&mut f.op, name, r.nullable(Reader::string)),
             "id" => put(&mut f.id, name, r.nullable(Reader::u64)),
             "channel" => put(&mut f.channel, name, r.nullable(Reader::string)),
             "channels" => put(&mut f.channels, name, r.nullable(channel_list)),
@@ -436,7 +436,7 @@ fn channel_entry<'a>(r: &mut Reader<'a>) -> Result<ChannelEntry<'a>, json::Error
     let mut entry = ChannelEntry::default();
     r.object(|r, key| {
         match key.as_ref() {
-            "channel" => channel = Some(r.string()?),
+            "channel" => channel = r.nullable(Reader::string)?,
             "seq" => entry.seq = r.nullable(Reader::u64)?,
             "since" => entry.since = r.nullable(position)?,
             "recovered" => entry.recovered = r.nullable(Reader::bool)?,
@@ -452,8 +452,8 @@ fn position<'a>(r: &mut Reader<'a>) -> Result<Position<'a>, json::Error> {
     let (mut epoch, mut seq) = (None, None);
     r.object(|r, key| {
         match key.as_ref() {
-            "epoch" => epoch = Some(r.string()?),
-            "seq" => seq = Some(r.u64()?),
+            "epoch" => epoch = r.nullable(Reader::string)?,
+            "seq" => seq = r.nullable(Reader::u64)?,
             _ => r.skip()?,
         }
         Ok::<_, json::Error>(())

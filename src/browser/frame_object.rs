@@ -126,11 +126,9 @@ fn channel_entry(v: &JsValue) -> Result<ChannelEntry<'static>, json::Error> {
     if !is_object(v) {
         return Err(json::Error("expected an object"));
     }
-    let channel = get(v, "channel");
-    let channel = string(&channel)
-        .ok()
-        .flatten()
-        .ok_or(json::Error("missing field `channel`"))?;
+    // As the text reader: `null` is missing, another type is the wrong type.
+    let channel = optional(&get(v, "channel"), string)?;
+    let channel = channel.ok_or(json::Error("missing field `channel`"))?;
     Ok(ChannelEntry {
         channel,
         seq: optional(&get(v, "seq"), whole)?,
