@@ -45,7 +45,8 @@ fn create_items(pg: &Postgres) {
 }
 
 /// The writers: each inserts then updates its rows, retrying a failed statement until it is
-/// answered. Returns when all are done; counts the statements that had to be sent again.
+/// answered. Returns when all are done; counts the statements that had to be sent again and the
+/// connections the faults closed.
 fn writers(url: String, retries: Arc<AtomicU64>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tasks = Vec::new();
@@ -69,7 +70,12 @@ fn writers(url: String, retries: Arc<AtomicU64>) -> JoinHandle<()> {
                     )
                 {
                     loop {
-                        if client.as_ref().is_none_or(|c| c.is_closed()) {
+                        if client.as_ref().is_some_and(|c| c.is_closed()) {
+                            // The fault closed the connection between two statements.
+                            retries.fetch_add(1, Ordering::Relaxed);
+                            client = None;
+                        }
+                        if client.is_none() {
                             client = connect(&url).await;
                         }
                         let done = match &client {

@@ -25,14 +25,17 @@ use tokio_postgres::Client;
 /// The most rows one drain reads.
 pub const BATCH: i64 = 256;
 
+/// How often a consumer reads its partition from the start while a long backlog drains.
+const RESCAN: Duration = Duration::from_secs(1);
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const LAST_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How a drain ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Drained {
-    /// A full batch: more rows may wait.
-    Full,
+    /// A full batch, up to this id: more rows may wait.
+    Full(i64),
     /// Fewer rows than a batch: the partition is empty for now.
     Empty,
     /// Another relay holds the partition.
@@ -58,32 +61,50 @@ impl Consumer {
     /// Drains for as long as the task runs: at once after a full batch, else on a wake-up or after
     /// the poll interval; backing off (10 ms, doubling to 5 s) after a failure.
     pub async fn run(self) {
-        // $1: the batch, $2: the largest row read ([`COLUMNS`]), $3: the partition.
+        // $1: the batch, $2: the largest row read ([`COLUMNS`]), $3: the id to read after, $4:
+        // the partition.
         let columns = COLUMNS.replace("$max", "$2");
         let select = if self.partitions > 1 {
             format!(
-                "select {columns} from live_relay.outbox o {TEXTS} where {} = $3 \
+                "select {columns} from live_relay.outbox o {TEXTS} where {} = $4 and o.id > $3 \
                  order by o.id limit $1",
                 partition_expr(self.partitions).replace("channel", "o.channel")
             )
         } else {
-            format!("select {columns} from live_relay.outbox o {TEXTS} order by o.id limit $1")
+            format!(
+                "select {columns} from live_relay.outbox o {TEXTS} where o.id > $3 \
+                 order by o.id limit $1"
+            )
         };
+        // Where the next drain reads from: after a full batch, past it (so that a long backlog is
+        // not read again from its start, over the index entries of the rows deleted meanwhile,
+        // which PostgreSQL skips cheaply only once no transaction can see them); from the start
+        // after anything else and at least every RESCAN, so that a row committed late with a
+        // lower id waits at most that long. (A row's changes commit in id order: one waits for
+        // the other's row lock, so no row's events are reordered.)
+        let mut after: i64 = 0;
+        let mut rescan_at = tokio::time::Instant::now() + RESCAN;
         let part = format!("partition {}", self.partition);
         let mut client: Option<Client> = None;
         let mut backoff = FIRST_BACKOFF;
         loop {
+            if tokio::time::Instant::now() >= rescan_at {
+                after = 0;
+                rescan_at = tokio::time::Instant::now() + RESCAN;
+            }
             let result = match &mut client {
-                Some(c) if !c.is_closed() => self.drain(c, &select).await,
+                Some(c) if !c.is_closed() => self.drain(c, &select, after).await,
                 _ => match self.target.connect_consumer().await {
-                    Ok(c) => self.drain(client.insert(c), &select).await,
+                    Ok(c) => self.drain(client.insert(c), &select, after).await,
                     Err(e) => Err(e),
                 },
             };
+            after = 0;
             match result {
-                Ok(Drained::Full) => {
+                Ok(Drained::Full(last)) => {
                     backoff = FIRST_BACKOFF;
                     self.status.recovered(&part);
+                    after = last;
                     continue;
                 }
                 Ok(Drained::Empty | Drained::Busy) => {
@@ -113,7 +134,12 @@ impl Consumer {
         }
     }
 
-    async fn drain(&self, client: &mut Client, select: &str) -> Result<Drained, FeedError> {
+    async fn drain(
+        &self,
+        client: &mut Client,
+        select: &str,
+        after: i64,
+    ) -> Result<Drained, FeedError> {
         let tx = client.transaction().await?;
         let partition = i32::from(self.partition);
         let max_bytes = i64::try_from(self.state.config.max_frame_bytes).unwrap_or(i64::MAX);
@@ -141,14 +167,23 @@ impl Consumer {
                 &[
                     (&BATCH, Type::INT8),
                     (&max_bytes, Type::INT8),
+                    (&after, Type::INT8),
                     (&partition, Type::INT4),
                 ],
             )
             .await?
         } else {
-            tx.query_typed(select, &[(&BATCH, Type::INT8), (&max_bytes, Type::INT8)])
-                .await?
+            tx.query_typed(
+                select,
+                &[
+                    (&BATCH, Type::INT8),
+                    (&max_bytes, Type::INT8),
+                    (&after, Type::INT8),
+                ],
+            )
+            .await?
         };
+        let last = rows.last().and_then(|row| row.try_get::<_, i64>(0).ok());
         let read = rows.len();
         let mut refused: Vec<(i64, String)> = Vec::new();
         let mut readable = Vec::with_capacity(read);
@@ -224,12 +259,10 @@ impl Consumer {
         for _ in &refused {
             self.status.rejected();
         }
-        Ok(if stopped {
-            Drained::Stopped
-        } else if read as i64 == BATCH {
-            Drained::Full
-        } else {
-            Drained::Empty
+        Ok(match last {
+            _ if stopped => Drained::Stopped,
+            Some(last) if read as i64 == BATCH => Drained::Full(last),
+            _ => Drained::Empty,
         })
     }
 }
