@@ -41,6 +41,14 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+// Each transport's driver but WebSocket's (this file's) in a file of its own.
+#[cfg(feature = "igniter")]
+mod igniter_link;
+#[cfg(feature = "simple")]
+mod simple;
+#[cfg(feature = "sse")]
+mod sse;
+
 /// App code to run once the shell is released.
 enum Call {
     Deliver {
@@ -677,38 +685,6 @@ impl Shell {
         JsValue::UNDEFINED
     }
 
-    #[cfg(feature = "sse")]
-    #[cfg_attr(not(feature = "igniter"), allow(unused_variables))]
-    fn on_stream(shell: &Rc<RefCell<Shell>>, number: u64, event: StreamEvent) {
-        Shell::with(shell, |sh| {
-            #[cfg(feature = "igniter")]
-            if sh.igniter.is_some() {
-                return sh.on_igniter_stream(number, event);
-            }
-            let now = now_ms();
-            match event {
-                StreamEvent::Open => sh.session.handle_open(now),
-                StreamEvent::Message { data, raw, .. } => sh.handle_frame(now, &data, &raw),
-                StreamEvent::Oversized { len } => {
-                    sh.session
-                        .handle_oversized(now, len.into(), sh.max_frame.into());
-                }
-                StreamEvent::Failed => {
-                    sh.socket = None;
-                    sh.session
-                        .handle_close(now, "the event stream failed or was closed");
-                }
-            }
-        });
-    }
-
-    #[cfg(feature = "sse")]
-    fn on_publish_result(shell: &Rc<RefCell<Shell>>, id: PublishId, result: PublishResult) {
-        Shell::with(shell, |sh| {
-            sh.session.handle_publish_result(now_ms(), id, result)
-        });
-    }
-
     fn on_page(shell: &Rc<RefCell<Shell>>, event: PageEvent) {
         Shell::with(shell, |sh| {
             let now = now_ms();
@@ -942,128 +918,6 @@ impl Shell {
         }
         #[cfg(not(feature = "simple"))]
         false
-    }
-
-    /// `protocol: "simple"`: a frame of the session in the seed's protocol on the socket, then the
-    /// answers the seed's server never gives (`subscribed`, the publish's ack) back to the session.
-    #[cfg(feature = "simple")]
-    fn send_simple(&mut self, text: &str) {
-        let translated = match self.simple.as_mut().map(|t| t.outgoing(text)) {
-            Some(Ok(out)) => out,
-            Some(Err(problem)) => return self.report(problem),
-            None => return,
-        };
-        for frame in &translated.send {
-            let Some(Transport::Socket(socket)) = &self.socket else {
-                return; // no socket: nothing was sent, so nothing is answered
-            };
-            if let Err(e) = socket.send(frame) {
-                let reason = describe(&e);
-                self.socket = None;
-                self.simple = None;
-                return self
-                    .session
-                    .handle_close(now_ms(), &cat!("send failed: ", reason));
-            }
-        }
-        for reply in translated.replies {
-            self.handle_translated(now_ms(), &reply);
-        }
-    }
-
-    #[cfg(feature = "sse")]
-    fn connect_stream(&mut self, query: &str) {
-        #[cfg(feature = "igniter")]
-        if let Some(link) = self.igniter.as_mut() {
-            // Igniter's own query, in the link's `OpenStream`.
-            return link.connect(&self.session);
-        }
-        self.connections += 1;
-        let url = Endpoints::with_query(&self.relay().sse, query);
-        let url = Endpoints::with_query(&url, &self.endpoints.scope_query);
-        match self.session.token().map(str::to_owned) {
-            Some(token) => {
-                // `EventSource` cannot send a header: trade the token for a single-use ticket first.
-                let attempt = self.connections;
-                self.ticket_for = Some(attempt);
-                let weak = self.me.clone();
-                let ticket_url = self.relay().ticket.clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    let ticket = post_ticket(&ticket_url, &token).await;
-                    if let Some(shell) = weak.upgrade() {
-                        Shell::on_ticket(&shell, attempt, &url, ticket);
-                    }
-                });
-            }
-            None => self.open_stream(&url),
-        }
-    }
-
-    /// The ticket for stream attempt `attempt` came back.
-    #[cfg(feature = "sse")]
-    fn on_ticket(
-        shell: &Rc<RefCell<Shell>>,
-        attempt: u64,
-        url: &str,
-        ticket: Result<String, String>,
-    ) {
-        Shell::with(shell, |sh| {
-            if sh.ticket_for != Some(attempt) || sh.connections != attempt {
-                return; // the session gave up on this attempt meanwhile
-            }
-            sh.ticket_for = None;
-            match ticket {
-                Ok(ticket) => {
-                    let mut query = String::from("ticket=");
-                    percent_encode_into(&mut query, &ticket);
-                    sh.open_stream(&Endpoints::with_query(url, &query));
-                }
-                Err(reason) => {
-                    sh.report(reason.clone());
-                    sh.session.handle_close(now_ms(), &reason);
-                }
-            }
-        });
-    }
-
-    /// Opens the relay's event stream at `url` (complete with its query).
-    #[cfg(feature = "sse")]
-    fn open_stream(&mut self, url: &str) {
-        if let Some(stream) = self.open_event_source(url, &[], self.connections) {
-            self.socket = Some(Transport::Stream { _stream: stream });
-        }
-    }
-
-    /// An `EventSource` at `url`, listening to the `named` event types too, whose events go to
-    /// [`on_stream`](Self::on_stream) with `number`. One that cannot be opened is reported, and
-    /// the session told.
-    #[cfg(feature = "sse")]
-    fn open_event_source(
-        &mut self,
-        url: &str,
-        named: &'static [&'static str],
-        number: u64,
-    ) -> Option<Stream> {
-        let weak = self.me.clone();
-        let opened = Stream::open(url, named, self.max_frame, move |event| {
-            if let Some(shell) = weak.upgrade() {
-                Shell::on_stream(&shell, number, event);
-            }
-        });
-        match opened {
-            Ok(stream) => Some(stream),
-            Err(e) => {
-                let reason = cat!(
-                    "could not open an event stream to ",
-                    url,
-                    ": ",
-                    describe(&e)
-                );
-                self.report(reason.clone());
-                self.session.handle_close(now_ms(), &reason);
-                None
-            }
-        }
     }
 
     fn report(&mut self, message: String) {
@@ -1327,114 +1181,4 @@ fn state_object(state: &ConnectionState) -> JsValue {
         ConnectionState::Idle | ConnectionState::Connecting | ConnectionState::Open => {}
     }
     obj.into()
-}
-
-/// `flavor: "igniter"`: the shell's part of what `engine::igniter::IgniterLink` decides — streams
-/// opened and closed, probes fetched, one timer — and the frames it translates handed to the session.
-#[cfg(feature = "igniter")]
-impl Shell {
-    fn on_igniter_stream(&mut self, stream: u64, event: StreamEvent) {
-        let now = now_ms();
-        let (Some(link), session) = (self.igniter.as_mut(), &mut self.session) else {
-            return;
-        };
-        match event {
-            StreamEvent::Open => link.handle_open(session, now, stream),
-            StreamEvent::Message { kind, id, data, .. } => {
-                link.handle_message(now, stream, &kind, &id, &data, parse_date)
-            }
-            StreamEvent::Oversized { len } => {
-                let max = self.max_frame.into();
-                link.handle_oversized(session, now, stream, len.into(), max)
-            }
-            StreamEvent::Failed => link.handle_failed(session, now, stream),
-        }
-        self.carry_out(FrameAt::None);
-        self.carry_out_igniter(Some(now));
-    }
-
-    /// Carries out the link's outputs, each followed by the session's outputs it led to. A frame
-    /// is handed to the session at `at` (`None`: now), and its outputs carried out with it at hand.
-    fn carry_out_igniter(&mut self, at: Option<u64>) {
-        loop {
-            let Some(link) = self.igniter.as_mut() else {
-                return;
-            };
-            link.settle();
-            let Some(output) = link.poll_output() else {
-                return;
-            };
-            match output {
-                LinkOutput::Frame(frame) => {
-                    let now = at.unwrap_or_else(now_ms);
-                    self.session.handle_decoded(now, Ok(frame.frame()));
-                    self.carry_out(FrameAt::Translated(&frame));
-                }
-                LinkOutput::OpenStream { stream, query } => {
-                    let url = self.igniter_url(&query);
-                    let named = IgniterTranslator::EVENT_TYPES;
-                    if let Some(source) = self.open_event_source(&url, named, stream) {
-                        self.igniter_streams.push((stream, source));
-                    }
-                }
-                LinkOutput::CloseStream { stream } => {
-                    self.igniter_streams.retain(|(n, _)| *n != stream)
-                }
-                LinkOutput::Probe { stream, queries } => self.probe(stream, &queries),
-                LinkOutput::ArmTimer(deadline) => self.arm_overlap_timer(deadline),
-                LinkOutput::DisarmTimer => {
-                    if let Some(timer) = self.overlap_timer.as_mut() {
-                        timer.clear();
-                    }
-                }
-                LinkOutput::Problem(message) => self.report(message),
-            }
-            self.carry_out(FrameAt::None);
-        }
-    }
-
-    /// The Igniter stream URL with `query` (the scopes after it).
-    fn igniter_url(&self, query: &str) -> String {
-        let url = Endpoints::with_query(&self.relay().sse, query);
-        Endpoints::with_query(&url, &self.endpoints.scope_query)
-    }
-
-    /// `fetch`es the stream URL with each query, one after the other, then hands what they got to
-    /// the link.
-    fn probe(&self, stream: u64, queries: &[String]) {
-        let urls: Vec<String> = queries.iter().map(|q| self.igniter_url(q)).collect();
-        let weak = self.me.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let mut got = Vec::with_capacity(urls.len());
-            for url in &urls {
-                got.push(probe(url).await);
-            }
-            if let Some(shell) = weak.upgrade() {
-                Shell::with(&shell, |sh| {
-                    if let Some(link) = sh.igniter.as_mut() {
-                        link.handle_probes(&mut sh.session, now_ms(), stream, got);
-                    }
-                });
-            }
-        });
-    }
-
-    fn arm_overlap_timer(&mut self, deadline: u64) {
-        let weak = self.me.clone();
-        let timer = self.overlap_timer.get_or_insert_with(|| {
-            Timer::new(move || {
-                if let Some(shell) = weak.upgrade() {
-                    Shell::with(&shell, |sh| {
-                        if let Some(timer) = sh.overlap_timer.as_mut() {
-                            timer.fired();
-                        }
-                        if let Some(link) = sh.igniter.as_mut() {
-                            link.handle_timeout(now_ms());
-                        }
-                    });
-                }
-            })
-        });
-        timer.set(Some(deadline), now_ms);
-    }
 }
