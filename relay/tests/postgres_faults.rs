@@ -16,13 +16,11 @@ mod common;
 
 use common::engine_client::{EngineClient, Received};
 use common::postgres::Postgres;
+use common::process::RelayProcess;
 use common::redis::RedisServer;
 use common::Relay;
 use live_relay::Config;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -229,7 +227,7 @@ async fn settle(
 
 /// A relay with the feed, in this process, once it serves.
 async fn relay(pg: &Postgres, redis: Option<&RedisServer>, notify: bool) -> Relay {
-    let relay = Relay::start(Config {
+    Relay::start_with_feed(Config {
         postgres: Some(pg.url()),
         postgres_notify: notify,
         postgres_poll_ms: 100,
@@ -237,68 +235,15 @@ async fn relay(pg: &Postgres, redis: Option<&RedisServer>, notify: bool) -> Rela
         ping_ms: 1000,
         ..Config::default()
     })
-    .await;
-    relay
-        .wait_health("the feed's state", |h| h["postgres"].is_object())
-        .await;
-    relay
+    .await
 }
 
-/// A relay process at `addr` (`127.0.0.1:0` for any port) with these flags and variables; killed
-/// when dropped.
-struct Process {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Process {
-    fn start(addr: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_live-relay"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("LIVE_RELAY_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .args([
-                "--addr",
-                addr,
-                "--ping-ms",
-                "1000",
-                "--postgres-poll-ms",
-                "100",
-            ])
-            .args(args)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start live-relay");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the listening line");
-        let addr = line
-            .trim_end()
-            .strip_prefix("live-relay listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("an address");
-        Process { child, addr }
-    }
-
-    /// SIGKILL: no COMMIT, no close frame.
-    fn kill_9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
+/// A relay process at `addr` (`127.0.0.1:0`: any port) with these flags and variables, pinging
+/// and polling often; killed when dropped.
+fn node_process(addr: &str, args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
+    let mut all = vec!["--ping-ms", "1000", "--postgres-poll-ms", "100"];
+    all.extend_from_slice(args);
+    RelayProcess::start_at(addr, &all, env)
 }
 
 /// A file the stall hook writes (relay/src/test_hooks.rs), and a wait for it.
@@ -355,7 +300,7 @@ async fn kill_9_between_publish_and_commit_on_the_cluster_publishes_each_row_onc
     let stall = StallFile::new("cluster");
     let pg_url = pg.url();
     let redis_url = redis.url();
-    let mut a = Process::start(
+    let mut a = node_process(
         "127.0.0.1:0",
         &["--postgres", &pg_url, "--redis", &redis_url],
         &[stall.env()],
@@ -372,7 +317,7 @@ async fn kill_9_between_publish_and_commit_on_the_cluster_publishes_each_row_onc
     // Node C's feed waits for the partition A holds; A dies before its COMMIT.
     let c = relay(&pg, Some(&redis), true).await;
     sleep(Duration::from_millis(300)).await;
-    a.kill_9();
+    a.kill();
     let f = settle(
         "kill -9 before COMMIT, Redis",
         &client,
@@ -395,7 +340,7 @@ async fn kill_9_between_publish_and_commit_in_process_redelivers_the_batch_after
     let pg = Postgres::start();
     let stall = StallFile::new("memory");
     let pg_url = pg.url();
-    let mut a = Process::start("127.0.0.1:0", &["--postgres", &pg_url], &[stall.env()]);
+    let mut a = node_process("127.0.0.1:0", &["--postgres", &pg_url], &[stall.env()]);
     let addr = a.addr.to_string();
     create_items(&pg);
     let client = EngineClient::start(vec![addr.clone()], CHANNEL);
@@ -412,9 +357,9 @@ async fn kill_9_between_publish_and_commit_in_process_redelivers_the_batch_after
             r.events.len() >= stalled
         })
         .await;
-    a.kill_9();
+    a.kill();
     // The same address, a new process: a new epoch, no memory of the keys.
-    let a2 = Process::start(&addr, &["--postgres", &pg_url], &[]);
+    let a2 = node_process(&addr, &["--postgres", &pg_url], &[]);
     let f = settle(
         "kill -9 before COMMIT, in-process",
         &client,
@@ -583,8 +528,8 @@ async fn one_of_two_nodes_killed_mid_drain_loses_and_repeats_nothing() {
     let redis = RedisServer::start();
     let (pg_url, redis_url) = (pg.url(), redis.url());
     let flags = ["--postgres", pg_url.as_str(), "--redis", redis_url.as_str()];
-    let mut a = Process::start("127.0.0.1:0", &flags, &[]);
-    let b = Process::start("127.0.0.1:0", &flags, &[]);
+    let mut a = node_process("127.0.0.1:0", &flags, &[]);
+    let b = node_process("127.0.0.1:0", &flags, &[]);
     create_items(&pg);
     let client = EngineClient::start(vec![a.addr.to_string(), b.addr.to_string()], CHANNEL);
     client
@@ -595,7 +540,7 @@ async fn one_of_two_nodes_killed_mid_drain_loses_and_repeats_nothing() {
     let retries = Arc::new(AtomicU64::new(0));
     let writing = writers(pg.url(), Arc::clone(&retries));
     sleep(Duration::from_millis(800)).await;
-    a.kill_9();
+    a.kill();
     let f = settle(
         "one of two nodes killed",
         &client,

@@ -16,21 +16,12 @@ use tokio::time::{sleep, Instant};
 
 /// A relay on `pg` (in-process broker, authentication off).
 async fn relay_on(pg: &Postgres) -> Relay {
-    started(Config {
+    Relay::start_with_feed(Config {
         postgres: Some(pg.url()),
         postgres_poll_ms: 100,
         ..Config::default()
     })
     .await
-}
-
-/// A relay with `config`, once it serves (it installs the schema first).
-async fn started(config: Config) -> Relay {
-    let relay = Relay::start(config).await;
-    relay
-        .wait_health("the feed's state", |h| h["postgres"].is_object())
-        .await;
-    relay
 }
 
 /// `live-relay ARGS` (no `--addr` added: a subcommand).
@@ -171,7 +162,7 @@ async fn hand_written_rows_reach_their_scopes_and_revalidations_reach_on_revalid
 #[tokio::test]
 async fn a_bad_row_is_set_aside_with_its_reason_and_the_next_flows() {
     let pg = Postgres::start();
-    let relay = started(Config {
+    let relay = Relay::start_with_feed(Config {
         postgres: Some(pg.url()),
         max_frame_bytes: 4096,
         ..Config::default()
@@ -300,7 +291,7 @@ fn a_role_without_rights_is_told_to_run_the_printed_sql() {
 #[tokio::test]
 async fn polling_alone_delivers_and_notify_off_disables_the_trigger() {
     let pg = Postgres::start();
-    let relay = started(Config {
+    let relay = Relay::start_with_feed(Config {
         postgres: Some(pg.url()),
         postgres_notify: false,
         postgres_poll_ms: 50,
@@ -339,8 +330,8 @@ async fn partitions_on_two_nodes_deliver_every_channel_in_order() {
         redis: Some(redis.url()),
         ..Config::default()
     };
-    let a = started(node()).await;
-    let b = started(node()).await;
+    let a = Relay::start_with_feed(node()).await;
+    let b = Relay::start_with_feed(node()).await;
     wait_until("the partitions' index, built in the background", || {
         pg.psql("select count(*) from pg_index where indexrelid = to_regclass('live_relay.outbox_partition_3') and indisvalid") == "1"
     })

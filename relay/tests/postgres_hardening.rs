@@ -14,14 +14,6 @@ use serde_json::json;
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
 
-async fn started(config: Config) -> Relay {
-    let relay = Relay::start(config).await;
-    relay
-        .wait_health("the feed's state", |h| h["postgres"].is_object())
-        .await;
-    relay
-}
-
 fn config_on(pg: &Postgres) -> Config {
     Config {
         postgres: Some(pg.url()),
@@ -33,7 +25,7 @@ fn config_on(pg: &Postgres) -> Config {
 #[tokio::test]
 async fn a_watched_tables_owner_cannot_run_code_as_the_schemas_owner() {
     let pg = Postgres::start();
-    let relay = started(config_on(&pg)).await;
+    let relay = Relay::start_with_feed(config_on(&pg)).await;
     let mut client = relay.client().await;
     client.subscribe(&["resources/posts"]).await;
     pg.psql(
@@ -81,7 +73,7 @@ async fn a_watched_tables_owner_cannot_run_code_as_the_schemas_owner() {
 #[tokio::test]
 async fn rows_that_cannot_be_read_or_are_huge_do_not_hold_their_partition_up() {
     let pg = Postgres::start();
-    let relay = started(config_on(&pg)).await;
+    let relay = Relay::start_with_feed(config_on(&pg)).await;
     let mut client = relay.client().await;
     client.subscribe(&["orders"]).await;
     // Scopes with a NULL or of two dimensions are refused to the writer, by the table.
@@ -140,7 +132,7 @@ async fn rows_that_cannot_be_read_or_are_huge_do_not_hold_their_partition_up() {
 #[tokio::test]
 async fn a_starting_relay_does_not_block_the_apps_writes() {
     let pg = Postgres::start();
-    started(config_on(&pg)).await.stop().await;
+    Relay::start_with_feed(config_on(&pg)).await.stop().await;
     pg.psql("create table posts (id int primary key); select live_relay.watch('posts')");
     let (open, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
         .await
@@ -151,7 +143,7 @@ async fn a_starting_relay_does_not_block_the_apps_writes() {
         .expect("an app transaction, left open");
     // NOTIFY off and 2 partitions: an ALTER TABLE and an index, with the app's transaction open.
     let began = Instant::now();
-    let relay = started(Config {
+    let relay = Relay::start_with_feed(Config {
         postgres_notify: false,
         postgres_partitions: 2,
         ..config_on(&pg)
@@ -175,7 +167,7 @@ async fn a_starting_relay_does_not_block_the_apps_writes() {
 #[tokio::test]
 async fn the_key_column_may_be_renamed_and_partitions_publish() {
     let pg = Postgres::start();
-    let relay = started(config_on(&pg)).await;
+    let relay = Relay::start_with_feed(config_on(&pg)).await;
     let mut client = relay.client().await;
     client.subscribe(&["resources/t", "resources/pt"]).await;
     pg.psql("create table t (id bigint primary key, v int); select live_relay.watch('t')");
@@ -220,7 +212,7 @@ async fn the_key_column_may_be_renamed_and_partitions_publish() {
 async fn healthz_names_the_partition_that_cannot_publish() {
     let pg = Postgres::start();
     let mut redis = RedisServer::start();
-    let relay = started(Config {
+    let relay = Relay::start_with_feed(Config {
         redis: Some(redis.url()),
         postgres_partitions: 2,
         ..config_on(&pg)

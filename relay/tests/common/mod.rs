@@ -95,6 +95,17 @@ impl Relay {
         }
     }
 
+    /// [`Relay::start`] with the PostgreSQL feed on (`config.postgres`), once it serves: it
+    /// installs the schema before it answers.
+    pub async fn start_with_feed(config: Config) -> Relay {
+        assert!(config.postgres.is_some(), "a feed needs --postgres");
+        let relay = Relay::start(config).await;
+        relay
+            .wait_health("the feed's state", |h| h["postgres"].is_object())
+            .await;
+        relay
+    }
+
     /// A relay another process runs, at `addr`.
     pub fn at(addr: SocketAddr) -> Relay {
         Relay {

@@ -70,6 +70,11 @@ pub fn flags_of(config: &live_relay::Config) -> Vec<String> {
 /// environment, logging errors only. The binary is the test build's, or `RELAY_BINARY_UNDER_TEST`
 /// when set.
 pub fn relay_command(args: &[&str]) -> Command {
+    relay_command_at("127.0.0.1:0", args)
+}
+
+/// [`relay_command`] listening on `addr`.
+pub fn relay_command_at(addr: &str, args: &[&str]) -> Command {
     let binary = std::env::var_os("RELAY_BINARY_UNDER_TEST")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_live-relay").into());
     let mut command = Command::new(binary);
@@ -79,7 +84,7 @@ pub fn relay_command(args: &[&str]) -> Command {
         }
     }
     command
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", addr])
         .args(args)
         .env("RUST_LOG", "error");
     command
@@ -102,7 +107,13 @@ impl RelayProcess {
     /// build's, or `RELAY_BINARY_UNDER_TEST` when set (the Makefile points it at the server
     /// profile's build, `target/server/live-relay`).
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
-        let mut child = relay_command(args)
+        RelayProcess::start_at("127.0.0.1:0", args, env)
+    }
+
+    /// [`RelayProcess::start_with_env`] listening on `addr` (a relay started again where another
+    /// was, say).
+    pub fn start_at(addr: &str, args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
+        let mut child = relay_command_at(addr, args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
