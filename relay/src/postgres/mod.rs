@@ -121,19 +121,6 @@ pub fn start(settings: FeedSettings, state: Arc<AppState>, status: Arc<FeedStatu
         settings.target.clone(),
         status,
     )));
-    let (target, partitions) = (settings.target.clone(), settings.partitions);
-    tasks.push(tokio::spawn(async move {
-        let indexed = async {
-            let client = target.connect().await?;
-            schema::index_partitions(&client, partitions).await
-        };
-        if let Err(e) = indexed.await {
-            tracing::warn!(
-                "could not index the outbox's {partitions} partitions: {e}; each partition reads \
-                 the outbox in id order past the rows of the others"
-            );
-        }
-    }));
     Feed { tasks }
 }
 

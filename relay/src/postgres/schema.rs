@@ -1,5 +1,5 @@
 //! The `live_relay` schema (`schema.sql`): installing it, checking its version, and the settings
-//! of this relay that live in the database (the NOTIFY trigger on or off, the partitions' index).
+//! of this relay that live in the database (the NOTIFY trigger on or off).
 
 use super::error::FeedError;
 use tokio_postgres::error::SqlState;
@@ -105,41 +105,6 @@ pub async fn configure(client: &Client, notify: bool) -> Result<(), FeedError> {
             client.batch_execute("reset lock_timeout").await?;
         }
     }
-    Ok(())
-}
-
-/// With several partitions, an index on each row's partition (else each partition reads past the
-/// others' rows), built without blocking the app's writes (`CONCURRENTLY`, which waits for the
-/// transactions open meanwhile: the relay runs it in the background); an invalid one left by a
-/// build that failed is built again.
-pub async fn index_partitions(client: &Client, partitions: u16) -> Result<(), FeedError> {
-    if partitions <= 1 {
-        return Ok(());
-    }
-    let name = format!("live_relay.outbox_partition_{partitions}");
-    let valid: Option<bool> = client
-        .query_typed(
-            "select indisvalid from pg_index where indexrelid = to_regclass($1)",
-            &[(&name, Type::TEXT)],
-        )
-        .await?
-        .first()
-        .map(|row| row.get(0));
-    if valid == Some(true) {
-        return Ok(());
-    }
-    if valid == Some(false) {
-        client
-            .batch_execute(&format!("drop index concurrently if exists {name}"))
-            .await?;
-    }
-    client
-        .batch_execute(&format!(
-            "create index concurrently if not exists outbox_partition_{partitions} \
-             on live_relay.outbox ({}, id)",
-            partition_expr(partitions)
-        ))
-        .await?;
     Ok(())
 }
 
