@@ -484,6 +484,28 @@ async fn the_demo_token_is_accepted_and_its_client_gets_the_api_events() {
 }
 
 #[tokio::test]
+async fn a_named_demo_token_is_that_user_and_a_bad_name_is_refused() {
+    let relay = demo().await;
+    let (status, body) = relay.get_json("/demo/token?name=Alice%204f").await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("a token string");
+    let mut client = relay.client().await;
+    client
+        .send_json(json!({ "op": "auth", "token": token }))
+        .await;
+    assert_eq!(client.recv_op("authed").await["sub"], "Alice 4f");
+    client.subscribe(&["resources/posts"]).await;
+    client.assert_alive().await;
+
+    for bad in ["", "a%2Fb", "%3Cscript%3E", &"x".repeat(33)] {
+        let (status, body) = relay.get_json(&format!("/demo/token?name={bad}")).await;
+        assert_eq!(status, 400, "name={bad}: {body}");
+        assert_eq!(body["error"]["code"], "bad_frame", "name={bad}: {body}");
+    }
+    relay.stop().await;
+}
+
+#[tokio::test]
 async fn a_client_without_a_token_is_refused_and_closed_with_4001() {
     let relay = demo().await;
     let mut client = relay.client().await;
