@@ -53,12 +53,15 @@ pub enum ErrorCode {
     /// A publish was handed to the broker (a cluster's Redis) but no answer came: it may have
     /// been published, or may be yet. Only a publish with a `key` is safe to send again.
     OutcomeUnknown,
+    /// A presence `join` refused: the channel's presence set has as many members as the relay
+    /// allows (`--presence-max-members`). The connection stays a watcher of its counts.
+    PresenceFull,
 }
 
 impl ErrorCode {
     /// Every code, in the order of their declaration and of their names (a new code goes at the end
     /// of both).
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadFrame,
         ErrorCode::TooLarge,
         ErrorCode::BadChannel,
@@ -71,6 +74,7 @@ impl ErrorCode {
         ErrorCode::TooManyConnections,
         ErrorCode::Unavailable,
         ErrorCode::OutcomeUnknown,
+        ErrorCode::PresenceFull,
     ];
 
     /// The code named `name` on the wire ([`as_str`](Self::as_str) read back); `None` for a name
@@ -86,7 +90,7 @@ impl ErrorCode {
 }
 
 /// The codes' names on the wire, in the order of [`ErrorCode::ALL`].
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 13] = [
     "bad_frame",
     "too_large",
     "bad_channel",
@@ -99,6 +103,7 @@ const NAMES: [&str; 12] = [
     "too_many_connections",
     "unavailable",
     "outcome_unknown",
+    "presence_full",
 ];
 
 /// A frame that could not be decoded, with the reason.
@@ -253,6 +258,8 @@ pub enum ClientFrame<'a> {
     Auth {
         token: Cow<'a, str>,
     },
+    /// A `presence` frame: join, update, watch or leave a channel's presence.
+    Presence(PresenceRequest<'a>),
     Ping,
     Pong,
 }
@@ -316,6 +323,12 @@ mod relay_side;
 pub use relay_side::{
     decode_client, encode_ack, encode_authed, encode_channel_error, encode_error, encode_event,
     encode_hello, encode_skip, encode_subscribed, request_id,
+};
+#[cfg(any(test, feature = "serde"))]
+pub use relay_side::{
+    encode_hello_with, encode_presence_join, encode_presence_leave, encode_presence_stats,
+    encode_presence_sync, encode_presence_update, is_presence_key, PresenceMember, PresenceRequest,
+    PresenceVerb,
 };
 
 impl From<json::Error> for FrameError {

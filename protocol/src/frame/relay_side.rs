@@ -55,6 +55,14 @@ struct Envelope<'a> {
     scopes: Option<Vec<Cow<'a, str>>>,
     #[serde(borrow, default)]
     token: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    action: Option<Cow<'a, str>>,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+    #[serde(borrow, default)]
+    user: Option<Cow<'a, str>>,
+    #[serde(default)]
+    info: Option<serde_json::Value>,
 }
 
 fn envelope(text: &str) -> Result<Envelope<'_>, FrameError> {
@@ -118,9 +126,117 @@ pub fn decode_client(text: &str) -> Result<ClientFrame<'_>, FrameError> {
         },
         "ping" => ClientFrame::Ping,
         "pong" => ClientFrame::Pong,
+        "presence" => ClientFrame::Presence(presence_request(e)?),
         other => return Err(FrameError::bad(format!("unknown op `{other}`"))),
     };
     Ok(frame)
+}
+
+/// What a client's `presence` frame asks (`docs/PROTOCOL.md`, *Presence*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceVerb {
+    /// Enter the channel's presence as `key` (or resume it) and watch it.
+    Join,
+    /// Replace this connection's `data` on the channel.
+    Update,
+    /// See the channel's presence without being in it.
+    Watch,
+    /// Leave (announced at once) and stop watching.
+    Leave,
+}
+
+impl PresenceVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceVerb::Join => "join",
+            PresenceVerb::Update => "update",
+            PresenceVerb::Watch => "watch",
+            PresenceVerb::Leave => "leave",
+        }
+    }
+}
+
+/// A client's `presence` frame, checked: `key` is of the protocol's form (for `join`), `data` and
+/// `info` are objects when given, `update` has `data`. What the relay allows (the channel, the
+/// limits, who the user is) is decided by the relay.
+#[derive(Debug, Clone)]
+pub struct PresenceRequest<'a> {
+    pub id: u64,
+    pub verb: PresenceVerb,
+    pub channel: Cow<'a, str>,
+    /// `join` only (ignored otherwise).
+    pub key: Option<Cow<'a, str>>,
+    /// An object (`join`, `update`).
+    pub data: Option<serde_json::Value>,
+    /// Open mode only (the relay ignores them with authentication on).
+    pub user: Option<Cow<'a, str>>,
+    /// An object, open mode only.
+    pub info: Option<serde_json::Value>,
+}
+
+/// Whether `key` is a presence key: 16 to 64 of `[0-9A-Za-z_-]`.
+pub fn is_presence_key(key: &str) -> bool {
+    (16..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn presence_request(e: Envelope<'_>) -> Result<PresenceRequest<'_>, FrameError> {
+    let op = "presence";
+    let id = required(e.id, op, "id")?;
+    let with_id = |err: FrameError| FrameError {
+        id: Some(id),
+        ..err
+    };
+    let action = required(e.action, op, "action").map_err(with_id)?;
+    let verb = match action.as_ref() {
+        "join" => PresenceVerb::Join,
+        "update" => PresenceVerb::Update,
+        "watch" => PresenceVerb::Watch,
+        "leave" => PresenceVerb::Leave,
+        other => {
+            return Err(with_id(FrameError::bad(format!(
+                "unknown presence `action` `{}` (join, update, watch or leave)",
+                super::excerpt(other)
+            ))))
+        }
+    };
+    let channel = required(e.channel, op, "channel").map_err(with_id)?;
+    let key = match verb {
+        PresenceVerb::Join => {
+            let key = required(e.key, op, "key").map_err(with_id)?;
+            if !is_presence_key(&key) {
+                return Err(with_id(FrameError::bad(format!(
+                    "presence `key` `{}` must be 16 to 64 of `0-9 A-Z a-z _ -`",
+                    super::excerpt(&key)
+                ))));
+            }
+            Some(key)
+        }
+        _ => None,
+    };
+    for (name, value) in [("data", &e.data), ("info", &e.info)] {
+        if value.as_ref().is_some_and(|v| !v.is_object()) {
+            return Err(with_id(FrameError::bad(format!(
+                "presence `{name}` must be an object"
+            ))));
+        }
+    }
+    if verb == PresenceVerb::Update && e.data.is_none() {
+        return Err(with_id(FrameError::bad(
+            "presence `update` without `data`".to_owned(),
+        )));
+    }
+    Ok(PresenceRequest {
+        id,
+        verb,
+        channel,
+        key,
+        data: e.data,
+        user: e.user,
+        info: e.info,
+    })
 }
 
 /// The `id` of a frame that failed to decode (or was refused unread, as too large), when it has a
@@ -165,6 +281,8 @@ struct HelloOut<'a> {
     version: u32,
     epoch: &'a str,
     ping_ms: u64,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    features: &'a [&'a str],
 }
 
 #[derive(Serialize)]
@@ -234,11 +352,18 @@ pub fn encode_skip(channel: &str, seq: u64) -> String {
 }
 
 pub fn encode_hello(epoch: &str, ping_ms: u64) -> String {
+    encode_hello_with(epoch, ping_ms, &[])
+}
+
+/// `hello` offering `features` beyond protocol v1's base (`"presence"`); none: no `features`
+/// field, as an older relay writes it.
+pub fn encode_hello_with(epoch: &str, ping_ms: u64, features: &[&str]) -> String {
     to_json(&HelloOut {
         op: "hello",
         version: PROTOCOL_VERSION,
         epoch,
         ping_ms,
+        features,
     })
 }
 
@@ -273,4 +398,266 @@ pub fn encode_authed(sub: Option<&str>, ttl_ms: Option<u64>) -> String {
         sub,
         ttl_ms,
     })
+}
+
+/// One member of a channel's presence, as the relay sends it (`M` in `docs/PROTOCOL.md`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PresenceMember<'a> {
+    pub key: &'a str,
+    pub user: &'a str,
+    /// An object, or null.
+    pub info: &'a serde_json::Value,
+    /// An object.
+    pub data: &'a serde_json::Value,
+    /// When it joined, in milliseconds since the epoch.
+    pub since: u64,
+}
+
+#[derive(Serialize)]
+struct PresenceOut<'a> {
+    op: &'static str,
+    channel: &'a str,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    members: Option<&'a [PresenceMember<'a>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member: Option<&'a PresenceMember<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+}
+
+impl<'a> PresenceOut<'a> {
+    fn new(channel: &'a str, action: &'static str) -> Self {
+        PresenceOut {
+            op: "presence",
+            channel,
+            action,
+            id: None,
+            version: None,
+            members: None,
+            member: None,
+            key: None,
+            user: None,
+        }
+    }
+}
+
+/// A presence `sync`: the whole set at `version`, answering the `join` / `watch` `id`.
+pub fn encode_presence_sync(
+    channel: &str,
+    id: u64,
+    version: u64,
+    members: &[PresenceMember<'_>],
+) -> String {
+    to_json(&PresenceOut {
+        id: Some(id),
+        version: Some(version),
+        members: Some(members),
+        ..PresenceOut::new(channel, "sync")
+    })
+}
+
+/// A presence `join` diff: `member` entered the set.
+pub fn encode_presence_join(channel: &str, version: u64, member: &PresenceMember<'_>) -> String {
+    to_json(&PresenceOut {
+        version: Some(version),
+        member: Some(member),
+        ..PresenceOut::new(channel, "join")
+    })
+}
+
+/// A presence `update` diff: `member` changed its `data`.
+pub fn encode_presence_update(channel: &str, version: u64, member: &PresenceMember<'_>) -> String {
+    to_json(&PresenceOut {
+        version: Some(version),
+        member: Some(member),
+        ..PresenceOut::new(channel, "update")
+    })
+}
+
+/// A presence `leave` diff: the member `key` (of `user`) left.
+pub fn encode_presence_leave(channel: &str, version: u64, key: &str, user: &str) -> String {
+    to_json(&PresenceOut {
+        version: Some(version),
+        key: Some(key),
+        user: Some(user),
+        ..PresenceOut::new(channel, "leave")
+    })
+}
+
+/// A presence `stats` frame: the counts of a full set, instead of its diffs.
+pub fn encode_presence_stats(channel: &str, members: usize, users: usize) -> String {
+    #[derive(Serialize)]
+    struct StatsOut<'a> {
+        op: &'static str,
+        channel: &'a str,
+        action: &'static str,
+        members: usize,
+        users: usize,
+    }
+    to_json(&StatsOut {
+        op: "presence",
+        channel,
+        action: "stats",
+        members,
+        users,
+    })
+}
+
+#[cfg(test)]
+mod presence_tests {
+    use super::*;
+    use crate::frame::ServerFrame;
+    use serde_json::{json, Value};
+
+    fn presence(text: &str) -> Result<PresenceRequest<'_>, FrameError> {
+        match decode_client(text)? {
+            ClientFrame::Presence(request) => Ok(request),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_join_is_read_with_its_fields() {
+        let text = r#"{"op":"presence","id":7,"action":"join","channel":"resources/posts","key":"9f2c4e0a1b7d3c5e","data":{"id":3},"user":"u","info":{"name":"A"}}"#;
+        let r = presence(text).expect("a join");
+        assert_eq!(
+            (r.id, r.verb, r.channel.as_ref()),
+            (7, PresenceVerb::Join, "resources/posts")
+        );
+        assert_eq!(r.key.as_deref(), Some("9f2c4e0a1b7d3c5e"));
+        assert_eq!(r.data, Some(json!({"id": 3})));
+        assert_eq!(
+            (r.user.as_deref(), r.info),
+            (Some("u"), Some(json!({"name": "A"})))
+        );
+        let r = presence(r#"{"op":"presence","id":1,"action":"watch","channel":"c"}"#)
+            .expect("a watch");
+        assert_eq!((r.verb, r.key, r.data), (PresenceVerb::Watch, None, None));
+        let r = presence(r#"{"op":"presence","id":1,"action":"leave","channel":"c","data":null}"#)
+            .expect("a leave");
+        assert_eq!(r.verb, PresenceVerb::Leave);
+    }
+
+    #[test]
+    fn a_bad_presence_frame_names_its_field_and_keeps_its_id() {
+        let key = "k".repeat(16);
+        let cases = [
+            (json!({"op":"presence","id":2,"channel":"c"}), "`action`"),
+            (
+                json!({"op":"presence","id":2,"action":"dance","channel":"c"}),
+                "`action` `dance`",
+            ),
+            (json!({"op":"presence","id":2,"action":"join"}), "`channel`"),
+            (
+                json!({"op":"presence","id":2,"action":"join","channel":"c"}),
+                "`key`",
+            ),
+            (
+                json!({"op":"presence","id":2,"action":"join","channel":"c","key":"short"}),
+                "`key` `short`",
+            ),
+            (
+                json!({"op":"presence","id":2,"action":"join","channel":"c","key":"k".repeat(65)}),
+                "`key`",
+            ),
+            (
+                json!({"op":"presence","id":2,"action":"join","channel":"c","key":"ke y".repeat(4)}),
+                "`key`",
+            ),
+            (
+                json!({"op":"presence","id":2,"action":"join","channel":"c","key":key,"data":[1]}),
+                "`data`",
+            ),
+            (
+                json!({"op":"presence","id":2,"action":"join","channel":"c","key":key,"info":"x"}),
+                "`info`",
+            ),
+            (
+                json!({"op":"presence","id":2,"action":"update","channel":"c"}),
+                "`data`",
+            ),
+            (
+                json!({"op":"presence","id":2,"action":"update","channel":"c","data":5}),
+                "`data`",
+            ),
+        ];
+        for (frame, part) in cases {
+            let text = frame.to_string();
+            let e = decode_client(&text).expect_err(&text);
+            assert_eq!((e.code, e.id), (ErrorCode::BadFrame, Some(2)), "{text}");
+            assert!(e.message.contains(part), "{text}: {e}");
+        }
+        let e = decode_client(r#"{"op":"presence","action":"watch","channel":"c"}"#)
+            .expect_err("no id");
+        assert!(e.message.contains("`id`"), "{e}");
+        let e = decode_client(r#"{"op":"presence","id":3,"action":"watch","user":5}"#)
+            .expect_err("a number user");
+        assert_eq!(e.id, Some(3), "{e}");
+    }
+
+    #[test]
+    fn presence_keys_are_16_to_64_url_safe_characters() {
+        assert!(is_presence_key("0123456789abcdef"));
+        assert!(is_presence_key(&"A-_z".repeat(16)));
+        for bad in [
+            "",
+            "0123456789abcde",
+            "0123456789abcde+",
+            "0123456789abcdé0",
+        ] {
+            assert!(!is_presence_key(bad), "{bad}");
+        }
+        assert!(!is_presence_key(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn server_presence_frames_are_laid_out_as_the_protocol_says() {
+        let (info, data) = (json!({"name": "Alice"}), json!({"id": 3}));
+        let m = PresenceMember {
+            key: "9f2c4e0a1b7d3c5e",
+            user: "42",
+            info: &info,
+            data: &data,
+            since: 1_765_000_000_000,
+        };
+        let member = json!({"key":"9f2c4e0a1b7d3c5e","user":"42","info":{"name":"Alice"},"data":{"id":3},"since":1_765_000_000_000u64});
+        let read = |t: String| serde_json::from_str::<Value>(&t).expect("JSON");
+        assert_eq!(
+            read(encode_presence_sync("c", 7, 41, &[m])),
+            json!({"op":"presence","channel":"c","action":"sync","id":7,"version":41,"members":[member]})
+        );
+        assert_eq!(
+            read(encode_presence_join("c", 42, &m)),
+            json!({"op":"presence","channel":"c","action":"join","version":42,"member":member})
+        );
+        assert_eq!(
+            read(encode_presence_update("c", 43, &m)),
+            json!({"op":"presence","channel":"c","action":"update","version":43,"member":member})
+        );
+        assert_eq!(
+            read(encode_presence_leave("c", 44, "k", "u")),
+            json!({"op":"presence","channel":"c","action":"leave","version":44,"key":"k","user":"u"})
+        );
+        assert_eq!(
+            read(encode_presence_stats("c", 100, 60)),
+            json!({"op":"presence","channel":"c","action":"stats","members":100,"users":60})
+        );
+        assert_eq!(
+            read(encode_hello_with("e", 1, &["presence"]))["features"],
+            json!(["presence"])
+        );
+        let plain = encode_hello("e", 1);
+        assert!(!plain.contains("features"), "{plain}");
+        assert!(matches!(
+            crate::frame::decode_server(&plain),
+            Ok(ServerFrame::Hello { .. })
+        ));
+    }
 }
