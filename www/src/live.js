@@ -1,18 +1,20 @@
 // One live connection for the whole page, to the relay that served it.
 import { liveProvider, realtime } from "wasm-live-provider";
+import { myName } from "./who.js";
 
 export const relayUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 
 /**
- * A connection token for the demo user, from the relay's `GET /demo/token` (demo mode only; a real
- * app asks its own backend). The client calls it before every connection and again before the
- * token expires (60 s here), and sends the token in its first frame. A refusal rejects with an Error
+ * A connection token for this tab's demo user (`myName`, see who.js), from the relay's
+ * `GET /demo/token?name=…` (demo mode only; a real app asks its own backend). The client calls it
+ * before every connection and again before the token expires (60 s here), and sends the token in
+ * its first frame. A refusal rejects with an Error
  * saying why: the client reports it to `onError` and retries with backoff.
  */
 export async function getDemoToken() {
   let response;
   try {
-    response = await fetch("/demo/token", { cache: "no-store", headers: { accept: "application/json" } });
+    response = await fetch(`/demo/token?name=${encodeURIComponent(myName)}`, { cache: "no-store", headers: { accept: "application/json" } });
   } catch (e) {
     throw new Error(`GET /demo/token failed: ${e?.message ?? e}`);
   }

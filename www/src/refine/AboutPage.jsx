@@ -26,7 +26,9 @@ export function AboutPage() {
       <h2>Authentication</h2>
       <p>
         The relay checks tokens, as in production. This page's <code>getToken</code> asks{" "}
-        <code>GET /demo/token</code> for a 60-second token of user <code>demo-user</code> (channels{" "}
+        <code>GET /demo/token?name=…</code> for a 60-second token of this tab's user (its name, picked at random
+        and kept in sessionStorage, is the token's <code>sub</code> and its <code>info</code> claim: who presence
+        shows) (channels{" "}
         <code>resources/*</code>, <code>demo/*</code> and <code>$revalidate</code>; publishing on <code>demo/*</code>),
         sends it in the connection's first frame and refreshes it on the open connection before it expires. A real app
         gets its tokens from its own backend.
