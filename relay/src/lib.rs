@@ -163,7 +163,13 @@ where
         status.register(metrics.registry_mut());
         status
     });
+    let presence = Arc::new(presence::Presence::in_memory(
+        presence::settings::Settings::from_config(&config),
+        metrics.presence.clone(),
+    ));
+    let presence_ticks = tokio::spawn(Arc::clone(&presence).run());
     let state = Arc::new(AppState {
+        presence,
         demo,
         per_ip: limits::PerIp::new(config.max_connections_per_ip, config.max_connections),
         http_publishers: limits::Buckets::new(config.key_publish_rate, config.key_publish_burst),
@@ -197,6 +203,7 @@ where
         }
     }
     sweeper.abort();
+    presence_ticks.abort();
     drop(feed);
     served
 }

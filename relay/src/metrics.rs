@@ -69,6 +69,8 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     pub token_refreshes: Counter,
     pub token_expiries: Counter,
+    /// `live_relay_presence_*`.
+    pub presence: crate::presence::metrics::PresenceMetrics,
 }
 
 impl Default for Metrics {
@@ -92,7 +94,9 @@ impl Default for Metrics {
             slow_consumers: Counter::default(),
             token_refreshes: Counter::default(),
             token_expiries: Counter::default(),
+            presence: Default::default(),
         };
+        m.presence.register(&mut m.registry);
         m.registry.register(
             "connections",
             "Open WebSocket and SSE connections",

@@ -39,6 +39,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The PostgreSQL feed's state (`--postgres`).
     pub feed: Option<Arc<crate::postgres::status::FeedStatus>>,
+    /// Who is on which channel (WebSocket `presence` frames; `--presence`).
+    pub presence: Arc<crate::presence::Presence>,
 }
 
 /// SSE tickets a second one token holder may take, after [`TICKET_BURST`] at once.

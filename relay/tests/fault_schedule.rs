@@ -204,7 +204,7 @@ impl Relay {
                 out.extend(events);
                 out.push(encode_ack(id, seq));
             }
-            ClientFrame::Ping | ClientFrame::Pong => {}
+            ClientFrame::Ping | ClientFrame::Pong | ClientFrame::Presence(_) => {}
             ClientFrame::Auth { .. } => unreachable!("handled above"),
         }
         out

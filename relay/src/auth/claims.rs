@@ -24,6 +24,10 @@ pub struct Claims {
     /// ones). With authentication on, scopes a client declares are ignored.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Display information of the user (name, avatar, colour), shown beside its presence: an
+    /// object of at most [`super::token::MAX_INFO_BYTES`] (checked by the verifier).
+    #[serde(default)]
+    pub info: Option<serde_json::Value>,
     /// A digest of the token itself (set by the verifier, never read from the token): who a
     /// token without `sub` is, for its publish keys and its rate limit.
     #[serde(skip)]

@@ -82,6 +82,7 @@ mod tests {
             channels: Default::default(),
             publish: Default::default(),
             scopes: Vec::new(),
+            info: None,
             token_digest: digest.to_owned(),
         }))
     }

@@ -16,6 +16,9 @@ use std::path::Path;
 /// any token.
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// The longest `info` claim, serialized, in bytes.
+pub const MAX_INFO_BYTES: usize = 1024;
+
 /// What the verifier checks besides the signature.
 #[derive(Debug, Clone, Default)]
 pub struct Expectations {
@@ -130,6 +133,7 @@ impl Verifier {
             Err(e) => return Err(failure(e.kind(), header.alg, self)),
         };
         check_registered_claims(&claims).map_err(AuthFailure::BadClaims)?;
+        check_info(&claims).map_err(AuthFailure::BadClaims)?;
         let mut claims: Claims = serde_json::from_value(Value::Object(claims))
             .map_err(|e| AuthFailure::BadClaims(e.to_string()))?;
         claims.token_digest = super::grant::digest(token.as_bytes());
@@ -221,6 +225,28 @@ pub fn check_registered_claims(claims: &Map<String, Value>) -> Result<(), String
         Some(other) => Err(format!(
             "`aud` must be a string or an array of strings, not {}",
             kind(other)
+        )),
+    }
+}
+
+/// Refuses a token whose `info` claim (what presence shows of the user) is not an object of at
+/// most [`MAX_INFO_BYTES`] serialized. The error names the claim.
+pub fn check_info(claims: &Map<String, Value>) -> Result<(), String> {
+    match claims.get("info") {
+        None => Ok(()),
+        Some(Value::Object(info)) => {
+            let len = serde_json::to_string(info).map_or(usize::MAX, |s| s.len());
+            if len > MAX_INFO_BYTES {
+                return Err(format!(
+                    "`info` is {len} bytes serialized: at most {MAX_INFO_BYTES} (what presence \
+                     shows of the user: name, avatar, colour)"
+                ));
+            }
+            Ok(())
+        }
+        Some(other) => Err(format!(
+            "`info` must be an object (what presence shows of the user), not {}",
+            live_protocol::frame::excerpt(&other.to_string())
         )),
     }
 }

@@ -94,7 +94,7 @@ impl Settings {
 
 /// The sending side of a connection's outbound queue.
 #[derive(Debug, Clone)]
-struct Outbox {
+pub struct Outbox {
     tx: mpsc::Sender<Outbound>,
     kick: Arc<Kick>,
     scopes: Scopes,
@@ -108,7 +108,7 @@ impl Outbox {
     }
 
     /// Queues a frame; returns false when the queue is full and the connection was kicked.
-    fn push(&self, frame: Outbound) -> bool {
+    pub fn push(&self, frame: Outbound) -> bool {
         match self.tx.try_send(frame) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
@@ -310,6 +310,12 @@ impl Hub {
             kick,
             epoch,
         }
+    }
+
+    /// The sending side of connection `id`'s outbound queue (presence queues its frames there,
+    /// so that they keep their order with everything else the connection is sent).
+    pub fn outbox(&self, id: ConnId) -> Option<Outbox> {
+        self.lock().conns.get(&id).map(|c| c.outbox.clone())
     }
 
     fn disconnect(&self, id: ConnId) {

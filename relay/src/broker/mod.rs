@@ -28,7 +28,7 @@ pub enum TicketError {
     Unavailable(Unavailable),
 }
 
-pub use hub::{ChannelStats, ConnId, Member, Settings, Stats};
+pub use hub::{ChannelStats, ConnId, Member, Outbox, Settings, Stats};
 pub use kick::{Kick, KickReason};
 pub use outbound::{scopes, Outbound, Scopes};
 pub use outcome::{PublishFailure, Published, SubscribeError, Unavailable};
@@ -128,6 +128,11 @@ impl Broker {
     /// Gives a connection new scopes (those of a refreshed token).
     pub fn set_scopes(&self, id: ConnId, scopes: Scopes) {
         self.hub().set_scopes(id, scopes)
+    }
+
+    /// The sending side of connection `id`'s outbound queue, while it is registered.
+    pub fn outbox(&self, id: ConnId) -> Option<Outbox> {
+        self.hub().outbox(id)
     }
 
     /// The channels a connection is subscribed to.

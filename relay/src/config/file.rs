@@ -179,6 +179,26 @@ mod tests {
     }
 
     #[test]
+    fn the_file_sets_presence() {
+        if std::env::vars().any(|(k, _)| k.starts_with("LIVE_RELAY_")) {
+            return; // the environment would take precedence over the file
+        }
+        let path = with_file(
+            "presence",
+            "presence = false\npresence_grace_ms = 800\npresence_max_members = 3\n",
+        );
+        let config = load_file(&path, &[]).expect("loads");
+        assert!(!config.presence);
+        assert_eq!(
+            (config.presence_grace_ms, config.presence_max_members),
+            (800, 3)
+        );
+        let config = load_file(&path, &["--presence"]).expect("loads");
+        assert!(config.presence, "a flag beats the file");
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
     fn the_file_sets_the_redis_ca() {
         if std::env::vars().any(|(k, _)| k.starts_with("LIVE_RELAY_")) {
             return; // the environment would take precedence over the file

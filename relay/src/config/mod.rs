@@ -30,6 +30,11 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 pub const DEFAULT_REDIS_PREFIX: &str = "wlp";
 pub const DEFAULT_POSTGRES_PARTITIONS: u16 = 1;
 pub const DEFAULT_POSTGRES_POLL_MS: u64 = 250;
+pub const DEFAULT_PRESENCE_GRACE_MS: u64 = 5_000;
+pub const DEFAULT_PRESENCE_MAX_MEMBERS: usize = 100;
+pub const DEFAULT_PRESENCE_MAX_PER_CONNECTION: usize = 16;
+pub const DEFAULT_PRESENCE_MAX_DATA_BYTES: usize = 1024;
+pub const DEFAULT_PRESENCE_MAX_UPDATES: u32 = 5;
 
 const HEADING_AUTH: &str = "Authentication";
 const HEADING_SERVER: &str = "Server";
@@ -37,6 +42,7 @@ const HEADING_LIMITS: &str = "Limits";
 const HEADING_HISTORY: &str = "Timing and history";
 const HEADING_CLUSTER: &str = "Cluster";
 const HEADING_POSTGRES: &str = "Events from PostgreSQL";
+const HEADING_PRESENCE: &str = "Presence";
 
 /// The relay server of wasm-live-provider: protocol v1 over WebSocket (`GET /ws`) and
 /// Server-Sent Events (`GET /sse`), `POST /publish`, `POST /revalidate`, `GET /healthz`,
@@ -246,6 +252,43 @@ pub struct Config {
           num_args = 0..=1, default_missing_value = "true", require_equals = true,
           value_parser = BoolishValueParser::new(), help_heading = HEADING_POSTGRES)]
     pub postgres_notify: bool,
+
+    /// Offer presence over WebSocket (who else is on a channel; docs/PROTOCOL.md, *Presence*):
+    /// `hello` says `"features": ["presence"]`. `--presence=false` turns it off: presence frames
+    /// are then refused as `bad_frame`.
+    #[arg(long, env = "LIVE_RELAY_PRESENCE", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true,
+          value_parser = BoolishValueParser::new(), help_heading = HEADING_PRESENCE)]
+    pub presence: bool,
+
+    /// How long a member whose socket ended (closed tab, network loss, ping timeout, relay
+    /// restart) stays listed, in milliseconds: a reconnect that joins again with its key within it
+    /// resumes it unannounced. An explicit leave is immediate.
+    #[arg(long, env = "LIVE_RELAY_PRESENCE_GRACE_MS", default_value_t = DEFAULT_PRESENCE_GRACE_MS,
+          value_parser = RangedU64ValueParser::<u64>::new().range(0..=600_000), help_heading = HEADING_PRESENCE)]
+    pub presence_grace_ms: u64,
+
+    /// Members one channel's presence may have; a join past it is refused (`presence_full`) and
+    /// that connection gets the set's counts (`stats`) instead.
+    #[arg(long, env = "LIVE_RELAY_PRESENCE_MAX_MEMBERS", default_value_t = DEFAULT_PRESENCE_MAX_MEMBERS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000), help_heading = HEADING_PRESENCE)]
+    pub presence_max_members: usize,
+
+    /// Channels one connection may be in or watch the presence of (`too_many_channels` past it).
+    #[arg(long, env = "LIVE_RELAY_PRESENCE_MAX_PER_CONNECTION", default_value_t = DEFAULT_PRESENCE_MAX_PER_CONNECTION,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000), help_heading = HEADING_PRESENCE)]
+    pub presence_max_per_connection: usize,
+
+    /// The longest presence `data` of a member, serialized, in bytes (`too_large` past it).
+    #[arg(long, env = "LIVE_RELAY_PRESENCE_MAX_DATA_BYTES", default_value_t = DEFAULT_PRESENCE_MAX_DATA_BYTES,
+          value_parser = RangedU64ValueParser::<usize>::new().range(2..=65_536), help_heading = HEADING_PRESENCE)]
+    pub presence_max_data_bytes: usize,
+
+    /// Changes of its `data` (a join with new data, an update) one member may make in 10 s
+    /// (`rate_limited` past it).
+    #[arg(long, env = "LIVE_RELAY_PRESENCE_MAX_UPDATES", default_value_t = DEFAULT_PRESENCE_MAX_UPDATES,
+          value_parser = RangedU64ValueParser::<u32>::new().range(1..=10_000), help_heading = HEADING_PRESENCE)]
+    pub presence_max_updates: u32,
 }
 
 /// A key prefix: 1 to 64 letters, digits, `_`, `-` or `.`.
@@ -367,6 +410,12 @@ impl Default for Config {
             postgres_partitions: DEFAULT_POSTGRES_PARTITIONS,
             postgres_poll_ms: DEFAULT_POSTGRES_POLL_MS,
             postgres_notify: true,
+            presence: true,
+            presence_grace_ms: DEFAULT_PRESENCE_GRACE_MS,
+            presence_max_members: DEFAULT_PRESENCE_MAX_MEMBERS,
+            presence_max_per_connection: DEFAULT_PRESENCE_MAX_PER_CONNECTION,
+            presence_max_data_bytes: DEFAULT_PRESENCE_MAX_DATA_BYTES,
+            presence_max_updates: DEFAULT_PRESENCE_MAX_UPDATES,
         }
     }
 }
@@ -441,6 +490,38 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.check(), Ok(()), "the public CAs");
+    }
+
+    #[test]
+    fn presence_flags_parse_and_turn_off_with_equals_false() {
+        if std::env::vars().any(|(k, _)| k.starts_with("LIVE_RELAY_PRESENCE")) {
+            return;
+        }
+        let c = Config::try_parse_from(["live-relay"]).expect("defaults");
+        assert!(c.presence);
+        assert_eq!(
+            (
+                c.presence_grace_ms,
+                c.presence_max_members,
+                c.presence_max_per_connection
+            ),
+            (5_000, 100, 16)
+        );
+        assert_eq!(
+            (c.presence_max_data_bytes, c.presence_max_updates),
+            (1024, 5)
+        );
+        let c = Config::try_parse_from([
+            "live-relay",
+            "--presence=false",
+            "--presence-grace-ms",
+            "600",
+        ])
+        .expect("presence off");
+        assert!(!c.presence);
+        assert_eq!(c.presence_grace_ms, 600);
+        assert!(Config::try_parse_from(["live-relay", "--presence-max-members", "0"]).is_err());
+        assert!(Config::try_parse_from(["live-relay", "--presence-max-updates", "x"]).is_err());
     }
 
     #[test]

@@ -65,6 +65,31 @@ pub struct Member {
     updates: Vec<Millis>,
 }
 
+impl Member {
+    /// A member as another store (Redis: [`super::redis`]) describes it, in no grace period.
+    pub fn new(
+        key: String,
+        user: String,
+        info: Value,
+        data: Value,
+        since: Millis,
+        conn: ConnId,
+        generation: u64,
+    ) -> Member {
+        Member {
+            key,
+            user,
+            info,
+            data,
+            since,
+            conn,
+            generation,
+            expires_at: None,
+            updates: Vec::new(),
+        }
+    }
+}
+
 /// What happened, for the set's watchers (each diff takes the next [`PresenceSet::version`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Diff {
@@ -80,8 +105,10 @@ pub enum Refusal {
     NotYours,
     /// The set holds [`Limits::max_members`] already (`presence_full`).
     Full,
-    /// `data` is not an object or too long (`too_large` / `bad_frame`).
+    /// `data` is not an object (`bad_frame`).
     BadData(String),
+    /// `data` is longer than [`Limits::max_data_bytes`] serialized (`too_large`).
+    TooLarge(String),
     /// Over [`Limits::max_updates`] in the window (`rate_limited`).
     TooFast,
     /// No such member on this connection.
@@ -95,6 +122,7 @@ impl Refusal {
             Refusal::NotYours => "forbidden",
             Refusal::Full => "presence_full",
             Refusal::BadData(_) => "bad_frame",
+            Refusal::TooLarge(_) => "too_large",
             Refusal::TooFast => "rate_limited",
             Refusal::NotJoined => "bad_frame",
         }
@@ -106,7 +134,7 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::NotYours => write!(f, "this presence key belongs to another user"),
             Refusal::Full => write!(f, "the channel's presence set is full"),
-            Refusal::BadData(why) => write!(f, "presence `data`: {why}"),
+            Refusal::BadData(why) | Refusal::TooLarge(why) => write!(f, "presence `data`: {why}"),
             Refusal::TooFast => write!(f, "too many presence updates: slow down"),
             Refusal::NotJoined => write!(f, "not joined to this channel's presence"),
         }
@@ -159,7 +187,7 @@ impl PresenceSet {
 
     /// Joins `key` for `user` on connection `conn`, or resumes it (same user, any connection):
     /// refused when the key is another user's, when `data` is not a small object, or when the set
-    /// is full.
+    /// is full. A resume that changes `data` counts as an update against the rate limit.
     #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
@@ -175,6 +203,9 @@ impl PresenceSet {
         if let Some(member) = self.members.get_mut(key) {
             if member.user != user {
                 return Err(Refusal::NotYours);
+            }
+            if member.data != data {
+                take_update(member, now, limits)?;
             }
             member.conn = conn;
             member.generation += 1;
@@ -223,13 +254,7 @@ impl PresenceSet {
             .get_mut(key)
             .filter(|m| m.conn == conn && m.expires_at.is_none())
             .ok_or(Refusal::NotJoined)?;
-        member
-            .updates
-            .retain(|&at| now.saturating_sub(at) < limits.update_window_ms);
-        if member.updates.len() >= limits.max_updates as usize {
-            return Err(Refusal::TooFast);
-        }
-        member.updates.push(now);
+        take_update(member, now, limits)?;
         if member.data == data {
             return Ok(None);
         }
@@ -294,13 +319,26 @@ impl PresenceSet {
     }
 }
 
-fn check_data(data: &Value, limits: &Limits) -> Result<(), Refusal> {
+/// Counts one `data` change of `member` against [`Limits::max_updates`] per window.
+fn take_update(member: &mut Member, now: Millis, limits: &Limits) -> Result<(), Refusal> {
+    member
+        .updates
+        .retain(|&at| now.saturating_sub(at) < limits.update_window_ms);
+    if member.updates.len() >= limits.max_updates as usize {
+        return Err(Refusal::TooFast);
+    }
+    member.updates.push(now);
+    Ok(())
+}
+
+/// Refuses `data` that is not an object (or null) or longer than the limit serialized.
+pub fn check_data(data: &Value, limits: &Limits) -> Result<(), Refusal> {
     if !data.is_object() && !data.is_null() {
         return Err(Refusal::BadData("must be an object".to_owned()));
     }
     let len = serde_json::to_string(data).map_or(usize::MAX, |s| s.len());
     if len > limits.max_data_bytes {
-        return Err(Refusal::BadData(format!(
+        return Err(Refusal::TooLarge(format!(
             "{len} bytes, over the limit of {} bytes",
             limits.max_data_bytes
         )));
@@ -439,7 +477,7 @@ mod tests {
         assert_eq!(full.map(|_| ()).map_err(|e| e.code()), Err("presence_full"));
         let big = json!({"x": "y".repeat(100)});
         let refused = set.update(0, "a", 0, big, &L).expect_err("too big");
-        assert_eq!(refused.code(), "bad_frame");
+        assert_eq!(refused.code(), "too_large");
         assert!(
             refused.to_string().contains("over the limit of 64 bytes"),
             "{refused}"
@@ -474,6 +512,24 @@ mod tests {
         assert_eq!(
             set.update(1, "k1", 1, json!({}), &L),
             Err(Refusal::NotJoined)
+        );
+    }
+
+    #[test]
+    fn a_resume_with_new_data_counts_against_the_rate() {
+        let mut set = PresenceSet::default();
+        join(&mut set, 0, "k1", "alice", 1);
+        for i in 0..5 {
+            let joined = set.join(i, "k1", "alice", Value::Null, json!({"n": i}), 1, &L);
+            assert!(joined.is_ok(), "{joined:?}");
+        }
+        let again = set.join(6, "k1", "alice", Value::Null, json!({"n": 9}), 1, &L);
+        assert_eq!(again, Err(Refusal::TooFast));
+        let same = set.join(7, "k1", "alice", Value::Null, json!({"n": 4}), 2, &L);
+        assert_eq!(
+            same,
+            Ok(Joined::Resumed(None)),
+            "the same data is no update"
         );
     }
 }

@@ -26,9 +26,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use closing::{close_socket, is_over_transport_limit};
 use live_protocol::frame::{
-    decode_client, encode_ack, encode_authed, encode_channel_error, encode_error, encode_hello,
-    encode_ping, encode_pong, request_id, ChannelEntry, ClientFrame, ErrorCode, CLOSE_UNAUTHORIZED,
-    SUBPROTOCOL,
+    decode_client, encode_ack, encode_authed, encode_channel_error, encode_error,
+    encode_hello_with, encode_ping, encode_pong, request_id, ChannelEntry, ClientFrame, ErrorCode,
+    CLOSE_UNAUTHORIZED, SUBPROTOCOL,
 };
 use publishing::{Outcome, Publisher};
 use std::collections::HashSet;
@@ -39,6 +39,7 @@ use tokio::time::{interval_at, sleep_until, Instant, MissedTickBehavior};
 use tracing::debug;
 
 mod closing;
+mod presence;
 mod publishing;
 
 /// How long a connection may take to send its first `auth` frame when authentication is on.
@@ -127,6 +128,9 @@ struct Connection {
     revoked: HashSet<Arc<str>>,
     /// The connection's publish task, from its first publish on.
     publisher: Option<Publisher>,
+    /// The channels it is in or watches the presence of; dropped with the connection, which
+    /// starts its members' grace period.
+    memberships: crate::presence::connection::Memberships,
     /// Counts the connection against its IP address's limit while it lives.
     _slot: IpSlot,
 }
@@ -155,8 +159,11 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
         (Some(Grant::Open), None)
     };
     let publishes = TokenBucket::new(state.config.publish_rate, state.config.publish_burst);
+    let memberships =
+        crate::presence::connection::Memberships::new(Arc::clone(&state.presence), id);
     debug!(conn = id, "connection opened");
     Connection {
+        memberships,
         socket,
         state,
         member,
@@ -200,7 +207,8 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 
 impl Connection {
     async fn serve(mut self) {
-        let hello = encode_hello(&self.member.epoch, self.state.config.ping_ms);
+        let features = self.state.presence.features();
+        let hello = encode_hello_with(&self.member.epoch, self.state.config.ping_ms, features);
         if self.send(hello.into()).await.is_err() {
             return;
         }
@@ -432,7 +440,7 @@ impl Connection {
         };
         let needs_grant = matches!(
             frame,
-            ClientFrame::Subscribe { .. } | ClientFrame::Publish { .. }
+            ClientFrame::Subscribe { .. } | ClientFrame::Publish { .. } | ClientFrame::Presence(_)
         );
         if needs_grant && self.grant.is_none() {
             self.state
@@ -451,6 +459,7 @@ impl Connection {
                 Ok(())
             }
             ClientFrame::Publish { id, .. } => self.publish(id, frame_text.clone()).await,
+            ClientFrame::Presence(request) => self.presence(request).await,
             ClientFrame::Ping => self.send(Utf8Bytes::from(encode_pong())).await,
             ClientFrame::Pong => Ok(()),
         }
@@ -531,6 +540,7 @@ impl Connection {
         }
         if !first {
             self.state.metrics.token_refreshes.inc();
+            self.presence_after_refresh(&grant).await;
         }
         self.grant = Some(grant);
         self.send(authed.into()).await?;

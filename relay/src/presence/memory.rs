@@ -1,0 +1,178 @@
+//! The in-process store: one [`PresenceSet`] per channel, on the wall clock (a member's `since`
+//! is milliseconds since the epoch). Diffs are announced to the watchers while the sets' lock is
+//! held, so they are queued in version order.
+
+use super::set::{ConnId, Diff, Joined, Limits, Member, Millis, PresenceSet};
+use super::store::{JoinOutcome, JoinRequest, MemberView, Snapshot, StoreError};
+use super::watchers::{Announcement, Watchers};
+use live_protocol::frame::PresenceMember;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Milliseconds since the epoch, now.
+pub fn wall_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[derive(Debug)]
+pub struct MemoryStore {
+    sets: Mutex<HashMap<String, PresenceSet>>,
+    limits: Limits,
+    watchers: Arc<Watchers>,
+}
+
+fn wire(member: &Member) -> PresenceMember<'_> {
+    PresenceMember {
+        key: &member.key,
+        user: &member.user,
+        info: &member.info,
+        data: &member.data,
+        since: member.since,
+    }
+}
+
+impl MemoryStore {
+    pub fn new(limits: Limits, watchers: Arc<Watchers>) -> Self {
+        MemoryStore {
+            sets: Mutex::new(HashMap::new()),
+            limits,
+            watchers,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, PresenceSet>> {
+        // A set's methods do not panic midway.
+        self.sets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn announce(&self, channel: &str, version: u64, diff: &Diff) {
+        let announcement = match diff {
+            Diff::Join(m) => Announcement::Join(wire(m)),
+            Diff::Update(m) => Announcement::Update(wire(m)),
+            Diff::Leave { key, user } => Announcement::Leave { key, user },
+        };
+        self.watchers.announce(channel, version, announcement);
+    }
+
+    pub fn join(&self, channel: &str, r: JoinRequest<'_>) -> Result<JoinOutcome, StoreError> {
+        let mut sets = self.lock();
+        let set = sets.entry(channel.to_owned()).or_default();
+        let joined = set.join(
+            wall_ms(),
+            r.key,
+            r.user,
+            r.info,
+            r.data,
+            r.conn,
+            &self.limits,
+        );
+        let version = set.version();
+        match joined? {
+            Joined::New(diff) => {
+                self.announce(channel, version, &diff);
+                Ok(JoinOutcome::New)
+            }
+            Joined::Resumed(diff) => {
+                if let Some(diff) = &diff {
+                    self.announce(channel, version, diff);
+                }
+                Ok(JoinOutcome::Resumed {
+                    changed: diff.is_some(),
+                })
+            }
+        }
+    }
+
+    pub fn update(
+        &self,
+        channel: &str,
+        key: &str,
+        conn: ConnId,
+        data: Value,
+    ) -> Result<bool, StoreError> {
+        let mut sets = self.lock();
+        let Some(set) = sets.get_mut(channel) else {
+            return Err(StoreError::Refused(super::set::Refusal::NotJoined));
+        };
+        let diff = set.update(wall_ms(), key, conn, data, &self.limits)?;
+        if let Some(diff) = &diff {
+            self.announce(channel, set.version(), diff);
+        }
+        Ok(diff.is_some())
+    }
+
+    pub fn leave(&self, channel: &str, key: &str, conn: ConnId) -> bool {
+        let mut sets = self.lock();
+        let Some(set) = sets.get_mut(channel) else {
+            return false;
+        };
+        let diff = set.leave(key, conn);
+        let version = set.version();
+        match diff {
+            Some(diff) => {
+                self.announce(channel, version, &diff);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn disconnected(&self, channel: &str, _key: &str, conn: ConnId) {
+        if let Some(set) = self.lock().get_mut(channel) {
+            set.disconnected(wall_ms(), conn, &self.limits);
+        }
+    }
+
+    pub fn snapshot(&self, channel: &str) -> Snapshot {
+        let sets = self.lock();
+        let Some(set) = sets.get(channel) else {
+            return Snapshot::default();
+        };
+        let (version, members) = set.snapshot();
+        Snapshot {
+            version,
+            members: members
+                .into_iter()
+                .map(|m| MemberView {
+                    key: m.key.clone(),
+                    user: m.user.clone(),
+                    info: m.info.clone(),
+                    data: m.data.clone(),
+                    since: m.since,
+                })
+                .collect(),
+            users: set.users(),
+        }
+    }
+
+    pub fn sweep(&self) -> usize {
+        let now = wall_ms();
+        let mut sets = self.lock();
+        let mut swept = 0;
+        for (channel, set) in sets.iter_mut() {
+            if set.next_expiry().is_none_or(|at| at > now) {
+                continue;
+            }
+            // Each diff takes the next version: announce them with theirs.
+            let first = set.version() + 1;
+            let diffs = set.sweep(now);
+            for (i, diff) in diffs.iter().enumerate() {
+                self.announce(channel, first + i as u64, diff);
+            }
+            swept += diffs.len();
+        }
+        // An empty set is forgotten once no one here watches it: a watcher that synced keeps
+        // seeing its versions grow (a new set would count from 0 again).
+        sets.retain(|channel, set| !set.is_empty() || self.watchers.is_watched(channel));
+        swept
+    }
+
+    pub fn members(&self) -> usize {
+        self.lock().values().map(PresenceSet::len).sum()
+    }
+}

@@ -1,0 +1,178 @@
+//! Where the presence sets live: [`Store`], one variant per broker (see the module doc of
+//! [`super`] for the interface a store implements). Every method is async and keyed by channel
+//! (and member key); a store announces each diff it makes (or, on a cluster, receives) to the
+//! [`Watchers`](super::watchers::Watchers) it was built with, in version order per channel.
+
+use super::memory::MemoryStore;
+use super::set::{ConnId, Millis, Refusal};
+use live_protocol::frame::PresenceMember;
+use serde_json::Value;
+
+/// A member, owned (as a snapshot holds it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberView {
+    pub key: String,
+    pub user: String,
+    pub info: Value,
+    pub data: Value,
+    /// Milliseconds since the epoch.
+    pub since: Millis,
+}
+
+impl MemberView {
+    /// The member as the wire says it.
+    pub fn wire(&self) -> PresenceMember<'_> {
+        PresenceMember {
+            key: &self.key,
+            user: &self.user,
+            info: &self.info,
+            data: &self.data,
+            since: self.since,
+        }
+    }
+}
+
+/// A channel's whole set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// The version of its last diff (0: none yet).
+    pub version: u64,
+    pub members: Vec<MemberView>,
+    /// Distinct users among the members.
+    pub users: usize,
+}
+
+/// A `join`, decided by the relay: who the member is (the token's, or the frame's in open mode).
+#[derive(Debug, Clone)]
+pub struct JoinRequest<'a> {
+    pub key: &'a str,
+    pub user: &'a str,
+    /// An object or null.
+    pub info: Value,
+    /// An object.
+    pub data: Value,
+    /// The connection (on this node) that holds the member from now on.
+    pub conn: ConnId,
+}
+
+/// What a join did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// A new member, announced (`join`).
+    New,
+    /// The key was present (a reconnect within the grace period, on any node) and is this
+    /// connection's now: announced only when its `data` changed (`update`).
+    Resumed { changed: bool },
+}
+
+/// Why a store did not do it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// Refused by the set's rules (with its protocol code).
+    Refused(Refusal),
+    /// The store cannot be reached now (Redis).
+    Unavailable(String),
+}
+
+impl From<Refusal> for StoreError {
+    fn from(refusal: Refusal) -> Self {
+        StoreError::Refused(refusal)
+    }
+}
+
+/// The store a relay runs: its sets in this process, or (a cluster) in Redis.
+#[derive(Debug)]
+pub enum Store {
+    Memory(MemoryStore),
+}
+
+impl Store {
+    /// Joins (or resumes) `request.key` on `channel`.
+    pub async fn join(
+        &self,
+        channel: &str,
+        request: JoinRequest<'_>,
+    ) -> Result<JoinOutcome, StoreError> {
+        match self {
+            Store::Memory(s) => s.join(channel, request),
+        }
+    }
+
+    /// Replaces the `data` of member `key`, held by `conn`; true when it changed (announced).
+    pub async fn update(
+        &self,
+        channel: &str,
+        key: &str,
+        conn: ConnId,
+        data: Value,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(s) => s.update(channel, key, conn, data),
+        }
+    }
+
+    /// Member `key`, held by `conn`, leaves at once (announced); false when it was not there.
+    pub async fn leave(&self, channel: &str, key: &str, conn: ConnId) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(s) => Ok(s.leave(channel, key, conn)),
+        }
+    }
+
+    /// The socket of `conn` ended: member `key` leaves when the grace period ends, unless a join
+    /// with its key resumes it first. Announces nothing now.
+    pub async fn disconnected(
+        &self,
+        channel: &str,
+        key: &str,
+        conn: ConnId,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(s) => {
+                s.disconnected(channel, key, conn);
+                Ok(())
+            }
+        }
+    }
+
+    /// The channel's whole set (members in their grace period included).
+    pub async fn snapshot(&self, channel: &str) -> Result<Snapshot, StoreError> {
+        match self {
+            Store::Memory(s) => Ok(s.snapshot(channel)),
+        }
+    }
+
+    /// Removes the members whose grace period has ended (each announced once, also when several
+    /// nodes sweep); how many.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        match self {
+            Store::Memory(s) => Ok(s.sweep()),
+        }
+    }
+
+    /// This node now has a watcher of `channel`: a cluster's store starts receiving its diffs
+    /// (before the snapshot a `sync` is made of).
+    pub async fn follow(&self, channel: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => {
+                let _ = channel;
+                Ok(())
+            }
+        }
+    }
+
+    /// No one on this node watches `channel` any more.
+    pub fn unfollow(&self, channel: &str) {
+        match self {
+            Store::Memory(_) => {
+                let _ = channel;
+            }
+        }
+    }
+
+    /// Members in the sets this node knows (the `live_relay_presence_members` gauge).
+    pub fn members(&self) -> usize {
+        match self {
+            Store::Memory(s) => s.members(),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! A connection's `presence` frames (docs/PROTOCOL.md, *Presence*): the rights and identity
+//! checks, the per-connection limit, then the presence service. Every refusal is an `error` frame
+//! with the frame's `id` (counted in `live_relay_presence_refused_total`); the connection stays
+//! open.
+
+use super::{Connection, Gone};
+use crate::auth::Grant;
+use crate::presence::set::Refusal;
+use crate::presence::store::{JoinRequest, StoreError};
+use live_protocol::frame::{ErrorCode, PresenceRequest, PresenceVerb};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A refused presence frame: its code and why.
+struct Refused(ErrorCode, String);
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Refused(refusal) => {
+                let code = ErrorCode::from_name(refusal.code()).unwrap_or(ErrorCode::BadFrame);
+                let message = match refusal {
+                    Refusal::Full => {
+                        "the channel's presence is full (--presence-max-members): you get its \
+                         counts (`stats`) instead"
+                            .to_owned()
+                    }
+                    Refusal::TooFast => format!("{refusal} (--presence-max-updates per 10 s)"),
+                    Refusal::TooLarge(_) => format!("{refusal} (--presence-max-data-bytes)"),
+                    other => other.to_string(),
+                };
+                Refused(code, message)
+            }
+            StoreError::Unavailable(why) => Refused(ErrorCode::Unavailable, why),
+        }
+    }
+}
+
+impl Connection {
+    /// A `presence` frame: answered by a `sync` (join, watch: queued by the service) or, refused,
+    /// by an `error` with its `id`.
+    pub(super) async fn presence(&mut self, request: PresenceRequest<'_>) -> Result<(), Gone> {
+        let id = request.id;
+        match self.presence_step(request).await {
+            Ok(()) => Ok(()),
+            Err(Refused(code, message)) => {
+                self.state.presence.metrics().refuse(code.as_str());
+                self.send_error(code, &message, Some(id)).await
+            }
+        }
+    }
+
+    async fn presence_step(&mut self, request: PresenceRequest<'_>) -> Result<(), Refused> {
+        let presence = Arc::clone(&self.state.presence);
+        if !presence.settings().enabled {
+            return Err(Refused(
+                ErrorCode::BadFrame,
+                "presence is off on this relay (--presence=false; its `hello` offers no \
+                 `presence` feature)"
+                    .to_owned(),
+            ));
+        }
+        // `on_text` closed the connection already when it has no grant.
+        let grant = self.grant.clone().ok_or_else(|| {
+            Refused(
+                ErrorCode::Unauthorized,
+                "send an `auth` frame first".to_owned(),
+            )
+        })?;
+        let conn = self.member.id;
+        let channel = request.channel.as_ref();
+        match request.verb {
+            PresenceVerb::Join | PresenceVerb::Watch => {
+                self.state
+                    .authorize_subscription(&grant, channel)
+                    .map_err(|e| Refused(e.code, e.message))?;
+                if self.memberships.is_full_for(channel) {
+                    return Err(Refused(
+                        ErrorCode::TooManyChannels,
+                        format!(
+                            "this connection is in or watches the presence of {} channels \
+                             already (--presence-max-per-connection)",
+                            presence.settings().max_per_connection
+                        ),
+                    ));
+                }
+            }
+            PresenceVerb::Update | PresenceVerb::Leave => {}
+        }
+        let outbox = self.state.broker.outbox(conn).ok_or_else(|| {
+            Refused(
+                ErrorCode::Unavailable,
+                "the connection is closing".to_owned(),
+            )
+        })?;
+        match request.verb {
+            PresenceVerb::Join => {
+                let key = request.key.as_deref().unwrap_or_default();
+                let (user, info) = identity(&grant, &request, key)?;
+                if let Some(old) = self.memberships.key_in(channel) {
+                    if old != key {
+                        // Another key on the same connection: the old member leaves first.
+                        let old = old.to_owned();
+                        presence.leave(channel, Some(&old), conn).await?;
+                        self.memberships.forget(channel);
+                    }
+                }
+                let join = JoinRequest {
+                    key,
+                    user: &user,
+                    info,
+                    data: request
+                        .data
+                        .unwrap_or_else(|| Value::Object(Default::default())),
+                    conn,
+                };
+                match presence.join(channel, join, &outbox, request.id).await {
+                    Ok(()) => self.memberships.record(channel, Some(key)),
+                    Err(StoreError::Refused(Refusal::Full)) => {
+                        if self.memberships.key_in(channel).is_none() {
+                            self.memberships.record(channel, None);
+                        }
+                        return Err(StoreError::Refused(Refusal::Full).into());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            PresenceVerb::Watch => {
+                presence.watch(channel, conn, &outbox, request.id).await?;
+                if self.memberships.key_in(channel).is_none() {
+                    self.memberships.record(channel, None);
+                }
+            }
+            PresenceVerb::Update => {
+                let key = self.memberships.key_in(channel).ok_or_else(|| {
+                    Refused(
+                        ErrorCode::BadFrame,
+                        format!("presence `update` on `{channel}` without having joined it"),
+                    )
+                })?;
+                let key = key.to_owned();
+                let data = request.data.unwrap_or(Value::Null);
+                presence.update(channel, &key, conn, data).await?;
+            }
+            PresenceVerb::Leave => {
+                let key = self.memberships.forget(channel);
+                presence.leave(channel, key.as_deref(), conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a token refresh: the channels the new token does not allow are left at once
+    /// (announced).
+    pub(super) async fn presence_after_refresh(&mut self, grant: &Grant) {
+        let presence = Arc::clone(&self.state.presence);
+        for channel in self.memberships.channels() {
+            if grant.may_subscribe(&channel) {
+                continue;
+            }
+            let key = self.memberships.forget(&channel);
+            if let Err(e) = presence
+                .leave(&channel, key.as_deref(), self.member.id)
+                .await
+            {
+                tracing::warn!(
+                    conn = self.member.id,
+                    channel,
+                    "presence leave failed: {e:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Who joins: with a token, its `sub` (required) and its `info` claim, whatever the frame says;
+/// in open mode, what the frame says (`user` defaults to the key).
+fn identity(
+    grant: &Grant,
+    request: &PresenceRequest<'_>,
+    key: &str,
+) -> Result<(String, Value), Refused> {
+    match grant {
+        Grant::Token(claims) => {
+            let user = claims.sub.clone().ok_or_else(|| {
+                Refused(
+                    ErrorCode::Forbidden,
+                    "a token without `sub` may watch presence but not join it".to_owned(),
+                )
+            })?;
+            Ok((user, claims.info.clone().unwrap_or(Value::Null)))
+        }
+        _ => Ok((
+            request.user.as_deref().unwrap_or(key).to_owned(),
+            request.info.clone().unwrap_or(Value::Null),
+        )),
+    }
+}
