@@ -71,7 +71,7 @@ test-native:
 	@cargo test -q -p wasm-live-provider --all-features
 
 test-redis:
-	$(SAY) "the relay's protocol, resume, scopes, SSE and auth suites again, on the Redis broker"
+	$(SAY) "the relay's protocol, resume, scopes, SSE, auth, hardening and presence suites again, on the Redis broker"
 	@bash scripts/test-redis-suites.sh
 
 test-browser: relay

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the relay's protocol, resume, scopes, SSE, auth and hardening suites on the Redis broker: starts a
+# Runs the relay's protocol, resume, scopes, SSE, auth, hardening and presence suites on the Redis broker: starts a
 # redis-server on a free loopback port (no persistence), points the suites at it with
 # LIVE_RELAY_TEST_REDIS (each relay they start gets a key prefix of its own), and stops it.
 set -euo pipefail
@@ -14,4 +14,5 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 LIVE_RELAY_TEST_REDIS="redis://127.0.0.1:$port" \
-  cargo test -q -p live-relay --test protocol --test resume --test scopes --test sse --test auth --test hardening
+  cargo test -q -p live-relay --test protocol --test resume --test scopes --test sse --test auth --test hardening \
+    --test presence
