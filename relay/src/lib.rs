@@ -163,10 +163,17 @@ where
         status.register(metrics.registry_mut());
         status
     });
-    let presence = Arc::new(presence::Presence::in_memory(
-        presence::settings::Settings::from_config(&config),
-        metrics.presence.clone(),
-    ));
+    let presence_settings = presence::settings::Settings::from_config(&config);
+    let presence = Arc::new(match &*broker {
+        Broker::Redis(redis) => presence::redis::store::presence(
+            presence_settings,
+            metrics.presence.clone(),
+            redis.presence_link(),
+        ),
+        Broker::Memory(_) => {
+            presence::Presence::in_memory(presence_settings, metrics.presence.clone())
+        }
+    });
     let presence_ticks = tokio::spawn(Arc::clone(&presence).run());
     let state = Arc::new(AppState {
         presence,

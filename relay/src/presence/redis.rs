@@ -42,6 +42,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub mod store;
+
 /// How long a member of an open socket lives in Redis without a refresh: a dead node's members
 /// leave within it (≥ 3 × [`REFRESH_EVERY`], as centrifuge does).
 pub const TTL_MS: Millis = 8_000;
@@ -313,6 +315,10 @@ impl RedisPresence {
     pub fn with_ttl_ms(mut self, ttl_ms: Millis) -> Self {
         self.ttl_ms = ttl_ms;
         self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn keys(&self) -> &Keys {
@@ -605,6 +611,35 @@ impl RedisPresence {
             Some(e) => Err(e),
             None => Ok(count),
         }
+    }
+
+    /// The socket of `conn` ended: its member `key` of `channel` leaves after the grace period
+    /// unless resumed meanwhile (see [`RedisPresence::disconnected`]). True when it was released.
+    pub async fn release<C: ConnectionLike>(
+        &self,
+        redis: &mut C,
+        channel: &str,
+        key: &str,
+        conn: ConnId,
+    ) -> Result<bool, StoreError> {
+        let Some(owned) = self.forget(channel, key, conn) else {
+            return Ok(false);
+        };
+        let mut call = self.invocation(&self.scripts.grace, channel);
+        call.arg(&self.node)
+            .arg(self.limits.grace_ms)
+            .arg(key)
+            .arg(owned.gen);
+        let released: usize = call
+            .invoke_async(redis)
+            .await
+            .map_err(redis_error("start a grace period"))?;
+        Ok(released > 0)
+    }
+
+    /// How many memberships this node's open sockets hold (refreshed by this node).
+    pub fn owned_count(&self) -> usize {
+        lock(&self.owned).values().map(HashMap::len).sum()
     }
 
     /// Refreshes every member this node's open sockets hold (call every [`REFRESH_EVERY`]): one

@@ -4,6 +4,7 @@
 //! [`Watchers`](super::watchers::Watchers) it was built with, in version order per channel.
 
 use super::memory::MemoryStore;
+use super::redis::store::RedisStore;
 use super::set::{ConnId, Millis, Refusal};
 use live_protocol::frame::PresenceMember;
 use serde_json::Value;
@@ -84,6 +85,8 @@ impl From<Refusal> for StoreError {
 #[derive(Debug)]
 pub enum Store {
     Memory(MemoryStore),
+    /// A cluster's: the sets in Redis (relay/src/presence/redis.rs).
+    Redis(Box<RedisStore>),
 }
 
 impl Store {
@@ -95,6 +98,7 @@ impl Store {
     ) -> Result<JoinOutcome, StoreError> {
         match self {
             Store::Memory(s) => s.join(channel, request),
+            Store::Redis(s) => s.join(channel, request).await,
         }
     }
 
@@ -108,6 +112,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Store::Memory(s) => s.update(channel, key, conn, data),
+            Store::Redis(s) => s.update(channel, key, conn, data).await,
         }
     }
 
@@ -115,6 +120,7 @@ impl Store {
     pub async fn leave(&self, channel: &str, key: &str, conn: ConnId) -> Result<bool, StoreError> {
         match self {
             Store::Memory(s) => Ok(s.leave(channel, key, conn)),
+            Store::Redis(s) => s.leave(channel, key, conn).await,
         }
     }
 
@@ -131,6 +137,7 @@ impl Store {
                 s.disconnected(channel, key, conn);
                 Ok(())
             }
+            Store::Redis(s) => s.disconnected(channel, key, conn).await,
         }
     }
 
@@ -138,6 +145,7 @@ impl Store {
     pub async fn snapshot(&self, channel: &str) -> Result<Snapshot, StoreError> {
         match self {
             Store::Memory(s) => Ok(s.snapshot(channel)),
+            Store::Redis(s) => s.snapshot(channel).await,
         }
     }
 
@@ -146,6 +154,7 @@ impl Store {
     pub async fn sweep(&self) -> Result<usize, StoreError> {
         match self {
             Store::Memory(s) => Ok(s.sweep()),
+            Store::Redis(s) => s.sweep().await,
         }
     }
 
@@ -157,6 +166,7 @@ impl Store {
                 let _ = channel;
                 Ok(())
             }
+            Store::Redis(s) => s.follow(channel).await,
         }
     }
 
@@ -166,6 +176,7 @@ impl Store {
             Store::Memory(_) => {
                 let _ = channel;
             }
+            Store::Redis(s) => s.unfollow(channel),
         }
     }
 
@@ -173,6 +184,7 @@ impl Store {
     pub fn members(&self) -> usize {
         match self {
             Store::Memory(s) => s.members(),
+            Store::Redis(s) => s.members(),
         }
     }
 }

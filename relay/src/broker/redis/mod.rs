@@ -131,6 +131,8 @@ struct Link {
     syncing: Mutex<HashMap<String, Vec<Live>>>,
     /// This node's name in `<prefix>:nodes`.
     node: String,
+    /// Where presence's diffs (`<prefix>:pp:<channel>` messages) go (see [`PresenceLink`]).
+    presence: std::sync::OnceLock<DiffSink>,
     names: script::Names,
     publish: redis::Script,
     load: redis::Script,
@@ -249,7 +251,7 @@ impl Link {
         }
     }
 
-    /// A fan-out message.
+    /// A fan-out message (or a presence diff: handed to presence).
     fn on_message(&self, data: Vec<Value>) {
         let mut data = data.into_iter();
         let (Some(Value::BulkString(name)), Some(Value::BulkString(payload))) =
@@ -257,6 +259,16 @@ impl Link {
         else {
             return;
         };
+        if let Some(sink) = self.presence.get() {
+            if let Some(channel) = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|n| n.strip_prefix(self.names.prefix()))
+                .and_then(|n| n.strip_prefix(":pp:"))
+            {
+                (sink.0)(channel, &payload);
+                return;
+            }
+        }
         let Some(channel) = std::str::from_utf8(&name)
             .ok()
             .and_then(|n| self.names.channel_of_fanout(n))
@@ -516,6 +528,54 @@ impl Link {
     }
 }
 
+/// Receives presence's diffs: `(channel, message)`.
+pub struct DiffSink(Box<DiffFn>);
+
+/// `(channel, message)` → handled.
+type DiffFn = dyn Fn(&str, &[u8]) + Send + Sync;
+
+impl std::fmt::Debug for DiffSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DiffSink")
+    }
+}
+
+/// Presence on a cluster (relay/src/presence/redis.rs) runs its scripts on this node's connection
+/// to Redis and receives its diffs (`<prefix>:pp:<channel>`) through it: one socket, reconnected
+/// by the broker. A subscription does not outlive the connection it was made on (see
+/// [`PresenceLink::conn`]); the broker closes every WebSocket when it loses Redis, so the
+/// watchers go with it.
+#[derive(Debug, Clone)]
+pub struct PresenceLink(Arc<Link>);
+
+impl PresenceLink {
+    /// The connection while Redis is up, and its generation (a new one after each reconnect).
+    pub fn conn(&self) -> Result<(MultiplexedConnection, u64), Unavailable> {
+        self.0.conn()
+    }
+
+    /// This node's name in the cluster.
+    pub fn node(&self) -> &str {
+        &self.0.node
+    }
+
+    /// The cluster's key prefix.
+    pub fn prefix(&self) -> &str {
+        self.0.names.prefix()
+    }
+
+    /// Where the diffs go (set once; later calls are ignored).
+    pub fn on_diff(&self, sink: impl Fn(&str, &[u8]) + Send + Sync + 'static) {
+        let _ = self.0.presence.set(DiffSink(Box::new(sink)));
+    }
+
+    /// A command on the connection of `generation` failed: when Redis is gone, the node goes
+    /// down (as for its own commands).
+    pub fn failed(&self, generation: u64, what: &str, e: RedisError) -> Unavailable {
+        self.0.failed(generation, what, e)
+    }
+}
+
 /// The Redis broker (see the module doc).
 #[derive(Debug)]
 pub struct RedisBroker {
@@ -565,6 +625,7 @@ impl RedisBroker {
             follow: tokio::sync::Mutex::new(()),
             syncing: Mutex::new(HashMap::new()),
             node: format!("{}-{}", new_epoch(), std::process::id()),
+            presence: std::sync::OnceLock::new(),
             names: script::Names::new(prefix),
             publish: script::publish(),
             load: script::load(),
@@ -582,6 +643,11 @@ impl RedisBroker {
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// What presence's Redis store uses of this node's link.
+    pub fn presence_link(&self) -> PresenceLink {
+        PresenceLink(Arc::clone(&self.link))
     }
 
     /// The hub's counts, with the link's outages and dropped pushes.

@@ -15,6 +15,8 @@
 //!   expired (30 s at most), so that any node opens the stream.
 //! - `wlp:nodes` (sorted set: node → last heartbeat, ms) and `wlp:n:<node>` (hash: channel →
 //!   subscribers on that node), for `GET /stats/channels` across nodes.
+//! - `wlp:pm:<channel>`, `wlp:pe:<channel>`, `wlp:pv:<channel>`, `wlp:pd` and the pub/sub
+//!   `wlp:pp:<channel>`: presence (relay/src/presence/redis.rs, with its own scripts).
 
 use redis::Script;
 
@@ -30,6 +32,11 @@ impl Names {
         Names {
             prefix: prefix.to_owned(),
         }
+    }
+
+    /// The prefix itself (presence's keys, relay/src/presence/redis.rs, are under it too).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub fn epoch(&self) -> String {
