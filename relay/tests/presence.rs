@@ -599,6 +599,48 @@ async fn data_size_and_rate_and_channels_per_connection_are_limited_and_the_clie
 }
 
 #[tokio::test]
+async fn a_connection_cycling_keys_is_rate_limited_and_open_mode_identity_is_bounded() {
+    let relay = open_relay(500).await;
+    let mut watcher = relay.client().await;
+    watch(&mut watcher, 1, CH).await;
+    expect_sync(&mut watcher, 1).await;
+    let mut b = relay.client().await;
+    for n in 0..5u64 {
+        join(&mut b, n, &key(&format!("b{n}")), "bob", json!({})).await;
+        expect_sync(&mut b, n).await;
+        if n > 0 {
+            expect_presence(&mut watcher, "leave").await;
+        }
+        expect_presence(&mut watcher, "join").await;
+    }
+    // A sixth member within 10 s: each key switch is a leave and a join for every watcher.
+    join(&mut b, 5, &key("b5"), "bob", json!({})).await;
+    let refused = b.expect_error("rate_limited", "new key").await;
+    assert_eq!(refused["id"], 5, "{refused}");
+    // Also after a leave; a join again with the key it holds is not a new member.
+    join(&mut b, 6, &key("b4"), "bob", json!({})).await;
+    expect_sync(&mut b, 6).await;
+    send_presence(&mut b, json!({"id": 7, "action": "leave", "channel": CH})).await;
+    expect_presence(&mut watcher, "leave").await;
+    join(&mut b, 8, &key("b4"), "bob", json!({})).await;
+    assert_eq!(b.expect_error("rate_limited", "new key").await["id"], 8);
+    expect_no_presence(&mut watcher, Duration::from_millis(300)).await;
+
+    // What an open-mode frame states of the user is bounded like the token's claim.
+    let mut c = relay.client().await;
+    let big = json!({"id": 1, "action": "join", "channel": CH, "key": key("c"),
+                     "info": {"name": "x".repeat(1_100)}});
+    send_presence(&mut c, big).await;
+    assert_eq!(c.expect_error("too_large", "`info`").await["id"], 1);
+    let long = json!({"id": 2, "action": "join", "channel": CH, "key": key("c"),
+                      "user": "u".repeat(300)});
+    send_presence(&mut c, long).await;
+    assert_eq!(c.expect_error("too_large", "`user`").await["id"], 2);
+    expect_no_presence(&mut watcher, Duration::from_millis(300)).await;
+    relay.stop().await;
+}
+
+#[tokio::test]
 async fn an_old_client_gets_no_presence_frame_and_reads_hello() {
     let relay = open_relay(500).await;
     let (mut old, hello) = relay.client_with_hello().await;

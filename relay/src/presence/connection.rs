@@ -7,6 +7,7 @@ use super::service::Presence;
 use crate::broker::ConnId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct Memberships {
@@ -14,6 +15,10 @@ pub struct Memberships {
     conn: ConnId,
     /// Channel → the key the connection is in it as (`None`: it only watches).
     channels: BTreeMap<String, Option<String>>,
+    /// Channel → when the connection entered it as a new member lately (a join with another key
+    /// than the one it holds there): each is announced, so they count against
+    /// `--presence-max-updates` like `data` changes (a leave does not reset them).
+    entries: BTreeMap<String, Vec<Instant>>,
 }
 
 impl Memberships {
@@ -22,7 +27,26 @@ impl Memberships {
             presence,
             conn,
             channels: BTreeMap::new(),
+            entries: BTreeMap::new(),
         }
+    }
+
+    /// Counts a join of `channel` as a new member at `now`; false when over
+    /// `--presence-max-updates` in the window (the join is refused as `rate_limited`).
+    pub fn take_entry(&mut self, channel: &str, now: Instant) -> bool {
+        let limits = self.presence.settings().limits;
+        let window = Duration::from_millis(limits.update_window_ms);
+        // Forget what is out of every window, so the map holds the last window's channels only.
+        self.entries.retain(|_, times| {
+            times.retain(|at| now.duration_since(*at) < window);
+            !times.is_empty()
+        });
+        let times = self.entries.entry(channel.to_owned()).or_default();
+        if times.len() >= limits.max_updates as usize {
+            return false;
+        }
+        times.push(now);
+        true
     }
 
     pub fn presence(&self) -> &Arc<Presence> {

@@ -4,12 +4,16 @@
 //! open.
 
 use super::{Connection, Gone};
+use crate::auth::token::MAX_INFO_BYTES;
 use crate::auth::Grant;
 use crate::presence::set::Refusal;
 use crate::presence::store::{JoinRequest, StoreError};
 use live_protocol::frame::{ErrorCode, PresenceRequest, PresenceVerb};
 use serde_json::Value;
 use std::sync::Arc;
+
+/// The longest `user` a frame may state (open mode).
+pub const MAX_OPEN_USER_BYTES: usize = 256;
 
 /// A refused presence frame: its code and why.
 struct Refused(ErrorCode, String);
@@ -97,6 +101,20 @@ impl Connection {
             PresenceVerb::Join => {
                 let key = request.key.as_deref().unwrap_or_default();
                 let (user, info) = identity(&grant, &request, key)?;
+                if self.memberships.key_in(channel) != Some(key)
+                    && !self
+                        .memberships
+                        .take_entry(channel, std::time::Instant::now())
+                {
+                    return Err(Refused(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "too many presence joins with a new key on `{channel}` from this \
+                             connection: at most {} in 10 s (--presence-max-updates)",
+                            presence.settings().limits.max_updates
+                        ),
+                    ));
+                }
                 if let Some(old) = self.memberships.key_in(channel) {
                     if old != key {
                         // Another key on the same connection: the old member leaves first.
@@ -190,9 +208,26 @@ fn identity(
             })?;
             Ok((user, claims.info.clone().unwrap_or(Value::Null)))
         }
-        _ => Ok((
-            request.user.as_deref().unwrap_or(key).to_owned(),
-            request.info.clone().unwrap_or(Value::Null),
-        )),
+        _ => {
+            let user = request.user.as_deref().unwrap_or(key);
+            if user.len() > MAX_OPEN_USER_BYTES {
+                return Err(Refused(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "presence `user` of {} bytes: at most {MAX_OPEN_USER_BYTES}",
+                        user.len()
+                    ),
+                ));
+            }
+            let info = request.info.clone().unwrap_or(Value::Null);
+            let info_len = serde_json::to_string(&info).map_or(usize::MAX, |s| s.len());
+            if info_len > MAX_INFO_BYTES {
+                return Err(Refused(
+                    ErrorCode::TooLarge,
+                    format!("presence `info` of {info_len} bytes: at most {MAX_INFO_BYTES}"),
+                ));
+            }
+            Ok((user.to_owned(), info))
+        }
     }
 }
