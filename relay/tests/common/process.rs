@@ -30,6 +30,10 @@ pub fn flags_of(config: &live_relay::Config) -> Vec<String> {
         key_publish_burst => "key-publish-burst", max_connections_per_ip => "max-connections-per-ip",
         max_connections => "max-connections", request_timeout_ms => "request-timeout-ms",
         shutdown_grace_ms => "shutdown-grace-ms", redis_prefix => "redis-prefix",
+        presence_grace_ms => "presence-grace-ms", presence_max_members => "presence-max-members",
+        presence_max_per_connection => "presence-max-per-connection",
+        presence_max_data_bytes => "presence-max-data-bytes",
+        presence_max_updates => "presence-max-updates",
     );
     for (value, name) in [
         (&config.jwt_secret, "jwt-secret"),
@@ -62,6 +66,9 @@ pub fn flags_of(config: &live_relay::Config) -> Vec<String> {
         if on {
             flags.push(name.to_owned());
         }
+    }
+    if !config.presence {
+        flags.push("--presence=false".to_owned());
     }
     flags
 }
