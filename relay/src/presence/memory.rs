@@ -176,3 +176,101 @@ impl MemoryStore {
         self.lock().values().map(PresenceSet::len).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::hub::Hub;
+    use crate::broker::{scopes, Member as Conn, Settings};
+    use serde_json::json;
+
+    fn connection(hub: &Arc<Hub>) -> Conn {
+        hub.connect(64, scopes::<&str>([]))
+    }
+
+    fn frames(conn: &mut Conn) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Ok(frame) = conn.rx.try_recv() {
+            out.push(serde_json::from_str(frame.text.as_str()).expect("JSON"));
+        }
+        out
+    }
+
+    fn request(key: &str, conn: ConnId) -> JoinRequest<'_> {
+        JoinRequest {
+            key,
+            user: "u",
+            info: Value::Null,
+            data: json!({}),
+            conn,
+        }
+    }
+
+    #[test]
+    fn diffs_reach_the_watchers_in_version_order_and_a_watched_empty_set_keeps_counting() {
+        let hub = Arc::new(Hub::new(Settings::default(), "e", true));
+        let watchers = Arc::new(Watchers::default());
+        let store = MemoryStore::new(Limits::default(), Arc::clone(&watchers));
+        let mut watcher = connection(&hub);
+        let outbox = hub.outbox(watcher.id).expect("registered");
+        watchers.add("c", watcher.id, outbox, false);
+        let a = "key-a-0123456789";
+        assert_eq!(store.join("c", request(a, 1)), Ok(JoinOutcome::New));
+        assert!(store.update("c", a, 1, json!({"n": 1})).expect("updates"));
+        assert!(store.leave("c", a, 1));
+        assert_eq!(store.sweep(), 0);
+        assert_eq!(store.snapshot("c").version, 3, "kept while watched");
+        store.join("c", request(a, 1)).expect("joins again");
+        let seen: Vec<(String, u64)> = frames(&mut watcher)
+            .iter()
+            .map(|f| {
+                (
+                    f["action"].as_str().expect("action").to_owned(),
+                    f["version"].as_u64().expect("version"),
+                )
+            })
+            .collect();
+        let expected = [("join", 1), ("update", 2), ("leave", 3), ("join", 4)];
+        let expected: Vec<(String, u64)> =
+            expected.iter().map(|(a, v)| (a.to_string(), *v)).collect();
+        assert_eq!(seen, expected);
+        // Unwatched and empty: forgotten at the next sweep.
+        assert!(store.leave("c", a, 1));
+        watchers.remove("c", watcher.id);
+        store.sweep();
+        assert_eq!(store.snapshot("c"), Snapshot::default());
+        assert_eq!(store.members(), 0);
+    }
+
+    #[test]
+    fn a_grace_period_ends_in_one_announced_leave_unless_resumed() {
+        let hub = Arc::new(Hub::new(Settings::default(), "e", true));
+        let watchers = Arc::new(Watchers::default());
+        let limits = Limits {
+            grace_ms: 0,
+            ..Limits::default()
+        };
+        let store = MemoryStore::new(limits, Arc::clone(&watchers));
+        let mut watcher = connection(&hub);
+        let outbox = hub.outbox(watcher.id).expect("registered");
+        watchers.add("c", watcher.id, outbox, false);
+        let (a, b) = ("key-a-0123456789", "key-b-0123456789");
+        store.join("c", request(a, 1)).expect("a");
+        store.join("c", request(b, 2)).expect("b");
+        store.disconnected("c", a, 1);
+        store.disconnected("c", b, 2);
+        // b's tab reconnects (connection 3) before the sweep.
+        assert_eq!(
+            store.join("c", request(b, 3)),
+            Ok(JoinOutcome::Resumed { changed: false })
+        );
+        assert_eq!(store.sweep(), 1);
+        assert_eq!(store.sweep(), 0);
+        let actions: Vec<Value> = frames(&mut watcher)
+            .iter()
+            .map(|f| f["action"].clone())
+            .collect();
+        assert_eq!(actions, [json!("join"), json!("join"), json!("leave")]);
+        assert_eq!(store.snapshot("c").members.len(), 1);
+    }
+}

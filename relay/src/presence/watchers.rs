@@ -150,3 +150,56 @@ impl Watchers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::hub::Hub;
+    use crate::broker::{scopes, Settings};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn counts_only_watchers_get_stats_at_most_once_a_second_and_only_after_a_change() {
+        let hub = Arc::new(Hub::new(Settings::default(), "e", true));
+        let watchers = Watchers::default();
+        let mut full = hub.connect(16, scopes::<&str>([]));
+        let mut diffs = hub.connect(16, scopes::<&str>([]));
+        watchers.add("c", diffs.id, hub.outbox(diffs.id).expect("diffs"), false);
+        watchers.add("c", full.id, hub.outbox(full.id).expect("full"), true);
+        let t0 = Instant::now();
+        assert_eq!(watchers.stats_due(t0), vec!["c".to_owned()], "at once");
+        watchers.send_stats("c", 2, 1, t0);
+        assert!(watchers.stats_due(t0).is_empty(), "nothing changed");
+        watchers.announce(
+            "c",
+            5,
+            Announcement::Leave {
+                key: "k",
+                user: "u",
+            },
+        );
+        assert!(
+            watchers
+                .stats_due(t0 + Duration::from_millis(500))
+                .is_empty(),
+            "within the second"
+        );
+        assert_eq!(watchers.stats_due(t0 + Duration::from_secs(1)).len(), 1);
+        let got = full.rx.try_recv().expect("stats");
+        assert!(
+            got.text.as_str().contains(r#""action":"stats""#),
+            "{}",
+            got.text.as_str()
+        );
+        assert!(
+            full.rx.try_recv().is_err(),
+            "no diff for a counts-only watcher"
+        );
+        let got = diffs.rx.try_recv().expect("the leave");
+        assert!(got.text.as_str().contains(r#""action":"leave""#));
+        assert!(!watchers.remove("c", full.id));
+        assert!(watchers.remove("c", diffs.id), "the last watcher");
+        assert!(!watchers.is_watched("c"));
+    }
+}
