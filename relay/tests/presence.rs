@@ -218,6 +218,47 @@ async fn a_dropped_socket_stays_listed_for_the_grace_period_then_leaves_once() {
 }
 
 #[tokio::test]
+async fn a_socket_the_relay_closes_for_silence_also_gets_the_grace_period() {
+    // Two ping intervals (2 × 200 ms) of silence close a connection; its member stays 800 ms more.
+    let relay = Relay::start(Config {
+        ping_ms: 200,
+        presence_grace_ms: 800,
+        ..Config::default()
+    })
+    .await;
+    let mut watcher = relay.client().await;
+    watch(&mut watcher, 1, CH).await;
+    let mut silent = relay.client().await;
+    let k = key("silent");
+    join(&mut silent, 1, &k, "42", json!({})).await;
+    expect_sync(&mut silent, 1).await;
+    let joined = Instant::now();
+    // The watcher keeps talking (so it stays) and collects what presence sends it.
+    let mut seen = Vec::new();
+    while joined.elapsed() < Duration::from_secs(4) {
+        watcher.send(r#"{"op":"pong"}"#).await;
+        if let Some(Message::Text(text)) = watcher.next_within(Duration::from_millis(50)).await {
+            let frame: Value = serde_json::from_str(&text).expect("JSON");
+            if frame["op"] == "presence" && frame["action"] != "sync" {
+                seen.push((frame["action"].clone(), joined.elapsed()));
+                if frame["action"] == "leave" {
+                    break;
+                }
+            }
+        }
+    }
+    let (action, at) = seen.last().cloned().expect("a leave");
+    assert_eq!(action, "leave", "{seen:?}");
+    assert!(
+        at >= Duration::from_millis(1_150) && at < Duration::from_millis(2_500),
+        "closed after ~400 ms of silence, then 800 ms of grace: {at:?}"
+    );
+    let (_, code) = silent.until_close_code().await;
+    assert_eq!(code, Some(1008), "closed for silence");
+    relay.stop().await;
+}
+
+#[tokio::test]
 async fn a_closed_tab_is_listed_at_4_5_s_and_gone_by_7_s_with_the_default_grace() {
     let relay = Relay::default().await;
     let mut watcher = relay.client().await;
