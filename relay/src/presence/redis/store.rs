@@ -28,6 +28,16 @@ use tracing::warn;
 
 /// A channel nobody on this node watches is unsubscribed after this long.
 pub const IDLE_UNFOLLOW: Duration = Duration::from_secs(10);
+/// How long a join, update or leave waits for its own diff to come back through Redis.
+pub const CATCH_UP: Duration = Duration::from_secs(1);
+
+/// The last version of each channel this node's watchers were handed, and a wake-up for those
+/// waiting for one ([`RedisStore::caught_up`]).
+#[derive(Debug, Default)]
+struct Seen {
+    versions: Mutex<HashMap<String, u64>>,
+    notify: tokio::sync::Notify,
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -87,6 +97,7 @@ pub struct RedisStore {
     /// Serializes `SUBSCRIBE`s and `UNSUBSCRIBE`s.
     follow: tokio::sync::Mutex<()>,
     timers: Mutex<Timers>,
+    seen: Arc<Seen>,
 }
 
 impl RedisStore {
@@ -94,8 +105,17 @@ impl RedisStore {
     pub fn new(limits: Limits, link: PresenceLink, watchers: Arc<Watchers>) -> Self {
         let presence = RedisPresence::new(link.prefix(), link.node(), limits);
         let sink = Arc::clone(&watchers);
+        let seen = Arc::new(Seen::default());
+        let sink_seen = Arc::clone(&seen);
         link.on_diff(move |channel, payload| match parse_diff(payload) {
-            Ok((version, diff)) => announce(&sink, channel, version, &diff),
+            Ok((version, diff)) => {
+                announce(&sink, channel, version, &diff);
+                let mut versions = lock(&sink_seen.versions);
+                let last = versions.entry(channel.to_owned()).or_default();
+                *last = (*last).max(version);
+                drop(versions);
+                sink_seen.notify.notify_waiters();
+            }
             Err(e) => warn!(channel, "a presence message that is not ours: {e}"),
         });
         RedisStore {
@@ -105,6 +125,38 @@ impl RedisStore {
             followed: Mutex::new(HashMap::new()),
             follow: tokio::sync::Mutex::new(()),
             timers: Mutex::new(Timers::default()),
+            seen,
+        }
+    }
+
+    /// Waits (at most [`CATCH_UP`]) until this node's watchers of `channel` were handed the diff
+    /// of `version`, when it follows the channel: a call returns after its own diff was
+    /// announced here, as on the in-process store (a `join` then adds its connection as a
+    /// watcher: it does not receive its own join before its `sync`).
+    async fn caught_up(&self, channel: &str, version: u64) {
+        let Ok((_, generation)) = self.link.conn() else {
+            return;
+        };
+        let followed = lock(&self.followed)
+            .get(channel)
+            .is_some_and(|f| f.generation == generation);
+        if !followed {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + CATCH_UP;
+        loop {
+            let notified = self.seen.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if lock(&self.seen.versions)
+                .get(channel)
+                .is_some_and(|&seen| seen >= version)
+            {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
         }
     }
 
@@ -116,11 +168,14 @@ impl RedisStore {
 
     pub async fn join(&self, channel: &str, r: JoinRequest<'_>) -> Result<JoinOutcome, StoreError> {
         let (mut redis, _) = self.conn()?;
-        let (_, joined) = self
+        let (version, joined) = self
             .presence
             .join(&mut redis, channel, r.key, r.user, r.info, r.data, r.conn)
             .await
             .map_err(from_redis)?;
+        if !matches!(joined, Joined::Resumed(None)) {
+            self.caught_up(channel, version).await;
+        }
         Ok(match joined {
             Joined::New(_) => JoinOutcome::New,
             Joined::Resumed(diff) => JoinOutcome::Resumed {
@@ -142,6 +197,9 @@ impl RedisStore {
             .update(&mut redis, channel, key, conn, data)
             .await
             .map_err(from_redis)?;
+        if let Some((version, _)) = &updated {
+            self.caught_up(channel, *version).await;
+        }
         Ok(updated.is_some())
     }
 
@@ -152,6 +210,9 @@ impl RedisStore {
             .leave(&mut redis, channel, key, conn)
             .await
             .map_err(from_redis)?;
+        if let Some((version, _)) = &left {
+            self.caught_up(channel, *version).await;
+        }
         Ok(left.is_some())
     }
 
@@ -207,7 +268,9 @@ impl RedisStore {
         let (refresh, sweep) = {
             let mut timers = lock(&self.timers);
             let due = |at: &mut Option<Instant>, every: Duration| {
-                let due = at.is_none_or(|t| now.duration_since(t) >= every);
+                // The tick is not exact: a little early counts.
+                let early = Duration::from_millis(50);
+                let due = at.is_none_or(|t| now.duration_since(t) + early >= every);
                 if due {
                     *at = Some(now);
                 }
@@ -260,8 +323,10 @@ impl RedisStore {
                     idle.push(channel.clone());
                 }
             }
+            let mut seen = lock(&self.seen.versions);
             for channel in &idle {
                 followed.remove(channel);
+                seen.remove(channel);
             }
             idle
         };
