@@ -656,23 +656,25 @@ impl RedisPresence {
             .collect();
         let mut out = Refreshed::default();
         for (channel, members) in snapshot {
-            let mut call = self.invocation(&self.scripts.refresh, &channel);
-            call.arg(&self.node)
-                .arg(self.ttl_ms)
-                .arg(self.limits.max_members);
-            for (key, o) in &members {
-                call.arg(key)
-                    .arg(o.gen)
-                    .arg(&o.user)
-                    .arg(body(key, &o.user, &o.info, &o.data)?)
-                    .arg(digest(&o.data));
-            }
-            let reply: Vec<String> = call
-                .invoke_async(redis)
-                .await
-                .map_err(redis_error("refresh"))?;
-            if reply.len() != members.len() * 3 {
-                return Err(odd("a refresh"));
+            // First the keys only; the members found gone are sent again whole, to join again.
+            let mut reply = self.refresh_call(redis, &channel, &members, false).await?;
+            let gone: Vec<(String, Owned)> = members
+                .iter()
+                .zip(reply.chunks(3))
+                .filter(|(_, answer)| answer[0] == "missing")
+                .map(|(member, _)| member.clone())
+                .collect();
+            if !gone.is_empty() {
+                let again = self.refresh_call(redis, &channel, &gone, true).await?;
+                let mut again = again.chunks(3);
+                for answer in reply.chunks_mut(3) {
+                    if answer[0] == "missing" {
+                        let Some(new) = again.next() else {
+                            return Err(odd("a refresh"));
+                        };
+                        answer.clone_from_slice(new);
+                    }
+                }
             }
             for ((key, o), answer) in members.into_iter().zip(reply.chunks(3)) {
                 match answer[0].as_str() {
@@ -702,6 +704,40 @@ impl RedisPresence {
             }
         }
         Ok(out)
+    }
+
+    /// One refresh script for `members` of `channel`: with their whole JSON (`whole`: those gone
+    /// are joined again) or their keys only (those gone are answered `missing`, untouched).
+    /// Returns three strings per member.
+    async fn refresh_call<C: ConnectionLike>(
+        &self,
+        redis: &mut C,
+        channel: &str,
+        members: &[(String, Owned)],
+        whole: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut call = self.invocation(&self.scripts.refresh, channel);
+        call.arg(&self.node)
+            .arg(self.ttl_ms)
+            .arg(self.limits.max_members);
+        for (key, o) in members {
+            call.arg(key).arg(o.gen);
+            if whole {
+                call.arg(&o.user)
+                    .arg(body(key, &o.user, &o.info, &o.data)?)
+                    .arg(digest(&o.data));
+            } else {
+                call.arg("").arg("").arg("");
+            }
+        }
+        let reply: Vec<String> = call
+            .invoke_async(redis)
+            .await
+            .map_err(redis_error("refresh"))?;
+        if reply.len() != members.len() * 3 {
+            return Err(odd("a refresh"));
+        }
+        Ok(reply)
     }
 
     /// Removes the expired members of the cluster (call every [`SWEEP_EVERY`] on every node): at

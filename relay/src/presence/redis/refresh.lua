@@ -1,5 +1,7 @@
 -- refresh (each node, every 2 s, for the members it owns whose sockets are open): ARGV 4 node,
--- 5 ttl (ms), 6 max members, then for each member: key, gen, user, body, dh.
+-- 5 ttl (ms), 6 max members, then for each member: key, gen, user, body, dh (user, body and dh
+-- empty: the keys only; a member gone or expired is then answered 'missing', untouched, and the
+-- node calls again with its whole JSON).
 -- Still owned and not expired: expires at now + ttl ('ok'). Taken over (resumed elsewhere, or
 -- released): 'lost', untouched. Gone (swept while this node could not reach Redis) or expired:
 -- joined again as a new member, announced ('rejoined', with its version and since), never brought
@@ -20,6 +22,10 @@ for i = 7, #ARGV - 4, 5 do
     out[#out + 1] = num(old.since)
   elseif stored and not mine then
     out[#out + 1] = 'lost'
+    out[#out + 1] = '0'
+    out[#out + 1] = '0'
+  elseif body == '' then
+    out[#out + 1] = 'missing'
     out[#out + 1] = '0'
     out[#out + 1] = '0'
   else
