@@ -342,3 +342,34 @@ async fn two_nodes_sweeping_a_dead_nodes_members_announce_each_leave_once() {
     );
     assert_eq!(swept_a + swept_b, 40, "each removed by one sweep");
 }
+
+#[tokio::test]
+async fn a_tab_that_moves_to_another_node_within_the_grace_period_is_announced_nowhere() {
+    let (_redis, nodes) = cluster(2, &["--presence-grace-ms", "1500"]).await;
+    let (mut on_a, _) = watcher(&nodes[0]).await;
+    let (mut on_b, _) = watcher(&nodes[1]).await;
+    let k = key("blip");
+    let (tab, _) = member(&nodes[0], &k, "alice").await;
+    for watching in [&mut on_a, &mut on_b] {
+        expect_presence(watching, "join").await;
+    }
+    // A blip: the socket to node A is gone (no close frame), the tab is back on node B 300 ms later.
+    drop(tab);
+    sleep(Duration::from_millis(300)).await;
+    let (_moved, sync) = member(&nodes[1], &k, "alice").await;
+    let listed: Vec<&Value> = sync["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .collect();
+    assert_eq!(listed.len(), 1, "{sync}");
+    assert_eq!(listed[0]["key"], k.as_str());
+    // Past node A's grace period and a few sweeps: nothing at either watcher.
+    let quiet_until = Instant::now() + Duration::from_millis(3_000);
+    for watching in [&mut on_a, &mut on_b] {
+        let frame = next_presence(watching, quiet_until).await;
+        assert_eq!(frame, None, "a blip announces nothing");
+    }
+    let (_, sync) = watcher(&nodes[0]).await;
+    assert_eq!(sync["members"].as_array().map(Vec::len), Some(1));
+}
