@@ -568,3 +568,28 @@ async fn on_redis_time_a_closed_socket_leaves_after_the_grace_period() {
         ["1 join member-key-000001", "2 leave member-key-000001"]
     );
 }
+
+#[tokio::test]
+async fn a_member_whose_socket_ended_while_redis_was_unreachable_is_refreshed_no_more() {
+    let cluster = Cluster::start();
+    let mut watcher = cluster.watcher(CHANNEL).await;
+    let (a, mut ca) = cluster.node("node-a", LIMITS).await;
+    join(&a, &mut ca, &key(1), "alice", json!({}), 1)
+        .await
+        .expect("joins");
+    // The grace period could not be started (Redis gone): the node stops refreshing it.
+    assert!(a.abandon(CHANNEL, &key(1), 1));
+    assert!(!a.abandon(CHANNEL, &key(1), 1));
+    cluster.advance(6_000);
+    assert_eq!(a.refresh(&mut ca).await.map(|r| r.kept), Ok(0));
+    cluster.advance(2_000);
+    assert_eq!(
+        a.sweep(&mut ca).await.map(|s| s.len()),
+        Ok(1),
+        "gone at its expiry"
+    );
+    assert_eq!(
+        actions(&watcher.drain().await),
+        ["1 join member-key-000001", "2 leave member-key-000001"]
+    );
+}

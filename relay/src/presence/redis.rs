@@ -639,6 +639,13 @@ impl RedisPresence {
         Ok(released > 0)
     }
 
+    /// The socket of `conn` ended while Redis could not be reached: its member `key` of
+    /// `channel` is no longer refreshed here, so it leaves at its expiry (≤ [`TTL_MS`]) unless
+    /// resumed. True when this node held it.
+    pub fn abandon(&self, channel: &str, key: &str, conn: ConnId) -> bool {
+        self.forget(channel, key, conn).is_some()
+    }
+
     /// How many memberships this node's open sockets hold (refreshed by this node).
     pub fn owned_count(&self) -> usize {
         lock(&self.owned).values().map(HashMap::len).sum()

@@ -222,7 +222,15 @@ impl RedisStore {
         key: &str,
         conn: ConnId,
     ) -> Result<(), StoreError> {
-        let (mut redis, _) = self.conn()?;
+        let (mut redis, _) = match self.conn() {
+            Ok(link) => link,
+            Err(e) => {
+                // Not refreshed any more: it leaves at its expiry instead (never a ghost that this
+                // node would keep refreshing once Redis is back).
+                self.presence.abandon(channel, key, conn);
+                return Err(e);
+            }
+        };
         self.presence
             .release(&mut redis, channel, key, conn)
             .await
