@@ -241,6 +241,69 @@ export interface LiveClient {
   /** Calls `listener` on every state change; returns a function that stops it. */
   onStateChange(listener: (change: ConnectionStateChange) => void): () => void;
   readonly stats: LiveStats;
+  /**
+   * Enters `channel`'s presence (docs/PROTOCOL.md, "Presence"), or only watches it (`watchOnly`).
+   * Handles of one channel share one membership: the last `leave()` leaves. Re-joined after every
+   * reconnect with the same member key and data. Throws a `TypeError` naming a bad option; throws
+   * an `Error` after `close()`.
+   */
+  presence(channel: string, options?: PresenceOptions): Presence;
+}
+
+/** What `client.presence(channel, options)` takes. */
+export interface PresenceOptions {
+  /** This client's own data on the channel (an object, at most 1 KiB as JSON by default; `{}` if left out). */
+  data?: Record<string, unknown>;
+  /** See the members without being one. */
+  watchOnly?: boolean;
+  /**
+   * Without authentication only: the user this client says it is (default: its member key) and
+   * what others see of it. Declared by the client: not a security boundary. With authentication
+   * the relay takes both from the token (`sub`, `info`) and ignores these.
+   */
+  user?: string;
+  info?: Record<string, unknown>;
+}
+
+/**
+ * `connecting` (until the relay's first member list), `live`, `stale` (the connection is lost: the
+ * members shown are the last known), `unsupported` (the relay offers no presence: an older relay,
+ * Server-Sent Events or `protocol: "simple"`), `closed` (left, refused, or the client closed).
+ */
+export type PresenceStatus = "connecting" | "live" | "stale" | "unsupported" | "closed";
+
+/** One user on a channel: all of its connections (tabs) together. */
+export interface PresenceUser {
+  user: string;
+  /** From the token's `info` claim (authentication on) or what the client declared; `null` if none. */
+  info: Record<string, unknown> | null;
+  /** The data of its most recent connection. */
+  data: Record<string, unknown>;
+  /** How many connections (tabs, devices) it is present with. */
+  connections: number;
+  /** Whether one of them is this client. */
+  self: boolean;
+  /** When its most recent connection joined (ms since the epoch). */
+  since: number;
+  /** Each connection: its member key, data and join time. */
+  members: ReadonlyArray<{ key: string; data: Record<string, unknown>; since: number }>;
+}
+
+export interface Presence {
+  readonly channel: string;
+  readonly status: PresenceStatus;
+  /** One entry per user; a new array whenever something shown changes. */
+  readonly members: ReadonlyArray<PresenceUser>;
+  /** This client's own user entry, once the relay listed it. */
+  readonly self: PresenceUser | null;
+  /** Counts sent instead of members when the channel's set is full (`presence_full`). */
+  readonly stats: { members: number; users: number } | null;
+  /** Calls `listener` when the members or the status change; returns a function that stops it. */
+  onChange(listener: (members: ReadonlyArray<PresenceUser>, presence: Presence) => void): () => void;
+  /** Replaces this client's data (throws a `TypeError` on a `watchOnly` handle). */
+  update(data: Record<string, unknown>): void;
+  /** Ends this handle (a second call is a no-op). */
+  leave(): void;
 }
 
 /** Counters of the connection. */

@@ -3,6 +3,7 @@
 // `subscribe` is synchronous and returns at once even before the module has loaded.
 import init, { LiveClient } from "./wasm_live_provider.js";
 import { DEFAULT_MAX_FRAME_BYTES, MAX_TIMER_MS, describe, endpoints, utf8Bytes } from "./helpers.js";
+import { createPresence, presenceKey } from "./presence.js";
 
 export { isRevalidated } from "./helpers.js";
 
@@ -251,10 +252,11 @@ export function createLiveClient(options) {
     }
   };
 
+  const key = presenceKey();
   loadModule(needsFullBuild(options), wasm).then(
     (Client) => {
       if (closed) return;
-      client = new Client(relayUrl, { ...clientOptions, ...reach, onStateChange: notifyState });
+      client = new Client(relayUrl, { ...clientOptions, ...reach, onStateChange: notifyState, onPresence: hub.receive });
       for (const op of pending.splice(0)) op(client);
     },
     (cause) => {
@@ -271,6 +273,7 @@ export function createLiveClient(options) {
     pending.push(op);
     return undefined;
   };
+  const hub = createPresence(key, whenReady, (error) => reportError(options.onError, error));
 
   /** Ends a subscription; unknown or already-ended handles are ignored. */
   function unsubscribe(handle) {
@@ -384,6 +387,17 @@ export function createLiveClient(options) {
         });
       });
     },
+    /**
+     * Enters `channel`'s presence (or only watches it: `watchOnly`): a handle with `members` (one
+     * entry per user), `status`, `onChange(listener)`, `update(data)` and `leave()`. Handles of one
+     * channel share one membership. `user` and `info`: what others see of this client when the relay
+     * has no authentication (declared by the client: not a security boundary).
+     */
+    presence(channel, presenceOptions) {
+      checkOpen(closed, "presence");
+      checkChannel(channel, "presence");
+      return hub.presence(channel, presenceOptions);
+    },
     /** Closes the connection for good. */
     close() {
       closed = true;
@@ -393,6 +407,7 @@ export function createLiveClient(options) {
         client.free();
         client = null;
       }
+      hub.closeAll();
     },
     /** `loading`, `idle`, `connecting`, `open`, `reconnecting`, `closed` or `failed`. */
     get state() {

@@ -1,4 +1,4 @@
-import type { ConnectionStateChange, LiveClient, LiveEvent, RecordKey } from "./index.js";
+import type { ConnectionStateChange, LiveClient, LiveEvent, PresenceStatus, PresenceUser, RecordKey } from "./index.js";
 
 /**
  * Anything the adapters accept: `liveProvider(...)`, `realtime(...)` or `createLiveClient(...)`.
@@ -45,3 +45,35 @@ export function useLiveInvalidation(
 
 /** Server-driven revalidation applied to TanStack Query (prefix matching; `null` keys: everything). */
 export function useRevalidation(provider: LiveSource, queryClient: InvalidatingQueryClient): void;
+
+export interface PresenceHookOptions {
+  /** The resource: the channel is `resources/<resource>` unless `channel` is given. */
+  resource?: string;
+  /** The record this component shows: joined with data `{ id, ...data }`, and `others` narrowed to it. */
+  id?: RecordKey;
+  /** This client's data besides `id` (e.g. `{ mode: "edit" }`); a new value updates the membership. */
+  data?: Record<string, unknown>;
+  /** `false` leaves (default `true`). */
+  enabled?: boolean;
+  /** Another channel than `resources/<resource>` (e.g. `resources/posts/3` for a busy resource). */
+  channel?: string;
+}
+
+export interface PresenceState {
+  /** The other users (on record `id` when given), each with its data there. */
+  others: ReadonlyArray<PresenceUser>;
+  /** This client's own user entry, once the relay listed it. */
+  self: PresenceUser | null;
+  /** How many users: `others` and this one. */
+  count: number;
+  status: PresenceStatus;
+}
+
+/** The users of `members` on record `id` (their connections' `data.id`); all of them without `id`. */
+export function presenceOn(members: ReadonlyArray<PresenceUser>, id?: RecordKey): ReadonlyArray<PresenceUser>;
+
+/**
+ * Who else is on a resource or record while the component is mounted (`useSyncExternalStore`).
+ * React's StrictMode double mount keeps one membership.
+ */
+export function usePresence(provider: LiveSource, options: PresenceHookOptions): PresenceState;

@@ -1,6 +1,6 @@
 // React adapter: subscriptions tied to a component's lifetime, connection state as React state, and
 // TanStack Query invalidation. Pass a `liveProvider(...)`, `realtime(...)` or `createLiveClient(...)`.
-import { useEffect, useRef, useSyncExternalStore } from "react";
+import { useEffect, useRef, useState, useSyncExternalStore } from "react";
 
 // What the hooks call on a client; an object with all of them is one (`createLiveClient(...)`, or any
 // object typed `LiveClient`), and so is the `client` of a `liveProvider(...)` or `realtime(...)`.
@@ -141,4 +141,84 @@ export function useRevalidation(provider, queryClient) {
       }),
     [client, queryClient],
   );
+}
+
+const NO_PRESENCE = Object.freeze({ others: Object.freeze([]), self: null, count: 0, status: "connecting" });
+const noSubscription = () => () => {};
+
+/** Whether `value` is a record id as the hooks take them. */
+const isId = (value) => typeof value === "string" || (typeof value === "number" && Number.isFinite(value));
+
+/**
+ * The users of `members` on record `id` (any of their connections' `data.id`, compared as strings),
+ * each with that connection's data; all of them without `id`.
+ */
+export function presenceOn(members, id) {
+  if (id === undefined) return members;
+  const out = [];
+  for (const u of members) {
+    const m = u.members.find((c) => c.data?.id !== undefined && String(c.data.id) === String(id));
+    if (m) out.push(m.data === u.data ? u : { ...u, data: m.data });
+  }
+  return out;
+}
+
+/**
+ * Who else is on a resource (or one record of it) while the component is mounted: joins the presence
+ * of channel `resources/<resource>` (or `channel`) with data `{ id, ...data }`, and returns
+ * `{ others, self, count, status }`: the other users (on record `id` when given), this client's own
+ * entry, how many users that is with this one, and the membership's status. A new `data` updates
+ * it without leaving; `enabled: false` leaves.
+ */
+export function usePresence(provider, options) {
+  const where = "usePresence";
+  const client = clientOf(provider, where);
+  checkOptions(options, where, '{ resource: "posts", id: 3 }');
+  const { resource, id, data, enabled = true, channel: given } = options;
+  if (given !== undefined ? typeof given !== "string" || !given : typeof resource !== "string" || !resource) {
+    throw new TypeError(`${where}: give \`resource\` (a non-empty string) or \`channel\`, got ${describe(given ?? resource)}`);
+  }
+  if (id !== undefined && !isId(id)) {
+    throw new TypeError(`${where}: \`id\` must be a string or a number, got ${describe(id)}`);
+  }
+  if (data !== undefined && (data === null || typeof data !== "object" || Array.isArray(data))) {
+    throw new TypeError(`${where}: \`data\` must be an object, got ${describe(data)}`);
+  }
+  if (typeof client.presence !== "function") {
+    throw new TypeError(`${where}: this client has no presence (an older wasm-live-provider?)`);
+  }
+  const channel = given ?? `resources/${resource}`;
+  const dataKey = JSON.stringify(id === undefined ? { ...data } : { id, ...data });
+  const [handle, setHandle] = useState(null);
+  useEffect(() => {
+    if (!enabled) return undefined;
+    const p = client.presence(channel, { data: JSON.parse(dataKey) });
+    setHandle(p);
+    return () => {
+      p.leave();
+      setHandle((current) => (current === p ? null : current));
+    };
+    // `dataKey` is read at join time only; a later one is an update (below), not a new membership.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [client, channel, enabled]);
+  useEffect(() => {
+    if (handle && handle.status !== "closed") handle.update(JSON.parse(dataKey));
+  }, [handle, dataKey]);
+  const cache = useRef(NO_PRESENCE);
+  const key = useRef([]);
+  const snapshot = () => {
+    if (!handle) return NO_PRESENCE;
+    const members = handle.members;
+    const status = handle.status;
+    const [m, s, i] = key.current;
+    if (m !== members || s !== status || i !== id) {
+      key.current = [members, status, id];
+      const on = presenceOn(members, id);
+      const others = on.filter((u) => !u.self);
+      const self = members.find((u) => u.self) ?? null;
+      cache.current = { others, self, count: others.length + (self ? 1 : 0), status };
+    }
+    return cache.current;
+  };
+  return useSyncExternalStore(handle ? handle.onChange : noSubscription, snapshot, () => NO_PRESENCE);
 }

@@ -1,5 +1,5 @@
 import type { MaybeRefOrGetter, ShallowRef } from "vue";
-import type { ConnectionStateChange, LiveClient, LiveEvent, RecordKey } from "./index.js";
+import type { ConnectionStateChange, LiveClient, LiveEvent, PresenceStatus, PresenceUser, RecordKey } from "./index.js";
 
 /**
  * Anything the adapters accept: `realtime(...)`, `liveProvider(...)` or `createLiveClient(...)`.
@@ -44,3 +44,30 @@ export function useLiveInvalidation(
 
 /** Server-driven revalidation applied to TanStack Query (prefix matching; `null` keys: everything). */
 export function useRevalidation(provider: LiveSource, queryClient: InvalidatingQueryClient): void;
+
+export interface PresenceComposableOptions {
+  /** The resource: the channel is `resources/<resource>` unless `channel` is given. */
+  resource?: MaybeRefOrGetter<string | undefined>;
+  /** The record shown: joined with data `{ id, ...data }`, and `others` narrowed to it. */
+  id?: MaybeRefOrGetter<RecordKey | undefined | null>;
+  /** This client's data besides `id`; a new value updates the membership. */
+  data?: MaybeRefOrGetter<Record<string, unknown> | undefined>;
+  /** `false` leaves (default `true`). */
+  enabled?: MaybeRefOrGetter<boolean | undefined>;
+  /** Another channel than `resources/<resource>`. */
+  channel?: MaybeRefOrGetter<string | undefined>;
+}
+
+/** The users of `members` on record `id` (their connections' `data.id`); all of them without `id`. */
+export function presenceOn(members: ReadonlyArray<PresenceUser>, id?: RecordKey | null): ReadonlyArray<PresenceUser>;
+
+/** Who else is on a resource or record until the scope is disposed. */
+export function usePresence(
+  provider: LiveSource,
+  options: PresenceComposableOptions,
+): {
+  others: ShallowRef<ReadonlyArray<PresenceUser>>;
+  self: ShallowRef<PresenceUser | null>;
+  count: ShallowRef<number>;
+  status: ShallowRef<PresenceStatus>;
+};

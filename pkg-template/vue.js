@@ -144,3 +144,92 @@ export function useRevalidation(provider, queryClient) {
   });
   onScopeDispose(stop);
 }
+
+/**
+ * The users of `members` on record `id` (any of their connections' `data.id`, compared as strings),
+ * each with that connection's data; all of them without `id`.
+ */
+export function presenceOn(members, id) {
+  if (id === undefined || id === null) return members;
+  const out = [];
+  for (const u of members) {
+    const m = u.members.find((c) => c.data?.id !== undefined && String(c.data.id) === String(id));
+    if (m) out.push(m.data === u.data ? u : { ...u, data: m.data });
+  }
+  return out;
+}
+
+/**
+ * Who else is on a resource (or one record of it) until the scope is disposed: joins the presence of
+ * channel `resources/<resource>` (or `channel`) with data `{ id, ...data }`; returns shallow refs
+ * `{ others, self, count, status }`: the other users (on record `id` when given), this client's own
+ * entry, how many users that is with this one, and the membership's status. `resource`, `id`,
+ * `data`, `enabled` and `channel` may be refs or getters: a new channel leaves and joins again, a
+ * new `id` or `data` updates the membership.
+ */
+export function usePresence(provider, options) {
+  const where = "usePresence";
+  const client = clientOf(provider, where);
+  checkOptions(options, where, '{ resource: "posts", id: 3 }');
+  if (typeof client.presence !== "function") {
+    throw new TypeError(`${where}: this client has no presence (an older wasm-live-provider?)`);
+  }
+  // Checked here, in the call (a watcher's throw would go to Vue's error handler instead).
+  const data = toValue(options.data);
+  if (data !== undefined && (data === null || typeof data !== "object" || Array.isArray(data))) {
+    throw new TypeError(`${where}: \`data\` must be an object, got ${describe(data)}`);
+  }
+  const others = shallowRef([]);
+  const self = shallowRef(null);
+  const count = shallowRef(0);
+  const status = shallowRef("connecting");
+  let handle = null;
+  let stopChange = null;
+  let id;
+  const show = () => {
+    if (!handle) return;
+    const on = presenceOn(handle.members, id);
+    others.value = on.filter((u) => !u.self);
+    self.value = handle.self;
+    count.value = others.value.length + (self.value ? 1 : 0);
+    status.value = handle.status;
+  };
+  const leave = () => {
+    if (stopChange) stopChange();
+    if (handle) handle.leave();
+    handle = stopChange = null;
+  };
+  const stop = watch(
+    () => {
+      const resource = toValue(options.resource);
+      const channel = toValue(options.channel) ?? (typeof resource === "string" && resource ? `resources/${resource}` : undefined);
+      const rid = toValue(options.id);
+      const data = toValue(options.data);
+      return { channel, id: rid, data: rid === undefined || rid === null ? { ...data } : { id: rid, ...data }, enabled: toValue(options.enabled) ?? true };
+    },
+    (next, prev) => {
+      id = next.id ?? undefined;
+      if (prev && handle && next.enabled && next.channel === prev.channel) {
+        handle.update(next.data);
+        return show();
+      }
+      leave();
+      if (!next.enabled || next.channel === undefined) {
+        others.value = [];
+        self.value = null;
+        count.value = 0;
+        status.value = "closed";
+        return;
+      }
+      handle = client.presence(next.channel, { data: next.data });
+      stopChange = handle.onChange(show);
+      show();
+    },
+    { immediate: true, deep: true },
+  );
+  onScopeDispose(() => {
+    stop();
+    leave();
+  });
+  return { others, self, count, status };
+}

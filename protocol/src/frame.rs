@@ -285,6 +285,10 @@ pub enum ServerFrame<'a> {
         version: u32,
         epoch: Cow<'a, str>,
         ping_ms: u64,
+        /// Whether the relay offers presence: its `features` (an array) names `"presence"`.
+        /// Anything else in `features`, or `features` of another type, is ignored (a newer relay
+        /// may offer more), as is its absence (an older relay).
+        presence: bool,
     },
     Subscribed {
         channels: Vec<ChannelEntry<'a>>,
@@ -313,8 +317,45 @@ pub enum ServerFrame<'a> {
         /// The channel a `forbidden` subscription was refused on.
         channel: Option<Cow<'a, str>>,
     },
+    /// A presence frame of a channel this connection joined or watched (`docs/PROTOCOL.md`,
+    /// *Presence*). Only its routing parts are read here: the members (`members`, `member`, `key`,
+    /// `user`, counts) are read by the client's JS, from the parsed frame.
+    Presence {
+        channel: Cow<'a, str>,
+        action: PresenceAction,
+        /// The `join` / `watch` a `sync` answers.
+        id: Option<u64>,
+        /// The channel's diff counter (every action but `stats`).
+        version: Option<u64>,
+    },
     Ping,
     Pong,
+}
+
+/// What a relay's `presence` frame says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceAction {
+    /// The whole set, answering a `join` or `watch`.
+    Sync,
+    Join,
+    Update,
+    Leave,
+    /// Counts instead of diffs (a full set).
+    Stats,
+}
+
+impl PresenceAction {
+    /// The action named `name` on the wire.
+    pub fn from_name(name: &str) -> Option<PresenceAction> {
+        Some(match name {
+            "sync" => PresenceAction::Sync,
+            "join" => PresenceAction::Join,
+            "update" => PresenceAction::Update,
+            "leave" => PresenceAction::Leave,
+            "stats" => PresenceAction::Stats,
+            _ => return None,
+        })
+    }
 }
 
 #[cfg(any(test, feature = "serde"))]
@@ -388,8 +429,14 @@ pub struct ServerFields<'a> {
     /// JSON text.
     pub meta: Option<&'a str>,
     pub seq: Option<u64>,
-    pub version: Option<u32>,
+    /// `hello`'s protocol version (a `u32`, checked by [`decode_fields`]), a presence frame's
+    /// diff counter.
+    pub version: Option<u64>,
     pub epoch: Option<Cow<'a, str>>,
+    /// Whether `hello`'s `features` names presence.
+    pub features: Option<bool>,
+    /// A presence frame's `action`.
+    pub action: Option<Cow<'a, str>>,
     pub ping_ms: Option<u64>,
     pub code: Option<Cow<'a, str>>,
     pub message: Option<Cow<'a, str>>,
@@ -412,8 +459,10 @@ fn server_fields(text: &str) -> Result<ServerFields<'_>, FrameError> {
             "date" => put(&mut f.date, name, r.nullable(date_value)),
             "meta" => put(&mut f.meta, name, r.nullable(Reader::raw)),
             "seq" => put(&mut f.seq, name, r.nullable(Reader::u64)),
-            "version" => put(&mut f.version, name, r.nullable(u32_value)),
+            "version" => put(&mut f.version, name, r.nullable(Reader::u64)),
             "epoch" => put(&mut f.epoch, name, r.nullable(Reader::string)),
+            "features" => put(&mut f.features, name, r.nullable(names_presence)),
+            "action" => put(&mut f.action, name, r.nullable(Reader::string)),
             "ping_ms" => put(&mut f.ping_ms, name, r.nullable(Reader::u64)),
             "code" => put(&mut f.code, name, r.nullable(Reader::string)),
             "message" => put(&mut f.message, name, r.nullable(Reader::string)),
@@ -431,8 +480,22 @@ fn date_value(r: &mut Reader<'_>) -> Result<Option<f64>, json::Error> {
     Ok(Reader::new(r.raw()?).f64().ok())
 }
 
-fn u32_value(r: &mut Reader<'_>) -> Result<u32, json::Error> {
-    u32::try_from(r.u64()?).map_err(|_| json::Error("number too large"))
+/// `hello`'s `features`: whether it is an array holding the string `"presence"` (any other value
+/// is skipped, as the client's reader of parsed frames does).
+fn names_presence(r: &mut Reader<'_>) -> Result<bool, json::Error> {
+    if r.kind()? != json::Kind::Array {
+        r.skip()?;
+        return Ok(false);
+    }
+    let mut found = false;
+    r.array(|r| {
+        match r.kind()? {
+            json::Kind::String => found |= r.string()? == "presence",
+            _ => r.skip()?,
+        }
+        Ok::<_, json::Error>(())
+    })?;
+    Ok(found)
 }
 
 fn channel_list<'a>(r: &mut Reader<'a>) -> Result<Vec<ChannelEntry<'a>>, json::Error> {
@@ -499,10 +562,28 @@ pub fn decode_fields(e: ServerFields<'_>) -> Result<ServerFrame<'_>, FrameError>
             })
         }
         "hello" => ServerFrame::Hello {
-            version: required(e.version, op, "version")?,
+            version: u32::try_from(required(e.version, op, "version")?)
+                .map_err(|_| invalid(Some("version"), json::Error("number too large")))?,
             epoch: required(e.epoch, op, "epoch")?,
             ping_ms: required(e.ping_ms, op, "ping_ms")?,
+            presence: e.features.unwrap_or(false),
         },
+        #[cfg(any(test, feature = "presence"))]
+        "presence" => {
+            let name = required(e.action, op, "action")?;
+            let action = PresenceAction::from_name(&name).ok_or_else(|| {
+                FrameError::bad(["unknown presence action `", &name, "`"].concat())
+            })?;
+            if action != PresenceAction::Stats && e.version.is_none() {
+                return Err(FrameError::bad("`presence` frame without `version`"));
+            }
+            ServerFrame::Presence {
+                channel: required(e.channel, op, "channel")?,
+                action,
+                id: e.id,
+                version: e.version,
+            }
+        }
         "skip" => ServerFrame::Skip {
             channel: required(e.channel, op, "channel")?,
             seq: required(e.seq, op, "seq")?,
@@ -769,12 +850,171 @@ mod tests {
         let hello = encode_hello("e1", 25_000);
         assert!(matches!(
             decode_server(&hello),
-            Ok(ServerFrame::Hello { version: 1, epoch, ping_ms: 25_000 }) if epoch == "e1"
+            Ok(ServerFrame::Hello { version: 1, epoch, ping_ms: 25_000, .. }) if epoch == "e1"
         ));
         let error = encode_error(ErrorCode::BadChannel, "empty", Some(4));
         assert!(matches!(
             decode_server(&error),
             Ok(ServerFrame::Error { code, message, id: Some(4), channel: None }) if code == "bad_channel" && message == "empty"
+        ));
+    }
+
+    /// The client's side of presence: `hello`'s features, the routing parts of a `presence` frame,
+    /// and what a hostile relay may send instead (refused with a reason, never a panic).
+    #[test]
+    fn presence_frames_and_features_decode() {
+        let hello = |features: &str| {
+            let text = format!(r#"{{"op":"hello","version":1,"epoch":"e","ping_ms":5{features}}}"#);
+            match decode_server(&text) {
+                Ok(ServerFrame::Hello { presence, .. }) => presence,
+                other => panic!("{text}: {other:?}"),
+            }
+        };
+        assert!(hello(r#","features":["x",1,{"a":[]},"presence"]"#));
+        assert!(hello(r#","features":["presence"]"#));
+        // An older relay, or features this client does not know (of any type): no presence.
+        for other in [
+            "",
+            r#","features":[]"#,
+            r#","features":["x"]"#,
+            r#","features":"presence""#,
+            r#","features":{"presence":true}"#,
+            r#","features":7"#,
+            r#","features":null"#,
+        ] {
+            assert!(!hello(other), "{other}");
+        }
+        let sync = r#"{"op":"presence","channel":"resources/posts","action":"sync","id":7,"version":41,"members":[]}"#;
+        assert!(matches!(
+            decode_server(sync),
+            Ok(ServerFrame::Presence { channel, action: PresenceAction::Sync, id: Some(7), version: Some(41) })
+                if channel == "resources/posts"
+        ));
+        let stats = r#"{"op":"presence","channel":"c","action":"stats","members":140,"users":97}"#;
+        assert!(matches!(
+            decode_server(stats),
+            Ok(ServerFrame::Presence {
+                action: PresenceAction::Stats,
+                version: None,
+                ..
+            })
+        ));
+        let big = r#"{"op":"presence","channel":"c","action":"join","version":9007199254740993,"member":{}}"#;
+        assert!(matches!(
+            decode_server(big),
+            Ok(ServerFrame::Presence {
+                version: Some(9_007_199_254_740_993),
+                ..
+            })
+        ));
+        for (text, words) in [
+            (
+                r#"{"op":"presence","channel":"c","action":"dance","version":1}"#,
+                "unknown presence action `dance`",
+            ),
+            (
+                r#"{"op":"presence","channel":"c","version":1}"#,
+                "without `action`",
+            ),
+            (
+                r#"{"op":"presence","action":"join","version":1}"#,
+                "without `channel`",
+            ),
+            (
+                r#"{"op":"presence","channel":"c","action":"join"}"#,
+                "without `version`",
+            ),
+            (
+                r#"{"op":"presence","channel":"c","action":"join","version":-1}"#,
+                "`version`",
+            ),
+            (
+                r#"{"op":"presence","channel":7,"action":"join","version":1}"#,
+                "`channel`",
+            ),
+            (
+                r#"{"op":"hello","version":1,"epoch":"e","ping_ms":5,"features":[}"#,
+                "not a valid frame",
+            ),
+            (
+                r#"{"op":"hello","version":4294967296,"epoch":"e","ping_ms":5}"#,
+                "`version`: number too large",
+            ),
+        ] {
+            let e = decode_server(text).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadFrame, "{text}");
+            assert!(e.message.contains(words), "{text}: {e}");
+        }
+    }
+
+    /// What the relay's presence encoders write, the client reads: the routing parts of each frame
+    /// (the members are read by the client's JS from the parsed frame), and `hello`'s features.
+    #[test]
+    fn the_relays_presence_frames_decode_on_the_client() {
+        let (info, data) = (
+            serde_json::json!({"name": "Alice"}),
+            serde_json::json!({"id": 3}),
+        );
+        let m = PresenceMember {
+            key: "9f2c4e0a1b7d3c5e",
+            user: "42",
+            info: &info,
+            data: &data,
+            since: 1_765_000_000_000,
+        };
+        let cases = [
+            (
+                encode_presence_sync("c", 7, 41, &[m]),
+                PresenceAction::Sync,
+                Some(7),
+                Some(41),
+            ),
+            (
+                encode_presence_join("c", 42, &m),
+                PresenceAction::Join,
+                None,
+                Some(42),
+            ),
+            (
+                encode_presence_update("c", 43, &m),
+                PresenceAction::Update,
+                None,
+                Some(43),
+            ),
+            (
+                encode_presence_leave("c", 44, "k", "42"),
+                PresenceAction::Leave,
+                None,
+                Some(44),
+            ),
+            (
+                encode_presence_stats("c", 140, 97),
+                PresenceAction::Stats,
+                None,
+                None,
+            ),
+        ];
+        for (text, want, want_id, want_version) in cases {
+            match decode_server(&text) {
+                Ok(ServerFrame::Presence {
+                    channel,
+                    action,
+                    id,
+                    version,
+                }) => {
+                    assert_eq!(
+                        (channel.as_ref(), action, id, version),
+                        ("c", want, want_id, want_version),
+                        "{text}"
+                    );
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let hello = encode_hello_with("e", 5, &["presence"]);
+        assert!(matches!(
+            decode_server(&hello),
+            Ok(ServerFrame::Hello { presence: true, .. })
         ));
     }
 
@@ -948,7 +1188,15 @@ mod tests {
                 version,
                 epoch,
                 ping_ms,
-            } => json!({"op": "hello", "version": version, "epoch": epoch, "ping_ms": ping_ms}),
+                presence,
+            } => {
+                let mut v =
+                    json!({"op": "hello", "version": version, "epoch": epoch, "ping_ms": ping_ms});
+                if presence {
+                    v["features"] = json!(["presence"]);
+                }
+                v
+            }
             ServerFrame::Subscribed { channels } => {
                 json!({"op": "subscribed", "channels": channels.iter().map(entry).collect::<Vec<_>>()})
             }
@@ -989,6 +1237,21 @@ mod tests {
                 }
                 if let Some(channel) = channel {
                     v["channel"] = json!(channel);
+                }
+                v
+            }
+            ServerFrame::Presence {
+                channel,
+                action,
+                id,
+                version,
+            } => {
+                let mut v = json!({"op": "presence", "channel": channel, "action": format!("{action:?}").to_lowercase()});
+                if let Some(id) = id {
+                    v["id"] = json!(id);
+                }
+                if let Some(version) = version {
+                    v["version"] = json!(version);
                 }
                 v
             }

@@ -25,9 +25,9 @@ use crate::engine::hash::Map;
 use crate::engine::igniter::{self, IgniterLink, IgniterTranslator, LinkOutput, TranslatedFrame};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
 use crate::engine::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_TIMER_MS};
-use crate::engine::session::TransportKind;
 #[cfg(feature = "sse")]
 use crate::engine::session::{percent_encode_into, PublishResult};
+use crate::engine::session::{Enter, TransportKind};
 #[cfg(feature = "simple")]
 use crate::engine::simple::{Protocol, SimpleTranslator};
 use crate::engine::{
@@ -319,7 +319,7 @@ impl LiveClient {
                 tokens,
                 timer: Some(timer),
                 page: Some(page),
-                callbacks: js_sys::Map::new(),
+                callbacks: presence_listener(options),
                 publishes: Map::default(),
                 on_error,
                 console: ConsoleLimiter::new(),
@@ -473,6 +473,33 @@ impl LiveClient {
             .subscription_status(id)
             .map_or("ended", |s| s.name())
             .to_owned()
+    }
+
+    /// Presence (`docs/PROTOCOL.md`, *Presence*), one entry point for the entry's `presence.js`:
+    /// `op` 0 enters `channel` as a member with `data` (JSON text of an object) and `who` (the
+    /// join's `key`, `user` and `info` members as JSON text); 1 enters it as a watcher; 2 replaces
+    /// the data;
+    /// 3 and 4 end a member's and a watcher's handle. 5: something the entry found wrong in a
+    /// presence frame (`channel` is the message), counted in `problems` and reported.
+    #[wasm_bindgen(js_name = presence)]
+    pub fn presence_js(&self, op: u32, channel: String, data: Option<String>, who: Option<String>) {
+        let data = data.unwrap_or_default();
+        Shell::with(&self.shell, |sh| {
+            let s = &mut sh.session;
+            match op {
+                0 | 1 => {
+                    let enter = Enter {
+                        data: &data,
+                        watch: op == 1,
+                        who: who.as_deref().unwrap_or_default(),
+                    };
+                    s.presence_enter(now_ms(), &channel, enter)
+                }
+                2 => s.presence_update(&channel, &data),
+                3 | 4 => s.presence_exit(now_ms(), &channel, op == 4),
+                _ => s.handle_bad_frame(channel),
+            }
+        });
     }
 
     /// How many subscriptions are live.
@@ -868,6 +895,11 @@ impl Shell {
                     }
                 }
                 Output::Problem(message) => self.report(message),
+                // To the entry's presence bookkeeping, through the callbacks (`presence_listener`).
+                Output::PresenceStatus { channel, status } => self.calls.push(Call::Deliver {
+                    subs: vec![PRESENCE_SUB],
+                    event: JsValue::from_str(&cat!(status.name(), ' ', channel)),
+                }),
             }
         }
     }
@@ -1070,6 +1102,21 @@ fn backoff_max_default(igniter: bool) -> u64 {
 fn parse_date(text: &str) -> Option<f64> {
     let ms = js_sys::Date::parse(text);
     ms.is_finite().then_some(ms)
+}
+
+/// The callbacks' id under which the entry's presence bookkeeping (`presence.js`) is called: with
+/// each `presence` frame of a membership (parsed, or its text), and with `"<status> <channel>"`
+/// when a membership's status changes. No subscription gets it (ids count up from 0).
+const PRESENCE_SUB: SubId = u32::MAX;
+
+/// A new callbacks map holding `options.onPresence` (a function) under [`PRESENCE_SUB`].
+fn presence_listener(options: &JsValue) -> js_sys::Map {
+    let callbacks = js_sys::Map::new();
+    let listener = field(options, "onPresence");
+    if listener.is_function() {
+        callbacks.set(&JsValue::from(PRESENCE_SUB), &listener);
+    }
+    callbacks
 }
 
 /// `options[name]`; `undefined` when `options` is not an object or reading it throws.

@@ -39,13 +39,16 @@ pub fn decode_object<'t>(f: &JsValue, texts: &'t mut Texts) -> Result<ServerFram
             Ok(Some(v.as_f64().filter(|n| n.is_finite())))
         })?,
         seq: check(field("seq"), whole)?,
-        version: check(field("version"), |v| {
-            whole(v)?
-                .map(u32::try_from)
-                .transpose()
-                .map_err(|_| too_large())
-        })?,
+        version: check(field("version"), whole)?,
         epoch: check(field("epoch"), string)?,
+        // No `action`: presence frames never come here (`frameListener` hands them to the entry).
+        features: check(field("features"), |v| {
+            let presence = JsValue::from_str("presence");
+            Ok(Some(
+                v.dyn_ref::<Array>()
+                    .is_some_and(|a| a.includes(&presence, 0)),
+            ))
+        })?,
         ping_ms: check(field("ping_ms"), whole)?,
         code: check(field("code"), string)?,
         message: check(field("message"), string)?,

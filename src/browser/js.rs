@@ -57,6 +57,8 @@ export function frameListener(max, onText, onFrame, onEvent, callbacks, onThrow)
     } catch (error) {
       return onFrame(undefined, String(error instanceof Error ? error.message : error));
     }
+    // Presence frames go straight to the entry's presence bookkeeping (client.rs, PRESENCE_SUB).
+    if (f !== null && f.op === "presence") return deliver(callbacks, 4294967295, f, onThrow);
     const ids = eventIds(f);
     if (ids === null) return onFrame(f, undefined);
     const subs = onEvent(f.channel, f.type, f.seq, ids, f, e.timeStamp);

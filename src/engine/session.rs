@@ -57,6 +57,7 @@ mod connection;
 pub mod deadlines;
 mod link;
 mod positions;
+mod presence;
 mod publish_queue;
 mod publishing;
 #[cfg(feature = "sse")]
@@ -73,6 +74,8 @@ use deadlines::Deadlines;
 pub use deadlines::{timer_delay, MAX_TIMER_MS};
 pub use link::MIN_USEFUL_MS;
 use link::{Conditions, Link};
+use presence::Presences;
+pub use presence::{Enter, PresenceStatus};
 pub use publish_queue::PublishError;
 use publish_queue::PublishQueue;
 #[cfg(feature = "sse")]
@@ -176,6 +179,11 @@ pub enum Output {
     },
     /// Something from the network was wrong; nothing was thrown, this is for the error hook.
     Problem(String),
+    /// Where `channel`'s presence membership stands: when it changes, and for each new handle.
+    PresenceStatus {
+        channel: String,
+        status: PresenceStatus,
+    },
 }
 
 /// Counters, for tests, benchmarks and the curious.
@@ -255,6 +263,8 @@ pub struct Session {
     left: VecDeque<String>,
     /// Coalescing windows of the subscriptions.
     coalesce: Coalescer,
+    /// Presence memberships (`presence.rs`).
+    presence: Presences,
 }
 
 pub use crate::engine::frame::MAX_JS_DATE_MS;
@@ -317,6 +327,7 @@ impl Session {
             replaying: Map::default(),
             left: VecDeque::new(),
             coalesce,
+            presence: Presences::new(),
         }
     }
 
@@ -445,9 +456,13 @@ impl Session {
                 version,
                 epoch,
                 ping_ms,
+                presence,
             } => {
                 if let Link::Connecting { .. } = self.link {
-                    self.on_hello(now, version, &epoch, ping_ms)
+                    self.on_hello(now, version, &epoch, ping_ms);
+                    if let Link::Open { .. } = self.link {
+                        self.presence_hello(presence);
+                    }
                 } else {
                     self.problem("a second `hello` on one connection was ignored".into())
                 }
@@ -488,6 +503,10 @@ impl Session {
                 }
                 (code, _) => self.on_error(now, code, &message),
             },
+            // The browser hands presence frames to the entry's JS without the engine
+            // (`frameListener`); on a transport whose frames come here (SSE, the simple
+            // protocol) there is no presence, and the relay sends none.
+            ServerFrame::Presence { .. } => {}
             ServerFrame::Authed { ttl_ms, .. } => self.on_authed(now, ttl_ms),
             ServerFrame::Ping if self.uses_sse() => {} // nothing can be sent back on a stream
             ServerFrame::Ping => self.send(frame::encode_pong()),
@@ -637,6 +656,8 @@ impl Session {
     }
 }
 
+#[cfg(test)]
+mod presence_tests;
 #[cfg(all(test, feature = "simple"))]
 mod simple_tests;
 #[cfg(test)]

@@ -42,6 +42,7 @@ const calls = (adapter) => ({
   useLiveEvent: (provider) => adapter.useLiveEvent(provider, { channel: "posts" }, () => {}),
   useLiveInvalidation: (provider) => adapter.useLiveInvalidation(provider, queryClient, { channel: "posts", queryKey: ["posts"] }),
   useRevalidation: (provider) => adapter.useRevalidation(provider, queryClient),
+  usePresence: (provider) => adapter.usePresence(provider, { resource: "posts", id: 3, data: { mode: "edit" } }),
 });
 
 /** Renders a React component that makes `call()`; returns what the call threw (undefined: nothing). */
@@ -110,6 +111,8 @@ for (const [framework, adapter, render] of frameworks) {
         [() => adapter.useLiveInvalidation(client, null, { channel: "posts", queryKey: ["posts"] }), "useLiveInvalidation: the second argument must be a TanStack Query client (with invalidateQueries), got null"],
         [() => adapter.useLiveInvalidation(client, queryClient), "useLiveInvalidation: the options must be an object like { channel: \"posts\", queryKey: [\"posts\"] }, got undefined"],
         [() => adapter.useLiveInvalidation(client, queryClient, { channel: "posts" }), "useLiveInvalidation: give `queryKey` or `queryKeys(event)`"],
+        [() => adapter.usePresence(client, undefined), "usePresence: the options must be an object like { resource: \"posts\", id: 3 }, got undefined"],
+        [() => adapter.usePresence(client, { resource: "posts", data: 3 }), "usePresence: `data` must be an object, got number 3"],
       ];
       for (const [call, message] of cases) {
         const thrown = await render(call);

@@ -46,6 +46,7 @@ impl TranslatedFrame {
                 version: PROTOCOL_VERSION,
                 epoch: Cow::Borrowed(epoch),
                 ping_ms: NO_PING_MS,
+                presence: false,
             },
             TranslatedFrame::Subscribed { channels } => ServerFrame::Subscribed {
                 channels: channels.clone(),

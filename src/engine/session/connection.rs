@@ -27,6 +27,7 @@ impl Session {
             self.outputs.push_back(Output::Disconnect);
         }
         self.link = Link::Closed;
+        self.presence_lost(true);
         self.timers.clear(Timer::Idle);
         self.refresh = Refresh::None;
         self.coalesce.clear();
@@ -258,6 +259,7 @@ impl Session {
         }
         self.useful_since = None;
         self.awaiting.clear();
+        self.presence_lost(false);
         if !self.has_work() {
             self.link = Link::Idle;
             self.timers.clear(Timer::Idle);
@@ -355,7 +357,9 @@ impl Session {
         } else {
             (self.registry).any_channel(|c| !self.refused.contains_key(c))
         };
-        subscribed || (!self.uses_sse() && !self.publishes.is_empty())
+        // Publishes waiting, presence memberships: over WebSocket only.
+        let socket_work = !self.publishes.is_empty() || !self.presence.is_empty();
+        subscribed || (!self.uses_sse() && socket_work)
     }
 
     /// Arms (or drops) the idle-close deadline after something went away.

@@ -1,0 +1,199 @@
+// node --test tests/js/   (no build needed)
+//
+// The presence bookkeeping of the JS entry (pkg-template/presence.js) driven by hand: a fake wasm
+// client records what the entry asks of it, and the test hands the entry what the wasm would
+// (status names and relay frames). The version rules of docs/PROTOCOL.md ("Presence"), grouping by
+// user, a reconnect that changes nothing, hostile frames, and the handles' ref counting.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createPresence, presenceKey } from "../../pkg-template/presence.js";
+
+const KEY = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+function setup() {
+  const calls = [];
+  const bad = [];
+  const reported = [];
+  // The wasm's one entry point: `presence(op, channel, data, who)`.
+  const fake = {
+    presence(op, channel, data, who) {
+      if (op === 0 || op === 1) calls.push(["enter", channel, data, op === 1, who]);
+      else if (op === 2) calls.push(["update", channel, data]);
+      else if (op === 3 || op === 4) calls.push(["exit", channel, op === 4]);
+      else bad.push(channel);
+    },
+  };
+  const hub = createPresence(KEY, (op) => op(fake), (error) => reported.push(error));
+  return { hub, calls, bad, reported };
+}
+
+const member = (key, user, data = {}, since = 1, info = null) => ({ key, user, info, data, since });
+const sync = (version, members) => ({ op: "presence", channel: "c", action: "sync", id: 1, version, members });
+const join = (version, m) => ({ op: "presence", channel: "c", action: "join", version, member: m });
+const update = (version, m) => ({ op: "presence", channel: "c", action: "update", version, member: m });
+const leave = (version, key, user) => ({ op: "presence", channel: "c", action: "leave", version, key, user });
+const tick = () => new Promise((resolve) => queueMicrotask(resolve));
+
+test("a member key is 32 random hex digits", () => {
+  const a = presenceKey();
+  assert.match(a, /^[0-9a-f]{32}$/);
+  assert.notEqual(a, presenceKey());
+});
+
+test("the sync shows the members, one entry per user, own connection marked", () => {
+  const { hub, calls } = setup();
+  const p = hub.presence("c", { data: { id: 3 } });
+  assert.deepEqual(calls, [["enter", "c", '{"id":3}', false, `"key":"${KEY}"`]]);
+  hub.presence("d", { user: "42", info: { name: "Alice" } });
+  assert.deepEqual(JSON.parse(`{${calls[1][4]}}`), { key: KEY, user: "42", info: { name: "Alice" } });
+  assert.equal(p.status, "connecting");
+  let changes = 0;
+  p.onChange(() => changes++);
+  hub.receive(sync(5, [member(KEY, "42", { id: 3 }), member("b1", "7", { id: 3 }, 2), member("b2", "7", { id: 5 }, 3)]));
+  assert.equal(p.status, "live", "the sync makes it live");
+  assert.equal(changes, 1, "one change: live, with its members");
+  assert.deepEqual(
+    p.members.map((u) => [u.user, u.connections, u.self, u.data]),
+    [
+      ["42", 1, true, { id: 3 }],
+      ["7", 2, false, { id: 5 }],
+    ],
+  );
+  assert.equal(p.self.user, "42");
+  assert.deepEqual(p.members[1].members.map((m) => m.key), ["b1", "b2"]);
+});
+
+test("diffs before the sync are held; those at or below its version dropped", () => {
+  const { hub } = setup();
+  const p = hub.presence("c");
+  hub.receive(join(4, member("x", "x")));
+  hub.receive(join(6, member("y", "y")));
+  hub.receive(leave(7, "z", "z"));
+  assert.deepEqual(p.members, [], "nothing shown before the sync");
+  hub.receive(sync(5, [member("z", "z")]));
+  assert.deepEqual(p.members.map((u) => u.user), ["y"], "x (4 ≤ 5) dropped, y joined, z left");
+  hub.receive(join(7, member("late", "late")));
+  assert.deepEqual(p.members.map((u) => u.user), ["y"], "a replay at or below the version is dropped");
+  hub.receive(update(8, member("y", "y", { mode: "edit" })));
+  assert.deepEqual(p.members[0].data, { mode: "edit" });
+});
+
+test("a reconnect whose sync shows the same members tells the listeners nothing", () => {
+  const { hub } = setup();
+  const p = hub.presence("c");
+  hub.receive(sync(5, [member("a", "1"), member("b", "2")]));
+  const shown = p.members;
+  const seen = [];
+  p.onChange((members, handle) => seen.push(handle.status));
+  hub.receive("stale c");
+  assert.equal(p.status, "stale");
+  assert.equal(p.members, shown, "offline, the members stay");
+  // Back: diffs of the new connection arrive before its sync (held), then the sync.
+  hub.receive(join(3, member("a", "1")));
+  hub.receive(sync(9, [member("b", "2"), member("a", "1")]));
+  assert.deepEqual(seen, ["stale", "live"], "status changes only, no member change");
+  // Lost before any sync: still connecting (nothing shown could be stale).
+  const { hub: other } = setup();
+  const q = other.presence("c");
+  other.receive("stale c");
+  assert.equal(q.status, "connecting");
+  other.receive("unsupported c");
+  assert.equal(q.status, "unsupported", "an older relay: no error, just unsupported");
+  assert.equal(p.members, shown, "the same array: nothing changed");
+  // Two tabs of one user: one entry, two connections; one closing: the user stays.
+  hub.receive(join(10, member("a2", "1")));
+  assert.deepEqual(p.members.map((u) => [u.user, u.connections]), [["1", 2], ["2", 1]]);
+  const before = seen.length;
+  hub.receive(leave(11, "a2", "1"));
+  assert.deepEqual(p.members.map((u) => [u.user, u.connections]), [["1", 1], ["2", 1]]);
+  assert.equal(seen.length, before + 1, "the connection count changed");
+});
+
+test("hostile presence frames are counted through the wasm, never thrown", () => {
+  const { hub, bad } = setup();
+  const p = hub.presence("c");
+  hub.receive(sync(1, []));
+  const frames = [
+    null,
+    "not json",
+    { action: "sync", version: 2, members: "all" },
+    { action: "sync", version: 2, members: [{ key: 1, user: "u", data: {} }] },
+    { action: "sync", version: 2, members: [{ key: "k", user: "u", data: [] }] },
+    { action: "join", version: 2, member: { key: "k", user: 5, data: {} } },
+    { action: "join", version: 2, member: { key: "k", user: "u", data: {}, info: "x" } },
+    { action: "update", version: -1, member: member("k", "u") },
+    { action: "join", version: 1.5, member: member("k", "u") },
+    { action: "leave", version: 3 },
+    { action: "stats", members: "many", users: 1 },
+    "{ not json",
+  ];
+  for (const f of frames) {
+    const framed = typeof f === "object" && f !== null ? { channel: "c", ...f } : f;
+    assert.doesNotThrow(() => hub.receive(framed));
+  }
+  // Not objects (null, text that is no frame) are not about the channel: dropped unseen.
+  assert.equal(bad.length, frames.length - 3, bad.join("\n"));
+  assert.deepEqual(p.members, []);
+  // A throwing listener is reported, the others still called.
+  const { hub: hub2, reported } = setup();
+  const q = hub2.presence("c");
+  let called = false;
+  q.onChange(() => {
+    throw new Error("boom");
+  });
+  q.onChange(() => (called = true));
+  hub2.receive({ channel: "c", action: "sync", version: 1, members: [] });
+  assert.equal(reported[0].message, "boom");
+  assert.ok(called);
+  // Stats of a full set.
+  hub2.receive({ channel: "c", action: "stats", members: 140, users: 97 });
+  assert.deepEqual(q.stats, { members: 140, users: 97 });
+});
+
+test("handles share the channel; leave is released a microtask later (StrictMode's double mount)", async () => {
+  const { hub, calls } = setup();
+  const first = hub.presence("c", { data: { id: 1 } });
+  first.leave();
+  const second = hub.presence("c", { data: { id: 1 } });
+  assert.equal(first.status, "closed");
+  assert.deepEqual(
+    calls.map((c) => c[0]),
+    ["enter", "enter"],
+    "the second handle enters before the first exits",
+  );
+  await tick();
+  assert.deepEqual(calls.map((c) => c[0]), ["enter", "enter", "exit"]);
+  first.leave();
+  await tick();
+  assert.equal(calls.length, 3, "a second leave is a no-op");
+  second.update({ id: 2 });
+  assert.deepEqual(calls[3], ["update", "c", '{"id":2}']);
+  const watcher = hub.presence("c", { watchOnly: true });
+  assert.throws(() => watcher.update({}), TypeError);
+  watcher.leave();
+  await tick();
+  assert.deepEqual(calls.at(-1), ["exit", "c", true]);
+});
+
+test("bad options throw TypeErrors naming them", () => {
+  const { hub } = setup();
+  assert.throws(() => hub.presence("c", { data: 3 }), /`data` must be an object/);
+  assert.throws(() => hub.presence("c", { data: [] }), /`data` must be an object/);
+  assert.throws(() => hub.presence("c", { watchOnly: "yes" }), /`watchOnly` must be a boolean/);
+  assert.throws(() => hub.presence("c", { user: "" }), /`user` must be a non-empty string/);
+  assert.throws(() => hub.presence("c", { info: "Alice" }), /must be an object/);
+  assert.throws(() => hub.presence("c", null), /the options must be an object/);
+  const cyclic = {};
+  cyclic.self = cyclic;
+  assert.throws(() => hub.presence("c", { data: cyclic }), /cannot be sent as JSON/);
+});
+
+test("closing the client closes every set", () => {
+  const { hub } = setup();
+  const p = hub.presence("c");
+  const seen = [];
+  p.onChange((_, h) => seen.push(h.status));
+  hub.closeAll();
+  assert.deepEqual(seen, ["closed"]);
+  assert.equal(p.status, "closed");
+});

@@ -1,0 +1,219 @@
+// Presence through the *packed* npm package (npm pack of pkg/, served as a plain ES module) in headless
+// Chromium, against real relays in open mode (each client declares its user): two LiveClients in one page
+// see each other; two clients of one user are one entry with two connections, and closing one changes no
+// user; a 1 s network blip on one client (a TCP proxy that drops its connection and refuses it for a
+// second) makes 0 change events at the other; a relay run with `--presence=false` (what an older relay
+// says) gives status "unsupported" and no error; a hostile server's presence frames are counted in
+// `stats.problems` and reported to onError, never thrown.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, rmSync } from "node:fs";
+import { createServer, connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { root, startRelay, launchChromium } from "../lib/peers.mjs";
+
+const { WebSocketServer } = createRequire(join(root, "tests/hostile/package.json"))("ws");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let work, relay, oldRelay, browser, base, wsUrl, oldUrl, proxy, hostile;
+
+/** A TCP proxy to `port` that `cut(ms)` drops (every connection) and refuses for `ms`. */
+function tcpProxy(port) {
+  const sockets = new Set();
+  let refuseUntil = 0;
+  const server = createServer((client) => {
+    if (Date.now() < refuseUntil) return client.destroy();
+    const upstream = connect(port, "127.0.0.1");
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {});
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        port: server.address().port,
+        cut(ms) {
+          refuseUntil = Date.now() + ms;
+          for (const s of sockets) s.destroy();
+        },
+        close: () => server.close(),
+      }),
+    ),
+  );
+}
+
+/**
+ * A hostile relay: `hello` with presence, then, answering the first presence `join`, presence frames a
+ * relay must never send, then a good sync of one member.
+ */
+function hostileServer() {
+  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", handleProtocols: () => "wlp.v1" });
+  wss.on("connection", (ws) => {
+    ws.send(JSON.stringify({ op: "hello", version: 1, epoch: "hostile", ping_ms: 25000, features: ["presence"] }));
+    ws.on("message", (data) => {
+      const f = JSON.parse(String(data));
+      if (f.op !== "presence" || f.action !== "join") return;
+      const channel = f.channel;
+      const bad = [
+        { action: "sync", id: f.id, version: 1, members: "everyone" },
+        { action: "sync", id: f.id, version: 1, members: [null] },
+        { action: "join", version: 2, member: { key: 7, user: "x", data: {} } },
+        { action: "join", version: "3", member: { key: "k", user: "x", data: {} } },
+        { action: "update", version: 4, member: { key: "k", user: "x", data: "not an object" } },
+        { action: "leave", version: 5 },
+        { action: "explode", version: 6 },
+        { action: "stats", members: -1, users: 1 },
+      ];
+      for (const b of bad) ws.send(JSON.stringify({ op: "presence", channel, ...b }));
+      const good = { key: "goodkey0goodkey0", user: "good", info: null, data: { id: 1 }, since: 1 };
+      ws.send(JSON.stringify({ op: "presence", channel, action: "sync", id: f.id, version: 9, members: [good] }));
+    });
+  });
+  return new Promise((resolve) => wss.on("listening", () => resolve({ wss, url: `ws://127.0.0.1:${wss.address().port}/ws` })));
+}
+
+before(async () => {
+  work = mkdtempSync(join(tmpdir(), "wlp-presence-"));
+  execFileSync("npm", ["pack", "--silent", "--pack-destination", work, join(root, "pkg")], { stdio: ["ignore", "pipe", "inherit"] });
+  const tarball = readdirSync(work).find((f) => f.endsWith(".tgz"));
+  assert.ok(tarball, "npm pack produced a tarball");
+  const site = join(work, "site");
+  mkdirSync(site);
+  execFileSync("tar", ["-xzf", join(work, tarball), "-C", site]); // site/package/: the package as installed
+  writeFileSync(
+    join(site, "index.html"),
+    `<!doctype html><meta charset="utf-8"><script type="module">
+import { createLiveClient } from "./package/index.js";
+// Clients by number, each with one presence handle on "resources/posts"; what each listener saw.
+const clients = [];
+window.errors = [];
+window.make = (url, user, name, data = { id: 3 }) => {
+  const errors = [];
+  const c = createLiveClient({ url, backoffMinMs: 100, backoffMaxMs: 300, onError: (e) => errors.push(String(e.code ?? "") + " " + e.message) });
+  const p = c.presence("resources/posts", { data, user, info: { name } });
+  const entry = { c, p, errors, changes: 0 };
+  p.onChange(() => entry.changes++);
+  clients.push(entry);
+  return clients.length - 1;
+};
+window.view = (i) => {
+  const { c, p, errors, changes } = clients[i];
+  return {
+    status: p.status,
+    state: c.state,
+    changes,
+    errors,
+    problems: c.stats.problems,
+    users: p.members.map((u) => [u.user, u.connections, u.self, u.info?.name ?? null]),
+  };
+};
+window.closeClient = (i) => clients[i].c.close();
+window.ready = true;
+</script>`,
+  );
+  ({ child: relay, url: base } = await startRelay(["--static-dir", site]));
+  wsUrl = base.replace("http://", "ws://") + "/ws";
+  ({ child: oldRelay } = await startRelay(["--presence=false"]).then((r) => ((oldUrl = r.url.replace("http://", "ws://") + "/ws"), r)));
+  proxy = await tcpProxy(Number(new URL(base).port));
+  hostile = await hostileServer();
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  relay?.kill();
+  oldRelay?.kill();
+  proxy?.close();
+  hostile?.wss.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+async function page() {
+  const p = await browser.newPage();
+  const pageErrors = [];
+  p.on("pageerror", (e) => pageErrors.push(e.message));
+  await p.goto(`${base}/index.html`);
+  await p.waitForFunction(() => window.ready === true);
+  return { p, pageErrors };
+}
+
+/** Waits until `check(view(i))` holds; returns that view. */
+async function until(p, i, check, what, timeout = 10_000) {
+  const start = Date.now();
+  for (;;) {
+    const v = await p.evaluate((i) => window.view(i), i);
+    if (check(v)) return v;
+    if (Date.now() - start > timeout) assert.fail(`${what}: still ${JSON.stringify(v)}`);
+    await sleep(50);
+  }
+}
+
+const names = (v) => v.users.map((u) => u[0]).sort();
+
+test("two clients see each other; one user's two clients are one entry; a 1 s blip makes no change at the other", async () => {
+  const { p, pageErrors } = await page();
+  const alice = await p.evaluate((url) => window.make(url, "alice", "Alice"), wsUrl);
+  // Bob goes through the proxy, which the blip cuts.
+  const bob = await p.evaluate((url) => window.make(url, "bob", "Bob"), `ws://127.0.0.1:${proxy.port}/ws`);
+  const seen = await until(p, alice, (v) => v.status === "live" && v.users.length === 2, "alice sees bob");
+  assert.deepEqual(seen.users, [
+    ["alice", 1, true, "Alice"],
+    ["bob", 1, false, "Bob"],
+  ]);
+  await until(p, bob, (v) => v.status === "live" && v.users.length === 2, "bob sees alice");
+
+  // A second client of alice: one entry, two connections.
+  const alice2 = await p.evaluate((url) => window.make(url, "alice", "Alice"), wsUrl);
+  await until(p, bob, (v) => v.users.some((u) => u[0] === "alice" && u[1] === 2), "alice with 2 connections at bob");
+  const atBob = await until(p, bob, (v) => v.users.length === 2, "still two users at bob");
+  assert.deepEqual(names(atBob), ["alice", "bob"]);
+
+  // The blip: bob's connection dropped and refused for a second; alice's listeners hear nothing.
+  await sleep(300);
+  const before = (await p.evaluate((i) => window.view(i), alice)).changes;
+  const bobBefore = await p.evaluate((i) => window.view(i), bob);
+  proxy.cut(1000);
+  await until(p, bob, (v) => v.state !== "open", "bob lost its connection", 3000);
+  await until(p, bob, (v) => v.state === "open" && v.status === "live", "bob back and live", 10_000);
+  await sleep(1500); // anything the relay would announce (a leave, a join) has arrived by now
+  const after = await p.evaluate((i) => window.view(i), alice);
+  assert.equal(after.changes - before, 0, `change events at alice during bob's blip: ${JSON.stringify(after)}`);
+  const bobAfter = await p.evaluate((i) => window.view(i), bob);
+  assert.deepEqual(bobAfter.users, bobBefore.users, "bob shows the same members after its blip");
+  assert.ok(bobAfter.changes > bobBefore.changes, "bob's own listeners heard stale, then live");
+
+  // Closing one of alice's clients: no change of users at bob (alice stays, with one connection after
+  // the relay's grace).
+  await p.evaluate((i) => window.closeClient(i), alice2);
+  const end = await until(p, bob, (v) => v.users.some((u) => u[0] === "alice" && u[1] === 1), "alice back to 1 connection", 10_000);
+  assert.deepEqual(names(end), ["alice", "bob"]);
+  for (const i of [alice, bob]) assert.deepEqual((await p.evaluate((i) => window.view(i), i)).errors, []);
+  assert.deepEqual(pageErrors, []);
+});
+
+test("a relay without presence (--presence=false): status unsupported, no error", async () => {
+  const { p, pageErrors } = await page();
+  const c = await p.evaluate((url) => window.make(url, "carol", "Carol"), oldUrl);
+  const v = await until(p, c, (v) => v.status === "unsupported", "unsupported");
+  assert.equal(v.state, "open");
+  assert.deepEqual(v.errors, []);
+  assert.equal(v.problems, 0);
+  assert.deepEqual(pageErrors, []);
+});
+
+test("a hostile server's presence frames are counted and reported, never thrown", async () => {
+  const { p, pageErrors } = await page();
+  const c = await p.evaluate((url) => window.make(url, "dave", "Dave"), hostile.url);
+  const v = await until(p, c, (v) => v.status === "live" && v.users.length === 1, "the good sync after the bad frames");
+  assert.deepEqual(v.users, [["good", 1, false, null]]);
+  assert.equal(v.problems, 8, `every bad frame counted: ${JSON.stringify(v)}`);
+  assert.equal(v.errors.length, 8);
+  assert.ok(v.errors.every((e) => e.includes("presence frame")), v.errors.join("\n"));
+  assert.equal(v.state, "open");
+  assert.deepEqual(pageErrors, []);
+});
