@@ -5,8 +5,9 @@
 //!
 //! - [`set`]: one channel's set, without I/O: joins and resumes, updates, explicit leaves, the
 //!   grace period after a socket ends, the sweep, the limits.
-//! - [`store`]: where the sets live, [`store::Store`], one variant per broker: [`memory`] now
-//!   (a cluster's Redis store is another variant, wired the same way).
+//! - [`store`]: where the sets live, [`store::Store`], one variant per broker: [`memory`] (one
+//!   relay) and [`redis::store`] (a cluster: the sets in Redis, changed by atomic scripts, each node
+//!   refreshing its sockets' members and sweeping; docs/SCALING.md, *Presence on a cluster*).
 //! - [`watchers`]: this node's watchers of each channel, with their outbound queues; every store
 //!   announces its diffs there.
 //! - [`service`]: [`service::Presence`] (in `AppState`): the store, the watchers, the 250 ms tick
