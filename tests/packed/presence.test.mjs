@@ -4,12 +4,13 @@
 // user; a 1 s network blip on one client (a TCP proxy that drops its connection and refuses it for a
 // second) makes 0 change events at the other; a relay run with `--presence=false` (what an older relay
 // says) gives status "unsupported" and no error; a hostile server's presence frames are counted in
-// `stats.problems` and reported to onError, never thrown.
+// `stats.problems` and reported to onError, never thrown; React's StrictMode (its double mount) around
+// `usePresence` (the package's react.js, bundled with React 19 by rolldown) sends one join and no leave.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -85,10 +86,49 @@ before(async () => {
   const site = join(work, "site");
   mkdirSync(site);
   execFileSync("tar", ["-xzf", join(work, tarball), "-C", site]); // site/package/: the package as installed
+  // React and the package's React adapter in one file (React ships no browser ESM): the client itself
+  // stays the package's own unbundled index.js, which finds its wasm next to it.
+  symlinkSync(join(root, "node_modules"), join(site, "node_modules"));
+  writeFileSync(
+    join(site, "strict.js"),
+    `import { StrictMode, createElement, useEffect } from "react";
+import { createRoot } from "react-dom/client";
+import { usePresence } from "./package/react.js";
+window.mountStrict = (client) => {
+  function Banner() {
+    const { others, self, count, status } = usePresence(client, { resource: "posts", id: 3, data: { mode: "edit" } });
+    window.strictView = { others: others.map((u) => u.user), self: self?.user ?? null, count, status };
+    // StrictMode's double mount (React's development build): mounted, unmounted, mounted again.
+    useEffect(() => {
+      window.mounts = (window.mounts ?? 0) + 1;
+      return () => (window.unmounts = (window.unmounts ?? 0) + 1);
+    }, []);
+    return createElement("p", null, status);
+  }
+  const root = createRoot(document.body.appendChild(document.createElement("div")));
+  root.render(createElement(StrictMode, null, createElement(Banner)));
+  return () => root.unmount();
+};
+`,
+  );
+  execFileSync(join(root, "node_modules/.bin/rolldown"), ["strict.js", "--format", "esm", "--platform", "browser", "-o", "strict.bundle.js"], {
+    cwd: site,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   writeFileSync(
     join(site, "index.html"),
-    `<!doctype html><meta charset="utf-8"><script type="module">
+    `<!doctype html><meta charset="utf-8"><script>globalThis.process = { env: { NODE_ENV: "development" } };</script>
+<script type="module" src="./strict.bundle.js"></script>
+<script type="module">
 import { createLiveClient } from "./package/index.js";
+// Every presence frame any client sends, for the StrictMode test.
+window.sent = [];
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (text) {
+  if (typeof text === "string" && text.includes('"op":"presence"')) window.sent.push(JSON.parse(text));
+  return send.call(this, text);
+};
+window.createLiveClient = createLiveClient;
 // Clients by number, each with one presence handle on "resources/posts"; what each listener saw.
 const clients = [];
 window.errors = [];
@@ -215,5 +255,38 @@ test("a hostile server's presence frames are counted and reported, never thrown"
   assert.equal(v.errors.length, 8);
   assert.ok(v.errors.every((e) => e.includes("presence frame")), v.errors.join("\n"));
   assert.equal(v.state, "open");
+  assert.deepEqual(pageErrors, []);
+});
+
+test("React's StrictMode around usePresence: one join, no leave, the others see it once", async () => {
+  const { p, pageErrors } = await page();
+  const watcher = await p.evaluate((url) => window.make(url, "watcher", "Watcher"), wsUrl);
+  // Members of the earlier tests' pages may still be listed (their grace): count from here.
+  const { users: base } = await until(p, watcher, (v) => v.status === "live", "the watcher is live");
+  await p.evaluate((url) => {
+    window.strictClient = window.createLiveClient({ url });
+    window.unmountStrict = window.mountStrict(window.strictClient);
+  }, wsUrl);
+  const seen = await until(p, watcher, (v) => v.users.length === base.length + 1, "the watcher sees the StrictMode component's client");
+  await p.waitForFunction(() => window.strictView?.status === "live" && window.strictView.others.includes("watcher"));
+  await sleep(500);
+  const after = await p.evaluate((i) => window.view(i), watcher);
+  assert.equal(after.changes, seen.changes, "one change at the watcher: the join, no leave and join again");
+  const view = await p.evaluate(() => window.strictView);
+  assert.ok(view.others.includes("watcher"));
+  assert.equal(view.self?.length, 32, "its own entry: open mode without `user`, the member key");
+  const frames = await p.evaluate(() => window.sent.filter((f) => f.data?.mode === "edit" || f.action === "leave"));
+  assert.deepEqual(
+    frames.map((f) => f.action),
+    ["join"],
+    `StrictMode mounted twice, one membership: ${JSON.stringify(frames)}`,
+  );
+  assert.deepEqual(frames[0].data, { id: 3, mode: "edit" });
+  assert.deepEqual(await p.evaluate(() => [window.mounts, window.unmounts]), [2, 1], "StrictMode did mount twice");
+  // Unmounted: it leaves, once.
+  await p.evaluate(() => window.unmountStrict());
+  await until(p, watcher, (v) => v.users.length === base.length, "gone at the watcher", 3000);
+  const leaves = await p.evaluate(() => window.sent.filter((f) => f.action === "leave").length);
+  assert.equal(leaves, 1);
   assert.deepEqual(pageErrors, []);
 });
