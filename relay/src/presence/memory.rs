@@ -2,10 +2,9 @@
 //! is milliseconds since the epoch). Diffs are announced to the watchers while the sets' lock is
 //! held, so they are queued in version order.
 
-use super::set::{ConnId, Diff, Joined, Limits, Member, Millis, PresenceSet};
+use super::set::{ConnId, Diff, Joined, Limits, Millis, PresenceSet};
 use super::store::{JoinOutcome, JoinRequest, MemberView, Snapshot, StoreError};
 use super::watchers::{Announcement, Watchers};
-use live_protocol::frame::PresenceMember;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,16 +21,6 @@ pub struct MemoryStore {
     sets: Mutex<HashMap<String, PresenceSet>>,
     limits: Limits,
     watchers: Arc<Watchers>,
-}
-
-fn wire(member: &Member) -> PresenceMember<'_> {
-    PresenceMember {
-        key: &member.key,
-        user: &member.user,
-        info: &member.info,
-        data: &member.data,
-        since: member.since,
-    }
 }
 
 impl MemoryStore {
@@ -51,12 +40,8 @@ impl MemoryStore {
     }
 
     fn announce(&self, channel: &str, version: u64, diff: &Diff) {
-        let announcement = match diff {
-            Diff::Join(m) => Announcement::Join(wire(m)),
-            Diff::Update(m) => Announcement::Update(wire(m)),
-            Diff::Leave { key, user } => Announcement::Leave { key, user },
-        };
-        self.watchers.announce(channel, version, announcement);
+        self.watchers
+            .announce(channel, version, Announcement::of(diff));
     }
 
     pub fn join(&self, channel: &str, r: JoinRequest<'_>) -> Result<JoinOutcome, StoreError> {

@@ -8,6 +8,7 @@
 //! `stats` frames instead of diffs, at most one per [`STATS_EVERY_MS`] and only when the set
 //! changed.
 
+use super::set::{Diff, Member};
 use super::settings::STATS_EVERY_MS;
 use crate::broker::{ConnId, Outbound, Outbox};
 use axum::extract::ws::Utf8Bytes;
@@ -25,6 +26,24 @@ pub enum Announcement<'a> {
     Join(PresenceMember<'a>),
     Update(PresenceMember<'a>),
     Leave { key: &'a str, user: &'a str },
+}
+
+impl<'a> Announcement<'a> {
+    /// A set's diff as the watchers are told it.
+    pub fn of(diff: &'a Diff) -> Self {
+        let wire = |m: &'a Member| PresenceMember {
+            key: &m.key,
+            user: &m.user,
+            info: &m.info,
+            data: &m.data,
+            since: m.since,
+        };
+        match diff {
+            Diff::Join(m) => Announcement::Join(wire(m)),
+            Diff::Update(m) => Announcement::Update(wire(m)),
+            Diff::Leave { key, user } => Announcement::Leave { key, user },
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -15,10 +15,9 @@
 
 use super::{parse_diff, RedisPresence, StoreError as RedisError, REFRESH_EVERY, SWEEP_EVERY};
 use crate::broker::redis::PresenceLink;
-use crate::presence::set::{ConnId, Diff, Joined, Limits, Member};
+use crate::presence::set::{ConnId, Diff, Joined, Limits};
 use crate::presence::store::{JoinOutcome, JoinRequest, MemberView, Snapshot, StoreError};
 use crate::presence::watchers::{Announcement, Watchers};
-use live_protocol::frame::PresenceMember;
 use redis::aio::MultiplexedConnection;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -45,24 +44,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn wire(member: &Member) -> PresenceMember<'_> {
-    PresenceMember {
-        key: &member.key,
-        user: &member.user,
-        info: &member.info,
-        data: &member.data,
-        since: member.since,
-    }
-}
-
 /// Hands a diff received from Redis to this node's watchers.
 fn announce(watchers: &Watchers, channel: &str, version: u64, diff: &Diff) {
-    let announcement = match diff {
-        Diff::Join(m) => Announcement::Join(wire(m)),
-        Diff::Update(m) => Announcement::Update(wire(m)),
-        Diff::Leave { key, user } => Announcement::Leave { key, user },
-    };
-    watchers.announce(channel, version, announcement);
+    watchers.announce(channel, version, Announcement::of(diff));
 }
 
 fn from_redis(e: RedisError) -> StoreError {
