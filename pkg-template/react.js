@@ -144,6 +144,7 @@ export function useRevalidation(provider, queryClient) {
 }
 
 const NO_PRESENCE = Object.freeze({ others: Object.freeze([]), self: null, count: 0, status: "connecting" });
+const DISABLED = Object.freeze({ ...NO_PRESENCE, status: "closed" });
 const noSubscription = () => () => {};
 
 /** Whether `value` is a record id as the hooks take them. */
@@ -207,6 +208,7 @@ export function usePresence(provider, options) {
   const cache = useRef(NO_PRESENCE);
   const key = useRef([]);
   const snapshot = () => {
+    if (!enabled) return DISABLED;
     if (!handle) return NO_PRESENCE;
     const members = handle.members;
     const status = handle.status;
