@@ -5,10 +5,12 @@
 // second) makes 0 change events at the other; a relay run with `--presence=false` (what an older relay
 // says) gives status "unsupported" and no error; a hostile server's presence frames are counted in
 // `stats.problems` and reported to onError, never thrown; React's StrictMode (its double mount) around
-// `usePresence` (the package's react.js, bundled with React 19 by rolldown) sends one join and no leave.
+// `usePresence` (the package's react.js, bundled with React 19 by rolldown) sends one join and no leave;
+// on two relay nodes over one Redis, a client on one node sees a client on the other, and when that
+// other's node is killed (SIGKILL) it moves to the first node with its key: 0 change events at the watcher.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { createServer, connect } from "node:net";
@@ -288,5 +290,53 @@ test("React's StrictMode around usePresence: one join, no leave, the others see 
   await until(p, watcher, (v) => v.users.length === base.length, "gone at the watcher", 3000);
   const leaves = await p.evaluate(() => window.sent.filter((f) => f.action === "leave").length);
   assert.equal(leaves, 1);
+  assert.deepEqual(pageErrors, []);
+});
+
+test("two relay nodes over Redis: seen across nodes; a killed node's client resumes on the other, 0 change events", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "wlp-presence-redis-"));
+  const port = await new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+  const redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" });
+  t.after(() => {
+    redis.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise((resolve) => connect(port, "127.0.0.1").on("connect", function () {
+      this.destroy();
+      resolve(true);
+    }).on("error", () => resolve(false)));
+    if (up) break;
+    await sleep(50);
+  }
+  const flags = ["--redis", `redis://127.0.0.1:${port}`];
+  const one = await startRelay(flags);
+  const two = await startRelay(flags);
+  t.after(() => {
+    one.child.kill();
+    two.child.kill();
+  });
+  const ws = (r) => r.url.replace("http://", "ws://") + "/ws";
+  const { p, pageErrors } = await page();
+  const watcher = await p.evaluate((url) => window.make(url, "erin", "Erin"), ws(one));
+  // Frank on node two, node one next (the client's relays, round robin after a failure).
+  const frank = await p.evaluate((urls) => window.make(urls, "frank", "Frank"), [ws(two), ws(one)]);
+  await until(p, watcher, (v) => v.status === "live" && v.users.some((u) => u[0] === "frank"), "frank (node two) seen on node one");
+  await until(p, frank, (v) => v.status === "live" && v.users.some((u) => u[0] === "erin"), "erin (node one) seen on node two");
+  await sleep(500);
+  const before = await p.evaluate((i) => window.view(i), watcher);
+  two.child.kill("SIGKILL");
+  await until(p, frank, (v) => v.state !== "open", "frank lost node two", 5000);
+  await until(p, frank, (v) => v.state === "open" && v.status === "live", "frank live again on node one", 10_000);
+  // Node two's members expire 8 s after its last refresh (and are announced), unless resumed: past that.
+  await sleep(9500);
+  const after = await p.evaluate((i) => window.view(i), watcher);
+  assert.equal(after.changes - before.changes, 0, `change events at the watcher: ${JSON.stringify(after)}`);
+  assert.deepEqual(after.users, before.users);
   assert.deepEqual(pageErrors, []);
 });
