@@ -59,15 +59,15 @@ export function colourOf(name) {
 /** The display name of a presence entry: its `info.name`, else its `user`. */
 export const nameOf = (entry) => (typeof entry?.info?.name === "string" ? entry.info.name : String(entry?.user ?? "?"));
 
-/** The number of connections (tabs) of a grouped presence entry, whether a count or a list. */
-export const connectionsOf = (entry) => (Array.isArray(entry?.connections) ? entry.connections.length : Number(entry?.connections ?? 1));
+/** The number of connections (tabs) of a grouped presence entry. */
+export const connectionsOf = (entry) => Number(entry?.connections ?? 1);
 
 /**
- * The post ids a grouped presence entry is on, with the mode of each: from each connection's `data`
- * when the entry lists its connections, else from the entry's own `data`.
+ * The post ids a grouped presence entry is on, with the mode of each: from each of its connections'
+ * `data` (`members`, one per tab), else from the entry's own `data`.
  */
 export function placesOf(entry) {
-  const datas = Array.isArray(entry?.connections) ? entry.connections.map((c) => c?.data) : [entry?.data];
+  const datas = Array.isArray(entry?.members) ? entry.members.map((c) => c?.data) : [entry?.data];
   return datas.filter((d) => d && d.id !== undefined && d.id !== null).map((d) => ({ id: String(d.id), mode: d.mode ?? "view" }));
 }
 

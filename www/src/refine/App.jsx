@@ -33,9 +33,9 @@ export function App() {
         <Routes>
           <Route element={<Layout live={live} />}>
             <Route index element={<Navigate to="/posts" replace />} />
-            <Route path="/posts" element={<PostList />} />
-            <Route path="/posts/:id" element={<PostShow />} />
-            <Route path="/posts/:id/edit" element={<PostEdit />} />
+            <Route path="/posts" element={<PostList live={live} />} />
+            <Route path="/posts/:id" element={<PostShow live={live} />} />
+            <Route path="/posts/:id/edit" element={<PostEdit live={live} />} />
             <Route path="/manual" element={<ManualPage />} />
             <Route path="/about" element={<AboutPage />} />
           </Route>

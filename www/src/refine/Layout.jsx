@@ -3,6 +3,7 @@ import { usePublish, useSubscription } from "@refinedev/core";
 import { NavLink, Outlet, useLocation } from "react-router";
 import { useConnectionState, useLiveEvent } from "wasm-live-provider/react";
 import { PING_CHANNEL } from "../live.js";
+import { Me } from "./presence.jsx";
 import { badgeText, countersOf, cutDuringBurst, cutEveryConnection, replayTracker, stateNote } from "../cut.js";
 
 /** The connection state; while reconnecting, a countdown to the next attempt. */
@@ -163,6 +164,7 @@ export function Layout({ live }) {
         <NavLink to="/about">About</NavLink>
         <a href="/vue.html">Vue app</a>
         <span className="spacer" />
+        <Me />
         <ConnectionBadge live={live} />
       </header>
       <main>

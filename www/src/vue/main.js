@@ -1,9 +1,10 @@
 // The Vue demo: TanStack Vue Query, the package's Vue adapter, and the Ginjou-shaped provider.
-import { computed, createApp, defineComponent, h, onScopeDispose, ref, watch } from "vue";
+import { computed, createApp, defineComponent, h, onScopeDispose, ref, unref, watch } from "vue";
 import { QueryClient, VueQueryPlugin, useQuery, useQueryClient } from "@tanstack/vue-query";
-import { useConnectionState, useLiveEvent, useLiveInvalidation } from "wasm-live-provider/vue";
+import { useConnectionState, useLiveEvent, useLiveInvalidation, usePresence } from "wasm-live-provider/vue";
 import { createVueLive } from "../live.js";
 import { useSubscribe } from "./ginjou-wiring.js";
+import { alsoHereText, byPost, colourOf, connectionsOf, initials, myName, nameOf, placesOf } from "../who.js";
 import { badgeText, countersOf, cutDuringBurst, cutEveryConnection, replayTracker, stateNote } from "../cut.js";
 
 const live = createVueLive();
@@ -73,6 +74,30 @@ const Blip = defineComponent(() => {
     ]);
 });
 
+/** A round avatar with a name's initials; `mode` "edit" gets a ring. */
+const avatar = (name, mode) =>
+  h("span", { class: `avatar${mode === "edit" ? " editing" : ""}`, style: { background: colourOf(name) }, title: name, "data-name": name }, initials(name));
+
+/** A list row's avatars: the users on that post (none: nothing). */
+const rowAvatars = (users) =>
+  users?.length ? h("span", { class: "avatars", "data-testid": "vue-row-presence", "data-users": users.map((u) => u.name).join(",") }, users.map((u) => avatar(u.name, u.mode))) : null;
+
+/** "Also here: …" for the selected post, joining its presence as a viewer (the Vue adapter's `usePresence`). */
+const AlsoHere = defineComponent({
+  props: { id: { type: Number, required: true } },
+  setup(props) {
+    const { others, status } = usePresence(live, { resource: "posts", id: computed(() => props.id), data: { mode: "view" } });
+    return () => {
+      const id = String(props.id);
+      const here = (unref(others) ?? []).filter((e) => placesOf(e).some((p) => p.id === id) || placesOf(e).length === 0);
+      return h("p", { class: "presence", "data-testid": "vue-also-here", "data-status": unref(status), "data-users": here.map(nameOf).join(","), "data-connections": here.map(connectionsOf).join(",") },
+        here.length === 0
+          ? [h("span", { class: "muted" }, "Nobody else is on this post.")]
+          : [h("span", { class: "avatars" }, here.map((e) => avatar(nameOf(e), placesOf(e).find((p) => p.id === id)?.mode))), " Also here: ", h("b", alsoHereText(here, props.id))]);
+    };
+  },
+});
+
 /** The list: a TanStack query invalidated by the Vue adapter on every event of `resources/posts`. */
 const PostList = defineComponent({
   emits: ["select"],
@@ -80,6 +105,10 @@ const PostList = defineComponent({
     const queryClient = useQueryClient();
     const posts = useQuery({ queryKey: ["posts", "list"], queryFn: () => api("posts?_sort=id&_order=desc&_start=0&_end=20") });
     useLiveInvalidation(live, queryClient, { channel: "resources/posts", queryKey: ["posts", "list"] });
+    // Who is on which post. This page is one member of `resources/posts` for both of its `usePresence`
+    // (one membership per channel and client): the detail's, mounted after this one, sets the data.
+    const presence = usePresence(live, { resource: "posts", data: { mode: "list" } });
+    const onPost = computed(() => byPost(unref(presence.others)));
     return () =>
       h("table", { "data-testid": "vue-posts" }, [
         h("tbody", (posts.data.value ?? []).map((p) =>
@@ -87,6 +116,7 @@ const PostList = defineComponent({
             h("td", p.id),
             h("td", h("a", { href: "#", onClick: (e) => (e.preventDefault(), emit("select", p.id)) }, p.title)),
             h("td", p.status),
+            h("td", rowAvatars(onPost.value.get(String(p.id)))),
           ]),
         )),
       ]);
@@ -111,6 +141,7 @@ const PostDetail = defineComponent({
     return () =>
       h("div", [
         h("h2", { "data-testid": "vue-detail-title" }, post.data.value?.title ?? "…"),
+        h(AlsoHere, { id: props.id }),
         h("p", { class: "muted", "data-testid": "vue-detail-fetches" }, `fetched ${fetches.value} times`),
       ]);
   },
@@ -148,7 +179,7 @@ const EventLog = defineComponent(() => {
 const App = defineComponent(() => {
   const selected = ref(1);
   return () => [
-    h("header", [h("b", "wasm-live-provider · Vue"), h("a", { href: "/" }, "Refine app"), h("span", { class: "spacer" }), h(Badge)]),
+    h("header", [h("b", "wasm-live-provider · Vue"), h("a", { href: "/" }, "Refine app"), h("span", { class: "spacer" }), h("span", { class: "me", "data-testid": "me" }, [avatar(myName), ` ${myName}`]), h(Badge)]),
     h("main", [
       h("section", { class: "card" }, [
         h("h1", "Posts"),
