@@ -191,8 +191,11 @@ export function usePresence(provider, options) {
   const channel = given ?? `resources/${resource}`;
   const dataKey = JSON.stringify(id === undefined ? { ...data } : { id, ...data });
   const [handle, setHandle] = useState(null);
+  // The data last sent: an update goes only when it changes (the relay rate-limits changes).
+  const sent = useRef(dataKey);
   useEffect(() => {
     if (!enabled) return undefined;
+    sent.current = dataKey;
     const p = client.presence(channel, { data: JSON.parse(dataKey) });
     setHandle(p);
     return () => {
@@ -203,7 +206,9 @@ export function usePresence(provider, options) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [client, channel, enabled]);
   useEffect(() => {
-    if (handle && handle.status !== "closed") handle.update(JSON.parse(dataKey));
+    if (!handle || handle.status === "closed" || sent.current === dataKey) return;
+    sent.current = dataKey;
+    handle.update(JSON.parse(dataKey));
   }, [handle, dataKey]);
   const cache = useRef(NO_PRESENCE);
   const key = useRef([]);

@@ -482,6 +482,10 @@ impl RedisPresence {
                 .and_then(|keys| keys.get_mut(key))
                 .filter(|o| o.conn == conn)
                 .ok_or(Refusal::NotJoined)?;
+            if member.data == data {
+                // Not a change: neither announced nor counted against the rate.
+                return Ok(None);
+            }
             let mut updates = std::mem::take(&mut member.updates);
             let counted = self.count_update(&mut updates);
             member.updates = updates;

@@ -254,10 +254,11 @@ impl PresenceSet {
             .get_mut(key)
             .filter(|m| m.conn == conn && m.expires_at.is_none())
             .ok_or(Refusal::NotJoined)?;
-        take_update(member, now, limits)?;
         if member.data == data {
+            // Not a change: neither announced nor counted against the rate.
             return Ok(None);
         }
+        take_update(member, now, limits)?;
         member.data = data;
         let diff = Diff::Update(member.clone());
         self.version += 1;
@@ -494,9 +495,25 @@ mod tests {
             set.update(5, "a", 0, json!({"n": 9}), &L),
             Err(Refusal::TooFast)
         );
+        assert_eq!(
+            set.update(6, "a", 0, json!({"n": 4}), &L),
+            Ok(None),
+            "the same data again is no change: neither announced nor refused"
+        );
         assert!(
             set.update(10_001, "a", 0, json!({"n": 9}), &L).is_ok(),
             "a new window"
+        );
+        for i in 0..10 {
+            assert_eq!(
+                set.update(10_002 + i, "a", 0, json!({"n": 9}), &L),
+                Ok(None),
+                "unchanged data is not counted against the rate"
+            );
+        }
+        assert!(
+            set.update(10_020, "a", 0, json!({"n": 10}), &L).is_ok(),
+            "a second change in the window"
         );
         assert_eq!(
             set.update(0, "a", 1, json!({}), &L),
