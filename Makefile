@@ -105,7 +105,7 @@ test-server: pkg relay
 	@node $(WS_FLAG) --test tests/server/
 
 test-e2e: www relay
-	$(SAY) "end to end: the demo in two headless Chromium contexts, and useRevalidation with TanStack Query (Playwright)"
+	$(SAY) "end to end: the demo in two headless Chromium contexts (presence too), and useRevalidation with TanStack Query (Playwright)"
 	@node --test tests/e2e/
 
 .PHONY: test-e2e-postgres
