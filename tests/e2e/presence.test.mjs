@@ -225,6 +225,31 @@ test("the Vue app and the Refine app see each other on one post", async () => {
   await closeAll();
 });
 
+// Known bug (reported): the relay refuses a member's data changes past --presence-max-updates (5) in 10 s
+// with `rate_limited`, and the client does not send the latest data again once the window has passed,
+// so a user who clicks through posts quickly stays shown on an earlier post. `todo`: runs, reported,
+// does not fail the suite; it passes once the client (or the relay) catches up with the last data.
+test("clicking through six posts in a few seconds ends with the user shown on the post it is on", { todo: "rate_limited presence updates are not retried (issue 26)" }, async () => {
+  const kim = await user("Kim e2e");
+  const leo = await user("Leo e2e");
+  try {
+    const k = await tab(kim, "/posts/1/edit");
+    const l = await tab(leo, "/posts");
+    for (const id of [2, 3, 4, 5, 6]) {
+      await l.getByTestId(`post-${id}`).getByRole("link", { name: "edit" }).click();
+      await l.getByRole("heading", { name: `Edit post ${id}` }).waitFor();
+      await l.getByRole("link", { name: "Posts" }).click();
+      await l.getByTestId("post-1").waitFor();
+    }
+    await l.getByTestId("post-1").getByRole("link", { name: "edit" }).click();
+    const on = Date.now();
+    const seen = (await whenUsers(k, { has: ["Leo e2e"] }, { timeoutMs: 12_000 })) - on;
+    console.log(`# Leo on post 1 after 11 changes in a few seconds: on Kim's page after ${seen} ms`);
+  } finally {
+    await closeAll();
+  }
+});
+
 /** Two pages' screenshots side by side in one PNG (composed in a third page), for the README. */
 async function sideBySide(left, right, path) {
   const shots = await Promise.all([left, right].map(async (p) => (await p.screenshot()).toString("base64")));
