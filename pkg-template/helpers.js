@@ -24,6 +24,20 @@ export function describe(value) {
   return `${typeof value} ${String(value)}`;
 }
 
+/** `value` as JSON text, or a TypeError naming `field` (a cycle, a BigInt, a function, undefined). */
+export function toJson(value, where, field) {
+  let text;
+  try {
+    text = JSON.stringify(value);
+  } catch (cause) {
+    throw new TypeError(`${where}: \`${field}\` cannot be sent as JSON: ${cause.message}`, { cause });
+  }
+  if (text === undefined) {
+    throw new TypeError(`${where}: \`${field}\` cannot be sent as JSON, got ${describe(value)}`);
+  }
+  return text;
+}
+
 /** The relay's URL for `endpoint` ("sse" or "publish"), next to `url`'s last path segment. */
 export function sibling(url, endpoint) {
   const u = new URL(url);

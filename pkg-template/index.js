@@ -2,7 +2,7 @@
 // loads the WebAssembly module lazily on first use, and queues work until it is ready, so that
 // `subscribe` is synchronous and returns at once even before the module has loaded.
 import init, { LiveClient } from "./wasm_live_provider.js";
-import { DEFAULT_MAX_FRAME_BYTES, MAX_TIMER_MS, describe, endpoints, utf8Bytes } from "./helpers.js";
+import { DEFAULT_MAX_FRAME_BYTES, MAX_TIMER_MS, describe, endpoints, toJson, utf8Bytes } from "./helpers.js";
 import { createPresence, presenceKey } from "./presence.js";
 
 export { isRevalidated } from "./helpers.js";
@@ -203,19 +203,6 @@ function toMillis(date, where) {
     throw new TypeError(`${where}: \`date\` must be a Date, a date string or a number of milliseconds, got ${describe(date)}`);
   }
   return ms;
-}
-
-function toJson(value, where, field) {
-  let text;
-  try {
-    text = JSON.stringify(value);
-  } catch (cause) {
-    throw new TypeError(`${where}: \`${field}\` cannot be sent as JSON: ${cause.message}`, { cause });
-  }
-  if (text === undefined) {
-    throw new TypeError(`${where}: \`${field}\` cannot be sent as JSON, got ${describe(value)}`);
-  }
-  return text;
 }
 
 function reportError(onError, error) {

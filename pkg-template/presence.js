@@ -6,9 +6,15 @@
 // `version` rules: diffs that arrive before the `sync` awaited are held, those at or below the sync's
 // version dropped; after a reconnect the new sync is compared with what was shown, so listeners hear
 // only of real changes. Offline, the members stay (status "stale").
-import { describe } from "./helpers.js";
+import { describe, toJson } from "./helpers.js";
 
-const STATUSES = ["connecting", "live", "stale", "unsupported", "closed"];
+/**
+ * The least time between two `data` changes sent for one membership: the relay refuses more than 5 in
+ * 10 s by default (`--presence-max-updates`; 2.2 s leaves room for the network's jitter), so a change
+ * that comes sooner waits, and only the latest of those waiting is sent (clicking through posts never
+ * leaves the others seeing an old one).
+ */
+export const UPDATE_GAP_MS = 2200;
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const isWhole = (v) => Number.isSafeInteger(v) && v >= 0;
 /** A member (M of the protocol): string `key` and `user`, object `data`, object or null `info`. */
@@ -16,9 +22,8 @@ const isMember = (m) => isObject(m) && typeof m.key === "string" && typeof m.use
 
 /** A 128-bit random member key (32 hex digits), one per client instance. */
 export function presenceKey() {
-  const bytes = new Uint8Array(16);
-  if (globalThis.crypto?.getRandomValues) crypto.getRandomValues(bytes);
-  else for (let i = 0; i < 16; i++) bytes[i] = Math.random() * 256;
+  // Web Crypto: every browser, and Node from 19 (the client needs a WebSocket global: Node 22).
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => (b + 256).toString(16).slice(1)).join("");
 }
 
@@ -36,11 +41,7 @@ function valid(f) {
 /** The JSON text of an object, or a TypeError naming `field`. */
 function json(value, where, field) {
   if (!isObject(value)) throw new TypeError(`${where}: \`${field}\` must be an object, got ${describe(value)}`);
-  try {
-    return JSON.stringify(value);
-  } catch (cause) {
-    throw new TypeError(`${where}: \`${field}\` cannot be sent as JSON: ${cause.message}`, { cause });
-  }
+  return toJson(value, where, field);
 }
 
 /**
@@ -72,13 +73,16 @@ function group(members, key) {
 }
 
 /**
- * The presence of one client: `presence(channel, options)` hands out handles; `receive(channel,
- * what)` takes the wasm's reports (a status name, or a frame: parsed or its text); `closeAll()` ends
- * every set. `whenReady(op)` runs `op(wasmClient | null)` once the module has loaded; `report(error)`
- * hands a listener's throw to the error hook.
+ * The presence of one client: `presence(channel, options)` hands out handles; `receive(what)` takes the
+ * wasm's reports ("<status> <channel>", or a frame as `frameListener` parsed it); `closeAll()` ends every
+ * set. `whenReady(op)` runs `op(wasmClient | null)` once the module has loaded; `report(error)` hands a
+ * listener's throw to the error hook.
  */
 export function createPresence(key, whenReady, report) {
-  const sets = new Map(); // channel -> { handles, status, members (key -> M), version, synced, held, users, shown, stats }
+  // channel -> { handles, status, members (key -> M), version, synced, held, users, shown, stats, and for
+  // the membership's data: data (what the wasm has), next (to send), sent (when last sent), timer };
+  // those that start out undefined are left out.
+  const sets = new Map();
 
   function notify(set) {
     for (const handle of [...set.handles]) {
@@ -117,20 +121,19 @@ export function createPresence(key, whenReady, report) {
     else set.members.set(f.member.key, f.member);
   }
 
-  /** A report of the wasm: `"<status> <channel>"`, or a presence frame (parsed, or its text). */
+  /** A report of the wasm: `"<status> <channel>"`, or a presence frame (as `frameListener` parsed it). */
   function receive(what) {
     let f = what;
     let status;
-    if (typeof f === "string") {
-      const space = f.indexOf(" ");
-      try {
-        f = f[0] === "{" ? JSON.parse(f) : { channel: f.slice(space + 1) };
-      } catch {}
-      if (space > 0 && what[0] !== "{") status = what.slice(0, space);
+    if (typeof what === "string") {
+      // The wasm's report on a membership, "<status> <channel>": connecting, stale, unsupported, closed.
+      const space = what.indexOf(" ");
+      status = what.slice(0, space);
+      f = { channel: what.slice(space + 1) };
     }
     const set = sets.get(f?.channel);
     if (!set) return;
-    if (STATUSES.includes(status)) {
+    if (status) {
       set.synced = false;
       set.held = [];
       // Stale: members were shown and may be outdated now; before any, still connecting.
@@ -159,6 +162,20 @@ export function createPresence(key, whenReady, report) {
     refresh(set, false);
   }
 
+  /** Sends `text` as the membership's data now, or when UPDATE_GAP_MS has passed since the last. */
+  function sendData(set, channel, text) {
+    set.next = text;
+    if (set.timer) return;
+    const go = () => {
+      set.timer = 0;
+      set.sent = Date.now();
+      whenReady((c) => c?.presence(2, channel, (set.data = set.next)));
+    };
+    const wait = set.sent + UPDATE_GAP_MS - Date.now(); // NaN before the first
+    if (wait > 0) set.timer = setTimeout(go, wait);
+    else go();
+  }
+
   function presence(channel, options = {}) {
     const where = "presence";
     if (!isObject(options)) throw new TypeError(`${where}: the options must be an object like { data: { id: 3 } }, got ${describe(options)}`);
@@ -170,7 +187,7 @@ export function createPresence(key, whenReady, report) {
     // The join's identity members, as the wasm adds them to the frame: `"key":…,"user":…,"info":…`.
     const who = JSON.stringify({ key, user, info }).slice(1, -1);
     let set = sets.get(channel);
-    if (!set) sets.set(channel, (set = { handles: new Set(), status: "connecting", members: new Map(), version: -1, synced: false, held: [], users: [], shown: "[]", stats: null }));
+    if (!set) sets.set(channel, (set = { handles: new Set(), status: "connecting", members: new Map(), version: -1, held: [], users: [], shown: "[]", stats: null }));
     let left = false;
     const handle = {
       listeners: new Set(),
@@ -195,7 +212,7 @@ export function createPresence(key, whenReady, report) {
       update(next) {
         const text = json(next, "presence.update", "data");
         if (watchOnly) throw new TypeError("presence.update: a `watchOnly` handle has no data to update");
-        if (!left) whenReady((c) => c?.presence(2, channel, text));
+        if (!left) sendData(set, channel, text);
       },
       leave() {
         if (left) return;
@@ -205,18 +222,25 @@ export function createPresence(key, whenReady, report) {
         // enters first, so the membership never leaves.
         queueMicrotask(() => {
           set.handles.delete(handle);
-          if (!set.handles.size && sets.get(channel) === set) sets.delete(channel);
+          if (!set.handles.size && sets.get(channel) === set) {
+            sets.delete(channel);
+            clearTimeout(set.timer);
+          }
           whenReady((c) => c?.presence(watchOnly ? 4 : 3, channel));
         });
       },
     };
     set.handles.add(handle);
-    whenReady((c) => (c ? c.presence(watchOnly ? 1 : 0, channel, data, who) : receive(`closed ${channel}`)));
+    // A join on a membership that exists enters with the data it has, and changes it as update() does.
+    const entered = watchOnly ? data : (set.data ||= data);
+    whenReady((c) => (c ? c.presence(watchOnly ? 1 : 0, channel, entered, who) : receive(`closed ${channel}`)));
+    if (entered !== data) sendData(set, channel, data);
     return handle;
   }
 
   function closeAll() {
     for (const set of sets.values()) {
+      clearTimeout(set.timer);
       if (set.status !== "closed") {
         set.status = "closed";
         notify(set);

@@ -1105,7 +1105,7 @@ fn parse_date(text: &str) -> Option<f64> {
 }
 
 /// The callbacks' id under which the entry's presence bookkeeping (`presence.js`) is called: with
-/// each `presence` frame of a membership (parsed, or its text), and with `"<status> <channel>"`
+/// each `presence` frame of a membership (as `frameListener` parsed it), and with `"<status> <channel>"`
 /// when a membership's status changes. No subscription gets it (ids count up from 0).
 const PRESENCE_SUB: SubId = u32::MAX;
 

@@ -6,7 +6,7 @@
 // user, a reconnect that changes nothing, hostile frames, and the handles' ref counting.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createPresence, presenceKey } from "../../pkg-template/presence.js";
+import { createPresence, presenceKey, UPDATE_GAP_MS } from "../../pkg-template/presence.js";
 
 const KEY = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -131,7 +131,8 @@ test("hostile presence frames are counted through the wasm, never thrown", () =>
     const framed = typeof f === "object" && f !== null ? { channel: "c", ...f } : f;
     assert.doesNotThrow(() => hub.receive(framed));
   }
-  // Not objects (null, text that is no frame) are not about the channel: dropped unseen.
+  // Not frames (null; text, which only the wasm's status reports are) are not about the channel:
+  // dropped unseen.
   assert.equal(bad.length, frames.length - 3, bad.join("\n"));
   assert.deepEqual(p.members, []);
   // A throwing listener is reported, the others still called.
@@ -196,4 +197,53 @@ test("closing the client closes every set", () => {
   hub.closeAll();
   assert.deepEqual(seen, ["closed"]);
   assert.equal(p.status, "closed");
+});
+
+test("data changes are spaced UPDATE_GAP_MS apart, and the latest of those waiting is the one sent", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  const { hub, calls } = setup();
+  const p = hub.presence("c", { data: { id: 1 } });
+  const updates = () => calls.filter((c) => c[0] === "update").map((c) => c[2]);
+  p.update({ id: 2 });
+  assert.deepEqual(updates(), ['{"id":2}'], "the first change goes at once");
+  p.update({ id: 3 });
+  p.update({ id: 4 });
+  p.update({ id: 5 });
+  assert.deepEqual(updates(), ['{"id":2}'], "the next ones wait");
+  t.mock.timers.tick(UPDATE_GAP_MS - 1);
+  assert.equal(updates().length, 1);
+  t.mock.timers.tick(1);
+  assert.deepEqual(updates(), ['{"id":2}', '{"id":5}'], "only the latest is sent, UPDATE_GAP_MS after the last");
+  // Six changes in a row over 10 s reach the relay at most 5 times in any 10 s.
+  for (let i = 0; i < 60; i++) {
+    p.update({ id: 100 + i });
+    t.mock.timers.tick(250);
+  }
+  t.mock.timers.tick(UPDATE_GAP_MS);
+  const sent = updates();
+  assert.equal(sent.at(-1), '{"id":159}', "the last change is sent in the end");
+  assert.ok(sent.length <= 2 + Math.ceil((60 * 250 + UPDATE_GAP_MS) / UPDATE_GAP_MS), `${sent.length} updates`);
+  // Leaving drops a change that waits.
+  p.update({ id: 7 });
+  p.update({ id: 8 });
+  p.leave();
+  await tick();
+  const before = updates().length;
+  t.mock.timers.tick(UPDATE_GAP_MS * 2);
+  assert.equal(updates().length, before, "nothing sent after the leave");
+});
+
+test("a second handle's data on a membership that exists is a change like update(): spaced too", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 2_000_000 });
+  const { hub, calls } = setup();
+  const edit = hub.presence("c", { data: { id: 1, mode: "edit" } });
+  edit.update({ id: 2, mode: "edit" });
+  // An SPA navigation: the list page's handle comes before the edit page's goes.
+  hub.presence("c", { data: {} });
+  const enters = calls.filter((c) => c[0] === "enter").map((c) => c[2]);
+  assert.deepEqual(enters, ['{"id":1,"mode":"edit"}', '{"id":2,"mode":"edit"}'], "the second enters with the data the wasm has");
+  const updates = () => calls.filter((c) => c[0] === "update").map((c) => c[2]);
+  assert.deepEqual(updates(), ['{"id":2,"mode":"edit"}']);
+  t.mock.timers.tick(UPDATE_GAP_MS);
+  assert.deepEqual(updates(), ['{"id":2,"mode":"edit"}', "{}"], "its own data follows, spaced");
 });
