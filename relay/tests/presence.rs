@@ -718,3 +718,49 @@ async fn presence_off_offers_no_feature_and_refuses_presence_frames() {
     client.assert_alive().await;
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_churning_watches_is_rate_limited_and_served_again_later() {
+    let relay = open_relay(5_000).await;
+    let mut watcher = relay.client().await;
+    watch(&mut watcher, 1, CH).await;
+    expect_sync(&mut watcher, 1).await;
+    // 100 watch/leave frames at once on channels of their own (each watch a snapshot, and on a
+    // cluster a Redis subscription): the first 32 are served, the others refused with their ids.
+    let mut churn = relay.client().await;
+    for n in 0..50u64 {
+        let channel = format!("churn/{n}");
+        watch(&mut churn, 2 * n, &channel).await;
+        let leave = json!({"id": 2 * n + 1, "action": "leave", "channel": channel});
+        send_presence(&mut churn, leave).await;
+    }
+    let (mut synced, mut refused) = (0, Vec::new());
+    while synced + refused.len() < 16 + 68 {
+        let Some(Message::Text(text)) = churn.next_within(Duration::from_secs(5)).await else {
+            panic!("{synced} syncs and {} refusals only", refused.len());
+        };
+        let frame: Value = serde_json::from_str(&text).expect("JSON");
+        match frame["op"].as_str() {
+            Some("presence") => synced += 1,
+            Some("error") => {
+                assert_eq!(frame["code"], "rate_limited", "{frame}");
+                let message = frame["message"].as_str().expect("a message");
+                assert!(message.contains("presence frames"), "{frame}");
+                refused.push(frame["id"].as_u64().expect("the frame's id"));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(synced, 16, "32 frames at once: 16 watches answered (and 16 leaves done)");
+    assert_eq!(refused, (32..100).collect::<Vec<u64>>(), "each refusal names its frame");
+    let metrics = relay.metrics().await;
+    let line = r#"live_relay_presence_refused_total{code="rate_limited"} 68"#;
+    assert!(metrics.contains(line), "{line}\n{metrics}");
+    // The other watcher saw none of it; a second later the connection is served again.
+    expect_no_presence(&mut watcher, Duration::from_millis(200)).await;
+    sleep(Duration::from_millis(1_100)).await;
+    join(&mut churn, 500, &key("churner"), "carol", json!({})).await;
+    expect_sync(&mut churn, 500).await;
+    expect_presence(&mut watcher, "join").await;
+    relay.stop().await;
+}

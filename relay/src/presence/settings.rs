@@ -9,6 +9,11 @@ pub const UPDATE_WINDOW_MS: u64 = 10_000;
 pub const TICK_MS: u64 = 250;
 /// The shortest time between two `stats` frames of one channel.
 pub const STATS_EVERY_MS: u64 = 1_000;
+/// Presence frames one connection may send at once, and then per second (any action): room for a
+/// reconnect's joins on `--presence-max-per-connection` channels and quick navigation, not for a
+/// client churning watches (each one a snapshot, and on a cluster a Redis subscription).
+pub const FRAMES_BURST: u32 = 32;
+pub const FRAMES_PER_SECOND: u32 = 8;
 /// The feature `hello` names when presence is on.
 pub const FEATURE: &str = "presence";
 

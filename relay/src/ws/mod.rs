@@ -124,6 +124,8 @@ struct Connection {
     auth_deadline: Option<Instant>,
     /// The connection's publishes per second.
     publishes: TokenBucket,
+    /// The connection's presence frames per second.
+    presence_frames: TokenBucket,
     /// Channels a refreshed token no longer allows: frames of theirs still queued are dropped.
     revoked: HashSet<Arc<str>>,
     /// The connection's publish task, from its first publish on.
@@ -159,6 +161,10 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
         (Some(Grant::Open), None)
     };
     let publishes = TokenBucket::new(state.config.publish_rate, state.config.publish_burst);
+    let presence_frames = {
+        use crate::presence::settings::{FRAMES_BURST, FRAMES_PER_SECOND};
+        TokenBucket::new(FRAMES_PER_SECOND, FRAMES_BURST)
+    };
     let memberships =
         crate::presence::connection::Memberships::new(Arc::clone(&state.presence), id);
     debug!(conn = id, "connection opened");
@@ -171,6 +177,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
         grant,
         auth_deadline,
         publishes,
+        presence_frames,
         revoked: HashSet::new(),
         publisher: None,
         _slot: slot,

@@ -7,6 +7,7 @@ use super::{Connection, Gone};
 use crate::auth::token::MAX_INFO_BYTES;
 use crate::auth::Grant;
 use crate::presence::set::Refusal;
+use crate::presence::settings::{FRAMES_BURST, FRAMES_PER_SECOND};
 use crate::presence::store::{JoinRequest, StoreError};
 use live_protocol::frame::{ErrorCode, PresenceRequest, PresenceVerb};
 use serde_json::Value;
@@ -62,6 +63,15 @@ impl Connection {
                 "presence is off on this relay (--presence=false; its `hello` offers no \
                  `presence` feature)"
                     .to_owned(),
+            ));
+        }
+        if !self.presence_frames.take() {
+            return Err(Refused(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many presence frames from this connection: at most {FRAMES_BURST} at \
+                     once, then {FRAMES_PER_SECOND} a second"
+                ),
             ));
         }
         // `on_text` closed the connection already when it has no grant.
