@@ -751,8 +751,15 @@ async fn a_connection_churning_watches_is_rate_limited_and_served_again_later() 
             _ => {}
         }
     }
-    assert_eq!(synced, 16, "32 frames at once: 16 watches answered (and 16 leaves done)");
-    assert_eq!(refused, (32..100).collect::<Vec<u64>>(), "each refusal names its frame");
+    assert_eq!(
+        synced, 16,
+        "32 frames at once: 16 watches answered (and 16 leaves done)"
+    );
+    assert_eq!(
+        refused,
+        (32..100).collect::<Vec<u64>>(),
+        "each refusal names its frame"
+    );
     let metrics = relay.metrics().await;
     let line = r#"live_relay_presence_refused_total{code="rate_limited"} 68"#;
     assert!(metrics.contains(line), "{line}\n{metrics}");
