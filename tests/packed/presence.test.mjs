@@ -155,6 +155,7 @@ window.view = (i) => {
   };
 };
 window.closeClient = (i) => clients[i].c.close();
+window.relayOf = (i) => clients[i].c.stats.url;
 window.ready = true;
 </script>`,
   );
@@ -323,16 +324,22 @@ test("two relay nodes over Redis: seen across nodes; a killed node's client resu
   });
   const ws = (r) => r.url.replace("http://", "ws://") + "/ws";
   const { p, pageErrors } = await page();
-  const watcher = await p.evaluate((url) => window.make(url, "erin", "Erin"), ws(one));
-  // Frank on node two, node one next (the client's relays, round robin after a failure).
+  // Frank given both nodes (the client's relays: the first, then round robin after a failure); the node
+  // he is on (`stats.url`: node two unless its first attempt failed) is the one killed, Erin watches
+  // from the other.
   const frank = await p.evaluate((urls) => window.make(urls, "frank", "Frank"), [ws(two), ws(one)]);
-  await until(p, watcher, (v) => v.status === "live" && v.users.some((u) => u[0] === "frank"), "frank (node two) seen on node one");
-  await until(p, frank, (v) => v.status === "live" && v.users.some((u) => u[0] === "erin"), "erin (node one) seen on node two");
+  await until(p, frank, (v) => v.status === "live", "frank live");
+  const frankUrl = await p.evaluate((i) => window.relayOf(i), frank);
+  const [dying, staying] = frankUrl === ws(one) ? [one, two] : [two, one];
+  const watcher = await p.evaluate((url) => window.make(url, "erin", "Erin"), ws(staying));
+  await until(p, watcher, (v) => v.status === "live" && v.users.some((u) => u[0] === "frank"), "frank seen on the other node");
+  await until(p, frank, (v) => v.users.some((u) => u[0] === "erin"), "erin seen on frank's node");
   await sleep(500);
   const before = await p.evaluate((i) => window.view(i), watcher);
-  two.child.kill("SIGKILL");
-  await until(p, frank, (v) => v.state !== "open", "frank lost node two", 5000);
-  await until(p, frank, (v) => v.state === "open" && v.status === "live", "frank live again on node one", 10_000);
+  dying.child.kill("SIGKILL");
+  await until(p, frank, (v) => v.state !== "open", `frank lost his node (${frankUrl})`, 5000);
+  await until(p, frank, (v) => v.state === "open" && v.status === "live", "frank live again on the other node", 10_000);
+  assert.equal(await p.evaluate((i) => window.relayOf(i), frank), ws(staying));
   // Node two's members expire 8 s after its last refresh (and are announced), unless resumed: past that.
   await sleep(9500);
   const after = await p.evaluate((i) => window.view(i), watcher);
