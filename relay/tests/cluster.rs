@@ -4,73 +4,15 @@
 
 mod common;
 
-use common::process::RelayProcess;
-use common::redis::RedisServer;
+use common::cluster::{cluster, Node};
 use common::{Client, Relay, PATIENCE};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::{sleep, timeout, Instant};
 use tokio_tungstenite::tungstenite::Message;
-
-/// One `live-relay` process on the cluster's Redis.
-struct Node {
-    process: RelayProcess,
-    relay: Relay,
-}
-
-impl Node {
-    fn start(redis: &str, prefix: &str, extra: &[&str]) -> Node {
-        let mut args = vec!["--redis", redis, "--redis-prefix", prefix];
-        args.extend_from_slice(extra);
-        let process = RelayProcess::start(&args);
-        let relay = Relay::at(process.addr);
-        Node { process, relay }
-    }
-
-    /// Kills the process (SIGKILL, by pid): its connections drop without a close frame.
-    fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Waits until `/healthz` answers with `status`.
-    async fn wait_status(&self, status: &str) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(response) = self.relay.http.get(self.relay.url("/healthz")).send().await {
-                if let Ok(body) = response.json::<Value>().await {
-                    if body["status"] == status {
-                        return body;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "/healthz never said {status}");
-            sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-static CLUSTERS: AtomicU64 = AtomicU64::new(0);
-
-/// A Redis and `n` nodes on it, under a key prefix of their own (returned last).
-async fn cluster(n: usize, extra: &[&str]) -> (RedisServer, Vec<Node>, String) {
-    let redis = RedisServer::start();
-    let prefix = format!(
-        "cluster-{}-{}",
-        std::process::id(),
-        CLUSTERS.fetch_add(1, Ordering::Relaxed)
-    );
-    let nodes: Vec<Node> = (0..n)
-        .map(|_| Node::start(&redis.url(), &prefix, extra))
-        .collect();
-    for node in &nodes {
-        node.wait_status("ok").await;
-    }
-    (redis, nodes, prefix)
-}
 
 fn since(channel: &str, epoch: &str, seq: u64) -> Value {
     json!({ "channel": channel, "since": { "epoch": epoch, "seq": seq } })

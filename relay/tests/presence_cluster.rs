@@ -7,78 +7,16 @@
 
 mod common;
 
-use common::process::RelayProcess;
-use common::redis::RedisServer;
-use common::{Client, Relay, PATIENCE};
+use common::cluster::{cluster, Node};
+use common::{Client, PATIENCE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 const CH: &str = "resources/posts";
 
-/// One `live-relay` process on the cluster's Redis.
-struct Node {
-    process: RelayProcess,
-    relay: Relay,
-}
-
-impl Node {
-    fn start(redis: &str, prefix: &str, extra: &[&str]) -> Node {
-        let mut args = vec!["--redis", redis, "--redis-prefix", prefix];
-        args.extend_from_slice(extra);
-        let process = RelayProcess::start(&args);
-        let relay = Relay::at(process.addr);
-        Node { process, relay }
-    }
-
-    async fn wait_ok(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(response) = self.relay.http.get(self.relay.url("/healthz")).send().await {
-                if let Ok(body) = response.json::<Value>().await {
-                    if body["status"] == "ok" {
-                        return;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "/healthz never said ok");
-            sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// A counter of its `/metrics` (0 when absent).
-    async fn counter(&self, name: &str) -> u64 {
-        let metrics = self.relay.metrics().await;
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-static CLUSTERS: AtomicU64 = AtomicU64::new(0);
-
-/// A Redis and `n` nodes on it, under a key prefix of their own.
-async fn cluster(n: usize, extra: &[&str]) -> (RedisServer, Vec<Node>) {
-    let redis = RedisServer::start();
-    let prefix = format!(
-        "presence-{}-{}",
-        std::process::id(),
-        CLUSTERS.fetch_add(1, Ordering::Relaxed)
-    );
-    let nodes: Vec<Node> = (0..n)
-        .map(|_| Node::start(&redis.url(), &prefix, extra))
-        .collect();
-    for node in &nodes {
-        node.wait_ok().await;
-    }
-    (redis, nodes)
-}
-
-/// A presence key (16 characters or more).
 fn key(name: &str) -> String {
     format!("{name:->16}")
 }
@@ -156,7 +94,7 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::test]
 async fn a_join_on_one_node_is_seen_on_the_other_within_250_ms_p99_and_a_leave_within_500_ms() {
-    let (_redis, nodes) = cluster(2, &[]).await;
+    let (_redis, nodes, _) = cluster(2, &[]).await;
     let (mut watching, _) = watcher(&nodes[1]).await;
     let mut members = Vec::new();
     let mut joins = Vec::new();
@@ -209,7 +147,7 @@ async fn a_join_on_one_node_is_seen_on_the_other_within_250_ms_p99_and_a_leave_w
 #[tokio::test]
 async fn a_killed_nodes_members_resume_elsewhere_unannounced_and_the_others_leave_once_within_10_s()
 {
-    let (_redis, mut nodes) = cluster(2, &[]).await;
+    let (_redis, mut nodes, _) = cluster(2, &[]).await;
     let (mut watching, _) = watcher(&nodes[1]).await;
     // 50 members whose tabs will reconnect to node B, 10 whose tabs are closed meanwhile.
     let mut tabs = Vec::new();
@@ -287,7 +225,7 @@ async fn a_killed_nodes_members_resume_elsewhere_unannounced_and_the_others_leav
 
 #[tokio::test]
 async fn two_nodes_sweeping_a_dead_nodes_members_announce_each_leave_once() {
-    let (_redis, mut nodes) = cluster(3, &[]).await;
+    let (_redis, mut nodes, _) = cluster(3, &[]).await;
     let (mut on_a, _) = watcher(&nodes[0]).await;
     let (mut on_b, _) = watcher(&nodes[1]).await;
     let mut tabs = Vec::new();
@@ -345,7 +283,7 @@ async fn two_nodes_sweeping_a_dead_nodes_members_announce_each_leave_once() {
 
 #[tokio::test]
 async fn a_tab_that_moves_to_another_node_within_the_grace_period_is_announced_nowhere() {
-    let (_redis, nodes) = cluster(2, &["--presence-grace-ms", "1500"]).await;
+    let (_redis, nodes, _) = cluster(2, &["--presence-grace-ms", "1500"]).await;
     let (mut on_a, _) = watcher(&nodes[0]).await;
     let (mut on_b, _) = watcher(&nodes[1]).await;
     let k = key("blip");

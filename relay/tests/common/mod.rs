@@ -2,6 +2,7 @@
 //! real HTTP client (reqwest), shared by the integration tests.
 #![allow(dead_code)] // each test crate uses part of it
 
+pub mod cluster;
 pub mod engine_client;
 pub mod fault_proxy;
 pub mod postgres;
