@@ -4,10 +4,11 @@
 //! members and ends its watches.
 
 use super::service::Presence;
+use super::set::{take_update, Millis};
 use crate::broker::ConnId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug)]
 pub struct Memberships {
@@ -16,9 +17,10 @@ pub struct Memberships {
     /// Channel → the key the connection is in it as (`None`: it only watches).
     channels: BTreeMap<String, Option<String>>,
     /// Channel → when the connection entered it as a new member lately (a join with another key
-    /// than the one it holds there): each is announced, so they count against
+    /// than the one it holds there), in ms since `born`: each is announced, so they count against
     /// `--presence-max-updates` like `data` changes (a leave does not reset them).
-    entries: BTreeMap<String, Vec<Instant>>,
+    entries: BTreeMap<String, Vec<Millis>>,
+    born: Instant,
 }
 
 impl Memberships {
@@ -28,6 +30,7 @@ impl Memberships {
             conn,
             channels: BTreeMap::new(),
             entries: BTreeMap::new(),
+            born: Instant::now(),
         }
     }
 
@@ -35,18 +38,15 @@ impl Memberships {
     /// `--presence-max-updates` in the window (the join is refused as `rate_limited`).
     pub fn take_entry(&mut self, channel: &str, now: Instant) -> bool {
         let limits = self.presence.settings().limits;
-        let window = Duration::from_millis(limits.update_window_ms);
+        let now =
+            u64::try_from(now.saturating_duration_since(self.born).as_millis()).unwrap_or(u64::MAX);
         // Forget what is out of every window, so the map holds the last window's channels only.
         self.entries.retain(|_, times| {
-            times.retain(|at| now.duration_since(*at) < window);
+            times.retain(|&at| now.saturating_sub(at) < limits.update_window_ms);
             !times.is_empty()
         });
         let times = self.entries.entry(channel.to_owned()).or_default();
-        if times.len() >= limits.max_updates as usize {
-            return false;
-        }
-        times.push(now);
-        true
+        take_update(times, now, &limits).is_ok()
     }
 
     pub fn presence(&self) -> &Arc<Presence> {

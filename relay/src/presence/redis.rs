@@ -32,7 +32,7 @@
 //!   gone (or expired) is joined again and announced as a join — never brought back silently, as
 //!   watchers were told it left; one resumed elsewhere meanwhile is dropped by this node (lost).
 
-use super::set::{check_data, ConnId, Diff, Joined, Limits, Member, Millis, Refusal};
+use super::set::{check_data, take_update, ConnId, Diff, Joined, Limits, Member, Millis, Refusal};
 use redis::aio::ConnectionLike;
 use redis::Script;
 use serde::Deserialize;
@@ -398,7 +398,7 @@ impl RedisPresence {
         {
             updates = owned.updates.clone();
             if owned.data != data {
-                self.count_update(&mut updates)?;
+                take_update(&mut updates, self.local_now(), &self.limits)?;
             }
         }
         let body = body(key, user, &info, &data)?;
@@ -453,17 +453,6 @@ impl RedisPresence {
         })
     }
 
-    /// Counts a `data` change against the rate limit.
-    fn count_update(&self, updates: &mut Vec<Millis>) -> Result<(), Refusal> {
-        let now = self.local_now();
-        updates.retain(|&at| now.saturating_sub(at) < self.limits.update_window_ms);
-        if updates.len() >= self.limits.max_updates as usize {
-            return Err(Refusal::TooFast);
-        }
-        updates.push(now);
-        Ok(())
-    }
-
     /// Changes the `data` of the member `key` this node's connection `conn` owns: see
     /// [`PresenceSet::update`](super::set::PresenceSet::update). Size and rate are checked here.
     pub async fn update<C: ConnectionLike>(
@@ -476,6 +465,7 @@ impl RedisPresence {
     ) -> Result<Option<Versioned>, StoreError> {
         check_data(&data, &self.limits)?;
         let (gen, user, info) = {
+            let now = self.local_now();
             let mut owned = lock(&self.owned);
             let member = owned
                 .get_mut(channel)
@@ -486,10 +476,7 @@ impl RedisPresence {
                 // Not a change: neither announced nor counted against the rate.
                 return Ok(None);
             }
-            let mut updates = std::mem::take(&mut member.updates);
-            let counted = self.count_update(&mut updates);
-            member.updates = updates;
-            counted?;
+            take_update(&mut member.updates, now, &self.limits)?;
             (member.gen, member.user.clone(), member.info.clone())
         };
         let body = body(key, &user, &info, &data)?;

@@ -205,7 +205,7 @@ impl PresenceSet {
                 return Err(Refusal::NotYours);
             }
             if member.data != data {
-                take_update(member, now, limits)?;
+                take_update(&mut member.updates, now, limits)?;
             }
             member.conn = conn;
             member.generation += 1;
@@ -258,7 +258,7 @@ impl PresenceSet {
             // Not a change: neither announced nor counted against the rate.
             return Ok(None);
         }
-        take_update(member, now, limits)?;
+        take_update(&mut member.updates, now, limits)?;
         member.data = data;
         let diff = Diff::Update(member.clone());
         self.version += 1;
@@ -320,15 +320,15 @@ impl PresenceSet {
     }
 }
 
-/// Counts one `data` change of `member` against [`Limits::max_updates`] per window.
-fn take_update(member: &mut Member, now: Millis, limits: &Limits) -> Result<(), Refusal> {
-    member
-        .updates
-        .retain(|&at| now.saturating_sub(at) < limits.update_window_ms);
-    if member.updates.len() >= limits.max_updates as usize {
+/// Counts one change made at `now` against [`Limits::max_updates`] per window, given when the
+/// recent ones were made (`updates`, kept to the window): a member's `data` changes, on one node
+/// or in the Redis store, and a connection's joins of a channel under a new key.
+pub fn take_update(updates: &mut Vec<Millis>, now: Millis, limits: &Limits) -> Result<(), Refusal> {
+    updates.retain(|&at| now.saturating_sub(at) < limits.update_window_ms);
+    if updates.len() >= limits.max_updates as usize {
         return Err(Refusal::TooFast);
     }
-    member.updates.push(now);
+    updates.push(now);
     Ok(())
 }
 
