@@ -237,10 +237,14 @@ async fn channels_published_once_are_forgotten_and_memory_does_not_grow() {
     const CHANNELS: usize = 100_000;
     /// Rounds run; the baseline is the most memory of the first `WARM_UP_ROUNDS` (the allocator's
     /// free lists settle over the first rounds: 26, 32, 33 MiB here, then flat; keeping the
-    /// channels would add about 20 MiB a round).
+    /// channels would add about 20 MiB a round, 40 MiB over the two rounds after the warm-up).
     const ROUNDS: usize = 5;
     const WARM_UP_ROUNDS: usize = 3;
-    const TOLERANCE_KIB: u64 = 4 * 1024;
+    /// glibc's heap may still take one more step after the warm-up and then stay flat (a
+    /// clean-clone run: 28.5 MiB after rounds 2-3, 33.4 MiB after rounds 4-5, a 4.8 MiB step), so
+    /// the tolerance is half of what one round of kept channels would add, not the few MiB of a
+    /// quiet run.
+    const TOLERANCE_KIB: u64 = 10 * 1024;
     let process = RelayProcess::start_with_env(
         &["--publish-rate", "0", "--history-ttl-ms", "1000"],
         &[("MALLOC_ARENA_MAX", "1")],
