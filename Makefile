@@ -79,8 +79,9 @@ test-browser: relay
 	@bash scripts/test-browser.sh chrome firefox
 
 test-types: pkg
-	$(SAY) "type definitions under tsc --strict"
+	$(SAY) "type definitions under tsc --strict, and the shell's per-frame JS (pkg-template/frames.js, stream.js) checked by it"
 	@node_modules/.bin/tsc -p tests/types/tsconfig.json
+	@node_modules/.bin/tsc -p tests/types/tsconfig.frames.json
 
 test-adapters: pkg
 	$(SAY) "the React and Vue adapters (pkg-template/react.js, vue.js) given bad arguments, under react-dom/server and vue/server-renderer"
@@ -90,7 +91,7 @@ test-adapters: pkg
 # the cross-checks are skipped (and say so) without it.
 .PHONY: test-js
 test-js:
-	$(SAY) "the JS entry's pure helpers (pkg-template/helpers.js): relay URLs, UTF-8 frame sizes, TanStack Query's key matching"
+	$(SAY) "the JS entry's pure helpers (pkg-template/helpers.js: relay URLs, UTF-8 frame sizes, TanStack Query's key matching) and the per-frame JS of the wasm shell (frames.js, stream.js)"
 	@node --test tests/js/
 
 test-packed: pkg relay

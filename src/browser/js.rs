@@ -1,91 +1,12 @@
-//! The few JS globals the shells use, bound directly so that they work in windows, workers and
-//! Node alike (no `window` needed).
+//! The JS the shells call: the per-frame functions of `pkg-template/frames.js` (a real `.js` file,
+//! type-checked and unit-tested on its own), and the few JS globals, bound directly so that they
+//! work in windows, workers and Node alike (no `window` needed).
 
 use crate::prelude::*;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen(inline_js = r#"
-function eventDate(ms) {
-  const date = new Date(ms);
-  return isNaN(date.getTime()) ? new Date() : date;
-}
-export function liveEvent(channel, type, payload, date, meta) {
-  const event = { channel, type, payload: JSON.parse(payload), date: eventDate(date) };
-  if (meta !== undefined) event.meta = JSON.parse(meta);
-  return event;
-}
-function eventOf(f, date) {
-  const event = { channel: f.channel, type: f.type, payload: f.payload, date };
-  const m = f.meta;
-  if (typeof m === "object" && m !== null && !Array.isArray(m)) event.meta = m;
-  return event;
-}
-export function eventFromFrame(frame) {
-  const f = typeof frame === "string" ? JSON.parse(frame) : frame;
-  return eventOf(f, eventDate(f.date));
-}
-function eventIds(f) {
-  if (f === null || typeof f !== "object" || f.op !== "event") return null;
-  if (typeof f.channel !== "string" || typeof f.type !== "string") return null;
-  if (!Number.isSafeInteger(f.seq) || f.seq < 0) return null;
-  if (typeof f.date !== "number" || !(Math.abs(f.date) <= 8.64e15)) return null;
-  const m = f.meta;
-  if (m !== undefined && (typeof m !== "object" || m === null || Array.isArray(m))) return null;
-  const p = f.payload;
-  if (p === undefined) return null;
-  if (p === null || typeof p !== "object" || Array.isArray(p) || p.ids == null) return undefined;
-  const ids = p.ids;
-  if (!Array.isArray(ids)) return null;
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i];
-    if (typeof id !== "string" && !Number.isSafeInteger(id)) return null;
-  }
-  return ids;
-}
-export function frameListener(max, onText, onFrame, onEvent, callbacks, onThrow) {
-  return (e) => {
-    const d = e.data;
-    if (typeof d !== "string") return onText(undefined, 0);
-    // UTF-8 bytes, as the relay counts; a UTF-16 unit is 1 to 3 bytes (as stream.rs's bytesOver).
-    const n = d.length * 3 > max ? new Blob([d]).size : 0;
-    if (n > max) return onText(undefined, n);
-    if (onEvent === undefined) return onText(d, 0);
-    let f;
-    try {
-      f = JSON.parse(d);
-    } catch (error) {
-      return onFrame(undefined, String(error instanceof Error ? error.message : error));
-    }
-    // Presence frames go straight to the entry's presence bookkeeping (client.rs, PRESENCE_SUB).
-    if (f !== null && f.op === "presence") return deliver(callbacks, 4294967295, f, onThrow);
-    const ids = eventIds(f);
-    if (ids === null) return onFrame(f, undefined);
-    const subs = onEvent(f.channel, f.type, f.seq, ids, f, e.timeStamp);
-    if (subs === undefined) return;
-    // As eventFromFrame(f): eventIds checked that the date is a time JS can represent.
-    const event = eventOf(f, new Date(f.date));
-    if (typeof subs === "number") return deliver(callbacks, subs, event, onThrow);
-    for (let i = 0; i < subs.length; i++) deliver(callbacks, subs[i], event, onThrow);
-  };
-}
-function deliver(callbacks, sub, event, onThrow) {
-  // Looked up at call time: an earlier callback may have unsubscribed this one.
-  const callback = callbacks.get(sub);
-  if (callback === undefined) return;
-  try {
-    callback(event);
-  } catch (error) {
-    onThrow(error);
-  }
-}
-export function ownedParts(f) {
-  return [JSON.stringify(f.payload), f.meta === undefined ? undefined : JSON.stringify(f.meta), f.date];
-}
-export function resyncEvent(channel, reason) {
-  return { channel, type: "$resync", payload: {}, date: new Date(), meta: { resync: true, reason } };
-}
-"#)]
+#[wasm_bindgen(module = "/pkg-template/frames.js")]
 extern "C" {
     /// Builds the `LiveEvent` handed to callbacks: the payload becomes a JS object here, once per
     /// event whatever the number of callbacks.

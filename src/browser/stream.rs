@@ -17,12 +17,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortController;
 use web_sys::{Event, EventSource, MessageEvent};
 
-#[wasm_bindgen(inline_js = r#"
-export function bytesOver(d, max) {
-  const n = d.length * 3 > max ? new Blob([d]).size : 0;
-  return n > max ? n : 0;
-}
-"#)]
+#[wasm_bindgen(module = "/pkg-template/stream.js")]
 extern "C" {
     /// How many bytes the string `text` takes in UTF-8 (what the relay's `--max-frame-bytes` counts)
     /// when that is over `max`, else 0 (as the WebSocket's `frameListener` measures). A UTF-16 code
