@@ -224,7 +224,10 @@ export function createLiveClient(options) {
   let failed = null;
   let closed = false;
   const pending = [];
-  const ids = new Map(); // handle -> id in the wasm client (`null` while it loads)
+  // What JS keeps of a subscription: a handle subscribed while the wasm loads, or its id in the
+  // wasm client. Counts and states come from the engine once it runs (issue 27: state kept once).
+  const queued = new Set();
+  const ids = new WeakMap(); // handle -> id in the wasm client
   const stateListeners = new Set();
   if (options.onStateChange) stateListeners.add(options.onStateChange);
   let lastChange = { state: "loading" };
@@ -265,16 +268,15 @@ export function createLiveClient(options) {
   /** Ends a subscription; unknown or already-ended handles are ignored. */
   function unsubscribe(handle) {
     const id = ids.get(handle);
-    if (id === undefined) return;
-    ids.delete(handle);
-    if (id !== null && client) client.unsubscribe(id);
+    queued.delete(handle);
+    if (id !== undefined && client) client.unsubscribe(id);
   }
 
   /** Where a subscription stands: `pending`, `subscribed`, `forbidden` or `ended`. */
   function subscriptionState(handle) {
+    if (queued.has(handle)) return "pending";
     const id = ids.get(handle);
-    if (id === undefined) return "ended";
-    return client && id !== null ? client.subscriptionState(id) : "pending";
+    return client && id !== undefined ? client.subscriptionState(id) : "ended";
   }
 
   // Every handle's `state`: one getter (reading its handle as `this`), so that V8 gives every
@@ -317,8 +319,8 @@ export function createLiveClient(options) {
     const list = one ? undefined : idStrings;
     if (client) add(client, handle, channel, typeList, id, list, callback, coalesceMs);
     else {
-      ids.set(handle, null);
-      whenReady((c) => c && ids.has(handle) && add(c, handle, channel, typeList, id, list, callback, coalesceMs));
+      queued.add(handle);
+      whenReady((c) => c && queued.delete(handle) && add(c, handle, channel, typeList, id, list, callback, coalesceMs));
     }
     return handle;
   }
@@ -388,7 +390,7 @@ export function createLiveClient(options) {
     /** Closes the connection for good. */
     close() {
       closed = true;
-      ids.clear();
+      queued.clear();
       if (client) {
         client.close();
         client.free();
@@ -404,7 +406,7 @@ export function createLiveClient(options) {
     },
     /** The number of live subscriptions (including those queued while loading). */
     get subscriptionCount() {
-      return ids.size;
+      return client ? client.subscriptionCount : queued.size;
     },
     /** The last state change: `{ state, attempt?, delayMs?, reason? }`. */
     get connection() {
