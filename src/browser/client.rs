@@ -22,17 +22,18 @@ use crate::cat;
 use crate::engine::frame::{FrameError, CLOSE_UNAUTHORIZED};
 use crate::engine::hash::Map;
 #[cfg(feature = "igniter")]
-use crate::engine::igniter::{self, IgniterLink, IgniterTranslator, LinkOutput, TranslatedFrame};
+use crate::engine::igniter::{IgniterLink, IgniterTranslator, LinkOutput, TranslatedFrame};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
-use crate::engine::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_TIMER_MS};
+use crate::engine::limits::MAX_TIMER_MS;
+use crate::engine::options::{max_frame_bytes, session_config, Choice, OptionsError};
+use crate::engine::session::Enter;
 #[cfg(feature = "sse")]
 use crate::engine::session::{percent_encode_into, PublishResult};
-use crate::engine::session::{Enter, TransportKind};
 #[cfg(feature = "simple")]
-use crate::engine::simple::{Protocol, SimpleTranslator};
+use crate::engine::simple::SimpleTranslator;
 use crate::engine::{
     number_to_id, ConnectionState, Event, EventKeys, Filter, Output, PublishError, PublishId,
-    Relay, Relays, Session, SessionConfig, SubId, TypeFilter,
+    Relay, Relays, Session, SubId, TypeFilter,
 };
 use crate::prelude::*;
 use alloc::rc::{Rc, Weak};
@@ -196,9 +197,8 @@ impl LiveClient {
     /// package's `full/` build, which its entry loads for them) throws an `Error` naming it.
     #[wasm_bindgen(constructor)]
     pub fn new(url: JsValue, options: &JsValue) -> Result<LiveClient, JsValue> {
-        let defaults = SessionConfig::default();
         let text = |name| field(options, name).as_string();
-        let number = |name, default| number(options, name, default);
+        let number = |name: &str, default| number(options, name, default);
         let tokens = match (
             field(options, "getToken").dyn_into::<Function>(),
             text("token"),
@@ -207,41 +207,20 @@ impl LiveClient {
             (_, Some(token)) if !token.is_empty() => Some(TokenSource::Fixed(token)),
             _ => None,
         };
-        let transport = match text("transport").as_deref() {
-            None | Some("websocket") => TransportKind::WebSocket,
-            #[cfg(feature = "sse")]
-            Some("sse") => TransportKind::Sse,
-            #[cfg(feature = "sse")]
-            Some("auto") => TransportKind::Auto,
-            #[cfg(not(feature = "sse"))]
-            Some(name @ ("sse" | "auto")) => {
-                return Err(needs_full_build(&cat!("transport: \"", name, "\"")))
-            }
-            _ => return Err(refused()),
-        };
         let igniter = text("flavor").as_deref() == Some("igniter");
-        if igniter && !cfg!(feature = "igniter") {
-            return Err(needs_full_build("flavor: \"igniter\""));
-        }
         let scope_query = text("scopeQuery").unwrap_or_default();
-        #[cfg_attr(not(feature = "simple"), allow(unused_variables))]
-        let simple = match text("protocol").as_deref() {
-            None | Some("v1") => false,
-            Some("simple") if !cfg!(feature = "simple") => {
-                return Err(needs_full_build("protocol: \"simple\""))
-            }
-            // The seed's protocol: WebSocket only, no tokens, no scopes.
-            Some("simple")
-                if cfg!(feature = "simple")
-                    && transport == TransportKind::WebSocket
-                    && !igniter
-                    && tokens.is_none()
-                    && scope_query.is_empty() =>
-            {
-                true
-            }
-            _ => return Err(refused()),
-        };
+        let chosen = Choice {
+            transport: text("transport").as_deref(),
+            protocol: text("protocol").as_deref(),
+            igniter,
+            tokens: tokens.is_some(),
+            scopes: !scope_query.is_empty(),
+        }
+        .decide()
+        .map_err(|error| match error {
+            OptionsError::NeedsFullBuild(option) => needs_full_build(option),
+            OptionsError::CannotWork => refused(),
+        })?;
         let relays = Relays::new(
             strings(&url),
             strings(&field(options, "sseUrl")),
@@ -249,39 +228,21 @@ impl LiveClient {
             strings(&field(options, "publishUrl")),
         )
         .ok_or_else(refused)?;
-        let cfg = SessionConfig {
-            backoff_min_ms: number("backoffMinMs", defaults.backoff_min_ms),
-            backoff_max_ms: number("backoffMaxMs", backoff_max_default(igniter)),
-            stable_after_ms: number("stableAfterMs", defaults.stable_after_ms),
-            ping_grace_ms: number("pingGraceMs", defaults.ping_grace_ms),
-            connect_timeout_ms: number("connectTimeoutMs", defaults.connect_timeout_ms),
-            publish_timeout_ms: number("publishTimeoutMs", defaults.publish_timeout_ms),
-            publish_queue: number("publishQueue", defaults.publish_queue as u64) as usize,
-            idle_close_ms: number("idleCloseMs", defaults.idle_close_ms),
-            seed: random_seed(),
-            transport,
-            reopen_debounce_ms: defaults.reopen_debounce_ms,
-            auth: tokens.is_some(),
-            relays: relays.len(),
-            coalesce_ms: number("coalesceMs", defaults.coalesce_ms),
-            deliver_frames: true,
-            #[cfg(feature = "simple")]
-            protocol: if simple {
-                Protocol::Simple
-            } else {
-                Protocol::V1
-            },
-        };
+        let cfg = session_config(
+            chosen,
+            igniter,
+            tokens.is_some(),
+            relays.len(),
+            random_seed(),
+            number,
+        );
         let endpoints = Endpoints {
             relays,
             scope_query,
             #[cfg(feature = "simple")]
-            simple,
+            simple: chosen.simple,
         };
-        let max_frame = match number("maxFrameBytes", 0) {
-            0 => DEFAULT_MAX_FRAME_BYTES,
-            n => n as u32, // at most MAX_TIMER_MS, 2^31 - 1
-        };
+        let max_frame = max_frame_bytes(number("maxFrameBytes", 0));
         let on_error = field(options, "onError").dyn_into::<Function>().ok();
         let on_state = field(options, "onStateChange").dyn_into::<Function>().ok();
         let shell = Rc::new_cyclic(|me: &Weak<RefCell<Shell>>| {
@@ -773,95 +734,27 @@ impl Shell {
                 #[cfg(feature = "sse")]
                 Output::ConnectStream { query } => self.connect_stream(&query),
                 #[cfg(feature = "sse")]
-                Output::PostPublish { id, body } => {
-                    let weak = self.me.clone();
-                    let url = self.relay().publish.clone();
-                    let token = self.session.token().map(str::to_owned);
-                    wasm_bindgen_futures::spawn_local(async move {
-                        let result = post_publish(&url, &body, token.as_deref()).await;
-                        if let Some(shell) = weak.upgrade() {
-                            Shell::on_publish_result(&shell, id, result);
-                        }
-                    });
-                }
+                Output::PostPublish { id, body } => self.post_publish(id, body),
                 #[cfg(feature = "simple")]
                 Output::Send(text) if self.simple.is_some() => self.send_simple(&text),
-                Output::Send(text) => {
-                    let failed = match &self.socket {
-                        Some(Transport::Socket(socket)) => socket.send(&text).err(),
-                        _ => None, // no connection, or an event stream
-                    };
-                    if let Some(e) = failed {
-                        let reason = describe(&e);
-                        self.socket = None;
-                        self.session
-                            .handle_close(now_ms(), &cat!("send failed: ", reason));
-                    }
-                }
-                Output::Disconnect => {
-                    #[cfg(feature = "igniter")]
-                    if let Some(link) = self.igniter.as_mut() {
-                        link.disconnect();
-                    }
-                    self.socket = None;
-                    #[cfg(feature = "sse")]
-                    {
-                        self.ticket_for = None;
-                    }
-                }
-                Output::NeedToken { request } => match &self.tokens {
-                    Some(TokenSource::Fixed(token)) => {
-                        let token = token.clone();
-                        self.session.handle_token(now_ms(), request, Ok(token));
-                    }
-                    Some(TokenSource::Getter(get_token)) => self.calls.push(Call::GetToken {
-                        request,
-                        get_token: get_token.clone(),
-                    }),
-                    None => self.session.handle_token(
-                        now_ms(),
-                        request,
-                        Err("no `token` or `getToken` option".into()),
-                    ),
-                },
+                Output::Send(text) => self.send(&text),
+                Output::Disconnect => self.disconnect(),
+                Output::NeedToken { request } => self.need_token(request),
                 Output::Error {
                     code,
                     channel,
                     message,
                 } => self.report_code(&message, code.name(), channel.as_deref()),
-                Output::DeliverFrame { subs } => match frame {
-                    FrameAt::Frame(raw) => match event_from_frame(raw) {
-                        Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
-                        Err(e) => {
-                            self.report(cat!("could not build the event object: ", describe(&e)))
-                        }
-                    },
-                    FrameAt::Parsed => self.calls.push(Call::DeliverThisFrame { subs }),
-                    #[cfg(feature = "igniter")]
-                    FrameAt::Translated(TranslatedFrame::Event(e)) => {
-                        let built = live_event(&e.channel, &e.kind, e.payload.get(), e.date, None);
-                        match built {
-                            Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
-                            Err(e) => self
-                                .report(cat!("could not build the event object: ", describe(&e))),
-                        }
-                    }
-                    // The session only says so while handling an event frame, which is at hand.
-                    _ => self.report("an event was lost: its frame was not at hand".to_owned()),
-                },
+                Output::DeliverFrame { subs } => self.deliver_frame(subs, &frame),
                 Output::Deliver { subs, event } => {
-                    match live_event(
+                    let built = live_event(
                         &event.channel,
                         &event.kind,
                         &event.payload,
                         event.date,
                         event.meta,
-                    ) {
-                        Ok(js) => self.calls.push(Call::Deliver { subs, event: js }),
-                        Err(e) => {
-                            self.report(cat!("could not build the event object: ", describe(&e)))
-                        }
-                    }
+                    );
+                    self.deliver(subs, built);
                 }
                 Output::Resync {
                     subs,
@@ -901,6 +794,94 @@ impl Shell {
                     event: JsValue::from_str(&cat!(status.name(), ' ', channel)),
                 }),
             }
+        }
+    }
+
+    /// POSTs a publish (SSE: publishes go over HTTP) and hands the session its outcome.
+    #[cfg(feature = "sse")]
+    #[inline(always)]
+    fn post_publish(&mut self, id: PublishId, body: String) {
+        let weak = self.me.clone();
+        let url = self.relay().publish.clone();
+        let token = self.session.token().map(str::to_owned);
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = post_publish(&url, &body, token.as_deref()).await;
+            if let Some(shell) = weak.upgrade() {
+                Shell::on_publish_result(&shell, id, result);
+            }
+        });
+    }
+
+    /// Sends a frame on the WebSocket; a send that fails closes the connection.
+    #[inline(always)]
+    fn send(&mut self, text: &str) {
+        let failed = match &self.socket {
+            Some(Transport::Socket(socket)) => socket.send(text).err(),
+            _ => None, // no connection, or an event stream
+        };
+        if let Some(e) = failed {
+            let reason = describe(&e);
+            self.socket = None;
+            self.session
+                .handle_close(now_ms(), &cat!("send failed: ", reason));
+        }
+    }
+
+    #[inline(always)]
+    fn disconnect(&mut self) {
+        #[cfg(feature = "igniter")]
+        if let Some(link) = self.igniter.as_mut() {
+            link.disconnect();
+        }
+        self.socket = None;
+        #[cfg(feature = "sse")]
+        {
+            self.ticket_for = None;
+        }
+    }
+
+    /// The token the session asked for: the fixed one, a `getToken` call, or none to give.
+    #[inline(always)]
+    fn need_token(&mut self, request: u64) {
+        match &self.tokens {
+            Some(TokenSource::Fixed(token)) => {
+                let token = token.clone();
+                self.session.handle_token(now_ms(), request, Ok(token));
+            }
+            Some(TokenSource::Getter(get_token)) => self.calls.push(Call::GetToken {
+                request,
+                get_token: get_token.clone(),
+            }),
+            None => self.session.handle_token(
+                now_ms(),
+                request,
+                Err("no `token` or `getToken` option".into()),
+            ),
+        }
+    }
+
+    /// The event frame at hand, for `subs`: built from it, or (parsed by `frameListener`) handed
+    /// back to JS, which builds it and calls the callbacks.
+    #[inline(always)]
+    fn deliver_frame(&mut self, subs: Vec<SubId>, frame: &FrameAt<'_>) {
+        match frame {
+            FrameAt::Frame(raw) => self.deliver(subs, event_from_frame(raw)),
+            FrameAt::Parsed => self.calls.push(Call::DeliverThisFrame { subs }),
+            #[cfg(feature = "igniter")]
+            FrameAt::Translated(TranslatedFrame::Event(e)) => {
+                let built = live_event(&e.channel, &e.kind, e.payload.get(), e.date, None);
+                self.deliver(subs, built);
+            }
+            // The session only says so while handling an event frame, which is at hand.
+            _ => self.report("an event was lost: its frame was not at hand".to_owned()),
+        }
+    }
+
+    /// Queues the call of `subs`' callbacks with the event JS built, or reports why it could not.
+    fn deliver(&mut self, subs: Vec<SubId>, built: Result<JsValue, JsValue>) {
+        match built {
+            Ok(event) => self.calls.push(Call::Deliver { subs, event }),
+            Err(e) => self.report(cat!("could not build the event object: ", describe(&e))),
         }
     }
 
@@ -1087,16 +1068,6 @@ fn number(options: &JsValue, name: &str, default: u64) -> u64 {
         .map_or(default, |n| n as u64)
 }
 
-/// The reconnect delay cap unless `backoffMaxMs` is given: an Igniter.js stream has its own.
-#[cfg_attr(not(feature = "igniter"), allow(unused_variables))]
-fn backoff_max_default(igniter: bool) -> u64 {
-    #[cfg(feature = "igniter")]
-    if igniter {
-        return igniter::BACKOFF_MAX_MS;
-    }
-    SessionConfig::default().backoff_max_ms
-}
-
 /// `Date.parse`, `None` for an invalid date.
 #[cfg(feature = "igniter")]
 fn parse_date(text: &str) -> Option<f64> {
@@ -1154,7 +1125,7 @@ fn problem_error(message: &str) -> JsValue {
 
 /// An option this build leaves out (a client given `wasm` pointing at the default build's file
 /// together with an option that needs the full one): the `Error` names it.
-fn needs_full_build(option: &str) -> JsValue {
+fn needs_full_build(option: &'static str) -> JsValue {
     js_sys::Error::new(&cat!(
         "option `",
         option,

@@ -24,7 +24,8 @@ const RANKS: &[(&str, u8)] = &[
     ("simple", 4),
     ("session", 5),
     ("igniter", 6),
-    ("layers", 7),
+    ("options", 7),
+    ("layers", 8),
 ];
 
 /// What `engine/mod.rs` re-exports, by the module it comes from: `use crate::engine::Session` is an

@@ -2,7 +2,7 @@
 //!
 //! Layers, each importing only from those below it (checked by `layers.rs`'s test): `time`, `hash`,
 //! `backoff`; `sort`, `event`, `code`, `relays`, `limiter`, `limits`; `filter`, `http`; `registry`; `coalesce`,
-//! `simple`; `session`; `igniter` (which drives a session).
+//! `simple`; `session`; `igniter` (which drives a session); `options` (what a client's options choose).
 
 pub mod backoff;
 pub mod coalesce;
@@ -16,6 +16,7 @@ pub mod http;
 pub mod igniter;
 pub mod limiter;
 pub mod limits;
+pub mod options;
 pub mod registry;
 pub mod relays;
 pub mod session;
