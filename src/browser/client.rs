@@ -19,7 +19,7 @@ use super::stream::probe;
 use super::stream::{Stream, StreamEvent};
 use super::timer::Timer;
 use crate::cat;
-use crate::engine::frame::{FrameError, CLOSE_UNAUTHORIZED};
+use crate::engine::frame::FrameError;
 use crate::engine::hash::Map;
 #[cfg(feature = "igniter")]
 use crate::engine::igniter::{IgniterLink, IgniterTranslator, LinkOutput, TranslatedFrame};
@@ -578,20 +578,7 @@ impl Shell {
                 }
                 SocketEvent::Closed { code, reason } => {
                     sh.socket = None;
-                    let reason = if code == CLOSE_UNAUTHORIZED {
-                        cat!(
-                            "the relay refused or expired the token (close ",
-                            code,
-                            if reason.is_empty() { "" } else { ": " },
-                            reason,
-                            "); reconnecting with a new one"
-                        )
-                    } else if reason.is_empty() {
-                        cat!("connection closed (code ", code, ")")
-                    } else {
-                        cat!("connection closed (code ", code, "): ", reason)
-                    };
-                    sh.session.handle_close(now, &reason);
+                    sh.session.handle_socket_close(now, code, &reason);
                 }
             }
         });
@@ -604,73 +591,95 @@ impl Shell {
     fn on_frame_event(shell: &Rc<RefCell<Shell>>, ev: FrameEvent) -> JsValue {
         let calls = {
             let mut sh = shell.borrow_mut();
-            let FrameEvent {
-                channel,
-                kind,
-                seq,
-                ids,
-                frame,
-                stamp,
-            } = ev;
-            // Numbers as JS's `String(n)` writes them (JS checked they are safe integers).
-            let read_ids = || {
-                ids.dyn_ref::<Array>().map(|ids| {
-                    ids.iter()
-                        .filter_map(|id| id.as_string().or_else(|| id.as_f64().map(number_to_id)))
-                        .collect()
-                })
-            };
-            // Read only when a subscription of the channel filters by id (or a coalescing window
-            // holds the event back, below).
-            let keys = EventKeys {
-                channel: &channel,
-                seq,
-                kind: &kind,
-                ids: if sh.session.registry().indexes_ids(&channel) {
-                    read_ids()
-                } else {
-                    None
-                },
-            };
-            sh.session.handle_event(now_at(stamp), keys, |given| {
-                owned_event(&channel, &kind, seq, given.or_else(read_ids), &frame)
-            });
+            let frame = sh.route_parsed_event(ev);
             sh.process_with(FrameAt::Parsed);
-            // The common case, answered in place: `calls` keeps its buffer for the next event.
-            if let [Call::DeliverThisFrame { subs }] = sh.calls.as_slice() {
-                let subs = match subs.as_slice() {
-                    [sub] => JsValue::from(*sub),
-                    subs => js_sys::Uint32Array::from(subs).into(),
-                };
-                sh.calls.clear();
+            if let Some(subs) = sh.only_this_frame() {
                 return subs;
             }
-            let mut calls = core::mem::take(&mut sh.calls);
-            // Rare: something else to do too (a state change, a problem). Everything runs here,
-            // in the session's order.
-            let event = calls
-                .iter()
-                .any(|c| matches!(c, Call::DeliverThisFrame { .. }))
-                .then(|| event_from_frame(&frame));
-            for call in &mut calls {
-                if let Call::DeliverThisFrame { subs } = call {
-                    *call = match &event {
-                        Some(Ok(event)) => Call::Deliver {
-                            subs: core::mem::take(subs),
-                            event: event.clone(),
-                        },
-                        Some(Err(e)) => Call::Problem(problem_error(&cat!(
-                            "could not build the event object: ",
-                            describe(e)
-                        ))),
-                        None => continue,
-                    };
-                }
-            }
-            calls
+            sh.calls_with_frame(&frame)
         };
         Shell::run(shell, calls);
         JsValue::UNDEFINED
+    }
+
+    /// Hands the session an `event` frame JS parsed, by its keys; returns the parsed frame.
+    #[inline(always)]
+    fn route_parsed_event(&mut self, ev: FrameEvent) -> JsValue {
+        let FrameEvent {
+            channel,
+            kind,
+            seq,
+            ids,
+            frame,
+            stamp,
+        } = ev;
+        // Numbers as JS's `String(n)` writes them (JS checked they are safe integers).
+        let read_ids = || {
+            ids.dyn_ref::<Array>().map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_string().or_else(|| id.as_f64().map(number_to_id)))
+                    .collect()
+            })
+        };
+        // Read only when a subscription of the channel filters by id (or a coalescing window
+        // holds the event back, below).
+        let keys = EventKeys {
+            channel: &channel,
+            seq,
+            kind: &kind,
+            ids: if self.session.registry().indexes_ids(&channel) {
+                read_ids()
+            } else {
+                None
+            },
+        };
+        self.session.handle_event(now_at(stamp), keys, |given| {
+            owned_event(&channel, &kind, seq, given.or_else(read_ids), &frame)
+        });
+        frame
+    }
+
+    /// The common case, answered in place: when delivering the frame at hand is all there is to
+    /// do, its subscriptions (a sub id or a `Uint32Array`) for JS to call; `calls` keeps its
+    /// buffer for the next event.
+    #[inline(always)]
+    fn only_this_frame(&mut self) -> Option<JsValue> {
+        let [Call::DeliverThisFrame { subs }] = self.calls.as_slice() else {
+            return None;
+        };
+        let subs = match subs.as_slice() {
+            [sub] => JsValue::from(*sub),
+            subs => js_sys::Uint32Array::from(subs).into(),
+        };
+        self.calls.clear();
+        Some(subs)
+    }
+
+    /// Rare: something else to do too (a state change, a problem). Everything runs in the shell,
+    /// in the session's order, with the event built from `frame` where it is delivered.
+    #[inline(always)]
+    fn calls_with_frame(&mut self, frame: &JsValue) -> Vec<Call> {
+        let mut calls = core::mem::take(&mut self.calls);
+        let event = calls
+            .iter()
+            .any(|c| matches!(c, Call::DeliverThisFrame { .. }))
+            .then(|| event_from_frame(frame));
+        for call in &mut calls {
+            if let Call::DeliverThisFrame { subs } = call {
+                *call = match &event {
+                    Some(Ok(event)) => Call::Deliver {
+                        subs: core::mem::take(subs),
+                        event: event.clone(),
+                    },
+                    Some(Err(e)) => Call::Problem(problem_error(&cat!(
+                        "could not build the event object: ",
+                        describe(e)
+                    ))),
+                    None => continue,
+                };
+            }
+        }
+        calls
     }
 
     fn on_page(shell: &Rc<RefCell<Shell>>, event: PageEvent) {

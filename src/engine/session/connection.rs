@@ -10,7 +10,7 @@ use super::token::Refresh;
 use super::TransportKind;
 use super::{ConnectionState, Millis, Output, PublishError, Session};
 use crate::cat;
-use crate::engine::frame::{self, ChannelEntry, Position, PROTOCOL_VERSION};
+use crate::engine::frame::{self, ChannelEntry, Position, CLOSE_UNAUTHORIZED, PROTOCOL_VERSION};
 use crate::prelude::*;
 
 /// Consecutive WebSocket attempts that never reach `hello` before `Auto` falls back to SSE.
@@ -95,6 +95,12 @@ impl Session {
             // Authorizing: no transport yet; a close from an older one changes nothing.
             Link::Idle | Link::Authorizing { .. } | Link::Waiting { .. } | Link::Closed => {}
         }
+    }
+
+    /// The WebSocket closed with its close frame's `code` and `reason`: [`Session::handle_close`],
+    /// with a report saying what the code means (4001: the relay refused or expired the token).
+    pub fn handle_socket_close(&mut self, now: Millis, code: u16, reason: &str) {
+        self.handle_close(now, &socket_close_reason(code, reason));
     }
 
     /// Leaves `Idle`: connects now, or waits when the page does not allow it.
@@ -386,5 +392,47 @@ impl Session {
         self.problem(cat!("protocol violation: ", message, "; reconnecting"));
         self.outputs.push_back(Output::Disconnect);
         self.lose_link(now, message, true);
+    }
+}
+
+/// What a WebSocket's close frame says, for the state report.
+fn socket_close_reason(code: u16, reason: &str) -> String {
+    if code == CLOSE_UNAUTHORIZED {
+        cat!(
+            "the relay refused or expired the token (close ",
+            code,
+            if reason.is_empty() { "" } else { ": " },
+            reason,
+            "); reconnecting with a new one"
+        )
+    } else if reason.is_empty() {
+        cat!("connection closed (code ", code, ")")
+    } else {
+        cat!("connection closed (code ", code, "): ", reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::socket_close_reason;
+
+    #[test]
+    fn a_close_frame_is_reported_with_what_its_code_means() {
+        assert_eq!(
+            socket_close_reason(4001, "token expired"),
+            "the relay refused or expired the token (close 4001: token expired); reconnecting with a new one"
+        );
+        assert_eq!(
+            socket_close_reason(4001, ""),
+            "the relay refused or expired the token (close 4001); reconnecting with a new one"
+        );
+        assert_eq!(
+            socket_close_reason(1006, ""),
+            "connection closed (code 1006)"
+        );
+        assert_eq!(
+            socket_close_reason(1013, "try again later"),
+            "connection closed (code 1013): try again later"
+        );
     }
 }
