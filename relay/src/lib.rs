@@ -165,7 +165,7 @@ where
     });
     let presence_settings = presence::settings::Settings::from_config(&config);
     let presence = Arc::new(match &*broker {
-        Broker::Redis(redis) => presence::redis::store::presence(
+        Broker::Redis(redis) => presence::Presence::on_redis(
             presence_settings,
             metrics.presence.clone(),
             redis.presence_link(),

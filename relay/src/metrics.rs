@@ -1,7 +1,7 @@
 //! The relay's Prometheus metrics (`GET /metrics`, text exposition format), kept in a registry of
 //! their own per relay (so several relays in one process, as in the tests, do not mix).
 
-use crate::broker::Stats;
+use crate::broker::stats::Stats;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -18,11 +18,11 @@ use super::floors::Floors;
 use super::kick::{Kick, KickReason};
 use super::outbound::{Entry, Logged, Outbound, Scopes};
 use super::request::{Delivery, Refusal, Request, Since, Subscribed, TooManyChannels};
+use super::stats::{ChannelStats, Stats};
 use crate::config::Config;
 use crate::history::{ChannelLog, HistoryLimits, Millis, Replay};
 use axum::extract::ws::Utf8Bytes;
 use live_protocol::frame::{encode_subscribed, ChannelEntry};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,35 +32,6 @@ use tokio::sync::{mpsc, Notify};
 
 /// Identifies one connection for the broker.
 pub type ConnId = u64;
-
-/// The counts reported by `GET /healthz`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// Open connections (WebSocket and Server-Sent Events).
-    pub connections: usize,
-    /// Channels with at least one subscriber.
-    pub channels: usize,
-    /// (connection, channel) pairs.
-    pub subscriptions: usize,
-    /// Events kept for replay, over all channels.
-    pub history_events: usize,
-    /// Channels this node keeps: with subscribers, or with events in their history (in
-    /// process), or followed (Redis). The in-process hub forgets the others.
-    pub known_channels: usize,
-    /// Times this node lost Redis (0 in process).
-    pub redis_outages: u64,
-    /// Pub/sub messages this node dropped for falling behind (each one an outage; 0 in process).
-    pub redis_push_overflows: u64,
-}
-
-/// One channel of `GET /stats/channels`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ChannelStats {
-    /// Connections subscribed to the channel.
-    pub subscribers: usize,
-    /// The seq of the channel's last event (0 when nothing was published on it).
-    pub last_seq: u64,
-}
 
 /// The most publish keys remembered at once; beyond it the oldest are forgotten first.
 pub const DEFAULT_MAX_PUBLISH_KEYS: usize = 100_000;

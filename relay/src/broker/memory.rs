@@ -2,11 +2,12 @@
 //! publish keys live in this process. One relay process, no dependency.
 
 use super::epoch::new_epoch;
-use super::hub::{ChannelStats, Hub, Member, Settings, Stats};
+use super::hub::{Hub, Member, Settings};
 use super::keys::{KeyedPublish, PublishKeys};
 use super::outbound::{scopes, Entry, Scopes};
 use super::outcome::Published;
 use super::request::{Refusal, Request, Subscribed, TooManyChannels};
+use super::stats::{ChannelStats, Stats};
 use super::tickets::Tickets;
 use crate::publish::ValidEvent;
 use std::collections::BTreeMap;

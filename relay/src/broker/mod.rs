@@ -18,6 +18,7 @@ pub mod outbound;
 pub mod outcome;
 pub mod redis;
 pub mod request;
+pub mod stats;
 pub mod tickets;
 
 /// Why an SSE ticket was not kept.
@@ -28,11 +29,12 @@ pub enum TicketError {
     Unavailable(Unavailable),
 }
 
-pub use hub::{ChannelStats, ConnId, Member, Outbox, Settings, Stats};
+pub use hub::{ConnId, Member, Outbox, Settings};
 pub use kick::{Kick, KickReason};
 pub use outbound::{scopes, Outbound, Scopes};
 pub use outcome::{PublishFailure, Published, SubscribeError, Unavailable};
 pub use request::{Request, Since, Subscribed, TooManyChannels};
+pub use stats::{ChannelStats, Stats};
 
 use crate::publish::ValidEvent;
 use hub::Hub;

@@ -11,8 +11,8 @@ pub enum FeedError {
     Connect { target: String, reason: String },
     /// The role may not create the `live_relay` schema.
     NoPrivilege { role: String, reason: String },
-    /// The database holds a newer schema than this relay knows.
-    NewerSchema { found: i32 },
+    /// The database holds a newer schema (`found`) than this relay knows (`known`).
+    NewerSchema { found: i32, known: i32 },
     /// Any other error of the database or the link to it.
     Sql(tokio_postgres::Error),
     /// A row of the outbox that could not be read at all (not even its id).
@@ -36,11 +36,10 @@ impl fmt::Display for FeedError {
                  database owner run the SQL that `live-relay postgres install --print` prints, \
                  then start the relay again"
             ),
-            FeedError::NewerSchema { found } => write!(
+            FeedError::NewerSchema { found, known } => write!(
                 f,
                 "the database holds version {found} of the live_relay schema, newer than this \
-                 relay knows ({}): run a newer live-relay",
-                super::schema::VERSION
+                 relay knows ({known}): run a newer live-relay"
             ),
             FeedError::Sql(e) => write!(f, "{}", describe(e)),
             FeedError::Row(reason) => write!(f, "{reason}"),

@@ -47,7 +47,10 @@ pub async fn install(client: &mut Client) -> Result<(), FeedError> {
     match found {
         Some(version) if version == VERSION => return Ok(()),
         Some(version) if version > VERSION => {
-            return Err(FeedError::NewerSchema { found: version })
+            return Err(FeedError::NewerSchema {
+                found: version,
+                known: VERSION,
+            })
         }
         _ => {}
     }

@@ -2,8 +2,8 @@
 //! is milliseconds since the epoch). Diffs are announced to the watchers while the sets' lock is
 //! held, so they are queued in version order.
 
+use super::contract::{JoinOutcome, JoinRequest, MemberView, Snapshot, StoreError};
 use super::set::{ConnId, Diff, Joined, Limits, Millis, PresenceSet};
-use super::store::{JoinOutcome, JoinRequest, MemberView, Snapshot, StoreError};
 use super::watchers::{Announcement, Watchers};
 use serde_json::Value;
 use std::collections::HashMap;

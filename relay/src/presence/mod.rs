@@ -5,6 +5,8 @@
 //!
 //! - [`set`]: one channel's set, without I/O: joins and resumes, updates, explicit leaves, the
 //!   grace period after a socket ends, the sweep, the limits.
+//! - [`contract`]: what a store is asked and answers ([`contract::JoinRequest`],
+//!   [`contract::JoinOutcome`], [`contract::Snapshot`], [`contract::StoreError`]), below the stores.
 //! - [`store`]: where the sets live, [`store::Store`], one variant per broker: [`memory`] (one
 //!   relay) and [`redis::store`] (a cluster: the sets in Redis, changed by atomic scripts, each node
 //!   refreshing its sockets' members and sweeping; docs/SCALING.md, *Presence on a cluster*).
@@ -21,9 +23,9 @@
 //! A store implements, each `async` and keyed by channel (and member key), on its own clock
 //! (`since` in milliseconds since the epoch; the Redis store uses Redis `TIME`):
 //!
-//! - `join(channel, JoinRequest { key, user, info, data, conn })` → [`store::JoinOutcome`]
+//! - `join(channel, JoinRequest { key, user, info, data, conn })` → [`contract::JoinOutcome`]
 //!   (`New`, announced `join`; `Resumed { changed }`, announced `update` only when `data`
-//!   changed) or [`store::StoreError`]: `Refused(Refusal)` (the key is another user's: `NotYours`;
+//!   changed) or [`contract::StoreError`]: `Refused(Refusal)` (the key is another user's: `NotYours`;
 //!   the set is full: `Full`; `data` too large: `TooLarge`; over the rate: `TooFast`, also for a
 //!   resume that changes `data`) or `Unavailable`.
 //! - `update(channel, key, conn, data)` → changed (announced `update`), `Refused(NotJoined)` when
@@ -31,7 +33,7 @@
 //! - `leave(channel, key, conn)` → whether it was there (announced `leave` at once).
 //! - `disconnected(channel, key, conn)`: the member leaves `grace_ms` later unless a `join` with
 //!   its key resumes it first (on any node). Announces nothing now.
-//! - `snapshot(channel)` → [`store::Snapshot`] `{ version, members, users }`, members in their
+//! - `snapshot(channel)` → [`contract::Snapshot`] `{ version, members, users }`, members in their
 //!   grace period included.
 //! - `sweep()` → how many members whose grace ended were removed, each announced `leave`
 //!   exactly once (also when several nodes sweep).
@@ -45,6 +47,7 @@
 //! The limits it applies are [`set::Limits`] (from [`settings::Settings`]).
 
 pub mod connection;
+pub mod contract;
 pub mod memory;
 pub mod metrics;
 pub mod redis;

@@ -2,11 +2,14 @@
 //! watchers, the tick that sweeps the members whose grace period ended, and the requests of the
 //! connections (checked for rights and per-connection limits by `ws::presence`).
 
+use super::contract::{JoinOutcome, JoinRequest, Snapshot, StoreError};
 use super::memory::MemoryStore;
 use super::metrics::PresenceMetrics;
+use super::redis::store::RedisStore;
 use super::settings::{Settings, FEATURE, TICK_MS};
-use super::store::{JoinOutcome, JoinRequest, Snapshot, Store, StoreError};
+use super::store::Store;
 use super::watchers::Watchers;
+use crate::broker::redis::PresenceLink;
 use crate::broker::{ConnId, Outbound, Outbox};
 use axum::extract::ws::Utf8Bytes;
 use live_protocol::frame::{encode_presence_sync, PresenceMember};
@@ -29,6 +32,13 @@ impl Presence {
         let watchers = Arc::new(Watchers::default());
         let store = Store::Memory(MemoryStore::new(settings.limits, Arc::clone(&watchers)));
         Presence::with_store(settings, store, watchers, metrics)
+    }
+
+    /// Presence on a cluster node: a [`RedisStore`] on `link`.
+    pub fn on_redis(settings: Settings, metrics: PresenceMetrics, link: PresenceLink) -> Self {
+        let watchers = Arc::new(Watchers::default());
+        let store = RedisStore::new(settings.limits, link, Arc::clone(&watchers));
+        Presence::with_store(settings, Store::Redis(Box::new(store)), watchers, metrics)
     }
 
     /// Presence on `store`, which announces its diffs to `watchers`.

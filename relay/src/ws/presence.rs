@@ -6,9 +6,9 @@
 use super::{Connection, Gone};
 use crate::auth::token::MAX_INFO_BYTES;
 use crate::auth::Grant;
+use crate::presence::contract::{JoinRequest, StoreError};
 use crate::presence::set::Refusal;
 use crate::presence::settings::{FRAMES_BURST, FRAMES_PER_SECOND};
-use crate::presence::store::{JoinRequest, StoreError};
 use live_protocol::frame::{ErrorCode, PresenceRequest, PresenceVerb};
 use serde_json::Value;
 use std::sync::Arc;

@@ -25,11 +25,12 @@ pub mod script;
 pub mod tls;
 
 use super::epoch::new_epoch;
-use super::hub::{ChannelStats, Hub, Member, Settings};
+use super::hub::{Hub, Member, Settings};
 use super::kick::KickReason;
 use super::outbound::{Entry, Scopes};
 use super::outcome::{PublishFailure, Published, SubscribeError, Unavailable};
 use super::request::{Delivery, Refusal, Request, Since, Subscribed};
+use super::stats::{ChannelStats, Stats};
 use crate::publish::ValidEvent;
 use message::{encode_scopes, split_frame, Live};
 use redis::aio::MultiplexedConnection;
@@ -651,8 +652,8 @@ impl RedisBroker {
     }
 
     /// The hub's counts, with the link's outages and dropped pushes.
-    pub fn stats(&self) -> super::hub::Stats {
-        super::hub::Stats {
+    pub fn stats(&self) -> Stats {
+        Stats {
             redis_outages: self.link.downs.load(Ordering::Acquire),
             redis_push_overflows: self.link.push_overflows.load(Ordering::Relaxed),
             ..self.hub.stats()

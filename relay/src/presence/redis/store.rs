@@ -15,8 +15,8 @@
 
 use super::{parse_diff, RedisPresence, StoreError as RedisError, REFRESH_EVERY, SWEEP_EVERY};
 use crate::broker::redis::PresenceLink;
+use crate::presence::contract::{JoinOutcome, JoinRequest, MemberView, Snapshot, StoreError};
 use crate::presence::set::{ConnId, Diff, Joined, Limits};
-use crate::presence::store::{JoinOutcome, JoinRequest, MemberView, Snapshot, StoreError};
 use crate::presence::watchers::{Announcement, Watchers};
 use redis::aio::MultiplexedConnection;
 use serde_json::Value;
@@ -375,20 +375,4 @@ impl RedisStore {
     pub fn members(&self) -> usize {
         self.presence.owned_count()
     }
-}
-
-/// Presence on a cluster node: a [`RedisStore`] on `link`.
-pub fn presence(
-    settings: crate::presence::settings::Settings,
-    metrics: crate::presence::metrics::PresenceMetrics,
-    link: PresenceLink,
-) -> crate::presence::Presence {
-    let watchers = Arc::new(Watchers::default());
-    let store = RedisStore::new(settings.limits, link, Arc::clone(&watchers));
-    crate::presence::Presence::with_store(
-        settings,
-        crate::presence::store::Store::Redis(Box::new(store)),
-        watchers,
-        metrics,
-    )
 }
