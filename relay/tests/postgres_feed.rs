@@ -288,6 +288,24 @@ fn a_role_without_rights_is_told_to_run_the_printed_sql() {
     assert_eq!(installed.status.code(), Some(0), "{installed:?}");
 }
 
+#[test]
+fn a_schema_newer_than_the_relay_knows_is_refused_naming_both_versions() {
+    let pg = Postgres::start();
+    let installed = live_relay(&["postgres", "install", "--postgres", &pg.url()]);
+    assert_eq!(installed.status.code(), Some(0), "{installed:?}");
+    // A newer relay upgraded the schema; this one must not run on it (nor reinstall over it).
+    pg.psql("update live_relay.version set version = 7");
+    let (code, stderr) = run_relay(&["--postgres", &pg.url()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the database holds version 7 of the live_relay schema, newer than this relay knows (1): run a newer live-relay"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(pg.psql("select version from live_relay.version"), "7");
+}
+
 #[tokio::test]
 async fn polling_alone_delivers_and_notify_off_disables_the_trigger() {
     let pg = Postgres::start();
