@@ -111,49 +111,12 @@ impl Socket {
             on_throw,
         } = handlers;
         let on_event: Rc<dyn Fn(SocketEvent)> = Rc::new(on_event);
-
-        let handler = on_event.clone();
-        let on_open = Closure::<dyn FnMut()>::new(move || handler(SocketEvent::Open));
-        let handler = on_event.clone();
-        let on_text = Closure::<dyn FnMut(JsValue, u32)>::new(move |raw: JsValue, len: u32| {
-            if len > 0 {
-                return handler(SocketEvent::Oversized { len });
-            }
-            match raw.as_string() {
-                #[cfg(feature = "simple")]
-                Some(text) => handler(SocketEvent::Text { text, raw }),
-                // Without `simple` no socket is plain: text frames all go to `on_frame`.
-                _ => handler(SocketEvent::Binary),
-            }
-        });
-        let handler = on_event.clone();
-        let on_frame = Closure::<dyn FnMut(JsValue, Option<String>)>::new(
-            move |parsed: JsValue, not_json: Option<String>| match not_json {
-                Some(why) => handler(SocketEvent::NotJson(why)),
-                None => handler(SocketEvent::Frame(parsed)),
-            },
-        );
-        let on_frame_event = Closure::<
-            dyn FnMut(String, String, f64, JsValue, JsValue, f64) -> JsValue,
-        >::new(move |channel, kind, seq: f64, ids, frame, stamp| {
-            on_frame_event(FrameEvent {
-                channel,
-                kind,
-                // A safe integer from 0 (checked in JS).
-                seq: seq as u64,
-                ids,
-                frame,
-                stamp,
-            })
-        });
+        let on_open = open_listener(on_event.clone());
+        let on_text = text_listener(on_event.clone());
+        let on_frame = frame_listener_of(on_event.clone());
+        let on_frame_event = event_listener(on_frame_event);
         let on_throw = Closure::<dyn FnMut(JsValue)>::new(move |thrown| on_throw(thrown));
-        let handler = on_event;
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
-            handler(SocketEvent::Closed {
-                code: e.code(),
-                reason: e.reason(),
-            })
-        });
+        let on_close = close_listener(on_event);
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         // A plain socket speaks another protocol: every frame goes to its translator as text.
         let frame_events = if plain {
@@ -184,6 +147,73 @@ impl Socket {
     pub fn send(&self, text: &str) -> Result<(), JsValue> {
         self.ws.send_with_str(text)
     }
+}
+
+/// The socket's `onopen`.
+#[inline(always)]
+fn open_listener(handler: Rc<dyn Fn(SocketEvent)>) -> Closure<dyn FnMut()> {
+    Closure::<dyn FnMut()>::new(move || handler(SocketEvent::Open))
+}
+
+/// `frameListener`'s `onText`: a frame that never enters the decoder (too large, binary) or, on a
+/// plain socket, a text frame for its translator.
+#[inline(always)]
+fn text_listener(handler: Rc<dyn Fn(SocketEvent)>) -> Closure<dyn FnMut(JsValue, u32)> {
+    Closure::<dyn FnMut(JsValue, u32)>::new(move |raw: JsValue, len: u32| {
+        if len > 0 {
+            return handler(SocketEvent::Oversized { len });
+        }
+        match raw.as_string() {
+            #[cfg(feature = "simple")]
+            Some(text) => handler(SocketEvent::Text { text, raw }),
+            // Without `simple` no socket is plain: text frames all go to `on_frame`.
+            _ => handler(SocketEvent::Binary),
+        }
+    })
+}
+
+/// `frameListener`'s `onFrame`: a parsed frame other than a routable `event`, or why the text was
+/// not JSON.
+#[inline(always)]
+fn frame_listener_of(
+    handler: Rc<dyn Fn(SocketEvent)>,
+) -> Closure<dyn FnMut(JsValue, Option<String>)> {
+    Closure::<dyn FnMut(JsValue, Option<String>)>::new(
+        move |parsed: JsValue, not_json: Option<String>| match not_json {
+            Some(why) => handler(SocketEvent::NotJson(why)),
+            None => handler(SocketEvent::Frame(parsed)),
+        },
+    )
+}
+
+/// `frameListener`'s `onEvent`: an `event` frame routed by its keys.
+#[inline(always)]
+fn event_listener<F>(on_frame_event: F) -> Closure<FrameEventFn>
+where
+    F: Fn(FrameEvent) -> JsValue + 'static,
+{
+    Closure::<FrameEventFn>::new(move |channel, kind, seq: f64, ids, frame, stamp| {
+        on_frame_event(FrameEvent {
+            channel,
+            kind,
+            // A safe integer from 0 (checked in JS).
+            seq: seq as u64,
+            ids,
+            frame,
+            stamp,
+        })
+    })
+}
+
+/// The socket's `onclose`.
+#[inline(always)]
+fn close_listener(handler: Rc<dyn Fn(SocketEvent)>) -> Closure<dyn FnMut(CloseEvent)> {
+    Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+        handler(SocketEvent::Closed {
+            code: e.code(),
+            reason: e.reason(),
+        })
+    })
 }
 
 impl Drop for Socket {
