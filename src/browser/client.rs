@@ -33,7 +33,7 @@ use crate::engine::session::{percent_encode_into, PublishResult};
 use crate::engine::simple::SimpleTranslator;
 use crate::engine::{
     number_to_id, ConnectionState, Event, EventKeys, Filter, Output, PublishError, PublishId,
-    Relay, Relays, Session, SubId, TypeFilter,
+    Relay, Relays, Session, SessionConfig, SubId, TypeFilter,
 };
 use crate::prelude::*;
 use alloc::rc::{Rc, Weak};
@@ -243,53 +243,7 @@ impl LiveClient {
             simple: chosen.simple,
         };
         let max_frame = max_frame_bytes(number("maxFrameBytes", 0));
-        let on_error = field(options, "onError").dyn_into::<Function>().ok();
-        let on_state = field(options, "onStateChange").dyn_into::<Function>().ok();
-        let shell = Rc::new_cyclic(|me: &Weak<RefCell<Shell>>| {
-            let weak = me.clone();
-            let timer = Timer::new(move || {
-                if let Some(shell) = weak.upgrade() {
-                    Shell::on_timer(&shell);
-                }
-            });
-            let weak = me.clone();
-            let page = PageWatcher::new(move |event| {
-                if let Some(shell) = weak.upgrade() {
-                    Shell::on_page(&shell, event);
-                }
-            });
-            let mut session = Session::new(cfg);
-            session.set_online(now_ms(), is_online());
-            session.set_visible(now_ms(), is_visible());
-            RefCell::new(Shell {
-                endpoints,
-                session,
-                socket: None,
-                #[cfg(feature = "igniter")]
-                igniter: igniter.then(IgniterLink::new),
-                #[cfg(feature = "igniter")]
-                igniter_streams: Vec::new(),
-                #[cfg(feature = "igniter")]
-                overlap_timer: None,
-                #[cfg(feature = "simple")]
-                simple: None,
-                #[cfg(any(feature = "sse", feature = "simple"))]
-                connections: 0,
-                #[cfg(feature = "sse")]
-                ticket_for: None,
-                tokens,
-                timer: Some(timer),
-                page: Some(page),
-                callbacks: presence_listener(options),
-                publishes: Map::default(),
-                on_error,
-                console: ConsoleLimiter::new(),
-                max_frame,
-                on_state,
-                calls: Vec::new(),
-                me: me.clone(),
-            })
-        });
+        let shell = Shell::new_shared(options, cfg, endpoints, tokens, igniter, max_frame);
         Ok(LiveClient { shell })
     }
 
@@ -467,6 +421,70 @@ impl LiveClient {
     #[wasm_bindgen(getter, js_name = subscriptionCount)]
     pub fn subscription_count(&self) -> u32 {
         self.shell.borrow().session.registry().len() as u32
+    }
+}
+
+impl Shell {
+    /// The shell of a new client, shared: its session (told whether the page is online and
+    /// visible), the timer and page watcher calling back through a weak reference, and the hooks
+    /// `options` gives (`onError`, `onStateChange`, the entry's presence listener).
+    #[inline(always)]
+    #[cfg_attr(not(feature = "igniter"), allow(unused_variables))]
+    fn new_shared(
+        options: &JsValue,
+        cfg: SessionConfig,
+        endpoints: Endpoints,
+        tokens: Option<TokenSource>,
+        igniter: bool,
+        max_frame: u32,
+    ) -> Rc<RefCell<Shell>> {
+        let on_error = field(options, "onError").dyn_into::<Function>().ok();
+        let on_state = field(options, "onStateChange").dyn_into::<Function>().ok();
+        Rc::new_cyclic(|me: &Weak<RefCell<Shell>>| {
+            let weak = me.clone();
+            let timer = Timer::new(move || {
+                if let Some(shell) = weak.upgrade() {
+                    Shell::on_timer(&shell);
+                }
+            });
+            let weak = me.clone();
+            let page = PageWatcher::new(move |event| {
+                if let Some(shell) = weak.upgrade() {
+                    Shell::on_page(&shell, event);
+                }
+            });
+            let mut session = Session::new(cfg);
+            session.set_online(now_ms(), is_online());
+            session.set_visible(now_ms(), is_visible());
+            RefCell::new(Shell {
+                endpoints,
+                session,
+                socket: None,
+                #[cfg(feature = "igniter")]
+                igniter: igniter.then(IgniterLink::new),
+                #[cfg(feature = "igniter")]
+                igniter_streams: Vec::new(),
+                #[cfg(feature = "igniter")]
+                overlap_timer: None,
+                #[cfg(feature = "simple")]
+                simple: None,
+                #[cfg(any(feature = "sse", feature = "simple"))]
+                connections: 0,
+                #[cfg(feature = "sse")]
+                ticket_for: None,
+                tokens,
+                timer: Some(timer),
+                page: Some(page),
+                callbacks: presence_listener(options),
+                publishes: Map::default(),
+                on_error,
+                console: ConsoleLimiter::new(),
+                max_frame,
+                on_state,
+                calls: Vec::new(),
+                me: me.clone(),
+            })
+        })
     }
 }
 
