@@ -791,24 +791,8 @@ impl Shell {
                     subs,
                     event: resync_event(&channel, &reason),
                 }),
-                Output::PublishAcked { id, seq } => {
-                    if let Some((resolve, _)) = self.publishes.remove(&id) {
-                        let value = Object::new();
-                        set(&value, "seq", &JsValue::from_f64(seq as f64));
-                        self.calls.push(Call::Settle {
-                            callback: resolve,
-                            value: value.into(),
-                        });
-                    }
-                }
-                Output::PublishFailed { id, error } => {
-                    if let Some((_, reject)) = self.publishes.remove(&id) {
-                        self.calls.push(Call::Settle {
-                            callback: reject,
-                            value: publish_error(&error),
-                        });
-                    }
-                }
+                Output::PublishAcked { id, seq } => self.settle(id, Ok(seq)),
+                Output::PublishFailed { id, error } => self.settle(id, Err(error)),
                 Output::State(state) => {
                     if self.on_state.is_some() {
                         self.calls.push(Call::State(state_object(&state)));
@@ -902,6 +886,22 @@ impl Shell {
             // The session only says so while handling an event frame, which is at hand.
             _ => self.report("an event was lost: its frame was not at hand".to_owned()),
         }
+    }
+
+    /// Settles the promise of publish `id`: `{ seq }` on the relay's ack, a `LivePublishError`.
+    fn settle(&mut self, id: PublishId, outcome: Result<u64, PublishError>) {
+        let Some((resolve, reject)) = self.publishes.remove(&id) else {
+            return;
+        };
+        let (callback, value) = match outcome {
+            Ok(seq) => {
+                let value = Object::new();
+                set(&value, "seq", &JsValue::from_f64(seq as f64));
+                (resolve, value.into())
+            }
+            Err(error) => (reject, publish_error(&error)),
+        };
+        self.calls.push(Call::Settle { callback, value });
     }
 
     /// Queues the call of `subs`' callbacks with the event JS built, or reports why it could not.
