@@ -25,7 +25,8 @@ use crate::engine::hash::Map;
 use crate::engine::igniter::{IgniterLink, IgniterTranslator, LinkOutput, TranslatedFrame};
 use crate::engine::limiter::{ConsoleLimiter, Verdict};
 use crate::engine::limits::MAX_TIMER_MS;
-use crate::engine::options::{max_frame_bytes, session_config, Choice, OptionsError};
+use crate::engine::options::{max_frame_bytes, millis, session_config, Choice, OptionsError};
+use crate::engine::relays::with_query;
 use crate::engine::session::Enter;
 #[cfg(feature = "sse")]
 use crate::engine::session::{percent_encode_into, PublishResult};
@@ -105,16 +106,6 @@ struct Endpoints {
     /// The WebSocket server speaks the seed's simple protocol (`protocol: "simple"`).
     #[cfg(feature = "simple")]
     simple: bool,
-}
-
-impl Endpoints {
-    fn with_query(base: &str, query: &str) -> String {
-        match (query.is_empty(), base.contains('?')) {
-            (true, _) => base.to_owned(),
-            (false, true) => cat!(base, '&', query),
-            (false, false) => cat!(base, '?', query),
-        }
-    }
 }
 
 /// The connection in use.
@@ -914,7 +905,7 @@ impl Shell {
 
     fn connect(&mut self) {
         let weak = self.me.clone();
-        let url = Endpoints::with_query(&self.relay().ws, &self.endpoints.scope_query);
+        let url = with_query(&self.relay().ws, &self.endpoints.scope_query);
         let plain = self.start_simple();
         let (on_frame, on_throw) = (weak.clone(), weak.clone());
         let handlers = Handlers {
@@ -1090,9 +1081,7 @@ impl Shell {
 /// `options[name]` as a number of milliseconds (or a count) from 0 to 2^31 - 1 (past that
 /// `setTimeout` fires at once), `default` when it is missing or anything else.
 fn number(options: &JsValue, name: &str, default: u64) -> u64 {
-    (field(options, name).as_f64())
-        .filter(|n| (0.0..=MAX_TIMER_MS as f64).contains(n))
-        .map_or(default, |n| n as u64)
+    millis(field(options, name).as_f64(), default)
 }
 
 /// `Date.parse`, `None` for an invalid date.

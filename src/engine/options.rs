@@ -5,9 +5,10 @@
 //! refused what a user can get wrong, with messages naming the option, so what is refused here
 //! is what reached the wasm around the entry.
 
+use super::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_TIMER_MS};
 #[cfg(feature = "simple")]
 use super::simple::Protocol;
-use super::{limits::DEFAULT_MAX_FRAME_BYTES, session::TransportKind, SessionConfig};
+use super::{session::TransportKind, SessionConfig};
 
 /// The options that choose the transport and protocol, as given (`None`: left out).
 #[derive(Clone, Copy, Default)]
@@ -120,6 +121,15 @@ pub fn session_config(
             Protocol::V1
         },
     }
+}
+
+/// A number option (milliseconds, or a count): `given` when it is a number from 0 to 2^31 - 1
+/// (past that `setTimeout` fires at once), else `default` (missing, negative, NaN, another type).
+#[inline(always)]
+pub fn millis(given: Option<f64>, default: u64) -> u64 {
+    given
+        .filter(|n| (0.0..=MAX_TIMER_MS as f64).contains(n))
+        .map_or(default, |n| n as u64)
 }
 
 /// The largest frame the client takes (`maxFrameBytes`, UTF-8 bytes): `given` by `number`'s rule,
@@ -320,5 +330,22 @@ mod tests {
         assert_eq!(max_frame_bytes(0), DEFAULT_MAX_FRAME_BYTES);
         assert_eq!(max_frame_bytes(5), 5);
         assert_eq!(max_frame_bytes(2_147_483_647), 2_147_483_647);
+    }
+
+    #[test]
+    fn a_number_option_out_of_range_keeps_the_default() {
+        assert_eq!(millis(Some(250.0), 7), 250);
+        assert_eq!(millis(Some(0.0), 7), 0);
+        assert_eq!(millis(Some(2_147_483_647.0), 7), 2_147_483_647);
+        assert_eq!(millis(Some(1.9), 7), 1, "whole milliseconds");
+        for odd in [
+            None,
+            Some(-1.0),
+            Some(2_147_483_648.0),
+            Some(f64::NAN),
+            Some(f64::INFINITY),
+        ] {
+            assert_eq!(millis(odd, 7), 7, "{odd:?}");
+        }
     }
 }

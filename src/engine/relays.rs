@@ -12,6 +12,7 @@
 //! carries neither a URL parser nor a second set of checks. A bad URL that reaches the client anyway
 //! fails its requests (reported, and the next relay is tried).
 
+use crate::cat;
 use crate::prelude::*;
 /// One relay's endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -72,6 +73,15 @@ impl Relays {
     }
 }
 
+/// `base` with `query` (`name=value&…`, or empty: `base` as it is) added to its query.
+pub fn with_query(base: &str, query: &str) -> String {
+    match (query.is_empty(), base.contains('?')) {
+        (true, _) => base.to_owned(),
+        (false, true) => cat!(base, '&', query),
+        (false, false) => cat!(base, '?', query),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +135,16 @@ mod tests {
         assert_eq!(r.get(1).ticket, "");
         assert_eq!(r.get(1).publish, "http://b/p");
         assert_eq!(r.get(usize::MAX).ws, "ws://b/ws");
+    }
+
+    #[test]
+    fn a_query_goes_after_the_url_s_own() {
+        assert_eq!(with_query("ws://a/ws", ""), "ws://a/ws");
+        assert_eq!(with_query("ws://a/ws?x=1", ""), "ws://a/ws?x=1");
+        assert_eq!(with_query("ws://a/ws", "scopes=a"), "ws://a/ws?scopes=a");
+        assert_eq!(
+            with_query("http://a/sse?x=1", "scopes=a"),
+            "http://a/sse?x=1&scopes=a"
+        );
     }
 }

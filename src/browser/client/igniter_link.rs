@@ -67,8 +67,8 @@ impl Shell {
 
     /// The Igniter stream URL with `query` (the scopes after it).
     pub(super) fn igniter_url(&self, query: &str) -> String {
-        let url = Endpoints::with_query(&self.relay().sse, query);
-        Endpoints::with_query(&url, &self.endpoints.scope_query)
+        let url = with_query(&self.relay().sse, query);
+        with_query(&url, &self.endpoints.scope_query)
     }
 
     /// `fetch`es the stream URL with each query, one after the other, then hands what they got to

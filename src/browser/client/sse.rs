@@ -45,8 +45,8 @@ impl Shell {
             return link.connect(&self.session);
         }
         self.connections += 1;
-        let url = Endpoints::with_query(&self.relay().sse, query);
-        let url = Endpoints::with_query(&url, &self.endpoints.scope_query);
+        let url = with_query(&self.relay().sse, query);
+        let url = with_query(&url, &self.endpoints.scope_query);
         match self.session.token().map(str::to_owned) {
             Some(token) => {
                 // `EventSource` cannot send a header: trade the token for a single-use ticket first.
@@ -81,7 +81,7 @@ impl Shell {
                 Ok(ticket) => {
                     let mut query = String::from("ticket=");
                     percent_encode_into(&mut query, &ticket);
-                    sh.open_stream(&Endpoints::with_query(url, &query));
+                    sh.open_stream(&with_query(url, &query));
                 }
                 Err(reason) => {
                     sh.report(reason.clone());
