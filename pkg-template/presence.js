@@ -130,6 +130,10 @@ export function createPresence(key, whenReady, report) {
       const space = what.indexOf(" ");
       status = what.slice(0, space);
       f = { channel: what.slice(space + 1) };
+    } else if (what?.action === "closed") {
+      // The relay ended the membership: a join or watch refused for good (its error went to onError),
+      // or a refreshed token that no longer allows the channel.
+      status = "closed";
     }
     const set = sets.get(f?.channel);
     if (!set) return;

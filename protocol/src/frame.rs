@@ -343,6 +343,9 @@ pub enum PresenceAction {
     Leave,
     /// Counts instead of diffs (a full set).
     Stats,
+    /// The relay ended this connection's membership or watch: a `join` / `watch` refused for good,
+    /// or a refreshed token that no longer allows the channel.
+    Closed,
 }
 
 impl PresenceAction {
@@ -354,6 +357,7 @@ impl PresenceAction {
             "update" => PresenceAction::Update,
             "leave" => PresenceAction::Leave,
             "stats" => PresenceAction::Stats,
+            "closed" => PresenceAction::Closed,
             _ => return None,
         })
     }
@@ -368,9 +372,9 @@ pub use relay_side::{
 };
 #[cfg(any(test, feature = "serde"))]
 pub use relay_side::{
-    encode_hello_with, encode_presence_join, encode_presence_leave, encode_presence_stats,
-    encode_presence_sync, encode_presence_update, is_presence_key, PresenceMember, PresenceRequest,
-    PresenceVerb,
+    encode_hello_with, encode_presence_closed, encode_presence_join, encode_presence_leave,
+    encode_presence_stats, encode_presence_sync, encode_presence_update, is_presence_key,
+    PresenceMember, PresenceRequest, PresenceVerb,
 };
 
 impl From<json::Error> for FrameError {
@@ -575,7 +579,8 @@ pub fn decode_fields(e: ServerFields<'_>) -> Result<ServerFrame<'_>, FrameError>
             let action = PresenceAction::from_name(&name).ok_or_else(|| {
                 FrameError::bad(["unknown presence action `", &name, "`"].concat())
             })?;
-            if action != PresenceAction::Stats && e.version.is_none() {
+            let counted = !matches!(action, PresenceAction::Stats | PresenceAction::Closed);
+            if counted && e.version.is_none() {
                 return Err(FrameError::bad("`presence` frame without `version`"));
             }
             ServerFrame::Presence {
@@ -991,6 +996,12 @@ mod tests {
             (
                 encode_presence_stats("c", 140, 97),
                 PresenceAction::Stats,
+                None,
+                None,
+            ),
+            (
+                encode_presence_closed("c", ErrorCode::Forbidden),
+                PresenceAction::Closed,
                 None,
                 None,
             ),

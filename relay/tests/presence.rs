@@ -55,6 +55,17 @@ async fn expect_presence(client: &mut Client, action: &str) -> Value {
     frame
 }
 
+/// The `closed` frame that follows a `join` or `watch` of `channel` refused for good with `code`
+/// (the client's handles stop waiting for a `sync`).
+async fn expect_closed(client: &mut Client, channel: &str, code: &str) {
+    let frame = expect_presence(client, "closed").await;
+    assert_eq!(
+        (&frame["channel"], &frame["code"]),
+        (&json!(channel), &json!(code)),
+        "{frame}"
+    );
+}
+
 /// The `sync` answering `id`.
 async fn expect_sync(client: &mut Client, id: u64) -> Value {
     let frame = expect_presence(client, "sync").await;
@@ -403,8 +414,10 @@ async fn with_auth_the_user_and_info_are_the_tokens_and_a_channel_outside_channe
         refused.get("channel").is_none(),
         "not a subscription's refusal: {refused}"
     );
+    expect_closed(&mut mallory, "secret/x", "forbidden").await;
     watch(&mut mallory, 6, "secret/x").await;
     assert_eq!(mallory.expect_error("forbidden", "secret/x").await["id"], 6);
+    expect_closed(&mut mallory, "secret/x", "forbidden").await;
     let (mut insider, _) = authed(
         &relay,
         &hs(&claims_with_info("boss", &["secret/*"], json!({}))),
@@ -437,6 +450,7 @@ async fn with_auth_the_user_and_info_are_the_tokens_and_a_channel_outside_channe
         alice.expect_error("forbidden", "another user").await["id"],
         8
     );
+    expect_closed(&mut alice, CH, "forbidden").await;
     expect_no_presence(&mut watcher, Duration::from_millis(300)).await;
 
     // A refreshed token that drops the channel ends mallory's presence there at once.
@@ -445,6 +459,8 @@ async fn with_auth_the_user_and_info_are_the_tokens_and_a_channel_outside_channe
         .send_json(json!({"op": "auth", "token": narrower}))
         .await;
     mallory.recv_op("authed").await;
+    // Mallory's client is told: its handles stop showing a set it no longer sees.
+    expect_closed(&mut mallory, CH, "forbidden").await;
     let took = expect_leave_of(&mut watcher, &k).await;
     assert!(took < Duration::from_millis(400), "{took:?}");
     let metrics = relay.metrics().await;
@@ -466,6 +482,7 @@ async fn a_token_without_sub_may_watch_but_not_join() {
     let frame = json!({"id": 2, "action": "join", "channel": CH, "key": key("anon")});
     send_presence(&mut anonymous, frame).await;
     assert_eq!(anonymous.expect_error("forbidden", "`sub`").await["id"], 2);
+    // It still watches the channel: nothing is closed.
     anonymous.assert_alive().await;
     relay.stop().await;
 }
@@ -568,6 +585,7 @@ async fn data_size_and_rate_and_channels_per_connection_are_limited_and_the_clie
     let big = json!({"note": "x".repeat(100)});
     join(&mut a, 1, &k, "alice", big.clone()).await;
     assert_eq!(a.expect_error("too_large", "64 bytes").await["id"], 1);
+    expect_closed(&mut a, CH, "too_large").await;
     join(&mut a, 2, &k, "alice", json!({"n": 0})).await;
     expect_sync(&mut a, 2).await;
     expect_presence(&mut watcher, "join").await;
@@ -606,6 +624,7 @@ async fn data_size_and_rate_and_channels_per_connection_are_limited_and_the_clie
         .expect_error("too_many_channels", "--presence-max-per-connection")
         .await;
     assert_eq!(refused["id"], 21);
+    expect_closed(&mut a, "other/2", "too_many_channels").await;
     // Malformed and unknown frames: refused with their id, nothing else changes.
     send_presence(&mut a, json!({"id": 22, "action": "dance", "channel": CH})).await;
     assert_eq!(a.expect_error("bad_frame", "`action`").await["id"], 22);
@@ -673,10 +692,12 @@ async fn a_connection_cycling_keys_is_rate_limited_and_open_mode_identity_is_bou
                      "info": {"name": "x".repeat(1_100)}});
     send_presence(&mut c, big).await;
     assert_eq!(c.expect_error("too_large", "`info`").await["id"], 1);
+    expect_closed(&mut c, CH, "too_large").await;
     let long = json!({"id": 2, "action": "join", "channel": CH, "key": key("c"),
                       "user": "u".repeat(300)});
     send_presence(&mut c, long).await;
     assert_eq!(c.expect_error("too_large", "`user`").await["id"], 2);
+    expect_closed(&mut c, CH, "too_large").await;
     expect_no_presence(&mut watcher, Duration::from_millis(300)).await;
     relay.stop().await;
 }

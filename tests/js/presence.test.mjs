@@ -247,3 +247,23 @@ test("a second handle's data on a membership that exists is a change like update
   t.mock.timers.tick(UPDATE_GAP_MS);
   assert.deepEqual(updates(), ['{"id":2,"mode":"edit"}', "{}"], "its own data follows, spaced");
 });
+
+test("the relay's `closed` frame ends the wait: status closed, listeners told; a later sync makes it live", () => {
+  const { hub, bad } = setup();
+  const p = hub.presence("c", { data: { id: 1 } });
+  const seen = [];
+  p.onChange((_, h) => seen.push(h.status));
+  hub.receive(join(3, member("b1", "7")));
+  hub.receive({ op: "presence", channel: "c", action: "closed", code: "forbidden" });
+  assert.equal(p.status, "closed");
+  assert.deepEqual(seen, ["closed"]);
+  assert.deepEqual(p.members, [], "the diff held for a sync that never came is dropped");
+  assert.deepEqual(bad, [], "a protocol frame, not a hostile one");
+  // A closed frame of another channel changes nothing here.
+  hub.receive({ op: "presence", channel: "d", action: "closed", code: "forbidden" });
+  assert.deepEqual(seen, ["closed"]);
+  // After a reconnect with a token that allows the channel, the relay's sync makes it live again.
+  hub.receive(sync(4, [member("b1", "7")]));
+  assert.equal(p.status, "live");
+  assert.deepEqual(p.members.map((u) => u.user), ["7"]);
+});

@@ -3,7 +3,8 @@
 // see each other; two clients of one user are one entry with two connections, and closing one changes no
 // user; a 1 s network blip on one client (a TCP proxy that drops its connection and refuses it for a
 // second) makes 0 change events at the other; a relay run with `--presence=false` (what an older relay
-// says) gives status "unsupported" and no error; a hostile server's presence frames are counted in
+// says) gives status "unsupported" and no error; a join refused for good (data over 1 KiB) says "closed"
+// with the relay's code in onError; a hostile server's presence frames are counted in
 // `stats.problems` and reported to onError, never thrown; React's StrictMode (its double mount) around
 // `usePresence` (the package's react.js, bundled with React 19 by rolldown) sends one join and no leave;
 // on two relay nodes over one Redis, a client on one node sees a client on the other, and when that
@@ -248,6 +249,17 @@ test("a relay without presence (--presence=false): status unsupported, no error"
   assert.equal(v.state, "open");
   assert.deepEqual(v.errors, []);
   assert.equal(v.problems, 0);
+  assert.deepEqual(pageErrors, []);
+});
+
+test("a join the relay refuses for good (data over 1 KiB) says closed, and onError has the relay's code", async () => {
+  const { p, pageErrors } = await page();
+  const c = await p.evaluate((url) => window.make(url, "erin", "Erin", { id: 3, note: "x".repeat(2000) }), wsUrl);
+  const v = await until(p, c, (v) => v.status === "closed", "closed once refused (it waited for a sync before)");
+  assert.equal(v.errors.length, 1, v.errors.join("\n"));
+  assert.match(v.errors[0], /^too_large .*presence/);
+  assert.equal(v.changes, 1, "its listener heard the status change once");
+  assert.equal(v.state, "open");
   assert.deepEqual(pageErrors, []);
 });
 

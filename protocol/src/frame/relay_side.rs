@@ -510,6 +510,24 @@ pub fn encode_presence_stats(channel: &str, members: usize, users: usize) -> Str
     })
 }
 
+/// A presence `closed` frame: the relay ended this connection's membership or watch of `channel`
+/// (`code`: why; a refused `join` / `watch` also has its `error` frame).
+pub fn encode_presence_closed(channel: &str, code: ErrorCode) -> String {
+    #[derive(Serialize)]
+    struct ClosedOut<'a> {
+        op: &'static str,
+        channel: &'a str,
+        action: &'static str,
+        code: &'static str,
+    }
+    to_json(&ClosedOut {
+        op: "presence",
+        channel,
+        action: "closed",
+        code: code.as_str(),
+    })
+}
+
 #[cfg(test)]
 mod presence_tests {
     use super::*;
@@ -648,6 +666,10 @@ mod presence_tests {
         assert_eq!(
             read(encode_presence_stats("c", 100, 60)),
             json!({"op":"presence","channel":"c","action":"stats","members":100,"users":60})
+        );
+        assert_eq!(
+            read(encode_presence_closed("c", ErrorCode::TooManyChannels)),
+            json!({"op":"presence","channel":"c","action":"closed","code":"too_many_channels"})
         );
         assert_eq!(
             read(encode_hello_with("e", 1, &["presence"]))["features"],

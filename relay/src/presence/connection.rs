@@ -59,6 +59,11 @@ impl Memberships {
             && self.channels.len() >= self.presence.settings().max_per_connection
     }
 
+    /// Whether the connection is in `channel`'s presence or watches it.
+    pub fn has(&self, channel: &str) -> bool {
+        self.channels.contains_key(channel)
+    }
+
     /// The key the connection is in `channel` as.
     pub fn key_in(&self, channel: &str) -> Option<&str> {
         self.channels.get(channel).and_then(|k| k.as_deref())

@@ -545,12 +545,17 @@ impl Connection {
                 .broker
                 .set_scopes(self.member.id, broker::scopes(&claims.scopes));
         }
+        let mut presence_ended = Vec::new();
         if !first {
             self.state.metrics.token_refreshes.inc();
-            self.presence_after_refresh(&grant).await;
+            presence_ended = self.presence_after_refresh(&grant).await;
         }
         self.grant = Some(grant);
         self.send(authed.into()).await?;
+        for channel in &presence_ended {
+            self.send_presence_closed(channel, ErrorCode::Forbidden)
+                .await?;
+        }
         if !lost.is_empty() {
             for channel in &lost {
                 self.state.metrics.forbid("subscribe");

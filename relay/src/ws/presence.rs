@@ -1,7 +1,8 @@
 //! A connection's `presence` frames (docs/PROTOCOL.md, *Presence*): the rights and identity
 //! checks, the per-connection limit, then the presence service. Every refusal is an `error` frame
 //! with the frame's `id` (counted in `live_relay_presence_refused_total`); the connection stays
-//! open.
+//! open. A `join` or `watch` refused for good, and a channel a refreshed token no longer allows,
+//! also get a presence `closed` frame, so that the client's handles stop waiting.
 
 use super::{Connection, Gone};
 use crate::auth::token::MAX_INFO_BYTES;
@@ -9,7 +10,7 @@ use crate::auth::Grant;
 use crate::presence::contract::{JoinRequest, StoreError};
 use crate::presence::set::Refusal;
 use crate::presence::settings::{FRAMES_BURST, FRAMES_PER_SECOND};
-use live_protocol::frame::{ErrorCode, PresenceRequest, PresenceVerb};
+use live_protocol::frame::{encode_presence_closed, ErrorCode, PresenceRequest, PresenceVerb};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -45,14 +46,30 @@ impl Connection {
     /// A `presence` frame: answered by a `sync` (join, watch: queued by the service) or, refused,
     /// by an `error` with its `id`.
     pub(super) async fn presence(&mut self, request: PresenceRequest<'_>) -> Result<(), Gone> {
-        let id = request.id;
+        let (id, verb) = (request.id, request.verb);
+        let channel = request.channel.clone().into_owned();
         match self.presence_step(request).await {
             Ok(()) => Ok(()),
             Err(Refused(code, message)) => {
                 self.state.presence.metrics().refuse(code.as_str());
-                self.send_error(code, &message, Some(id)).await
+                self.send_error(code, &message, Some(id)).await?;
+                let entering = matches!(verb, PresenceVerb::Join | PresenceVerb::Watch);
+                if entering && refused_for_good(code) && !self.memberships.has(&channel) {
+                    self.send_presence_closed(&channel, code).await?;
+                }
+                Ok(())
             }
         }
+    }
+
+    /// Tells the client that it has nothing on `channel`'s presence any more (`code`: why).
+    pub(super) async fn send_presence_closed(
+        &mut self,
+        channel: &str,
+        code: ErrorCode,
+    ) -> Result<(), Gone> {
+        self.send(encode_presence_closed(channel, code).into())
+            .await
     }
 
     async fn presence_step(&mut self, request: PresenceRequest<'_>) -> Result<(), Refused> {
@@ -179,9 +196,10 @@ impl Connection {
     }
 
     /// After a token refresh: the channels the new token does not allow are left at once
-    /// (announced).
-    pub(super) async fn presence_after_refresh(&mut self, grant: &Grant) {
+    /// (announced); they are returned, for their `closed` frames.
+    pub(super) async fn presence_after_refresh(&mut self, grant: &Grant) -> Vec<String> {
         let presence = Arc::clone(&self.state.presence);
+        let mut ended = Vec::new();
         for channel in self.memberships.channels() {
             if grant.may_subscribe(&channel) {
                 continue;
@@ -197,8 +215,21 @@ impl Connection {
                     "presence leave failed: {e:?}"
                 );
             }
+            ended.push(channel);
         }
+        ended
     }
+}
+
+/// Whether a `join` or `watch` refused with `code` would be refused again as it is: the channel
+/// is not allowed (or a token without `sub` joins), the connection has all the channels it may
+/// have, or what the frame declares is too large. (`presence_full` leaves a watcher with counts;
+/// `rate_limited` and `unavailable` pass.)
+fn refused_for_good(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::Forbidden | ErrorCode::TooManyChannels | ErrorCode::TooLarge
+    )
 }
 
 /// Who joins: with a token, its `sub` (required) and its `info` claim, whatever the frame says;
