@@ -19,7 +19,7 @@ done
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
 cargo build -q --release --manifest-path bench/fanout/Cargo.toml
 out=$(mktemp -d)
-RUST_LOG=warn "$relay" --addr 127.0.0.1:0 >"$out/relay.out" 2>&1 &
+RUST_LOG=warn "$relay" --addr 127.0.0.1:0 --publish-rate 0 --max-connections-per-ip 0 >"$out/relay.out" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$out"' EXIT
 for _ in $(seq 50); do grep -q "listening on" "$out/relay.out" && break; sleep 0.1; done
