@@ -124,15 +124,14 @@ struct Connection {
     auth_deadline: Option<Instant>,
     /// The connection's publishes per second.
     publishes: TokenBucket,
-    /// The connection's presence frames per second.
-    presence_frames: TokenBucket,
     /// Channels a refreshed token no longer allows: frames of theirs still queued are dropped.
     revoked: HashSet<Arc<str>>,
     /// The connection's publish task, from its first publish on.
     publisher: Option<Publisher>,
-    /// The channels it is in or watches the presence of; dropped with the connection, which
-    /// starts its members' grace period.
-    memberships: crate::presence::connection::Memberships,
+    /// Its presence frames' rate and the channels it is in or watches the presence of, from its
+    /// first presence frame on (most connections never send one: a pointer, not ~110 bytes
+    /// carried by every idle connection's task).
+    presence: Option<Box<presence::ConnectionPresence>>,
     /// Counts the connection against its IP address's limit while it lives.
     _slot: IpSlot,
 }
@@ -161,15 +160,8 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
         (Some(Grant::Open), None)
     };
     let publishes = TokenBucket::new(state.config.publish_rate, state.config.publish_burst);
-    let presence_frames = {
-        use crate::presence::settings::{FRAMES_BURST, FRAMES_PER_SECOND};
-        TokenBucket::new(FRAMES_PER_SECOND, FRAMES_BURST)
-    };
-    let memberships =
-        crate::presence::connection::Memberships::new(Arc::clone(&state.presence), id);
     debug!(conn = id, "connection opened");
     Connection {
-        memberships,
         socket,
         state,
         member,
@@ -177,7 +169,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
         grant,
         auth_deadline,
         publishes,
-        presence_frames,
+        presence: None,
         revoked: HashSet::new(),
         publisher: None,
         _slot: slot,

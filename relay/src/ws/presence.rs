@@ -7,6 +7,8 @@
 use super::{Connection, Gone};
 use crate::auth::token::MAX_INFO_BYTES;
 use crate::auth::Grant;
+use crate::limits::TokenBucket;
+use crate::presence::connection::Memberships;
 use crate::presence::contract::{JoinRequest, StoreError};
 use crate::presence::set::Refusal;
 use crate::presence::settings::{FRAMES_BURST, FRAMES_PER_SECOND};
@@ -16,6 +18,15 @@ use std::sync::Arc;
 
 /// The longest `user` a frame may state (open mode).
 pub const MAX_OPEN_USER_BYTES: usize = 256;
+
+/// What a connection keeps of presence, made on its first presence frame.
+pub(super) struct ConnectionPresence {
+    /// Its presence frames per second.
+    frames: TokenBucket,
+    /// The channels it is in or watches the presence of; dropped with the connection, which
+    /// starts its members' grace period.
+    memberships: Memberships,
+}
 
 /// A refused presence frame: its code and why.
 struct Refused(ErrorCode, String);
@@ -43,6 +54,21 @@ impl From<StoreError> for Refused {
 }
 
 impl Connection {
+    /// The connection's presence, made now if this is its first presence frame.
+    fn presence_state(&mut self) -> &mut ConnectionPresence {
+        let (presence, conn) = (&self.state.presence, self.member.id);
+        self.presence.get_or_insert_with(|| {
+            Box::new(ConnectionPresence {
+                frames: TokenBucket::new(FRAMES_PER_SECOND, FRAMES_BURST),
+                memberships: Memberships::new(Arc::clone(presence), conn),
+            })
+        })
+    }
+
+    fn memberships(&mut self) -> &mut Memberships {
+        &mut self.presence_state().memberships
+    }
+
     /// A `presence` frame: answered by a `sync` (join, watch: queued by the service) or, refused,
     /// by an `error` with its `id`.
     pub(super) async fn presence(&mut self, request: PresenceRequest<'_>) -> Result<(), Gone> {
@@ -54,7 +80,7 @@ impl Connection {
                 self.state.presence.metrics().refuse(code.as_str());
                 self.send_error(code, &message, Some(id)).await?;
                 let entering = matches!(verb, PresenceVerb::Join | PresenceVerb::Watch);
-                if entering && refused_for_good(code) && !self.memberships.has(&channel) {
+                if entering && refused_for_good(code) && !self.memberships().has(&channel) {
                     self.send_presence_closed(&channel, code).await?;
                 }
                 Ok(())
@@ -82,7 +108,7 @@ impl Connection {
                     .to_owned(),
             ));
         }
-        if !self.presence_frames.take() {
+        if !self.presence_state().frames.take() {
             return Err(Refused(
                 ErrorCode::RateLimited,
                 format!(
@@ -105,7 +131,7 @@ impl Connection {
                 self.state
                     .authorize_subscription(&grant, channel)
                     .map_err(|e| Refused(e.code, e.message))?;
-                if self.memberships.is_full_for(channel) {
+                if self.memberships().is_full_for(channel) {
                     return Err(Refused(
                         ErrorCode::TooManyChannels,
                         format!(
@@ -128,9 +154,9 @@ impl Connection {
             PresenceVerb::Join => {
                 let key = request.key.as_deref().unwrap_or_default();
                 let (user, info) = identity(&grant, &request, key)?;
-                if self.memberships.key_in(channel) != Some(key)
+                if self.memberships().key_in(channel) != Some(key)
                     && !self
-                        .memberships
+                        .memberships()
                         .take_entry(channel, std::time::Instant::now())
                 {
                     return Err(Refused(
@@ -142,12 +168,12 @@ impl Connection {
                         ),
                     ));
                 }
-                if let Some(old) = self.memberships.key_in(channel) {
+                if let Some(old) = self.memberships().key_in(channel) {
                     if old != key {
                         // Another key on the same connection: the old member leaves first.
                         let old = old.to_owned();
                         presence.leave(channel, Some(&old), conn).await?;
-                        self.memberships.forget(channel);
+                        self.memberships().forget(channel);
                     }
                 }
                 let join = JoinRequest {
@@ -160,10 +186,10 @@ impl Connection {
                     conn,
                 };
                 match presence.join(channel, join, &outbox, request.id).await {
-                    Ok(()) => self.memberships.record(channel, Some(key)),
+                    Ok(()) => self.memberships().record(channel, Some(key)),
                     Err(StoreError::Refused(Refusal::Full)) => {
-                        if self.memberships.key_in(channel).is_none() {
-                            self.memberships.record(channel, None);
+                        if self.memberships().key_in(channel).is_none() {
+                            self.memberships().record(channel, None);
                         }
                         return Err(StoreError::Refused(Refusal::Full).into());
                     }
@@ -172,12 +198,12 @@ impl Connection {
             }
             PresenceVerb::Watch => {
                 presence.watch(channel, conn, &outbox, request.id).await?;
-                if self.memberships.key_in(channel).is_none() {
-                    self.memberships.record(channel, None);
+                if self.memberships().key_in(channel).is_none() {
+                    self.memberships().record(channel, None);
                 }
             }
             PresenceVerb::Update => {
-                let key = self.memberships.key_in(channel).ok_or_else(|| {
+                let key = self.memberships().key_in(channel).ok_or_else(|| {
                     Refused(
                         ErrorCode::BadFrame,
                         format!("presence `update` on `{channel}` without having joined it"),
@@ -188,7 +214,7 @@ impl Connection {
                 presence.update(channel, &key, conn, data).await?;
             }
             PresenceVerb::Leave => {
-                let key = self.memberships.forget(channel);
+                let key = self.memberships().forget(channel);
                 presence.leave(channel, key.as_deref(), conn).await?;
             }
         }
@@ -200,11 +226,14 @@ impl Connection {
     pub(super) async fn presence_after_refresh(&mut self, grant: &Grant) -> Vec<String> {
         let presence = Arc::clone(&self.state.presence);
         let mut ended = Vec::new();
-        for channel in self.memberships.channels() {
+        let Some(state) = &self.presence else {
+            return ended;
+        };
+        for channel in state.memberships.channels() {
             if grant.may_subscribe(&channel) {
                 continue;
             }
-            let key = self.memberships.forget(&channel);
+            let key = self.memberships().forget(&channel);
             if let Err(e) = presence
                 .leave(&channel, key.as_deref(), self.member.id)
                 .await
