@@ -79,13 +79,13 @@ function group(members, key) {
  * listener's throw to the error hook.
  */
 export function createPresence(key, whenReady, report) {
-  // channel -> { handles, status, members (key -> M), version, synced, held, users, shown, stats, and for
+  // channel -> { handles (handle -> the wasm's op that ends it: 3 a join, 4 a watch), status, members (key -> M), version, synced, held, users, shown, stats, and for
   // the membership's data: data (what the wasm has), next (to send), sent (when last sent), timer };
   // those that start out undefined are left out.
   const sets = new Map();
 
   function notify(set) {
-    for (const handle of [...set.handles]) {
+    for (const handle of [...set.handles.keys()]) {
       for (const listener of [...handle.listeners]) {
         try {
           listener(set.users, handle);
@@ -132,8 +132,15 @@ export function createPresence(key, whenReady, report) {
       f = { channel: what.slice(space + 1) };
     } else if (what?.action === "closed") {
       // The relay ended the membership: a join or watch refused for good (its error went to onError),
-      // or a refreshed token that no longer allows the channel.
-      status = "closed";
+      // or a refreshed token that no longer allows the channel. The wasm forgets it (else a reconnect
+      // would send it again, refused again); a new handle on the channel starts over.
+      const set = sets.get(what.channel);
+      if (!set) return;
+      sets.delete(what.channel);
+      set.detached = true;
+      clearTimeout(set.timer);
+      for (const op of set.handles.values()) whenReady((c) => c?.presence(op, what.channel));
+      return live(set, "closed", true);
     }
     const set = sets.get(f?.channel);
     if (!set) return;
@@ -191,7 +198,7 @@ export function createPresence(key, whenReady, report) {
     // The join's identity members, as the wasm adds them to the frame: `"key":…,"user":…,"info":…`.
     const who = JSON.stringify({ key, user, info }).slice(1, -1);
     let set = sets.get(channel);
-    if (!set) sets.set(channel, (set = { handles: new Set(), status: "connecting", members: new Map(), version: -1, held: [], users: [], shown: "[]", stats: null }));
+    if (!set) sets.set(channel, (set = { handles: new Map(), status: "connecting", members: new Map(), version: -1, held: [], users: [], shown: "[]", stats: null }));
     let left = false;
     const handle = {
       listeners: new Set(),
@@ -216,7 +223,7 @@ export function createPresence(key, whenReady, report) {
       update(next) {
         const text = json(next, "presence.update", "data");
         if (watchOnly) throw new TypeError("presence.update: a `watchOnly` handle has no data to update");
-        if (!left) sendData(set, channel, text);
+        if (!left && !set.detached) sendData(set, channel, text);
       },
       leave() {
         if (left) return;
@@ -230,11 +237,11 @@ export function createPresence(key, whenReady, report) {
             sets.delete(channel);
             clearTimeout(set.timer);
           }
-          whenReady((c) => c?.presence(watchOnly ? 4 : 3, channel));
+          if (!set.detached) whenReady((c) => c?.presence(watchOnly ? 4 : 3, channel));
         });
       },
     };
-    set.handles.add(handle);
+    set.handles.set(handle, watchOnly ? 4 : 3);
     // A join on a membership that exists enters with the data it has, and changes it as update() does.
     const entered = watchOnly ? data : (set.data ||= data);
     whenReady((c) => (c ? c.presence(watchOnly ? 1 : 0, channel, entered, who) : receive(`closed ${channel}`)));

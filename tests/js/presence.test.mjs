@@ -248,22 +248,39 @@ test("a second handle's data on a membership that exists is a change like update
   assert.deepEqual(updates(), ['{"id":2,"mode":"edit"}', "{}"], "its own data follows, spaced");
 });
 
-test("the relay's `closed` frame ends the wait: status closed, listeners told; a later sync makes it live", () => {
-  const { hub, bad } = setup();
+test("the relay's `closed` frame ends the set: status closed, the wasm told to forget it once, a new handle starts over", async () => {
+  const { hub, calls, bad } = setup();
   const p = hub.presence("c", { data: { id: 1 } });
+  const w = hub.presence("c", { watchOnly: true });
   const seen = [];
   p.onChange((_, h) => seen.push(h.status));
   hub.receive(join(3, member("b1", "7")));
+  const before = calls.length;
   hub.receive({ op: "presence", channel: "c", action: "closed", code: "forbidden" });
   assert.equal(p.status, "closed");
+  assert.equal(w.status, "closed");
   assert.deepEqual(seen, ["closed"]);
   assert.deepEqual(p.members, [], "the diff held for a sync that never came is dropped");
   assert.deepEqual(bad, [], "a protocol frame, not a hostile one");
-  // A closed frame of another channel changes nothing here.
+  // The wasm ends the membership (one exit per handle, each of its kind): a reconnect will not send it again.
+  assert.deepEqual(calls.slice(before), [
+    ["exit", "c", false],
+    ["exit", "c", true],
+  ]);
+  // The handles are done with the wasm: an update or a leave sends nothing more.
+  p.update({ id: 2 });
+  p.leave();
+  w.leave();
+  await tick();
+  assert.equal(calls.length, before + 2);
+  // A closed frame of a channel without a set changes nothing.
   hub.receive({ op: "presence", channel: "d", action: "closed", code: "forbidden" });
-  assert.deepEqual(seen, ["closed"]);
-  // After a reconnect with a token that allows the channel, the relay's sync makes it live again.
+  // A new handle on the channel starts over: it enters again and waits for its sync.
+  const again = hub.presence("c", { data: { id: 1 } });
+  assert.equal(again.status, "connecting");
+  assert.deepEqual(calls.at(-1).slice(0, 3), ["enter", "c", '{"id":1}']);
   hub.receive(sync(4, [member("b1", "7")]));
-  assert.equal(p.status, "live");
-  assert.deepEqual(p.members.map((u) => u.user), ["7"]);
+  assert.equal(again.status, "live");
+  assert.equal(p.status, "closed", "the old handle stays closed");
+  assert.deepEqual(again.members.map((u) => u.user), ["7"]);
 });

@@ -4,7 +4,7 @@
 // user; a 1 s network blip on one client (a TCP proxy that drops its connection and refuses it for a
 // second) makes 0 change events at the other; a relay run with `--presence=false` (what an older relay
 // says) gives status "unsupported" and no error; a join refused for good (data over 1 KiB) says "closed"
-// with the relay's code in onError; a hostile server's presence frames are counted in
+// with the relay's code in onError, and the wasm forgets it (the client goes idle); a hostile server's presence frames are counted in
 // `stats.problems` and reported to onError, never thrown; React's StrictMode (its double mount) around
 // `usePresence` (the package's react.js, bundled with React 19 by rolldown) sends one join and no leave;
 // on two relay nodes over one Redis, a client on one node sees a client on the other, and when that
@@ -252,14 +252,20 @@ test("a relay without presence (--presence=false): status unsupported, no error"
   assert.deepEqual(pageErrors, []);
 });
 
-test("a join the relay refuses for good (data over 1 KiB) says closed, and onError has the relay's code", async () => {
+test("a join the relay refuses for good (data over 1 KiB) says closed, onError has the relay's code, and the wasm forgets it", async () => {
   const { p, pageErrors } = await page();
   const c = await p.evaluate((url) => window.make(url, "erin", "Erin", { id: 3, note: "x".repeat(2000) }), wsUrl);
   const v = await until(p, c, (v) => v.status === "closed", "closed once refused (it waited for a sync before)");
   assert.equal(v.errors.length, 1, v.errors.join("\n"));
   assert.match(v.errors[0], /^too_large .*presence/);
   assert.equal(v.changes, 1, "its listener heard the status change once");
-  assert.equal(v.state, "open");
+  // The membership was the client's only work: forgotten, it no longer keeps the connection (a client
+  // with subscriptions stays connected, and does not send the join again after a reconnect).
+  const idle = await until(p, c, (v) => v.state === "idle", "idle: nothing left to do");
+  assert.equal(idle.errors.length, 1, idle.errors.join("\n"));
+  assert.equal(idle.status, "closed");
+  const sent = await p.evaluate(() => window.sent.map((f) => f.action));
+  assert.deepEqual(sent, ["join", "leave"], "one join; the leave that ended it in the wasm");
   assert.deepEqual(pageErrors, []);
 });
 
