@@ -79,9 +79,10 @@ function group(members, key) {
  * listener's throw to the error hook.
  */
 export function createPresence(key, whenReady, report) {
-  // channel -> { handles (handle -> the wasm's op that ends it: 3 a join, 4 a watch), status, members (key -> M), version, synced, held, users, shown, stats, and for
-  // the membership's data: data (what the wasm has), next (to send), sent (when last sent), timer };
-  // those that start out undefined are left out.
+  // channel -> { handles (handle -> the wasm's op that ends it: 3 a join, 4 a watch), status, members
+  // (key -> M), version, synced, held, users, shown, stats, and for the membership's data: data (what the
+  // wasm has), next (to send), sent (when last sent), timer; detached once the relay closed it (no longer in
+  // `sets`, the wasm told) }; those that start out undefined are left out.
   const sets = new Map();
 
   function notify(set) {
