@@ -70,10 +70,12 @@ impl Connection {
     }
 
     /// A `presence` frame: answered by a `sync` (join, watch: queued by the service) or, refused,
-    /// by an `error` with its `id`.
+    /// by an `error` with its `id`, then by a `closed` when the refusal is for good and the
+    /// connection has nothing on the channel.
     pub(super) async fn presence(&mut self, request: PresenceRequest<'_>) -> Result<(), Gone> {
         let (id, verb) = (request.id, request.verb);
-        let channel = request.channel.clone().into_owned();
+        // Borrowed from the frame's text in the common case: no copy.
+        let channel = request.channel.clone();
         match self.presence_step(request).await {
             Ok(()) => Ok(()),
             Err(Refused(code, message)) => {
