@@ -38,7 +38,7 @@
 
 use crate::auth::{self, bearer_credential, ticket::TICKET_TTL, Grant};
 use crate::broker::kick::{farewell, Transport};
-use crate::broker::{self, Member, Outbound, Request, Scopes, Since, SubscribeError};
+use crate::broker::{self, Member, Next, Outbound, Request, Scopes, Since, SubscribeError};
 use crate::error::frame_error_response;
 use crate::limits::{write_timeout, write_within, IpSlot, WriteFailed};
 use crate::metrics::limit;
@@ -471,7 +471,6 @@ impl Connection {
         let mut ticker = interval_at(Instant::now() + ping_every, ping_every);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut shutdown = self.state.shutdown.clone();
-        let kick = Arc::clone(&self.member.kick);
         let tx = self.tx.clone();
 
         let expires = self.expires;
@@ -481,7 +480,10 @@ impl Connection {
                 None => std::future::pending().await,
             }
         };
-        tokio::pin!(expiry);
+        // Made once, not on every turn of the loop (as the WebSocket loop does).
+        let shutting_down = shutdown.changed();
+        let stream_closed = tx.closed();
+        tokio::pin!(expiry, shutting_down, stream_closed);
 
         loop {
             let step = tokio::select! {
@@ -494,28 +496,28 @@ impl Connection {
                     let _ = self.send(buf).await;
                     return;
                 }
-                _ = kick.wait() => {
-                    // What WebSocket says too; a new epoch or a cut end the stream without a word
-                    // (the client reopens with its position, and is told to resync or resumes).
-                    let (conn, queue) = (self.member.id, self.state.config.outbound_queue);
-                    let told = farewell(kick.reason(), Transport::Sse, conn, queue, &self.state.metrics);
-                    let mut buf = String::new();
-                    if let Some(frame) = told {
-                        push_data(&mut buf, &frame);
-                    }
-                    let _ = self.send(buf).await;
-                    return;
-                }
-                _ = shutdown.changed() => return,
-                _ = tx.closed() => return,
-                frame = self.member.rx.recv() => match frame {
-                    Some(frame) => {
+                _ = &mut shutting_down => return,
+                _ = &mut stream_closed => return,
+                next = self.member.next() => match next {
+                    Next::Frame(frame) => {
                         let mut buf = String::new();
                         self.write(&mut buf, frame);
                         self.drain(&mut buf);
                         self.send(buf).await
                     }
-                    None => return,
+                    Next::Kicked => {
+                        // What WebSocket says too; a new epoch or a cut end the stream without a word
+                        // (the client reopens with its position, and is told to resync or resumes).
+                        let (conn, queue) = (self.member.id, self.state.config.outbound_queue);
+                        let told = farewell(self.member.kick.reason(), Transport::Sse, conn, queue, &self.state.metrics);
+                        let mut buf = String::new();
+                        if let Some(frame) = told {
+                            push_data(&mut buf, &frame);
+                        }
+                        let _ = self.send(buf).await;
+                        return;
+                    }
+                    Next::Ended => return,
                 },
                 _ = ticker.tick() => {
                     let mut buf = String::from(": keepalive\n");
@@ -537,8 +539,8 @@ impl Connection {
                 return;
             }
             match self.member.rx.try_recv() {
-                Ok(frame) => self.write(buf, frame),
-                Err(_) => return,
+                Some(frame) => self.write(buf, frame),
+                None => return,
             }
         }
     }

@@ -17,6 +17,7 @@
 use super::floors::Floors;
 use super::kick::{Kick, KickReason};
 use super::outbound::{Entry, Logged, Outbound, Scopes};
+use super::queue::{queue, PushError, QueueRx, QueueTx};
 use super::request::{Delivery, Refusal, Request, Since, Subscribed, TooManyChannels};
 use super::stats::{ChannelStats, Stats};
 use crate::config::Config;
@@ -26,9 +27,9 @@ use live_protocol::frame::{encode_subscribed, ChannelEntry};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::Instant;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// Identifies one connection for the broker.
 pub type ConnId = u64;
@@ -63,11 +64,11 @@ impl Settings {
     }
 }
 
-/// The sending side of a connection's outbound queue.
+/// The sending side of a connection's outbound queue, and its [`Kick`].
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Outbound>,
-    kick: Arc<Kick>,
+    tx: QueueTx,
+    kicked: Arc<Kick>,
     scopes: Scopes,
 }
 
@@ -75,19 +76,30 @@ impl Outbox {
     /// How many frames can be queued right now. Only the hub pushes, under its lock, so the
     /// room can only grow (as the connection drains the queue) while the lock is held.
     fn room(&self) -> usize {
-        self.tx.capacity()
+        self.tx.room()
+    }
+
+    /// Ends the connection with `reason` (the first reason stays), waking its task.
+    pub fn kick(&self, reason: KickReason) {
+        if self.kicked.raise(reason) {
+            self.tx.wake_receiver();
+        }
+    }
+
+    fn is_kicked(&self) -> bool {
+        self.kicked.is_kicked()
     }
 
     /// Queues a frame; returns false when the queue is full and the connection was kicked.
     pub fn push(&self, frame: Outbound) -> bool {
-        match self.tx.try_send(frame) {
+        match self.tx.push(frame) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.kick.kick(KickReason::SlowConsumer);
+            Err(PushError::Full) => {
+                self.kick(KickReason::SlowConsumer);
                 false
             }
             // The connection is going away and will unregister itself.
-            Err(TrySendError::Closed(_)) => true,
+            Err(PushError::Closed) => true,
         }
     }
 }
@@ -253,15 +265,15 @@ impl Hub {
         Arc::clone(&self.lock().epoch)
     }
 
-    /// Registers a connection holding `scopes` with an outbound queue of `queue` frames.
+    /// Registers a connection holding `scopes` with an outbound queue of `capacity` frames.
     /// Dropping the returned [`Member`] unregisters it.
-    pub fn connect(self: &Arc<Self>, queue: usize, scopes: Scopes) -> Member {
-        let (tx, rx) = mpsc::channel(queue.max(1));
+    pub fn connect(self: &Arc<Self>, capacity: usize, scopes: Scopes) -> Member {
+        let (tx, rx) = queue(capacity);
         let kick = Arc::new(Kick::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let outbox = Outbox {
             tx,
-            kick: Arc::clone(&kick),
+            kicked: Arc::clone(&kick),
             scopes,
         };
         let mut inner = self.lock();
@@ -327,7 +339,7 @@ impl Hub {
         let Some(conn) = inner.conns.get_mut(&id) else {
             return Ok(Vec::new());
         };
-        if conn.outbox.kick.is_kicked() {
+        if conn.outbox.is_kicked() {
             // Being closed: it subscribes to nothing any more.
             return Ok(Vec::new());
         }
@@ -391,7 +403,7 @@ impl Hub {
             });
         }
         if conn.outbox.room() < 1 + replay.len() {
-            conn.outbox.kick.kick(KickReason::SlowConsumer);
+            conn.outbox.kick(KickReason::SlowConsumer);
             inner.cut_off(id, now, keep_empty);
             return Ok(Vec::new());
         }
@@ -639,7 +651,7 @@ impl Hub {
             inner.active_channels -= 1;
         }
         for (id, outbox) in ch.subscribers {
-            outbox.kick.kick(reason);
+            outbox.kick(reason);
             inner.subscriptions -= 1;
             if let Some(conn) = inner.conns.get_mut(&id) {
                 conn.channels.remove(channel);
@@ -659,7 +671,7 @@ impl Hub {
         let ids: Vec<ConnId> = inner.conns.keys().copied().collect();
         for &id in &ids {
             if let Some(conn) = inner.conns.get(&id) {
-                conn.outbox.kick.kick(reason);
+                conn.outbox.kick(reason);
             }
             inner.cut_off(id, now, keep_empty);
         }
@@ -673,7 +685,7 @@ impl Hub {
         let inner = &mut *guard;
         inner.epoch = Arc::from(epoch);
         for conn in inner.conns.values_mut() {
-            conn.outbox.kick.kick(reason);
+            conn.outbox.kick(reason);
             conn.channels.clear();
         }
         inner.channels.clear();
@@ -782,12 +794,37 @@ impl Hub {
 pub struct Member {
     hub: Arc<Hub>,
     pub id: ConnId,
-    pub rx: mpsc::Receiver<Outbound>,
+    pub rx: QueueRx,
     pub kick: Arc<Kick>,
     pub epoch: Arc<str>,
 }
 
+/// What a connection's task gets next from the broker ([`Member::next`]).
+#[derive(Debug)]
+pub enum Next {
+    /// The broker ended the connection ([`Member::kick`] says why).
+    Kicked,
+    /// A frame to send.
+    Frame(Outbound),
+    /// The queue has no sender left: the connection is no longer registered.
+    Ended,
+}
+
 impl Member {
+    /// Waits for the next frame, or for the broker to end the connection (which comes first,
+    /// even with frames queued).
+    pub async fn next(&mut self) -> Next {
+        let (rx, kick) = (&mut self.rx, &self.kick);
+        std::future::poll_fn(|cx| {
+            if kick.is_kicked() {
+                return Poll::Ready(Next::Kicked);
+            }
+            rx.poll_recv(cx)
+                .map(|frame| frame.map_or(Next::Ended, Next::Frame))
+        })
+        .await
+    }
+
     /// Where a `since` position of the client resumes in this connection's epoch.
     pub fn since(&self, epoch: &str, seq: u64) -> Since {
         if epoch == &*self.epoch {
@@ -823,7 +860,7 @@ mod tests {
     }
 
     fn drain(member: &mut Member) -> Vec<Value> {
-        std::iter::from_fn(|| member.rx.try_recv().ok())
+        std::iter::from_fn(|| member.rx.try_recv())
             .map(|f| serde_json::from_str(f.text.as_str()).expect("JSON"))
             .collect()
     }

@@ -5,7 +5,6 @@
 use crate::metrics::Metrics;
 use live_protocol::frame::{encode_error, ErrorCode};
 use std::sync::atomic::{AtomicU8, Ordering};
-use tokio::sync::Notify;
 use tracing::info;
 
 /// Why the broker ends a connection.
@@ -25,24 +24,22 @@ pub enum KickReason {
     Cut = 4,
 }
 
-/// Raised once when the broker ends a connection; the connection waits on it.
+/// Raised once when the broker ends a connection. The broker raises it through the connection's
+/// [`Outbox`](super::Outbox), which also wakes the connection's task through its queue; the task
+/// looks at it at the top of its loop. (No `Notify` of its own: waiting on one took a lock on
+/// every turn of that loop, that is for every frame delivered.)
 #[derive(Debug, Default)]
 pub struct Kick {
     /// 0 until kicked, then a [`KickReason`].
     reason: AtomicU8,
-    notify: Notify,
 }
 
 impl Kick {
-    /// Marks the connection as ended; wakes it the first time (the first reason stays).
-    pub(crate) fn kick(&self, reason: KickReason) {
-        if self
-            .reason
+    /// Marks the connection as ended; true the first time (the first reason stays).
+    pub(super) fn raise(&self, reason: KickReason) -> bool {
+        self.reason
             .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
-        {
-            self.notify.notify_one();
-        }
     }
 
     pub fn is_kicked(&self) -> bool {
@@ -58,12 +55,6 @@ impl Kick {
             4 => Some(KickReason::Cut),
             _ => None,
         }
-    }
-
-    /// Resolves once the connection has been kicked.
-    pub async fn wait(&self) {
-        // `notify_one` keeps a permit when nobody waits yet, so a kick is never missed.
-        self.notify.notified().await;
     }
 }
 

@@ -184,7 +184,7 @@ mod tests {
 
     /// Everything queued for a member, as JSON.
     fn drain(member: &mut Member) -> Vec<Value> {
-        std::iter::from_fn(|| member.rx.try_recv().ok())
+        std::iter::from_fn(|| member.rx.try_recv())
             .map(|f| serde_json::from_str(f.text.as_str()).expect("frames are JSON"))
             .collect()
     }
@@ -603,7 +603,7 @@ mod tests {
         broker.publish(&event("c"));
         broker.subscribe(a.id, &[since("c", 0)], 10).expect("ok");
         broker.publish(&scoped("c", &["x"]));
-        let positions: Vec<Option<(String, u64)>> = std::iter::from_fn(|| a.rx.try_recv().ok())
+        let positions: Vec<Option<(String, u64)>> = std::iter::from_fn(|| a.rx.try_recv())
             .map(|f| f.position.map(|p| (p.channel.to_string(), p.seq)))
             .collect();
         assert_eq!(

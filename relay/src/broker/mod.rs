@@ -16,6 +16,7 @@ pub mod kick;
 pub mod memory;
 pub mod outbound;
 pub mod outcome;
+pub mod queue;
 pub mod redis;
 pub mod request;
 pub mod stats;
@@ -29,7 +30,7 @@ pub enum TicketError {
     Unavailable(Unavailable),
 }
 
-pub use hub::{ConnId, Member, Outbox, Settings};
+pub use hub::{ConnId, Member, Next, Outbox, Settings};
 pub use kick::{Kick, KickReason};
 pub use outbound::{scopes, Outbound, Scopes};
 pub use outcome::{PublishFailure, Published, SubscribeError, Unavailable};

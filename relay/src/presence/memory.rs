@@ -175,7 +175,7 @@ mod tests {
 
     fn frames(conn: &mut Conn) -> Vec<Value> {
         let mut out = Vec::new();
-        while let Ok(frame) = conn.rx.try_recv() {
+        while let Some(frame) = conn.rx.try_recv() {
             out.push(serde_json::from_str(frame.text.as_str()).expect("JSON"));
         }
         out

@@ -13,7 +13,7 @@
 
 use crate::auth::{self, AuthFailure, Grant};
 use crate::broker::kick::{farewell, Transport};
-use crate::broker::{self, KickReason, Member, Outbound, Request, Scopes, SubscribeError};
+use crate::broker::{self, KickReason, Member, Next, Outbound, Request, Scopes, SubscribeError};
 use crate::error::{error_response, frame_error_response};
 use crate::limits::{write_timeout, write_within, IpSlot, TokenBucket, WriteFailed};
 use crate::metrics::limit;
@@ -25,6 +25,7 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use closing::{close_socket, is_over_transport_limit};
+use deadlines::{Deadlines, Due};
 use live_protocol::frame::{
     decode_client, encode_ack, encode_authed, encode_channel_error, encode_error,
     encode_hello_with, encode_ping, encode_pong, request_id, ChannelEntry, ClientFrame, ErrorCode,
@@ -35,10 +36,11 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{interval_at, sleep_until, Instant, MissedTickBehavior};
+use tokio::time::{sleep_until, Instant};
 use tracing::debug;
 
 mod closing;
+mod deadlines;
 mod presence;
 mod publishing;
 
@@ -196,14 +198,6 @@ async fn next_outcome(publisher: &mut Option<Publisher>) -> Option<Outcome> {
     }
 }
 
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Connection {
     async fn serve(mut self) {
         let features = self.state.presence.features();
@@ -211,53 +205,76 @@ impl Connection {
         if self.send(hello.into()).await.is_err() {
             return;
         }
-        let ping_every = self.state.config.ping_interval();
-        let silence_limit = ping_every * 2;
-        let mut last_heard = Instant::now();
-        let mut ticker = interval_at(Instant::now() + ping_every, ping_every);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut deadlines = Deadlines::new(
+            Instant::now(),
+            self.state.config.ping_interval(),
+            self.auth_deadline,
+        );
+        let mut auth_in_table = self.auth_deadline;
         let mut shutdown = self.state.shutdown.clone();
-        let kick = Arc::clone(&self.member.kick);
+        // Made once, not on every turn of the loop: a timer made and dropped per turn costs two
+        // trips through tokio's timer wheel per delivered frame (see `deadlines`).
+        let shutting_down = shutdown.changed();
+        let mut armed = deadlines.earliest();
+        let timer = sleep_until(armed);
+        tokio::pin!(shutting_down, timer);
 
         loop {
+            if self.auth_deadline != auth_in_table {
+                auth_in_table = self.auth_deadline;
+                deadlines.set_auth(auth_in_table);
+                // Only the auth deadline can come closer (a frame heard moves silence later).
+                if deadlines.earliest() < armed {
+                    armed = deadlines.earliest();
+                    timer.as_mut().reset(armed);
+                }
+            }
             let step = tokio::select! {
                 biased;
-                _ = sleep_until_some(self.auth_deadline) => {
-                    let message = if self.grant.is_some() {
-                        self.state.metrics.token_expiries.inc();
-                        "the token has expired: refresh it and reconnect"
-                    } else {
-                        self.state.metrics.auth_failure(AuthFailure::Missing.reason());
-                        "no `auth` frame with a token within 10 s"
-                    };
-                    self.refuse(message).await;
-                    return;
+                _ = &mut timer => {
+                    let due = deadlines.due(Instant::now());
+                    armed = deadlines.earliest();
+                    timer.as_mut().reset(armed);
+                    match due {
+                        Some(Due::Auth) => {
+                            let message = if self.grant.is_some() {
+                                self.state.metrics.token_expiries.inc();
+                                "the token has expired: refresh it and reconnect"
+                            } else {
+                                self.state.metrics.auth_failure(AuthFailure::Missing.reason());
+                                "no `auth` frame with a token within 10 s"
+                            };
+                            self.refuse(message).await;
+                            return;
+                        }
+                        Some(Due::Silence) => {
+                            debug!(conn = self.member.id, "nothing heard for two ping intervals");
+                            self.state.metrics.limit_hit(limit::SILENCE);
+                            self.close(close_code::POLICY, "no frame for two ping intervals").await;
+                            return;
+                        }
+                        Some(Due::Ping) => self.send(Utf8Bytes::from(encode_ping())).await,
+                        None => Ok(()),
+                    }
                 }
-                _ = kick.wait() => {
-                    Box::pin(self.kicked(kick.reason())).await;
-                    return;
-                }
-                _ = shutdown.changed() => {
+                _ = &mut shutting_down => {
                     self.close(close_code::AWAY, "relay shutting down").await;
                     return;
                 }
-                _ = sleep_until(last_heard + silence_limit) => {
-                    debug!(conn = self.member.id, "nothing heard for two ping intervals");
-                    self.state.metrics.limit_hit(limit::SILENCE);
-                    self.close(close_code::POLICY, "no frame for two ping intervals").await;
-                    return;
-                }
-                frame = self.member.rx.recv() => match frame {
-                    Some(frame) => self.send_queued(frame).await,
-                    None => return,
+                next = self.member.next() => match next {
+                    Next::Frame(frame) => self.send_queued(frame).await,
+                    Next::Kicked => {
+                        Box::pin(self.kicked(self.member.kick.reason())).await;
+                        return;
+                    }
+                    Next::Ended => return,
                 },
                 Some(outcome) = next_outcome(&mut self.publisher) => {
                     Box::pin(self.answer_publish(outcome)).await
                 }
-                _ = ticker.tick() => self.send(Utf8Bytes::from(encode_ping())).await,
                 incoming = self.socket.recv() => match incoming {
                     Some(Ok(message)) => {
-                        last_heard = Instant::now();
+                        deadlines.heard(Instant::now());
                         // Boxed: a frame's handling (a subscribe that follows a channel on Redis,
                         // an auth) is the largest state of this loop, and every idle connection's
                         // task would carry its size (bench/RESULTS.md, memory per connection).
@@ -345,7 +362,7 @@ impl Connection {
                 if kick.is_kicked() || fed == 64 {
                     break;
                 }
-                next = rx.try_recv().ok();
+                next = rx.try_recv();
             }
             delivered.inc_by(events);
             socket.flush().await
@@ -469,14 +486,14 @@ impl Connection {
     async fn flush_queue(&mut self) -> Result<(), Gone> {
         while !self.member.kick.is_kicked() {
             match self.member.rx.try_recv() {
-                Ok(frame) if is_revoked(&self.revoked, &frame) => {}
-                Ok(frame) => {
+                Some(frame) if is_revoked(&self.revoked, &frame) => {}
+                Some(frame) => {
                     if frame.position.is_some() {
                         self.state.metrics.delivered.inc();
                     }
                     self.send(frame.text).await?
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         Ok(())
