@@ -12,7 +12,7 @@ export const DEFAULT_MAX_FRAME_BYTES = 1048576;
 
 /** What `value` is, for a TypeError's message. */
 export function describe(value) {
-  if (value === null) return "null";
+  if (value == null) return String(value);
   if (Array.isArray(value)) return "an array";
   if (typeof value === "string") {
     // A message stays readable whatever was passed (a 10 MB string, say).

@@ -9,7 +9,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { endpoints, isRevalidated, partialMatchKey, sibling, utf8Bytes } from "../../pkg-template/helpers.js";
+import { describe, endpoints, isRevalidated, partialMatchKey, sibling, utf8Bytes } from "../../pkg-template/helpers.js";
+
+test("describe: what a wrong value was, in words (undefined and null by name)", () => {
+  assert.equal(describe(undefined), "undefined");
+  assert.equal(describe(null), "null");
+  assert.equal(describe([1]), "an array");
+  assert.equal(describe("x".repeat(100)), 'a string of 100 characters ("' + "x".repeat(40) + '…")');
+  assert.equal(describe(() => {}), "a function");
+  assert.equal(describe(Object.create(null)), "an object");
+  assert.equal(describe(3), "number 3");
+});
 
 test("sibling: the endpoint next to the URL's last path segment, over http(s), without the query", () => {
   const cases = [

@@ -281,7 +281,7 @@ const TYPE = (field) => ({ name: "TypeError", field });
 const expected = {};
 for (const ctor of ["createLiveClient", "liveProvider", "realtime"]) {
   Object.assign(expected, {
-    [`${ctor}.undefined`]: TYPE(/options must be an object/),
+    [`${ctor}.undefined`]: TYPE(/options must be an object like .*, got undefined$/),
     [`${ctor}.null`]: TYPE(/options must be an object/),
     [`${ctor}.number`]: TYPE(/options must be an object/),
     [`${ctor}.string`]: TYPE(/options must be an object/),
