@@ -2,55 +2,7 @@
 // connection state as a ref, and TanStack Query invalidation. Pass a `realtime(...)`,
 // `liveProvider(...)` or `createLiveClient(...)`.
 import { onScopeDispose, shallowRef, toValue, watch } from "vue";
-
-// What the composables call on a client; an object with all of them is one (`createLiveClient(...)`,
-// or any object typed `LiveClient`), and so is the `client` of a `liveProvider(...)` or `realtime(...)`.
-const CLIENT_METHODS = ["subscribe", "unsubscribe", "onStateChange", "onRevalidate"];
-
-// As pkg/index.js words a value in its messages (and `undefined` as such).
-function describe(value) {
-  if (value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "string") {
-    return value.length > 80 ? `a string of ${value.length} characters ("${value.slice(0, 40)}…")` : `the string "${value}"`;
-  }
-  if (typeof value === "function") return "a function";
-  if (typeof value === "object") return "an object";
-  return `${typeof value} ${String(value)}`;
-}
-
-/**
- * The client of `provider`, checked in the composable's own call: a wrong argument throws there,
- * named, rather than as a raw TypeError from a watcher or an event later.
- */
-function clientOf(provider, where) {
-  const client = provider !== null && typeof provider === "object" && "client" in provider ? provider.client : provider;
-  const missing = CLIENT_METHODS.find((method) => typeof client?.[method] !== "function");
-  if (missing === undefined) return client;
-  throw new TypeError(
-    `${where}: the first argument must be what liveProvider(), realtime() or createLiveClient() returns, got ${notAClient(provider, client, missing)}`,
-  );
-}
-
-function notAClient(provider, client, missing) {
-  if (typeof provider === "function") return "a function (the factory itself? pass what it returns, like liveProvider({ url }))";
-  if (provider === null || typeof provider !== "object" || Array.isArray(provider)) return describe(provider);
-  if (client === provider) return `an object with no \`client\` and no \`${missing}\` method`;
-  if (client === null || typeof client !== "object") return `an object whose \`client\` is ${describe(client)}`;
-  return `an object whose \`client\` has no \`${missing}\` method`;
-}
-
-function checkQueryClient(queryClient, where) {
-  if (typeof queryClient?.invalidateQueries !== "function") {
-    throw new TypeError(`${where}: the second argument must be a TanStack Query client (with invalidateQueries), got ${describe(queryClient)}`);
-  }
-}
-
-function checkOptions(options, where, example) {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(`${where}: the options must be an object like ${example}, got ${describe(options)}`);
-  }
-}
+import { checkOptions, checkQueryClient, clientOf, describe } from "./adapter-checks.js";
 
 /**
  * The coalescing window of `useLiveInvalidation` unless given (ms): a burst of events costs one

@@ -15,9 +15,15 @@ for f in pkg/wasm_live_provider_bg.wasm pkg/wasm_live_provider.js pkg/index.js p
   printf '%-34s %9d %9d %9s\n' "${f#pkg/}" "$r" "$g" "$(br "$f")"
 done
 printf '%-34s %9d %9d\n' "total (what a Refine user ships)" "$total_raw" "$total_gz"
-for f in pkg/react.js pkg/vue.js; do
-  printf '%-34s %9d %9d %9s\n' "${f#pkg/} (adapter, optional)" "$(wc -c <"$f")" "$(gz "$f")" "$(br "$f")"
+# Each adapter with what it imports from the package (adapter-checks.js, the parts of helpers.js it
+# uses), bundled as an app's bundler would before minifying; react and vue themselves left out.
+adapters=$(mktemp -d)
+for a in react vue; do
+  f=$adapters/$a.js
+  node_modules/.bin/rolldown "pkg/$a.js" --format esm -e "$a" -o "$f" >/dev/null
+  printf '%-34s %9d %9d %9s\n' "$a.js (adapter, optional)" "$(wc -c <"$f")" "$(gz "$f")" "$(br "$f")"
 done
+rm -rf "$adapters"
 if [ -f pkg/full/wasm_live_provider_bg.wasm ]; then
   full_raw=0; full_gz=0
   for f in pkg/full/wasm_live_provider_bg.wasm pkg/full/wasm_live_provider.js pkg/full/snippets/*/*.js; do
