@@ -486,6 +486,11 @@ impl Connection {
         tokio::pin!(expiry, shutting_down, stream_closed);
 
         loop {
+            // A kick comes before anything else that is ready (as on WebSocket).
+            if self.member.kick.is_kicked() {
+                self.kicked().await;
+                return;
+            }
             let step = tokio::select! {
                 biased;
                 _ = &mut expiry => {
@@ -506,15 +511,7 @@ impl Connection {
                         self.send(buf).await
                     }
                     Next::Kicked => {
-                        // What WebSocket says too; a new epoch or a cut end the stream without a word
-                        // (the client reopens with its position, and is told to resync or resumes).
-                        let (conn, queue) = (self.member.id, self.state.config.outbound_queue);
-                        let told = farewell(self.member.kick.reason(), Transport::Sse, conn, queue, &self.state.metrics);
-                        let mut buf = String::new();
-                        if let Some(frame) = told {
-                            push_data(&mut buf, &frame);
-                        }
-                        let _ = self.send(buf).await;
+                        self.kicked().await;
                         return;
                     }
                     Next::Ended => return,
@@ -529,6 +526,25 @@ impl Connection {
                 return;
             }
         }
+    }
+
+    /// Ends a stream the broker ended, telling the client why ([`farewell`], what WebSocket says
+    /// too); a new epoch or a cut end it without a word (the client reopens with its position, and
+    /// is told to resync or resumes).
+    async fn kicked(&mut self) {
+        let (conn, queue) = (self.member.id, self.state.config.outbound_queue);
+        let told = farewell(
+            self.member.kick.reason(),
+            Transport::Sse,
+            conn,
+            queue,
+            &self.state.metrics,
+        );
+        let mut buf = String::new();
+        if let Some(frame) = told {
+            push_data(&mut buf, &frame);
+        }
+        let _ = self.send(buf).await;
     }
 
     /// Appends what the broker has queued, up to a batch (nothing once the connection is being

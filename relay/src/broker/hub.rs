@@ -27,7 +27,7 @@ use live_protocol::frame::{encode_subscribed, ChannelEntry};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::sync::Notify;
 
@@ -814,15 +814,21 @@ impl Member {
     /// Waits for the next frame, or for the broker to end the connection (which comes first,
     /// even with frames queued).
     pub async fn next(&mut self) -> Next {
-        let (rx, kick) = (&mut self.rx, &self.kick);
-        std::future::poll_fn(|cx| {
-            if kick.is_kicked() {
-                return Poll::Ready(Next::Kicked);
-            }
-            rx.poll_recv(cx)
-                .map(|frame| frame.map_or(Next::Ended, Next::Frame))
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        if self.kick.is_kicked() {
+            return Poll::Ready(Next::Kicked);
+        }
+        let polled = self.rx.poll_recv(cx);
+        // A kick raised after the look above and before `poll_recv` stored the waker found no
+        // waker to wake (`Outbox::kick` raises the flag, then takes the waker under the queue's
+        // lock): look again now that the waker is stored. Raised later, it finds the waker.
+        if polled.is_pending() && self.kick.is_kicked() {
+            return Poll::Ready(Next::Kicked);
+        }
+        polled.map(|frame| frame.map_or(Next::Ended, Next::Frame))
     }
 
     /// Where a `since` position of the client resumes in this connection's epoch.
@@ -870,6 +876,72 @@ mod tests {
             channel,
             since: Since::Seq(seq),
         }
+    }
+
+    /// A waker that raises `kick` (the flag only, as `Outbox::kick` does before it looks for a
+    /// waker) when the queue stores it: the kick lands between `poll_next`'s first look at the
+    /// flag and the waker's registration, the window in which a kick finds no waker to wake.
+    fn waker_raising(kick: Arc<Kick>) -> std::task::Waker {
+        use std::task::{RawWaker, RawWakerVTable, Waker};
+        unsafe fn clone(data: *const ()) -> RawWaker {
+            // SAFETY: `data` is an `Arc<Kick>` made by `into_raw` below, still owned by a waker.
+            let kick = unsafe { Arc::from_raw(data.cast::<Kick>()) };
+            kick.raise(KickReason::Unavailable);
+            let copy = Arc::into_raw(Arc::clone(&kick));
+            std::mem::forget(kick);
+            RawWaker::new(copy.cast(), &VTABLE)
+        }
+        unsafe fn drop(data: *const ()) {
+            // SAFETY: as in `clone`; this waker's reference is given back once.
+            unsafe { Arc::decrement_strong_count(data.cast::<Kick>()) }
+        }
+        unsafe fn wake(data: *const ()) {
+            // SAFETY: as in `drop`.
+            unsafe { drop(data) }
+        }
+        unsafe fn wake_by_ref(_: *const ()) {}
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+        let data = Arc::into_raw(kick).cast::<()>();
+        // SAFETY: the vtable's functions keep the `Arc`'s count as `RawWaker` requires.
+        unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) }
+    }
+
+    #[test]
+    fn a_kick_raised_while_the_waker_is_being_stored_ends_the_wait() {
+        let hub = follower();
+        let mut a = hub.connect(16, Scopes::from([]));
+        let waker = waker_raising(Arc::clone(&a.kick));
+        let mut cx = Context::from_waker(&waker);
+        assert!(!a.kick.is_kicked());
+        assert!(matches!(a.poll_next(&mut cx), Poll::Ready(Next::Kicked)));
+        assert_eq!(a.kick.reason(), Some(KickReason::Unavailable));
+    }
+
+    #[test]
+    fn a_kick_wakes_a_waiting_connection_and_comes_before_its_queued_frames() {
+        let hub = follower();
+        let mut a = hub.connect(16, Scopes::from([]));
+        let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        struct Flag(Arc<std::sync::atomic::AtomicBool>);
+        impl std::task::Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Flag(Arc::clone(&woken))));
+        let mut cx = Context::from_waker(&waker);
+        let outbox = hub.outbox(a.id).expect("registered");
+        let frame = || Outbound::other(Utf8Bytes::from_static("{}"));
+        assert!(a.poll_next(&mut cx).is_pending());
+        outbox.push(frame());
+        assert!(woken.swap(false, Ordering::SeqCst), "woken by the frame");
+        assert!(matches!(a.poll_next(&mut cx), Poll::Ready(Next::Frame(_))));
+        assert!(a.poll_next(&mut cx).is_pending());
+        outbox.kick(KickReason::Cut);
+        assert!(woken.swap(false, Ordering::SeqCst), "woken by the kick");
+        outbox.push(frame());
+        assert!(matches!(a.poll_next(&mut cx), Poll::Ready(Next::Kicked)));
+        assert_eq!(a.kick.reason(), Some(KickReason::Cut));
     }
 
     #[test]

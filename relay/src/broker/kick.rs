@@ -26,8 +26,9 @@ pub enum KickReason {
 
 /// Raised once when the broker ends a connection. The broker raises it through the connection's
 /// [`Outbox`](super::Outbox), which also wakes the connection's task through its queue; the task
-/// looks at it at the top of its loop. (No `Notify` of its own: waiting on one took a lock on
-/// every turn of that loop, that is for every frame delivered.)
+/// sees it in [`Member::next`](super::Member::next), which gives it before any queued frame, and
+/// at the top of its loop. (No `Notify` of its own: waiting on one took a lock on every turn of
+/// that loop, that is for every frame delivered.)
 #[derive(Debug, Default)]
 pub struct Kick {
     /// 0 until kicked, then a [`KickReason`].

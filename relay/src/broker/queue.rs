@@ -48,7 +48,8 @@ struct Shared {
 #[derive(Debug, Default)]
 struct State {
     frames: VecDeque<Outbound>,
-    /// The receiver's waker, while it waits on an empty queue.
+    /// The receiver's waker, stored when it found the queue empty; taken by the next push (or
+    /// kick), so a receiver that is busy is not woken again for every frame.
     waker: Option<Waker>,
     /// The receiver was dropped.
     closed: bool,

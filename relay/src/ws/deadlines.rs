@@ -103,7 +103,11 @@ mod tests {
         d.due(t0 + PING);
         d.heard(t0 + Duration::from_secs(30));
         assert_eq!(d.due(t0 + PING * 2), Some(Due::Ping));
-        assert_eq!(d.earliest(), t0 + PING * 3, "the next ping, before the silence");
+        assert_eq!(
+            d.earliest(),
+            t0 + PING * 3,
+            "the next ping, before the silence"
+        );
         assert_eq!(d.due(t0 + PING * 3), Some(Due::Ping));
         let silent = t0 + Duration::from_secs(30) + PING * 2;
         assert_eq!(d.earliest(), silent);

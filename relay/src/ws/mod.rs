@@ -220,6 +220,12 @@ impl Connection {
         tokio::pin!(shutting_down, timer);
 
         loop {
+            // A kick comes before anything else that is ready (in `select!` it comes after the
+            // deadlines and a shutdown, which a steady stream of frames must not starve).
+            if self.member.kick.is_kicked() {
+                Box::pin(self.kicked(self.member.kick.reason())).await;
+                return;
+            }
             if self.auth_deadline != auth_in_table {
                 auth_in_table = self.auth_deadline;
                 deadlines.set_auth(auth_in_table);
