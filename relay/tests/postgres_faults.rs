@@ -174,55 +174,78 @@ enum Expect {
     Resync,
 }
 
-/// Waits for the writers, the outbox to drain and every tracked row's two events at `client`
-/// (or gives up), and returns the figures, printed. Nothing may be out of order; with
-/// [`Expect::Exact`] nothing may be missed or resynced.
-async fn settle(
-    scenario: &'static str,
-    client: &EngineClient,
-    pg: &Postgres,
+/// The load each scenario puts its fault under: a client, and the writers started once it is
+/// connected.
+struct Load {
+    client: EngineClient,
     writing: JoinHandle<()>,
-    retries: &AtomicU64,
-    expect: Expect,
-) -> Figures {
-    tokio::time::timeout(Duration::from_secs(60), writing)
-        .await
-        .expect("the writers finish")
-        .expect("the writers");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pg.psql("select count(*) from live_relay.outbox") != "0" {
-        assert!(Instant::now() < deadline, "the outbox never drained");
-        sleep(Duration::from_millis(50)).await;
-    }
-    let patience = match expect {
-        Expect::Exact => 20,
-        Expect::Resync => 3,
-    };
-    let deadline = Instant::now() + Duration::from_secs(patience);
-    loop {
-        let f = figures(scenario, &client.snapshot(), 0);
-        if f.lost == 0 || Instant::now() > deadline {
-            break;
+    retries: Arc<AtomicU64>,
+}
+
+impl Load {
+    async fn start(pg: &Postgres, client: EngineClient) -> Load {
+        client
+            .wait_for(Duration::from_secs(10), "a connection", |r| {
+                r.connections > 0
+            })
+            .await;
+        let retries = Arc::new(AtomicU64::new(0));
+        let writing = writers(pg.url(), Arc::clone(&retries));
+        Load {
+            client,
+            writing,
+            retries,
         }
-        sleep(Duration::from_millis(50)).await;
     }
-    // Anything late would show now.
-    sleep(Duration::from_millis(500)).await;
-    let f = figures(
-        scenario,
-        &client.snapshot(),
-        retries.load(Ordering::Relaxed),
-    );
-    println!("{f:?}");
-    assert_eq!(f.out_of_order, 0, "an update before its insert: {f:?}");
-    match expect {
-        Expect::Exact => {
-            assert_eq!(f.lost, 0, "events lost: {f:?}");
-            assert_eq!(f.resyncs, 0, "{f:?}");
+
+    /// Waits for the writers, the outbox to drain and every tracked row's two events at the
+    /// client (or gives up), and returns the figures, printed. Nothing may be out of order; with
+    /// [`Expect::Exact`] nothing may be missed or resynced.
+    async fn settle(self, scenario: &'static str, pg: &Postgres, expect: Expect) -> Figures {
+        let Load {
+            client,
+            writing,
+            retries,
+        } = self;
+        tokio::time::timeout(Duration::from_secs(60), writing)
+            .await
+            .expect("the writers finish")
+            .expect("the writers");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pg.psql("select count(*) from live_relay.outbox") != "0" {
+            assert!(Instant::now() < deadline, "the outbox never drained");
+            sleep(Duration::from_millis(50)).await;
         }
-        Expect::Resync => assert!(f.resyncs >= 1, "missed events need a resync: {f:?}"),
+        let patience = match expect {
+            Expect::Exact => 20,
+            Expect::Resync => 3,
+        };
+        let deadline = Instant::now() + Duration::from_secs(patience);
+        loop {
+            let f = figures(scenario, &client.snapshot(), 0);
+            if f.lost == 0 || Instant::now() > deadline {
+                break;
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+        // Anything late would show now.
+        sleep(Duration::from_millis(500)).await;
+        let f = figures(
+            scenario,
+            &client.snapshot(),
+            retries.load(Ordering::Relaxed),
+        );
+        println!("{f:?}");
+        assert_eq!(f.out_of_order, 0, "an update before its insert: {f:?}");
+        match expect {
+            Expect::Exact => {
+                assert_eq!(f.lost, 0, "events lost: {f:?}");
+                assert_eq!(f.resyncs, 0, "{f:?}");
+            }
+            Expect::Resync => assert!(f.resyncs >= 1, "missed events need a resync: {f:?}"),
+        }
+        f
     }
-    f
 }
 
 /// A relay with the feed, in this process, once it serves.
@@ -306,27 +329,15 @@ async fn kill_9_between_publish_and_commit_on_the_cluster_publishes_each_row_onc
         &[stall.env()],
     );
     create_items(&pg);
-    client
-        .wait_for(Duration::from_secs(10), "a connection", |r| {
-            r.connections > 0
-        })
-        .await;
-    let retries = Arc::new(AtomicU64::new(0));
-    let writing = writers(pg.url(), Arc::clone(&retries));
+    let load = Load::start(&pg, client).await;
     let stalled = stall.wait().await;
     // Node C's feed waits for the partition A holds; A dies before its COMMIT.
     let c = relay(&pg, Some(&redis), true).await;
     sleep(Duration::from_millis(300)).await;
     a.kill();
-    let f = settle(
-        "kill -9 before COMMIT, Redis",
-        &client,
-        &pg,
-        writing,
-        &retries,
-        Expect::Exact,
-    )
-    .await;
+    let f = load
+        .settle("kill -9 before COMMIT, Redis", &pg, Expect::Exact)
+        .await;
     assert!(stalled > 0);
     assert_eq!(
         f.duplicated, 0,
@@ -344,15 +355,9 @@ async fn kill_9_between_publish_and_commit_in_process_redelivers_the_batch_after
     let addr = a.addr.to_string();
     create_items(&pg);
     let client = EngineClient::start(vec![addr.clone()], CHANNEL);
-    client
-        .wait_for(Duration::from_secs(10), "a connection", |r| {
-            r.connections > 0
-        })
-        .await;
-    let retries = Arc::new(AtomicU64::new(0));
-    let writing = writers(pg.url(), Arc::clone(&retries));
+    let load = Load::start(&pg, client).await;
     let stalled = stall.wait().await;
-    client
+    load.client
         .wait_for(Duration::from_secs(10), "the stalled batch", |r| {
             r.events.len() >= stalled
         })
@@ -360,15 +365,9 @@ async fn kill_9_between_publish_and_commit_in_process_redelivers_the_batch_after
     a.kill();
     // The same address, a new process: a new epoch, no memory of the keys.
     let a2 = node_process(&addr, &["--postgres", &pg_url], &[]);
-    let f = settle(
-        "kill -9 before COMMIT, in-process",
-        &client,
-        &pg,
-        writing,
-        &retries,
-        Expect::Resync,
-    )
-    .await;
+    let f = load
+        .settle("kill -9 before COMMIT, in-process", &pg, Expect::Resync)
+        .await;
     // By design: the stalled batch was published by the dead process and again by the new one,
     // which published every row (the dead one committed none). The client resynced in between
     // (its page refetched), so it saw the copies or had them covered by the refetch.
@@ -392,24 +391,12 @@ async fn an_immediate_restart_of_postgres_under_load_loses_nothing() {
     let relay = relay(&pg, None, true).await;
     create_items(&pg);
     let client = EngineClient::start(vec![relay.addr.to_string()], CHANNEL);
-    client
-        .wait_for(Duration::from_secs(10), "a connection", |r| {
-            r.connections > 0
-        })
-        .await;
-    let retries = Arc::new(AtomicU64::new(0));
-    let writing = writers(pg.url(), Arc::clone(&retries));
+    let load = Load::start(&pg, client).await;
     sleep(Duration::from_millis(800)).await;
     pg.restart_immediate();
-    let f = settle(
-        "pg_ctl -m immediate restart",
-        &client,
-        &pg,
-        writing,
-        &retries,
-        Expect::Exact,
-    )
-    .await;
+    let f = load
+        .settle("pg_ctl -m immediate restart", &pg, Expect::Exact)
+        .await;
     assert_eq!(f.duplicated, 0, "{f:?}");
     assert!(
         f.retried_statements > 0,
@@ -427,28 +414,16 @@ async fn a_terminated_listen_session_is_replaced_and_loses_nothing() {
     let relay = relay(&pg, None, true).await;
     create_items(&pg);
     let client = EngineClient::start(vec![relay.addr.to_string()], CHANNEL);
-    client
-        .wait_for(Duration::from_secs(10), "a connection", |r| {
-            r.connections > 0
-        })
-        .await;
-    let retries = Arc::new(AtomicU64::new(0));
-    let writing = writers(pg.url(), Arc::clone(&retries));
+    let load = Load::start(&pg, client).await;
     sleep(Duration::from_millis(500)).await;
     let terminated = pg.psql(
         "select count(pg_terminate_backend(pid)) from pg_stat_activity \
          where query = 'listen live_relay'",
     );
     assert_eq!(terminated, "1");
-    let f = settle(
-        "pg_terminate_backend(LISTEN)",
-        &client,
-        &pg,
-        writing,
-        &retries,
-        Expect::Exact,
-    )
-    .await;
+    let f = load
+        .settle("pg_terminate_backend(LISTEN)", &pg, Expect::Exact)
+        .await;
     assert_eq!(f.duplicated, 0, "{f:?}");
     relay
         .wait_health("LISTEN back", |h| h["postgres"]["listening"] == true)
@@ -467,22 +442,10 @@ async fn polling_alone_loses_nothing() {
     let relay = relay(&pg, None, false).await;
     create_items(&pg);
     let client = EngineClient::start(vec![relay.addr.to_string()], CHANNEL);
-    client
-        .wait_for(Duration::from_secs(10), "a connection", |r| {
-            r.connections > 0
-        })
+    let load = Load::start(&pg, client).await;
+    let f = load
+        .settle("NOTIFY off (polling)", &pg, Expect::Exact)
         .await;
-    let retries = Arc::new(AtomicU64::new(0));
-    let writing = writers(pg.url(), Arc::clone(&retries));
-    let f = settle(
-        "NOTIFY off (polling)",
-        &client,
-        &pg,
-        writing,
-        &retries,
-        Expect::Exact,
-    )
-    .await;
     assert_eq!(f.duplicated, 0, "{f:?}");
     relay.stop().await;
 }
@@ -495,26 +458,14 @@ async fn a_redis_restart_under_two_nodes_loses_nothing() {
     let b = relay(&pg, Some(&redis), true).await;
     create_items(&pg);
     let client = EngineClient::start(vec![a.addr.to_string(), b.addr.to_string()], CHANNEL);
-    client
-        .wait_for(Duration::from_secs(10), "a connection", |r| {
-            r.connections > 0
-        })
-        .await;
-    let retries = Arc::new(AtomicU64::new(0));
-    let writing = writers(pg.url(), Arc::clone(&retries));
+    let load = Load::start(&pg, client).await;
     sleep(Duration::from_millis(800)).await;
     redis.kill();
     sleep(Duration::from_millis(500)).await;
     redis.restart();
-    let f = settle(
-        "Redis restarted, two nodes",
-        &client,
-        &pg,
-        writing,
-        &retries,
-        Expect::Resync,
-    )
-    .await;
+    let f = load
+        .settle("Redis restarted, two nodes", &pg, Expect::Resync)
+        .await;
     // Redis forgot every key and the history: the client resynced (its page refetched). An event
     // published as Redis died may not have reached the client (covered by that resync), and a
     // row whose publish's outcome was unknown may be published again (counted).
@@ -532,24 +483,12 @@ async fn one_of_two_nodes_killed_mid_drain_loses_and_repeats_nothing() {
     let b = node_process("127.0.0.1:0", &flags, &[]);
     create_items(&pg);
     let client = EngineClient::start(vec![a.addr.to_string(), b.addr.to_string()], CHANNEL);
-    client
-        .wait_for(Duration::from_secs(10), "a connection", |r| {
-            r.connections > 0
-        })
-        .await;
-    let retries = Arc::new(AtomicU64::new(0));
-    let writing = writers(pg.url(), Arc::clone(&retries));
+    let load = Load::start(&pg, client).await;
     sleep(Duration::from_millis(800)).await;
     a.kill();
-    let f = settle(
-        "one of two nodes killed",
-        &client,
-        &pg,
-        writing,
-        &retries,
-        Expect::Exact,
-    )
-    .await;
+    let f = load
+        .settle("one of two nodes killed", &pg, Expect::Exact)
+        .await;
     assert_eq!(f.duplicated, 0, "{f:?}");
     drop(b);
 }
