@@ -4,6 +4,9 @@
 
 mod common;
 
+use common::demo_api::{
+    authed_client, authed_client_with_frame, call, demo_token, expect_error, get,
+};
 use common::{Client, Relay, Sse, PATIENCE};
 use live_relay::{Config, DEMO_API_KEY};
 use serde_json::{json, Value};
@@ -15,32 +18,6 @@ async fn demo() -> Relay {
         ..Config::default()
     })
     .await
-}
-
-/// A token from `GET /demo/token`, checking the answer's shape.
-async fn demo_token(relay: &Relay) -> String {
-    let (status, body) = relay.get_json("/demo/token").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["expires_in"], 60, "{body}");
-    let token = body["token"].as_str().expect("a token string");
-    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
-    token.to_owned()
-}
-
-/// A WebSocket client that sent a demo token; returns it with its `authed` frame.
-async fn authed_client_with_frame(relay: &Relay) -> (Client, Value) {
-    let token = demo_token(relay).await;
-    let mut client = relay.client().await;
-    client
-        .send_json(json!({ "op": "auth", "token": token }))
-        .await;
-    let authed = client.recv_op("authed").await;
-    (client, authed)
-}
-
-/// A WebSocket client that sent a demo token.
-async fn authed_client(relay: &Relay) -> Client {
-    authed_client_with_frame(relay).await.0
 }
 
 /// `POST /publish` with this `Authorization` header (or none).
@@ -58,22 +35,6 @@ async fn publish_as(relay: &Relay, authorization: Option<&str>, event: Value) ->
     (status, response.json().await.expect("JSON answer"))
 }
 
-/// Sends a request; returns the status, the `x-total-count` header and the JSON body.
-async fn call(request: reqwest::RequestBuilder) -> (u16, Option<usize>, Value) {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let total = response
-        .headers()
-        .get("x-total-count")
-        .map(|v| v.to_str().expect("ascii").parse().expect("a count"));
-    let body = response.json::<Value>().await.expect("JSON answer");
-    (status, total, body)
-}
-
-async fn get(relay: &Relay, path: &str) -> (u16, Option<usize>, Value) {
-    call(relay.http.get(relay.url(path))).await
-}
-
 fn ids(records: &Value) -> Vec<u64> {
     records
         .as_array()
@@ -81,18 +42,6 @@ fn ids(records: &Value) -> Vec<u64> {
         .iter()
         .map(|r| r["id"].as_u64().expect("integer id"))
         .collect()
-}
-
-fn expect_error(answer: (u16, Option<usize>, Value), status: u16, code: &str, naming: &str) {
-    let (got, _, body) = answer;
-    assert_eq!(got, status, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    let message = body["error"]["message"].as_str().expect("message");
-    assert!(message.contains(naming), "should name {naming:?}: {body}");
-    assert_eq!(
-        body["message"], message,
-        "simple-rest reads the top-level message"
-    );
 }
 
 /// The next event on a subscribed client: its type and payload ids, checking the rest.

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::demo_api::{authed_client, call, expect_error, get};
 use common::postgres::Postgres;
 use common::{Client, Relay, PATIENCE};
 use live_relay::Config;
@@ -21,22 +22,6 @@ fn demo_config(postgres: Option<String>) -> Config {
 
 async fn demo_on(pg: &Postgres) -> Relay {
     Relay::start(demo_config(Some(pg.url()))).await
-}
-
-/// Sends a request; returns the status, the `x-total-count` header and the JSON body.
-async fn call(request: reqwest::RequestBuilder) -> (u16, Option<usize>, Value) {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let total = response
-        .headers()
-        .get("x-total-count")
-        .map(|v| v.to_str().expect("ascii").parse().expect("a count"));
-    let body = response.json::<Value>().await.expect("JSON answer");
-    (status, total, body)
-}
-
-async fn get(relay: &Relay, path: &str) -> (u16, Option<usize>, Value) {
-    call(relay.http.get(relay.url(path))).await
 }
 
 /// A request with a JSON body to both relays.
@@ -58,24 +43,9 @@ async fn both(
     answers.try_into().expect("two answers")
 }
 
-fn expect_error(answer: (u16, Option<usize>, Value), status: u16, code: &str, naming: &str) {
-    let (got, _, body) = answer;
-    assert_eq!(got, status, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    let message = body["error"]["message"].as_str().expect("message");
-    assert!(message.contains(naming), "should name {naming:?}: {body}");
-    assert_eq!(body["message"], message, "{body}");
-}
-
 /// A WebSocket client with a demo token, subscribed to these channels.
 async fn watcher(relay: &Relay, channels: &[&str]) -> Client {
-    let (status, body) = relay.get_json("/demo/token").await;
-    assert_eq!(status, 200, "{body}");
-    let mut client = relay.client().await;
-    client
-        .send_json(json!({ "op": "auth", "token": body["token"] }))
-        .await;
-    client.recv_op("authed").await;
+    let mut client = authed_client(relay).await;
     client.subscribe(channels).await;
     client
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test crate uses part of it
 
 pub mod cluster;
+pub mod demo_api;
 pub mod engine_client;
 pub mod fault_proxy;
 pub mod postgres;
