@@ -1,5 +1,6 @@
 // Pure helpers of the JS entry (index.js): no wasm, no DOM, no state. The build bundles them into
-// pkg/index.js (rolldown); tests/js/helpers.test.mjs runs them under `node --test` without a build.
+// pkg/index.js (rolldown); the file also ships as it is, for the adapters' checks (adapter-checks.js),
+// so it imports nothing. tests/js/helpers.test.mjs runs them under `node --test` without a build.
 
 /**
  * Limits the JS entry shares with the wasm: the longest wait `setTimeout` honours (2^31-1 ms; the

@@ -215,7 +215,11 @@ function reportError(onError, error) {
  * Framework adapters (`liveProvider`) are built on it.
  */
 export function createLiveClient(options) {
-  const where = "createLiveClient";
+  return newClient(options, "createLiveClient");
+}
+
+/** `createLiveClient` for `where`, the function the app called: its errors name it. */
+function newClient(options, where) {
   checkOptions(options, where);
   const { url, wasm, scopes, transport, sseUrl, publishUrl, flavor, ...clientOptions } = options;
   const reach = endpoints(options);
@@ -480,7 +484,7 @@ function subscriptionIds(params) {
  * Refine refetch in auto mode.
  */
 export function liveProvider(options) {
-  const live = createLiveClient(options);
+  const live = newClient(options, "liveProvider");
   return withClient(live, {
     subscribe(options) {
       checkObject(options, "liveProvider.subscribe", "the options");
@@ -515,7 +519,7 @@ let nextKey = 0; // shared by every `realtime(...)`: a key never names another p
  * ignores a key it does not know or has already ended.
  */
 export function realtime(options) {
-  const live = createLiveClient(options);
+  const live = newClient(options, "realtime");
   const handles = new Map(); // key -> handle of the client
   return withClient(live, {
     subscribe(props) {

@@ -281,11 +281,12 @@ const TYPE = (field) => ({ name: "TypeError", field });
 const expected = {};
 for (const ctor of ["createLiveClient", "liveProvider", "realtime"]) {
   Object.assign(expected, {
-    [`${ctor}.undefined`]: TYPE(/options must be an object like .*, got undefined$/),
+    // Named after the function the app called, whichever builds the client.
+    [`${ctor}.undefined`]: TYPE(new RegExp(`^${ctor}: options must be an object like .*, got undefined$`)),
     [`${ctor}.null`]: TYPE(/options must be an object/),
     [`${ctor}.number`]: TYPE(/options must be an object/),
     [`${ctor}.string`]: TYPE(/options must be an object/),
-    [`${ctor}.urlMissing`]: TYPE(/`url` must be a URL string/),
+    [`${ctor}.urlMissing`]: TYPE(new RegExp(`^${ctor}: \`url\` must be a URL string`)),
     [`${ctor}.urlNumber`]: TYPE(/`url` must be a URL string/),
     [`${ctor}.urlEmptyArray`]: TYPE(/`url` is an empty array/),
     [`${ctor}.urlArrayOfNumber`]: TYPE(/`url\[0\]` must be a string/),

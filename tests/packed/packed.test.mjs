@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, cpSync, writeFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, cpSync, writeFileSync, readdirSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
@@ -89,4 +89,24 @@ test("the packed package works in a fresh Vite app, called the way Refine and Gi
   assert.match(r.errors.callback?.message ?? "", /`callback` must be a function/);
   assert.match(r.errors.payload?.message ?? "", /`payload` cannot be sent as JSON/);
   assert.deepEqual(pageErrors, [], "nothing was thrown or logged as an error in the page");
+});
+
+test("the packed adapters resolve through the package's exports, with every file they import in the tarball", () => {
+  const installed = join(work, "app", "node_modules", "wasm-live-provider");
+  // Every relative import of the package's JS files names a file the tarball holds.
+  for (const file of readdirSync(installed).filter((f) => f.endsWith(".js"))) {
+    const text = readFileSync(join(installed, file), "utf8");
+    for (const [, target] of text.matchAll(/(?:from|import)\s*\(?\s*"(\.\/[^"]+)"/g)) {
+      assert.ok(existsSync(join(installed, target)), `${file} imports ${target}, which the tarball lacks`);
+    }
+  }
+  // Both subpaths, bundled from the app as its bundler would (react and vue themselves left out).
+  const entry = join(work, "app", "adapters-entry.js");
+  writeFileSync(entry, 'export * as react from "wasm-live-provider/react";\nexport * as vue from "wasm-live-provider/vue";\n');
+  const out = join(work, "adapters-bundle.js");
+  run(join(root, "node_modules", ".bin", "rolldown"), [entry, "--format", "esm", "-e", "react", "-e", "vue", "-o", out], join(work, "app"));
+  const bundle = readFileSync(out, "utf8");
+  for (const needed of ["usePresence", "useLiveInvalidation", "the first argument must be what liveProvider()"]) {
+    assert.ok(bundle.includes(needed), `the adapters' bundle has ${needed}`);
+  }
 });
