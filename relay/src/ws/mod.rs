@@ -122,8 +122,9 @@ struct Connection {
     write_timeout: Duration,
     /// What the connection may do: `None` until its first `auth` frame is accepted.
     grant: Option<Grant>,
-    /// With authentication on: when the first `auth` frame is due, then when the token expires.
-    auth_deadline: Option<Instant>,
+    /// Its deadlines (with authentication on, the first `auth` frame, then the token's expiry;
+    /// the silence limit; the next ping), behind the one timer of its loop.
+    deadlines: Deadlines,
     /// The connection's publishes per second.
     publishes: TokenBucket,
     /// Channels a refreshed token no longer allows: frames of theirs still queued are dropped.
@@ -156,11 +157,13 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
     };
     let write_timeout = write_timeout(state.config.ping_interval());
     let id = member.id;
+    let now = Instant::now();
     let (grant, auth_deadline) = if state.auth.connections_need_token() {
-        (None, Some(Instant::now() + AUTH_TIMEOUT))
+        (None, Some(now + AUTH_TIMEOUT))
     } else {
         (Some(Grant::Open), None)
     };
+    let deadlines = Deadlines::new(now, state.config.ping_interval(), auth_deadline);
     let publishes = TokenBucket::new(state.config.publish_rate, state.config.publish_burst);
     debug!(conn = id, "connection opened");
     Connection {
@@ -169,7 +172,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>, scopes: Scopes, sl
         member,
         write_timeout,
         grant,
-        auth_deadline,
+        deadlines,
         publishes,
         presence: None,
         revoked: HashSet::new(),
@@ -205,17 +208,11 @@ impl Connection {
         if self.send(hello.into()).await.is_err() {
             return;
         }
-        let mut deadlines = Deadlines::new(
-            Instant::now(),
-            self.state.config.ping_interval(),
-            self.auth_deadline,
-        );
-        let mut auth_in_table = self.auth_deadline;
         let mut shutdown = self.state.shutdown.clone();
         // Made once, not on every turn of the loop: a timer made and dropped per turn costs two
         // trips through tokio's timer wheel per delivered frame (see `deadlines`).
         let shutting_down = shutdown.changed();
-        let mut armed = deadlines.earliest();
+        let mut armed = self.deadlines.earliest();
         let timer = sleep_until(armed);
         tokio::pin!(shutting_down, timer);
 
@@ -226,20 +223,17 @@ impl Connection {
                 Box::pin(self.kicked(self.member.kick.reason())).await;
                 return;
             }
-            if self.auth_deadline != auth_in_table {
-                auth_in_table = self.auth_deadline;
-                deadlines.set_auth(auth_in_table);
-                // Only the auth deadline can come closer (a frame heard moves silence later).
-                if deadlines.earliest() < armed {
-                    armed = deadlines.earliest();
-                    timer.as_mut().reset(armed);
-                }
+            // Only an `auth` frame brings a deadline closer (a frame heard moves silence later;
+            // a ping is only taken when the timer fires).
+            if self.deadlines.earliest() < armed {
+                armed = self.deadlines.earliest();
+                timer.as_mut().reset(armed);
             }
             let step = tokio::select! {
                 biased;
                 _ = &mut timer => {
-                    let due = deadlines.due(Instant::now());
-                    armed = deadlines.earliest();
+                    let due = self.deadlines.due(Instant::now());
+                    armed = self.deadlines.earliest();
                     timer.as_mut().reset(armed);
                     match due {
                         Some(Due::Auth) => {
@@ -280,7 +274,7 @@ impl Connection {
                 }
                 incoming = self.socket.recv() => match incoming {
                     Some(Ok(message)) => {
-                        deadlines.heard(Instant::now());
+                        self.deadlines.heard(Instant::now());
                         // Boxed: a frame's handling (a subscribe that follows a channel on Redis,
                         // an auth) is the largest state of this loop, and every idle connection's
                         // task would carry its size (bench/RESULTS.md, memory per connection).
@@ -536,7 +530,7 @@ impl Connection {
                 return self.send_error(e.code, &e.message, None).await;
             }
         };
-        self.auth_deadline = Some(auth::deadline(&claims));
+        self.deadlines.set_auth(Some(auth::deadline(&claims)));
         let ttl_ms = auth::ttl_ms(&claims);
         let authed = encode_authed(claims.sub.as_deref(), Some(ttl_ms));
         let grant = Grant::Token(claims);
