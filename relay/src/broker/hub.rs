@@ -921,14 +921,8 @@ mod tests {
     fn a_kick_wakes_a_waiting_connection_and_comes_before_its_queued_frames() {
         let hub = follower();
         let mut a = hub.connect(16, Scopes::from([]));
-        let woken = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        struct Flag(Arc<std::sync::atomic::AtomicBool>);
-        impl std::task::Wake for Flag {
-            fn wake(self: Arc<Self>) {
-                self.0.store(true, Ordering::SeqCst);
-            }
-        }
-        let waker = std::task::Waker::from(Arc::new(Flag(Arc::clone(&woken))));
+        let (flag, waker) = crate::broker::queue::test_waker::Flag::waker();
+        let woken = &flag.0;
         let mut cx = Context::from_waker(&waker);
         let outbox = hub.outbox(a.id).expect("registered");
         let frame = || Outbound::other(Utf8Bytes::from_static("{}"));

@@ -169,12 +169,35 @@ impl Drop for QueueRx {
     }
 }
 
+/// A waker that records that it was woken, for the tests of the queue and of its users.
+#[cfg(test)]
+pub(super) mod test_waker {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    #[derive(Default)]
+    pub struct Flag(pub AtomicBool);
+
+    impl Flag {
+        /// A new flag and a waker that raises it.
+        pub fn waker() -> (Arc<Flag>, Waker) {
+            let flag = Arc::new(Flag::default());
+            (Arc::clone(&flag), Waker::from(flag))
+        }
+    }
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::extract::ws::Utf8Bytes;
-    use std::sync::atomic::AtomicBool;
-    use std::task::Wake;
 
     fn frame(text: &'static str) -> Outbound {
         Outbound::other(Utf8Bytes::from_static(text))
@@ -184,14 +207,7 @@ mod tests {
         frame.map(|f| f.text.as_str().to_owned())
     }
 
-    #[derive(Default)]
-    struct Flag(AtomicBool);
-
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
+    use test_waker::Flag;
 
     #[test]
     fn frames_come_out_in_order_up_to_the_capacity() {
@@ -212,8 +228,7 @@ mod tests {
     #[test]
     fn a_waiting_receiver_is_woken_by_a_push_and_by_the_last_sender_leaving() {
         let (tx, mut rx) = queue(4);
-        let flag = Arc::new(Flag::default());
-        let waker = Waker::from(Arc::clone(&flag));
+        let (flag, waker) = Flag::waker();
         let mut cx = Context::from_waker(&waker);
         assert!(rx.poll_recv(&mut cx).is_pending());
         tx.push(frame("a")).expect("room");
@@ -237,8 +252,7 @@ mod tests {
         let (tx, mut rx) = queue(4);
         tx.push(frame("a")).expect("room");
         drop(tx);
-        let flag = Arc::new(Flag::default());
-        let waker = Waker::from(flag);
+        let (_, waker) = Flag::waker();
         let mut cx = Context::from_waker(&waker);
         assert!(matches!(rx.poll_recv(&mut cx), Poll::Ready(Some(_))));
         assert!(matches!(rx.poll_recv(&mut cx), Poll::Ready(None)));
